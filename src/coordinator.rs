@@ -1,0 +1,494 @@
+//! The arbiter of one round.
+//!
+//! A `Coordinator` owns everything about one round: which connection holds which label, the
+//! arrival list, and the verdict. It is a single task ([`coordinator_loop`]) fed by
+//! [`Event`]s over a `futures` mpsc channel from the connection actors, and it answers each
+//! connection through that connection's [`Outbox`]. Nothing else reads or writes round state.
+//!
+//! Invariants:
+//! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
+//!   leaves before the barrier; labels are handed out lowest-free-first.
+//! - No `Message` is accepted before the barrier (all slots filled).
+//! - The order is decided only by each `Arrived::at` — the instant the connection actor finished
+//!   reading the message — never by label, connection order, message text or the order in which
+//!   events reach this actor.
+//! - It never awaits a connection: outboxes are written with `try_send` (their capacity covers
+//!   every frame a round sends), so one stuck client cannot stall the round.
+//!
+//! It must not touch sockets, bytes or the clock's notion of arrival: timestamps come in
+//! `Arrived`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+
+use crate::protocol::{Arrival, ErrorKind, Frame};
+use crate::stop::Stop;
+use crate::transcript::Transcript;
+
+/// Identifies a connection for the lifetime of a server.
+pub type ConnId = u64;
+
+/// Frames are given to a connection's writer actor through its outbox.
+pub type Outbox = mpsc::Sender<Outbound>;
+
+/// Capacity of a connection's outbox. A round sends a connection at most a `Welcome`, a
+/// `Connected` and one final frame, so `try_send` into a live outbox cannot fail for lack of room.
+pub const OUTBOX_CAPACITY: usize = 4;
+
+/// What a writer actor is asked to do.
+#[derive(Debug)]
+pub enum Outbound {
+    /// Write this frame and keep the connection open.
+    Send(Frame),
+    /// Write this frame, report whether it was written, then close the connection.
+    Final {
+        frame: Frame,
+        delivered: Option<oneshot::Sender<bool>>,
+    },
+}
+
+impl Outbound {
+    /// An error frame that ends the connection.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Outbound {
+        Outbound::Final {
+            frame: Frame::error(kind, message),
+            delivered: None,
+        }
+    }
+}
+
+/// What connection actors (and the lobby, for `Join`) tell a coordinator.
+#[derive(Debug)]
+pub enum Event {
+    /// A connection that completed its handshake asks for a slot. `admitted` receives its label,
+    /// or `None` if this round no longer takes parties.
+    Join {
+        id: ConnId,
+        peer: SocketAddr,
+        reply: Outbox,
+        admitted: oneshot::Sender<Option<String>>,
+    },
+    /// A connection finished reading its party's message at instant `at`.
+    Arrived {
+        id: ConnId,
+        name: String,
+        at: Instant,
+        reply: Outbox,
+    },
+    /// A connection ended; `why` is a short human phrase ("closed the connection").
+    Left { id: ConnId, why: String },
+}
+
+/// How a round is set up.
+#[derive(Debug, Clone)]
+pub struct RoundConfig {
+    pub id: u64,
+    pub room: Option<String>,
+    /// One label per party, in the order slots are handed out.
+    pub labels: Vec<String>,
+    /// Abort the round if it has not completed this long after it was created.
+    pub timeout: Option<Duration>,
+}
+
+/// How a round ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every party's message arrived; `undelivered` lists the labels whose acknowledgment could
+    /// not be written (they had left or their socket failed).
+    Completed {
+        order: Vec<Arrival>,
+        undelivered: Vec<String>,
+    },
+    /// The round could not complete; every remaining party was told `reason`.
+    Aborted { kind: ErrorKind, reason: String },
+}
+
+/// What a coordinator returns when its round is over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundReport {
+    pub id: u64,
+    pub room: Option<String>,
+    pub outcome: Outcome,
+}
+
+impl RoundReport {
+    /// Completed, and every party got its acknowledgment.
+    pub fn is_clean(&self) -> bool {
+        matches!(&self.outcome, Outcome::Completed { undelivered, .. } if undelivered.is_empty())
+    }
+}
+
+/// The acknowledgment sentence: `X: Alice received before Y: Bob`, extended for more parties as
+/// `X: Alice received before Y: Bob before Z: Carol`.
+pub fn ack_text(order: &[Arrival]) -> String {
+    let mut text = String::new();
+    for (i, a) in order.iter().enumerate() {
+        match i {
+            0 => {}
+            1 => text.push_str(" received before "),
+            _ => text.push_str(" before "),
+        }
+        text.push_str(&a.label);
+        text.push_str(": ");
+        text.push_str(&a.name);
+    }
+    text
+}
+
+/// `both X and Y` for two labels, `all of X, Y and Z` for more, `X` for one.
+fn list_labels(labels: &[&str]) -> String {
+    match labels {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [a, b] if labels.len() == 2 => format!("{a} and {b}"),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+struct Party {
+    id: ConnId,
+    /// `None` once the connection has left: nothing more can be delivered to it.
+    reply: Option<Outbox>,
+    /// (instant read, order of delivery to this actor, name)
+    message: Option<(Instant, u64, String)>,
+}
+
+/// The round's state. Private: only [`coordinator_loop`] drives it.
+struct Round {
+    config: RoundConfig,
+    slots: Vec<Option<Party>>,
+    started: bool,
+    delivered_events: u64,
+    transcript: Transcript,
+}
+
+enum Step {
+    Continue,
+    /// Messages are all in: send the acknowledgment.
+    Complete,
+    Abort(ErrorKind, String),
+}
+
+impl Round {
+    fn label(&self, slot: usize) -> &str {
+        &self.config.labels[slot]
+    }
+
+    fn slot_of(&self, id: ConnId) -> Option<usize> {
+        self.slots
+            .iter()
+            .position(|p| p.as_ref().is_some_and(|p| p.id == id))
+    }
+
+    fn handle(&mut self, event: Event) -> Step {
+        match event {
+            Event::Join {
+                id,
+                peer,
+                reply,
+                admitted,
+            } => self.join(id, peer, reply, admitted),
+            Event::Arrived {
+                id,
+                name,
+                at,
+                reply,
+            } => self.arrived(id, name, at, reply),
+            Event::Left { id, why } => self.left(id, &why),
+        }
+    }
+
+    fn join(
+        &mut self,
+        id: ConnId,
+        peer: SocketAddr,
+        reply: Outbox,
+        admitted: oneshot::Sender<Option<String>>,
+    ) -> Step {
+        let free = self.slots.iter().position(Option::is_none);
+        let Some(slot) = free.filter(|_| !self.started) else {
+            let _ = admitted.send(None);
+            return Step::Continue;
+        };
+        let label = self.label(slot).to_owned();
+        if admitted.send(Some(label.clone())).is_err() {
+            return Step::Continue;
+        }
+        log::info!("round {}: {peer} is {label}", self.config.id);
+        self.transcript
+            .line(format!("Client {label} connected from {peer}"));
+        self.slots[slot] = Some(Party {
+            id,
+            reply: Some(reply),
+            message: None,
+        });
+        if self.slots.iter().all(Option::is_some) {
+            self.start();
+        }
+        Step::Continue
+    }
+
+    /// The barrier: every slot is filled, so every party learns its label at once.
+    fn start(&mut self) {
+        self.started = true;
+        log::info!("round {}: all parties connected", self.config.id);
+        for (slot, party) in self.slots.iter_mut().enumerate() {
+            if let Some(Party {
+                reply: Some(reply), ..
+            }) = party
+            {
+                let label = self.config.labels[slot].clone();
+                let _ = reply.try_send(Outbound::Send(Frame::Connected {
+                    round: self.config.id,
+                    label,
+                }));
+            }
+        }
+    }
+
+    fn arrived(&mut self, id: ConnId, name: String, at: Instant, reply: Outbox) -> Step {
+        let Some(slot) = self.slot_of(id) else {
+            return Step::Continue;
+        };
+        let label = self.label(slot).to_owned();
+        if !self.started {
+            log::warn!(
+                "round {}: {label} sent a message before the barrier",
+                self.config.id
+            );
+            let _ = reply.clone().try_send(Outbound::error(
+                ErrorKind::Protocol,
+                "message sent before all parties were connected",
+            ));
+            return self.left(id, "sent a message before all parties were connected");
+        }
+        let seq = self.delivered_events;
+        self.delivered_events += 1;
+        let Some(party) = self.slots[slot].as_mut() else {
+            return Step::Continue;
+        };
+        if party.message.is_some() {
+            // Connection actors refuse a second message themselves; this is a second line of
+            // defence, and the first message stands.
+            log::warn!("round {}: {label} sent a second message", self.config.id);
+            return Step::Continue;
+        }
+        party.message = Some((at, seq, name));
+        party.reply = Some(reply);
+        if self
+            .slots
+            .iter()
+            .all(|p| p.as_ref().is_some_and(|p| p.message.is_some()))
+        {
+            Step::Complete
+        } else {
+            Step::Continue
+        }
+    }
+
+    fn left(&mut self, id: ConnId, why: &str) -> Step {
+        let Some(slot) = self.slot_of(id) else {
+            return Step::Continue;
+        };
+        let label = self.label(slot).to_owned();
+        if !self.started {
+            log::info!(
+                "round {}: {label} {why} before the round started; slot freed",
+                self.config.id
+            );
+            self.transcript.line(format!(
+                "Client {label} left before the round started ({why})"
+            ));
+            self.slots[slot] = None;
+            return Step::Continue;
+        }
+        let Some(party) = self.slots[slot].as_mut() else {
+            return Step::Continue;
+        };
+        party.reply = None;
+        if party.message.is_some() {
+            self.transcript.line(format!(
+                "Client {label} disconnected after sending its message ({why})"
+            ));
+            Step::Continue
+        } else {
+            Step::Abort(
+                ErrorKind::PartyLeft,
+                format!("Client {label} left before sending its message ({why}); round aborted"),
+            )
+        }
+    }
+
+    /// Tells every party still connected why the round ends, and reports it.
+    fn abort(self, kind: ErrorKind, reason: String) -> RoundReport {
+        log::warn!("round {}: aborted: {reason}", self.config.id);
+        self.transcript.line(format!("Round aborted: {reason}"));
+        for party in self.slots.into_iter().flatten() {
+            if let Some(mut reply) = party.reply {
+                let _ = reply.try_send(Outbound::error(kind, reason.clone()));
+            }
+        }
+        RoundReport {
+            id: self.config.id,
+            room: self.config.room,
+            outcome: Outcome::Aborted { kind, reason },
+        }
+    }
+
+    /// Every message is in: decide, tell everyone, and wait until each acknowledgment was written
+    /// (or could not be), so the final line states what actually happened.
+    async fn complete(self) -> RoundReport {
+        let mut entries: Vec<(Instant, u64, usize, String)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(slot, p)| {
+                let (at, seq, name) = p.as_ref()?.message.as_ref()?;
+                Some((*at, *seq, slot, name.clone()))
+            })
+            .collect();
+        // Equal instants are next to impossible; if they happen, delivery order decides.
+        entries.sort_by_key(|&(at, seq, _, _)| (at, seq));
+        let first = entries.first().map(|e| e.0);
+        let order: Vec<Arrival> = entries
+            .into_iter()
+            .map(|(at, _, slot, name)| Arrival {
+                label: self.label(slot).to_owned(),
+                name,
+                after_micros: first
+                    .map(|f| at.duration_since(f).as_micros() as u64)
+                    .unwrap_or(0),
+            })
+            .collect();
+        let text = ack_text(&order);
+        for a in &order {
+            self.transcript
+                .line(format!("Client {}: {}", a.label, a.name));
+        }
+
+        let mut pending = Vec::new();
+        let mut undelivered = Vec::new();
+        for (slot, party) in self.slots.iter().enumerate() {
+            let label = self.label(slot).to_owned();
+            let sent = party
+                .as_ref()
+                .and_then(|p| p.reply.clone())
+                .and_then(|mut reply| {
+                    let (tx, rx) = oneshot::channel();
+                    let frame = Frame::Ack {
+                        text: text.clone(),
+                        order: order.clone(),
+                    };
+                    reply
+                        .try_send(Outbound::Final {
+                            frame,
+                            delivered: Some(tx),
+                        })
+                        .ok()
+                        .map(|()| rx)
+                });
+            match sent {
+                Some(rx) => pending.push((label, rx)),
+                None => undelivered.push(label),
+            }
+        }
+        let mut delivered = Vec::new();
+        for (label, rx) in pending {
+            if rx.await.unwrap_or(false) {
+                delivered.push(label);
+            } else {
+                undelivered.push(label);
+            }
+        }
+        self.transcript
+            .line(self.sent_line(&delivered, &undelivered));
+        RoundReport {
+            id: self.config.id,
+            room: self.config.room.clone(),
+            outcome: Outcome::Completed { order, undelivered },
+        }
+    }
+
+    fn sent_line(&self, delivered: &[String], undelivered: &[String]) -> String {
+        let all: Vec<&str> = self.config.labels.iter().map(String::as_str).collect();
+        let ok: Vec<&str> = delivered.iter().map(String::as_str).collect();
+        if undelivered.is_empty() {
+            match all.len() {
+                2 => format!("Sent acknowledgment to both {}", list_labels(&all)),
+                1 => format!("Sent acknowledgment to {}", list_labels(&all)),
+                _ => format!("Sent acknowledgment to all of {}", list_labels(&all)),
+            }
+        } else {
+            let failed: Vec<&str> = undelivered.iter().map(String::as_str).collect();
+            let to = if ok.is_empty() {
+                "nobody".to_owned()
+            } else {
+                format!("{} only", list_labels(&ok))
+            };
+            format!(
+                "Sent acknowledgment to {to}; delivery to {} failed (disconnected)",
+                list_labels(&failed)
+            )
+        }
+    }
+}
+
+/// Runs one round to its end and reports how it ended.
+///
+/// The loop ends when the round completes, is aborted (a party left, the round timed out, the
+/// `stop` fired), or when every sender of `events` is gone before completion (abandoned).
+pub async fn coordinator_loop(
+    config: RoundConfig,
+    mut events: mpsc::Receiver<Event>,
+    stop: Stop,
+    transcript: Transcript,
+) -> RoundReport {
+    let deadline = config.timeout.map(|t| Instant::now() + t);
+    let slots = (0..config.labels.len()).map(|_| None).collect();
+    let mut round = Round {
+        config,
+        slots,
+        started: false,
+        delivered_events: 0,
+        transcript,
+    };
+    loop {
+        let timer = async {
+            match deadline {
+                Some(d) => {
+                    async_std::task::sleep(d.saturating_duration_since(Instant::now())).await
+                }
+                None => futures::future::pending().await,
+            }
+        };
+        futures::select_biased! {
+            () = stop.wait().fuse() => {
+                // Writers tell their own clients the server is stopping.
+                let reason = "the server is shutting down".to_owned();
+                return round.abort(ErrorKind::ShuttingDown, reason);
+            }
+            () = timer.fuse() => {
+                let t = round.config.timeout.unwrap_or_default();
+                let reason = format!("the round did not complete within {} s", t.as_secs_f64());
+                return round.abort(ErrorKind::RoundTimeout, reason);
+            }
+            event = events.next() => match event {
+                Some(event) => match round.handle(event) {
+                    Step::Continue => {}
+                    Step::Complete => return round.complete().await,
+                    Step::Abort(kind, reason) => return round.abort(kind, reason),
+                },
+                None => {
+                    let reason = "every connection of the round is gone".to_owned();
+                    return round.abort(ErrorKind::PartyLeft, reason);
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,578 @@
+use std::time::{Duration, Instant};
+
+use async_std::task::{self, block_on, JoinHandle};
+use futures::channel::{mpsc, oneshot};
+use futures::{SinkExt, StreamExt};
+
+use super::*;
+use crate::stop::Stop;
+
+fn peer(n: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 40000 + n))
+}
+
+/// A stand-in for a connection's writer actor: records every frame and confirms delivery
+/// (or reports failure, when `deliver` is false).
+fn fake_writer(mut rx: mpsc::Receiver<Outbound>, deliver: bool) -> JoinHandle<Vec<Frame>> {
+    task::spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(out) = rx.next().await {
+            match out {
+                Outbound::Send(f) => frames.push(f),
+                Outbound::Final { frame, delivered } => {
+                    frames.push(frame);
+                    if let Some(d) = delivered {
+                        let _ = d.send(deliver);
+                    }
+                    break;
+                }
+            }
+        }
+        frames
+    })
+}
+
+struct Conn {
+    id: ConnId,
+    reply: Outbox,
+    writer: JoinHandle<Vec<Frame>>,
+    admitted: Option<oneshot::Receiver<Option<String>>>,
+}
+
+impl Conn {
+    fn new(id: ConnId) -> Conn {
+        Self::with_delivery(id, true)
+    }
+    fn with_delivery(id: ConnId, deliver: bool) -> Conn {
+        let (reply, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        Conn {
+            id,
+            reply,
+            writer: fake_writer(rx, deliver),
+            admitted: None,
+        }
+    }
+    fn join(&mut self) -> Event {
+        let (tx, rx) = oneshot::channel();
+        self.admitted = Some(rx);
+        Event::Join {
+            id: self.id,
+            peer: peer(self.id as u16),
+            reply: self.reply.clone(),
+            admitted: tx,
+        }
+    }
+    fn arrived(&self, name: &str, at: Instant) -> Event {
+        Event::Arrived {
+            id: self.id,
+            name: name.into(),
+            at,
+            reply: self.reply.clone(),
+        }
+    }
+    fn left(&self) -> Event {
+        Event::Left {
+            id: self.id,
+            why: "closed the connection".into(),
+        }
+    }
+    async fn label(&mut self) -> Option<String> {
+        self.admitted.take().unwrap().await.unwrap()
+    }
+    /// Drops this side's outbox handle and returns every frame its writer saw.
+    async fn frames(self) -> Vec<Frame> {
+        drop(self.reply);
+        self.writer.await
+    }
+}
+
+fn config(labels: &[&str]) -> RoundConfig {
+    RoundConfig {
+        id: 1,
+        room: None,
+        labels: labels.iter().map(|s| s.to_string()).collect(),
+        timeout: None,
+    }
+}
+
+/// Queues `events`, drops the sender and runs the coordinator to its end.
+async fn run(labels: &[&str], events: Vec<Event>) -> (RoundReport, Vec<String>) {
+    let (mut tx, rx) = mpsc::channel(events.len().max(1));
+    for e in events {
+        tx.send(e).await.unwrap();
+    }
+    drop(tx);
+    let transcript = Transcript::memory();
+    let report = coordinator_loop(config(labels), rx, Stop::never(), transcript.clone()).await;
+    (report, transcript.lines())
+}
+
+fn arrival(label: &str, name: &str) -> (String, String) {
+    (label.to_owned(), name.to_owned())
+}
+
+fn order_of(report: &RoundReport) -> Vec<(String, String)> {
+    match &report.outcome {
+        Outcome::Completed { order, .. } => order
+            .iter()
+            .map(|a| (a.label.clone(), a.name.clone()))
+            .collect(),
+        other => panic!("round did not complete: {other:?}"),
+    }
+}
+
+fn connected(label: &str) -> Frame {
+    Frame::Connected {
+        round: 1,
+        label: label.into(),
+    }
+}
+
+fn ack_frame(frames: &[Frame]) -> &str {
+    match frames.last() {
+        Some(Frame::Ack { text, .. }) => text,
+        other => panic!("last frame is not an Ack: {other:?}"),
+    }
+}
+
+/// Two parties, messages arriving `gap` apart in the order given by `first_is_x`.
+fn exchange(
+    x_name: &str,
+    y_name: &str,
+    x_first: bool,
+) -> (RoundReport, Vec<String>, Vec<Frame>, Vec<Frame>) {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let t0 = Instant::now();
+        let t1 = t0 + Duration::from_micros(30);
+        let (tx_at, ty_at) = if x_first { (t0, t1) } else { (t1, t0) };
+        let jx = x.join();
+        let jy = y.join();
+        let mut events = vec![jx, jy];
+        // Deliver in arrival order here; another test delivers out of order.
+        if x_first {
+            events.push(x.arrived(x_name, tx_at));
+            events.push(y.arrived(y_name, ty_at));
+        } else {
+            events.push(y.arrived(y_name, ty_at));
+            events.push(x.arrived(x_name, tx_at));
+        }
+        let (report, lines) = run(&["X", "Y"], events).await;
+        assert_eq!(x.label().await.as_deref(), Some("X"));
+        assert_eq!(y.label().await.as_deref(), Some("Y"));
+        (report, lines, x.frames().await, y.frames().await)
+    })
+}
+
+#[test]
+fn x_first() {
+    let (report, lines, xf, yf) = exchange("Alice", "Bob", true);
+    assert_eq!(
+        order_of(&report),
+        [arrival("X", "Alice"), arrival("Y", "Bob")]
+    );
+    assert!(report.is_clean());
+    assert_eq!(xf[0], connected("X"));
+    assert_eq!(yf[0], connected("Y"));
+    assert_eq!(ack_frame(&xf), "X: Alice received before Y: Bob");
+    assert_eq!(ack_frame(&yf), "X: Alice received before Y: Bob");
+    assert_eq!(
+        lines,
+        [
+            "Client X connected from 127.0.0.1:40001",
+            "Client Y connected from 127.0.0.1:40002",
+            "Client X: Alice",
+            "Client Y: Bob",
+            "Sent acknowledgment to both X and Y",
+        ]
+    );
+}
+
+#[test]
+fn y_first() {
+    let (report, lines, xf, yf) = exchange("Alice", "Bob", false);
+    assert_eq!(
+        order_of(&report),
+        [arrival("Y", "Bob"), arrival("X", "Alice")]
+    );
+    assert_eq!(ack_frame(&xf), "Y: Bob received before X: Alice");
+    assert_eq!(ack_frame(&yf), "Y: Bob received before X: Alice");
+    assert_eq!(
+        &lines[2..],
+        [
+            "Client Y: Bob",
+            "Client X: Alice",
+            "Sent acknowledgment to both X and Y"
+        ]
+    );
+}
+
+#[test]
+fn identical_names_are_attributed_by_connection_not_text() {
+    let (report, _, xf, _) = exchange("Alice", "Alice", false);
+    assert_eq!(
+        order_of(&report),
+        [arrival("Y", "Alice"), arrival("X", "Alice")]
+    );
+    assert_eq!(ack_frame(&xf), "Y: Alice received before X: Alice");
+}
+
+#[test]
+fn the_earlier_instant_wins_even_when_delivered_later() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let t0 = Instant::now();
+        let events = vec![
+            x.join(),
+            y.join(),
+            // Y's event reaches the coordinator first, but X's message was read earlier.
+            y.arrived("Bob", t0 + Duration::from_micros(5)),
+            x.arrived("Alice", t0),
+        ];
+        let (report, _) = run(&["X", "Y"], events).await;
+        assert_eq!(
+            order_of(&report),
+            [arrival("X", "Alice"), arrival("Y", "Bob")]
+        );
+        match &report.outcome {
+            Outcome::Completed { order, .. } => {
+                assert_eq!(order[0].after_micros, 0);
+                assert_eq!(order[1].after_micros, 5);
+            }
+            _ => unreachable!(),
+        }
+        assert_eq!(
+            ack_frame(&x.frames().await),
+            "X: Alice received before Y: Bob"
+        );
+    })
+}
+
+#[test]
+fn a_party_leaving_before_the_barrier_frees_its_label() {
+    block_on(async {
+        let mut a = Conn::new(1);
+        let mut b = Conn::new(2);
+        let mut c = Conn::new(3);
+        let t0 = Instant::now();
+        let events = vec![
+            a.join(),
+            a.left(),
+            b.join(),
+            c.join(),
+            c.arrived("Carol", t0),
+            b.arrived("Bob", t0 + Duration::from_micros(1)),
+        ];
+        let (report, lines) = run(&["X", "Y"], events).await;
+        assert_eq!(a.label().await.as_deref(), Some("X"));
+        assert_eq!(
+            b.label().await.as_deref(),
+            Some("X"),
+            "the freed label is reused"
+        );
+        assert_eq!(c.label().await.as_deref(), Some("Y"));
+        assert_eq!(
+            order_of(&report),
+            [arrival("Y", "Carol"), arrival("X", "Bob")]
+        );
+        assert_eq!(
+            lines[1],
+            "Client X left before the round started (closed the connection)"
+        );
+        // The departed connection never learnt a label through a Connected frame.
+        assert!(a.frames().await.is_empty());
+    })
+}
+
+#[test]
+fn a_message_before_the_barrier_is_refused_and_frees_the_slot() {
+    block_on(async {
+        let mut a = Conn::new(1);
+        let mut b = Conn::new(2);
+        let events = vec![a.join(), a.arrived("Eager", Instant::now()), b.join()];
+        let (report, _) = run(&["X", "Y"], events).await;
+        assert_eq!(b.label().await.as_deref(), Some("X"));
+        let af = a.frames().await;
+        assert_eq!(
+            af,
+            [Frame::error(
+                ErrorKind::Protocol,
+                "message sent before all parties were connected"
+            )]
+        );
+        // The round never filled; its channel closed, so it ends abandoned.
+        assert!(matches!(report.outcome, Outcome::Aborted { .. }));
+    })
+}
+
+#[test]
+fn a_party_leaving_after_the_barrier_aborts_and_the_other_is_told() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let events = vec![
+            x.join(),
+            y.join(),
+            x.arrived("Alice", Instant::now()),
+            y.left(),
+        ];
+        let (report, lines) = run(&["X", "Y"], events).await;
+        let reason =
+            "Client Y left before sending its message (closed the connection); round aborted";
+        assert_eq!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::PartyLeft,
+                reason: reason.into()
+            }
+        );
+        assert_eq!(
+            x.frames().await,
+            [connected("X"), Frame::error(ErrorKind::PartyLeft, reason)]
+        );
+        assert_eq!(lines.last().unwrap(), &format!("Round aborted: {reason}"));
+        let _ = y.frames().await;
+    })
+}
+
+#[test]
+fn a_party_leaving_after_sending_still_lets_the_other_be_acknowledged() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let t0 = Instant::now();
+        let events = vec![
+            x.join(),
+            y.join(),
+            x.arrived("Alice", t0),
+            x.left(),
+            y.arrived("Bob", t0 + Duration::from_micros(9)),
+        ];
+        let (report, lines) = run(&["X", "Y"], events).await;
+        assert_eq!(
+            report.outcome,
+            Outcome::Completed {
+                order: vec![
+                    Arrival {
+                        label: "X".into(),
+                        name: "Alice".into(),
+                        after_micros: 0
+                    },
+                    Arrival {
+                        label: "Y".into(),
+                        name: "Bob".into(),
+                        after_micros: 9
+                    },
+                ],
+                undelivered: vec!["X".into()],
+            }
+        );
+        assert!(!report.is_clean());
+        assert_eq!(
+            ack_frame(&y.frames().await),
+            "X: Alice received before Y: Bob"
+        );
+        assert_eq!(x.frames().await, [connected("X")]);
+        assert_eq!(
+            &lines[2..],
+            [
+                "Client X disconnected after sending its message (closed the connection)",
+                "Client X: Alice",
+                "Client Y: Bob",
+                "Sent acknowledgment to Y only; delivery to X failed (disconnected)",
+            ]
+        );
+    })
+}
+
+#[test]
+fn a_failed_write_of_the_acknowledgment_is_reported() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::with_delivery(2, false);
+        let t0 = Instant::now();
+        let events = vec![
+            x.join(),
+            y.join(),
+            x.arrived("Alice", t0),
+            y.arrived("Bob", t0),
+        ];
+        let (report, lines) = run(&["X", "Y"], events).await;
+        assert!(
+            matches!(&report.outcome, Outcome::Completed { undelivered, .. } if undelivered == &["Y"])
+        );
+        assert_eq!(
+            lines.last().unwrap(),
+            "Sent acknowledgment to X only; delivery to Y failed (disconnected)"
+        );
+        let _ = (x.frames().await, y.frames().await);
+    })
+}
+
+#[test]
+fn a_full_round_admits_nobody_else() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let mut z = Conn::new(3);
+        let events = vec![x.join(), y.join(), z.join()];
+        let (_, _) = run(&["X", "Y"], events).await;
+        assert_eq!(z.label().await, None);
+        assert!(z.frames().await.is_empty());
+        let _ = (x.frames().await, y.frames().await);
+    })
+}
+
+#[test]
+fn an_unknown_connection_is_ignored() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let stranger = Conn::new(9);
+        let t0 = Instant::now();
+        let events = vec![
+            x.join(),
+            stranger.left(),
+            y.join(),
+            stranger.arrived("Mallory", t0),
+            x.arrived("Alice", t0),
+            y.arrived("Bob", t0 + Duration::from_micros(1)),
+        ];
+        let (report, _) = run(&["X", "Y"], events).await;
+        assert_eq!(
+            order_of(&report),
+            [arrival("X", "Alice"), arrival("Y", "Bob")]
+        );
+        let _ = (x.frames().await, y.frames().await, stranger.frames().await);
+    })
+}
+
+#[test]
+fn three_parties_in_all_six_orders() {
+    let names = [("X", "Alice"), ("Y", "Bob"), ("Z", "Carol")];
+    let perms = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for perm in perms {
+        block_on(async {
+            let mut conns: Vec<Conn> = (1..=3).map(Conn::new).collect();
+            let mut events: Vec<Event> = conns.iter_mut().map(Conn::join).collect();
+            let t0 = Instant::now();
+            for (rank, &who) in perm.iter().enumerate() {
+                events.push(
+                    conns[who].arrived(names[who].1, t0 + Duration::from_micros(rank as u64)),
+                );
+            }
+            let (report, lines) = run(&["X", "Y", "Z"], events).await;
+            let expected: Vec<_> = perm
+                .iter()
+                .map(|&i| arrival(names[i].0, names[i].1))
+                .collect();
+            assert_eq!(order_of(&report), expected);
+            let text = format!(
+                "{}: {} received before {}: {} before {}: {}",
+                expected[0].0,
+                expected[0].1,
+                expected[1].0,
+                expected[1].1,
+                expected[2].0,
+                expected[2].1
+            );
+            for c in conns {
+                assert_eq!(ack_frame(&c.frames().await), text);
+            }
+            assert_eq!(
+                lines.last().unwrap(),
+                "Sent acknowledgment to all of X, Y and Z"
+            );
+        });
+    }
+}
+
+#[test]
+fn a_round_that_does_not_complete_in_time_is_aborted() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let (mut tx, rx) = mpsc::channel(4);
+        tx.send(x.join()).await.unwrap();
+        let mut cfg = config(&["X", "Y"]);
+        cfg.timeout = Some(Duration::from_millis(20));
+        // The sender stays alive: only the timer can end this round.
+        let report = coordinator_loop(cfg, rx, Stop::never(), Transcript::Silent).await;
+        assert!(matches!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::RoundTimeout,
+                ..
+            }
+        ));
+        let frames = x.frames().await;
+        assert!(matches!(
+            &frames[..],
+            [Frame::Error {
+                kind: ErrorKind::RoundTimeout,
+                ..
+            }]
+        ));
+        drop(tx);
+    })
+}
+
+#[test]
+fn a_stop_aborts_the_round_and_tells_the_parties() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let (mut tx, rx) = mpsc::channel(4);
+        tx.send(x.join()).await.unwrap();
+        let (trigger, stop) = Stop::new();
+        let round = task::spawn(coordinator_loop(
+            config(&["X", "Y"]),
+            rx,
+            stop,
+            Transcript::Silent,
+        ));
+        assert_eq!(x.label().await.as_deref(), Some("X"));
+        trigger.trigger();
+        let report = round.await;
+        assert!(matches!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::ShuttingDown,
+                ..
+            }
+        ));
+        let frames = x.frames().await;
+        assert!(matches!(
+            &frames[..],
+            [Frame::Error {
+                kind: ErrorKind::ShuttingDown,
+                ..
+            }]
+        ));
+        drop(tx);
+    })
+}
+
+#[test]
+fn ack_text_reads_naturally() {
+    let a = |label: &str, name: &str| Arrival {
+        label: label.into(),
+        name: name.into(),
+        after_micros: 0,
+    };
+    assert_eq!(
+        ack_text(&[a("X", "Alice"), a("Y", "Bob")]),
+        "X: Alice received before Y: Bob"
+    );
+    assert_eq!(
+        ack_text(&[a("Z", "Carol"), a("X", "Alice"), a("Y", "Bob")]),
+        "Z: Carol received before X: Alice before Y: Bob"
+    );
+}

@@ -1,0 +1,389 @@
+//! Wire protocol v1: the frame vocabulary and the byte-level framing.
+//!
+//! This module owns everything that touches bytes on a socket: the [`Frame`] enum, the 4-byte
+//! big-endian length prefix, the bincode options, the frame-size limit and the per-frame read
+//! deadline. No other module reads or writes a length prefix or calls bincode.
+//!
+//! Invariants:
+//! - A length prefix is checked against [`MAX_FRAME_LEN`] (and against zero) before a single byte
+//!   of payload is buffered, so a hostile prefix can never make us allocate more than one maximal
+//!   frame plus a small read-ahead.
+//! - [`FrameReader::read_frame`] is cancel-safe: dropping it mid-await loses no bytes, so callers
+//!   may race it against other futures.
+//! - A clean end-of-stream between frames is `Ok(None)`; an end-of-stream inside a frame is
+//!   [`ReadError::Truncated`]. They are different outcomes on purpose.
+//!
+//! It must not know about rounds, labels or names: whether a well-formed frame is *allowed* is
+//! the business of the actors that receive it.
+//!
+//! `PROTOCOL.md` at the repository root documents the same layout for implementers in other
+//! languages; the tests in this module pin the examples given there.
+
+use std::fmt;
+use std::io;
+use std::time::{Duration, Instant};
+
+use bincode::Options;
+use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Welcome`].
+pub const PROTOCOL_VERSION: u16 = 1;
+
+/// Largest payload a frame may carry, in bytes (the length prefix excluded).
+pub const MAX_FRAME_LEN: u32 = 64 * 1024;
+
+/// Size of the big-endian length prefix.
+pub const HEADER_LEN: usize = 4;
+
+/// How much a reader asks the socket for beyond what the current frame needs, so that a burst of
+/// small frames costs one read instead of two per frame.
+const READ_AHEAD: usize = 512;
+
+/// Every message of protocol v1. Variant order is part of the wire format (bincode writes the
+/// variant index as a little-endian `u32`): new variants are only ever appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Frame {
+    /// Client → server, always the first frame: the version the client speaks and, optionally,
+    /// the room it wants to play in.
+    Hello { version: u16, room: Option<String> },
+    /// Server → client, the answer to an acceptable `Hello`.
+    Welcome { version: u16 },
+    /// Server → client, sent once every party of the round is connected: the label this client
+    /// plays under.
+    Connected { round: u64, label: String },
+    /// Client → server: the client's one message (its name).
+    Message { name: String },
+    /// Server → client: the verdict. `text` is the human sentence, `order` the same as data.
+    Ack { text: String, order: Vec<Arrival> },
+    /// Either way: why the connection is about to be closed. Always the last frame sent.
+    Error { kind: ErrorKind, message: String },
+}
+
+/// One entry of an acknowledgment's arrival order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arrival {
+    pub label: String,
+    pub name: String,
+    /// Microseconds after the first arrival of the round (0 for the first).
+    pub after_micros: u64,
+}
+
+/// Machine-readable reason carried by [`Frame::Error`]. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The peer speaks a protocol version we do not.
+    Version,
+    /// A well-formed frame that is not allowed in the current state.
+    Protocol,
+    /// Bytes that are not a frame: bad length, undecodable payload, unknown frame kind.
+    Malformed,
+    /// The peer was too slow: no handshake in time, or a frame stalled half-way.
+    Timeout,
+    /// The name (or room) breaks the naming rules.
+    InvalidName,
+    /// The round already has all its parties and this server runs no further round.
+    RoundFull,
+    /// The server is at its connection limit.
+    Busy,
+    /// Another party left before the round could complete; the round is aborted.
+    PartyLeft,
+    /// The round did not complete within the round timeout.
+    RoundTimeout,
+    /// The server is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ErrorKind::Version => "version mismatch",
+            ErrorKind::Protocol => "protocol violation",
+            ErrorKind::Malformed => "malformed frame",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidName => "invalid name",
+            ErrorKind::RoundFull => "round full",
+            ErrorKind::Busy => "server busy",
+            ErrorKind::PartyLeft => "party left",
+            ErrorKind::RoundTimeout => "round timeout",
+            ErrorKind::ShuttingDown => "server shutting down",
+        };
+        f.write_str(s)
+    }
+}
+
+impl Frame {
+    /// Short name of the frame kind, for error messages ("expected Message, got Hello").
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Frame::Hello { .. } => "Hello",
+            Frame::Welcome { .. } => "Welcome",
+            Frame::Connected { .. } => "Connected",
+            Frame::Message { .. } => "Message",
+            Frame::Ack { .. } => "Ack",
+            Frame::Error { .. } => "Error",
+        }
+    }
+
+    /// Convenience constructor for an error frame.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Frame {
+        Frame::Error {
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The socket failed (reset, broken pipe, ...).
+    Io(io::Error),
+    /// End of stream inside a frame: `have` of `need` bytes (prefix included) had arrived.
+    Truncated { have: usize, need: usize },
+    /// A length prefix of zero: no frame is empty.
+    Empty,
+    /// A length prefix above [`MAX_FRAME_LEN`]; nothing was allocated for it.
+    TooLarge { len: u32 },
+    /// The payload is not a bincode `Frame` (unknown kind, bad UTF-8, trailing bytes, ...).
+    Malformed(String),
+    /// A frame started but did not complete within the frame timeout.
+    Stalled { have: usize, timeout: Duration },
+}
+
+impl ReadError {
+    /// The error kind to report to the peer that caused this.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ReadError::Stalled { .. } => ErrorKind::Timeout,
+            _ => ErrorKind::Malformed,
+        }
+    }
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Io(e) => write!(f, "connection error: {e}"),
+            ReadError::Truncated { have, need } => {
+                write!(
+                    f,
+                    "connection closed inside a frame ({have} of {need} bytes)"
+                )
+            }
+            ReadError::Empty => f.write_str("frame length is zero"),
+            ReadError::TooLarge { len } => write!(
+                f,
+                "frame length {len} exceeds the maximum of {MAX_FRAME_LEN} bytes"
+            ),
+            ReadError::Malformed(why) => write!(f, "undecodable frame: {why}"),
+            ReadError::Stalled { have, timeout } => write!(
+                f,
+                "frame stalled after {have} bytes for {} ms",
+                timeout.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+// bincode 1.3.3 with fixed-width little-endian integers: byte-for-byte what `bincode::serialize`
+// writes. Unlike the free functions it refuses trailing bytes and caps any allocation the payload
+// asks for at one frame.
+fn codec() -> impl Options {
+    bincode::DefaultOptions::new()
+        .with_fixint_encoding()
+        .with_limit(u64::from(MAX_FRAME_LEN))
+        .reject_trailing_bytes()
+}
+
+/// Encodes one frame, length prefix included.
+pub fn encode(frame: &Frame) -> io::Result<Vec<u8>> {
+    let payload = codec()
+        .serialize(frame)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&n| n <= MAX_FRAME_LEN)
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {} bytes exceeds the maximum", payload.len()),
+            )
+        })?;
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&payload);
+    Ok(out)
+}
+
+/// Decodes one payload (the bytes after the length prefix).
+pub fn decode(payload: &[u8]) -> Result<Frame, ReadError> {
+    codec()
+        .deserialize(payload)
+        .map_err(|e| ReadError::Malformed(e.to_string()))
+}
+
+/// Writes one frame and flushes it.
+pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &Frame) -> io::Result<()> {
+    let bytes = encode(frame)?;
+    writer.write_all(&bytes).await?;
+    writer.flush().await
+}
+
+/// Reads frames from a byte stream.
+///
+/// `buf[..filled]` holds bytes received but not yet returned, always starting at a frame
+/// boundary. The bytes beyond `filled` are scratch space: keeping that split (rather than
+/// `Vec::len`) is what makes [`read_frame`](Self::read_frame) cancel-safe.
+pub struct FrameReader<R> {
+    inner: R,
+    buf: Vec<u8>,
+    filled: usize,
+    frame_timeout: Option<Duration>,
+    /// When the frame currently being received must be complete; set by its first byte.
+    deadline: Option<Instant>,
+}
+
+impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// A reader with no per-frame deadline.
+    pub fn new(inner: R) -> Self {
+        FrameReader {
+            inner,
+            buf: Vec::new(),
+            filled: 0,
+            frame_timeout: None,
+            deadline: None,
+        }
+    }
+
+    /// Bounds the time from a frame's first byte to its last (slow-loris defence). Waiting for
+    /// the first byte of a frame is not bounded here: that is the caller's policy.
+    pub fn with_frame_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// Bytes of memory the reader holds for buffering; never above one maximal frame plus the
+    /// read-ahead.
+    pub fn buffer_capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    /// The underlying stream.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
+    pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        loop {
+            if let Some(frame) = self.parse_buffered()? {
+                return Ok(Some(frame));
+            }
+            let want = self.bytes_missing()?;
+            let n = self.fill(want).await?;
+            if n == 0 {
+                return match self.filled {
+                    0 => Ok(None),
+                    have => Err(ReadError::Truncated {
+                        have,
+                        need: self.frame_len_so_far(),
+                    }),
+                };
+            }
+        }
+    }
+
+    /// The declared length of the frame at the front of the buffer, once its prefix is complete,
+    /// validated before anything is allocated for it.
+    fn declared_len(&self) -> Result<Option<usize>, ReadError> {
+        if self.filled < HEADER_LEN {
+            return Ok(None);
+        }
+        let mut prefix = [0u8; HEADER_LEN];
+        prefix.copy_from_slice(&self.buf[..HEADER_LEN]);
+        match u32::from_be_bytes(prefix) {
+            0 => Err(ReadError::Empty),
+            len if len > MAX_FRAME_LEN => Err(ReadError::TooLarge { len }),
+            len => Ok(Some(len as usize)),
+        }
+    }
+
+    fn frame_len_so_far(&self) -> usize {
+        match self.declared_len() {
+            Ok(Some(len)) => HEADER_LEN + len,
+            _ => HEADER_LEN,
+        }
+    }
+
+    fn bytes_missing(&self) -> Result<usize, ReadError> {
+        Ok(match self.declared_len()? {
+            None => HEADER_LEN - self.filled,
+            Some(len) => HEADER_LEN + len - self.filled,
+        })
+    }
+
+    fn parse_buffered(&mut self) -> Result<Option<Frame>, ReadError> {
+        let Some(len) = self.declared_len()? else {
+            return Ok(None);
+        };
+        let end = HEADER_LEN + len;
+        if self.filled < end {
+            return Ok(None);
+        }
+        let frame = decode(&self.buf[HEADER_LEN..end])?;
+        self.buf.copy_within(end..self.filled, 0);
+        self.filled -= end;
+        self.deadline = None;
+        if self.filled == 0 && self.buf.capacity() > 4 * READ_AHEAD {
+            // An idle connection should not keep the memory of the largest frame it ever sent.
+            self.buf = Vec::new();
+        }
+        if self.filled > 0 {
+            self.start_deadline();
+        }
+        Ok(Some(frame))
+    }
+
+    fn start_deadline(&mut self) {
+        if self.deadline.is_none() {
+            self.deadline = self.frame_timeout.map(|t| Instant::now() + t);
+        }
+    }
+
+    /// Reads at least one byte more (or hits end of stream), asking for `want` bytes plus the
+    /// read-ahead. Returns how many bytes arrived.
+    async fn fill(&mut self, want: usize) -> Result<usize, ReadError> {
+        let target = self.filled + want + READ_AHEAD;
+        if self.buf.len() < target {
+            self.buf.resize(target, 0);
+        }
+        let read = self.inner.read(&mut self.buf[self.filled..target]);
+        let n = match (self.deadline, self.frame_timeout) {
+            (Some(deadline), Some(timeout)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match async_std::future::timeout(left, read).await {
+                    Ok(r) => r,
+                    Err(_) => {
+                        return Err(ReadError::Stalled {
+                            have: self.filled,
+                            timeout,
+                        })
+                    }
+                }
+            }
+            _ => read.await,
+        }
+        .map_err(ReadError::Io)?;
+        if n > 0 {
+            self.filled += n;
+            self.start_deadline();
+        }
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,387 @@
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_std::task::block_on;
+use proptest::prelude::*;
+
+use super::*;
+
+/// An in-memory stream that hands out its bytes in the given chunk sizes (cycled), then EOF.
+struct Chunked {
+    data: Vec<u8>,
+    pos: usize,
+    chunks: Vec<usize>,
+    turn: usize,
+}
+
+impl Chunked {
+    fn new(data: Vec<u8>, chunks: Vec<usize>) -> Self {
+        Chunked {
+            data,
+            pos: 0,
+            chunks,
+            turn: 0,
+        }
+    }
+    fn one_byte_at_a_time(data: Vec<u8>) -> Self {
+        Self::new(data, vec![1])
+    }
+}
+
+impl AsyncRead for Chunked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let chunk = self.chunks[self.turn % self.chunks.len()].max(1);
+        self.turn += 1;
+        let n = chunk.min(buf.len()).min(self.data.len() - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Poll::Ready(Ok(n))
+    }
+}
+
+/// Yields its bytes, then never again: a peer that went silent mid-frame.
+struct ThenSilence(Chunked);
+
+impl AsyncRead for ThenSilence {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.0.pos == self.0.data.len() {
+            return Poll::Pending;
+        }
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+fn every_frame() -> Vec<Frame> {
+    vec![
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            room: None,
+        },
+        Frame::Hello {
+            version: 7,
+            room: Some("quiz-42".into()),
+        },
+        Frame::Welcome {
+            version: PROTOCOL_VERSION,
+        },
+        Frame::Connected {
+            round: 1,
+            label: "X".into(),
+        },
+        Frame::Message {
+            name: "Alice".into(),
+        },
+        Frame::Message {
+            name: "Zoë 李".into(),
+        },
+        Frame::Ack {
+            text: "X: Alice received before Y: Bob".into(),
+            order: vec![
+                Arrival {
+                    label: "X".into(),
+                    name: "Alice".into(),
+                    after_micros: 0,
+                },
+                Arrival {
+                    label: "Y".into(),
+                    name: "Bob".into(),
+                    after_micros: 1234,
+                },
+            ],
+        },
+        Frame::error(ErrorKind::PartyLeft, "Client Y left"),
+        Frame::error(ErrorKind::ShuttingDown, ""),
+    ]
+}
+
+fn read_all(mut reader: FrameReader<Chunked>) -> (Vec<Frame>, Result<(), ReadError>) {
+    block_on(async {
+        let mut frames = Vec::new();
+        loop {
+            match reader.read_frame().await {
+                Ok(Some(f)) => frames.push(f),
+                Ok(None) => return (frames, Ok(())),
+                Err(e) => return (frames, Err(e)),
+            }
+        }
+    })
+}
+
+fn stream_of(frames: &[Frame]) -> Vec<u8> {
+    frames.iter().flat_map(|f| encode(f).unwrap()).collect()
+}
+
+#[test]
+fn every_frame_round_trips() {
+    let frames = every_frame();
+    let (got, end) = read_all(FrameReader::new(Chunked::new(
+        stream_of(&frames),
+        vec![4096],
+    )));
+    assert!(end.is_ok());
+    assert_eq!(got, frames);
+}
+
+#[test]
+fn payload_is_exactly_bincode_serialize() {
+    // PROTOCOL.md promises plain `bincode::serialize` (1.3.3, fixint, little-endian).
+    for frame in every_frame() {
+        let bytes = encode(&frame).unwrap();
+        let plain = bincode::serialize(&frame).unwrap();
+        assert_eq!(&bytes[HEADER_LEN..], &plain[..]);
+        assert_eq!(&bytes[..HEADER_LEN], &(plain.len() as u32).to_be_bytes());
+    }
+}
+
+#[test]
+fn documented_example_bytes() {
+    // The hex dumps in PROTOCOL.md; if this fails, the document is wrong.
+    let hello = encode(&Frame::Hello {
+        version: 1,
+        room: None,
+    })
+    .unwrap();
+    assert_eq!(hello, [0, 0, 0, 7, 0, 0, 0, 0, 1, 0, 0]);
+    let message = encode(&Frame::Message {
+        name: "Alice".into(),
+    })
+    .unwrap();
+    assert_eq!(
+        message,
+        [0, 0, 0, 17, 3, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, b'A', b'l', b'i', b'c', b'e']
+    );
+}
+
+#[test]
+fn one_byte_at_a_time() {
+    let frames = every_frame();
+    let (got, end) = read_all(FrameReader::new(Chunked::one_byte_at_a_time(stream_of(
+        &frames,
+    ))));
+    assert!(end.is_ok());
+    assert_eq!(got, frames);
+}
+
+#[test]
+fn clean_eof_before_a_frame_is_none() {
+    let (got, end) = read_all(FrameReader::new(Chunked::new(vec![], vec![1])));
+    assert!(got.is_empty());
+    assert!(end.is_ok());
+}
+
+#[test]
+fn eof_inside_the_prefix_is_truncated() {
+    let (_, end) = read_all(FrameReader::new(Chunked::new(vec![0, 0], vec![1])));
+    assert!(matches!(
+        end,
+        Err(ReadError::Truncated { have: 2, need: 4 })
+    ));
+}
+
+#[test]
+fn eof_inside_the_payload_is_truncated() {
+    let mut bytes = encode(&Frame::Message {
+        name: "Alice".into(),
+    })
+    .unwrap();
+    let full = bytes.len();
+    bytes.truncate(full - 2);
+    let (_, end) = read_all(FrameReader::new(Chunked::new(bytes, vec![3])));
+    match end {
+        Err(ReadError::Truncated { have, need }) => {
+            assert_eq!((have, need), (full - 2, full));
+        }
+        other => panic!("expected Truncated, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversized_length_is_rejected_without_allocating() {
+    let (_, end) = read_all(FrameReader::new(Chunked::new(
+        vec![0xff, 0xff, 0xff, 0xff, 1, 2, 3],
+        vec![4096],
+    )));
+    assert!(matches!(end, Err(ReadError::TooLarge { len: u32::MAX })));
+
+    let mut reader = FrameReader::new(Chunked::new(vec![0xff, 0xff, 0xff, 0xff], vec![1]));
+    let _ = block_on(reader.read_frame());
+    assert!(reader.buffer_capacity() <= HEADER_LEN + READ_AHEAD);
+}
+
+#[test]
+fn just_over_the_maximum_is_rejected_and_the_maximum_is_not() {
+    let over = (MAX_FRAME_LEN + 1).to_be_bytes().to_vec();
+    let (_, end) = read_all(FrameReader::new(Chunked::new(over, vec![4])));
+    assert!(matches!(end, Err(ReadError::TooLarge { len }) if len == MAX_FRAME_LEN + 1));
+
+    // A maximal frame is accepted as far as its length goes (the payload itself is garbage).
+    let mut at_max = MAX_FRAME_LEN.to_be_bytes().to_vec();
+    at_max.resize(HEADER_LEN + MAX_FRAME_LEN as usize, 0xAA);
+    let (_, end) = read_all(FrameReader::new(Chunked::new(at_max, vec![8192])));
+    assert!(matches!(end, Err(ReadError::Malformed(_))));
+}
+
+#[test]
+fn zero_length_is_an_error() {
+    let (_, end) = read_all(FrameReader::new(Chunked::new(vec![0, 0, 0, 0], vec![4])));
+    assert!(matches!(end, Err(ReadError::Empty)));
+}
+
+#[test]
+fn unknown_frame_kind_is_malformed() {
+    // Variant index 99 does not exist.
+    let bytes = vec![0, 0, 0, 4, 99, 0, 0, 0];
+    let (_, end) = read_all(FrameReader::new(Chunked::new(bytes, vec![8])));
+    assert!(matches!(end, Err(ReadError::Malformed(_))));
+}
+
+#[test]
+fn undecodable_payloads_are_errors_not_panics() {
+    let cases: Vec<Vec<u8>> = vec![
+        // Message whose string length claims 2^60 bytes.
+        vec![0, 0, 0, 12, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10],
+        // Message with invalid UTF-8.
+        vec![0, 0, 0, 14, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe],
+        // Welcome with a trailing byte.
+        vec![0, 0, 0, 7, 1, 0, 0, 0, 1, 0, 9],
+        // Ack whose vector claims 2^40 entries.
+        vec![
+            0, 0, 0, 20, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
+        ],
+    ];
+    for bytes in cases {
+        let (_, end) = read_all(FrameReader::new(Chunked::new(bytes.clone(), vec![64])));
+        assert!(
+            matches!(end, Err(ReadError::Malformed(_))),
+            "{bytes:?} gave {end:?}"
+        );
+    }
+}
+
+#[test]
+fn a_frame_that_stalls_half_way_times_out() {
+    let stalled = ThenSilence(Chunked::new(vec![0, 0], vec![2]));
+    let mut reader = FrameReader::new(stalled).with_frame_timeout(Some(Duration::from_millis(50)));
+    let end = block_on(reader.read_frame());
+    assert!(
+        matches!(end, Err(ReadError::Stalled { have: 2, .. })),
+        "{end:?}"
+    );
+}
+
+#[test]
+fn cancelling_a_read_loses_no_bytes() {
+    let frames = every_frame();
+    let bytes = stream_of(&frames);
+    block_on(async {
+        let mut reader = FrameReader::new(Chunked::new(bytes, vec![3]));
+        let mut got = Vec::new();
+        while got.len() < frames.len() {
+            // Poll each read once and drop it: the next call must resume where this one stopped.
+            let once = futures::poll!(Box::pin(reader.read_frame()));
+            if let Poll::Ready(r) = once {
+                got.push(r.unwrap().unwrap());
+            }
+        }
+        assert_eq!(got, frames);
+    });
+}
+
+fn arb_frame() -> impl Strategy<Value = Frame> {
+    let s = ".{0,40}";
+    prop_oneof![
+        (any::<u16>(), proptest::option::of(s))
+            .prop_map(|(version, room)| Frame::Hello { version, room }),
+        any::<u16>().prop_map(|version| Frame::Welcome { version }),
+        (any::<u64>(), s).prop_map(|(round, label)| Frame::Connected { round, label }),
+        s.prop_map(|name| Frame::Message { name }),
+        (s, proptest::collection::vec((s, s, any::<u64>()), 0..5)).prop_map(|(text, order)| {
+            Frame::Ack {
+                text,
+                order: order
+                    .into_iter()
+                    .map(|(label, name, after_micros)| Arrival {
+                        label,
+                        name,
+                        after_micros,
+                    })
+                    .collect(),
+            }
+        }),
+        (0u8..10, s).prop_map(|(k, message)| Frame::Error {
+            kind: [
+                ErrorKind::Version,
+                ErrorKind::Protocol,
+                ErrorKind::Malformed,
+                ErrorKind::Timeout,
+                ErrorKind::InvalidName,
+                ErrorKind::RoundFull,
+                ErrorKind::Busy,
+                ErrorKind::PartyLeft,
+                ErrorKind::RoundTimeout,
+                ErrorKind::ShuttingDown,
+            ][k as usize],
+            message
+        }),
+    ]
+}
+
+/// Case count: `PROPTEST_CASES` overrides it (the one-off long run used 1,000,000).
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Arbitrary bytes, arbitrarily chunked: the decoder ends with frames, a clean EOF or an
+    /// error; it never panics and never holds more than one maximal frame plus read-ahead.
+    #[test]
+    fn arbitrary_bytes_never_panic_or_overallocate(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        chunks in proptest::collection::vec(1usize..64, 1..8),
+        prefix in any::<u32>(),
+    ) {
+        // Half the cases start with an arbitrary length prefix, so large claims are common.
+        let mut data = Vec::new();
+        if prefix % 2 == 0 {
+            data.extend_from_slice(&prefix.to_be_bytes());
+        }
+        data.extend_from_slice(&bytes);
+        let mut reader = FrameReader::new(Chunked::new(data, chunks));
+        block_on(async {
+            for _ in 0..4096 {
+                match reader.read_frame().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) | Err(_) => break,
+                }
+            }
+        });
+        prop_assert!(reader.buffer_capacity() <= HEADER_LEN + MAX_FRAME_LEN as usize + READ_AHEAD);
+    }
+
+    /// Every encoded frame decodes back to itself, whatever the chunking.
+    #[test]
+    fn encoded_frames_decode_to_themselves(
+        frames in proptest::collection::vec(arb_frame(), 1..6),
+        chunks in proptest::collection::vec(1usize..32, 1..8),
+    ) {
+        let (got, end) = read_all(FrameReader::new(Chunked::new(stream_of(&frames), chunks)));
+        prop_assert!(end.is_ok());
+        prop_assert_eq!(got, frames);
+    }
+}
