@@ -1,1 +1,271 @@
+//! The client side of one exchange.
+//!
+//! Owns the client's conversation: connect, handshake, wait for the barrier, obtain the name,
+//! send it, print the verdict. The socket has one reader actor (forwarding frames into a channel)
+//! and one writer, this module's main task; while it waits for the user to type a name it
+//! watches the socket at the same time, so a partner leaving is reported at the prompt.
+//!
+//! Everything the server sends is escaped before it reaches a terminal (see
+//! [`names::printable`]): a hostile server cannot drive ours.
 
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use async_std::future::timeout;
+use async_std::io::prelude::BufReadExt;
+use async_std::io::BufReader;
+use async_std::net::TcpStream;
+use async_std::task;
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+
+use crate::names::{self, NameError};
+use crate::protocol::{self, Arrival, ErrorKind, Frame, FrameReader, PROTOCOL_VERSION};
+use crate::transcript::Transcript;
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `host:port` of the server.
+    pub addr: String,
+    /// The room to play in; `None` joins the next anonymous round.
+    pub room: Option<String>,
+    /// Bound on connecting and on the server's answer to our `Hello`.
+    pub connect_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:12000".into(),
+            room: None,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where the client's name comes from.
+#[derive(Debug, Clone)]
+pub enum NameSource {
+    /// Given up front (`--name`).
+    Given(String),
+    /// One line of standard input, read once the client is connected. With `prompt`, the user is
+    /// asked on stderr and asked again if the name is refused.
+    Stdin { prompt: bool },
+}
+
+/// A completed exchange.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub label: String,
+    pub name: String,
+    pub text: String,
+    pub order: Vec<Arrival>,
+}
+
+/// Why the exchange did not complete. Each maps to one exit status; see [`Error::exit_code`].
+#[derive(Debug)]
+pub enum Error {
+    /// Could not reach the server.
+    Connect { addr: String, source: io::Error },
+    /// The server ended the exchange with an error frame.
+    Refused { kind: ErrorKind, message: String },
+    /// The connection broke, or the server said something the protocol does not allow.
+    Lost(String),
+    /// Standard input ended before a name was read.
+    NoName,
+    /// The name breaks the naming rules.
+    InvalidName(NameError),
+}
+
+impl Error {
+    /// 1: the server refused or aborted; 2: bad input from the user; 3: connection problem;
+    /// 4: no name on standard input.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Refused { .. } => 1,
+            Error::InvalidName(_) => 2,
+            Error::Connect { .. } | Error::Lost(_) => 3,
+            Error::NoName => 4,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
+            Error::Refused { message, .. } => f.write_str(&names::printable(message)),
+            Error::Lost(why) => f.write_str(why),
+            Error::NoName => f.write_str("standard input ended before a name was given"),
+            Error::InvalidName(e) => write!(f, "the name {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+type Incoming = mpsc::Receiver<Result<Frame, String>>;
+
+/// Forwards the server's frames; the item after the last frame (or instead of it) is `Err` with
+/// why the stream ended.
+async fn reader_loop(
+    mut frames: FrameReader<TcpStream>,
+    mut tx: mpsc::Sender<Result<Frame, String>>,
+) {
+    loop {
+        let item = match frames.read_frame().await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err("the server closed the connection".to_owned()),
+            Err(e) => Err(format!("lost the connection to the server: {e}")),
+        };
+        let last = !matches!(item, Ok(Frame::Connected { .. } | Frame::Welcome { .. }));
+        if tx.send(item).await.is_err() || last {
+            break;
+        }
+    }
+}
+
+/// The next frame from the server; an `Error` frame or a broken stream becomes an `Err`.
+async fn expect(incoming: &mut Incoming) -> Result<Frame, Error> {
+    match incoming.next().await {
+        Some(Ok(Frame::Error { kind, message })) => Err(Error::Refused { kind, message }),
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(why)) => Err(Error::Lost(why)),
+        None => Err(Error::Lost("the server closed the connection".into())),
+    }
+}
+
+fn unexpected(frame: &Frame, wanted: &str) -> Error {
+    Error::Lost(format!(
+        "protocol error: the server sent {} where {wanted} was expected",
+        frame.kind_name()
+    ))
+}
+
+/// The client's one writer: the exchange's task, never the reader.
+async fn send(mut stream: &TcpStream, frame: Frame) -> Result<(), Error> {
+    protocol::write_frame(&mut stream, &frame)
+        .await
+        .map_err(|e| Error::Lost(format!("lost the connection to the server: {e}")))
+}
+
+/// Plays one exchange: prints `Client X connected`, `Client X: <name>` and the verdict to
+/// `transcript`, and returns the verdict.
+pub async fn run(
+    config: &Config,
+    source: NameSource,
+    transcript: &Transcript,
+) -> Result<Verdict, Error> {
+    let connect_error = |source| Error::Connect {
+        addr: config.addr.clone(),
+        source,
+    };
+    let stream = match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(connect_error(e)),
+        Err(_) => {
+            return Err(connect_error(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out",
+            )))
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let (tx, mut incoming) = mpsc::channel(4);
+    let reader = task::spawn(reader_loop(FrameReader::new(stream.clone()), tx));
+    let result = exchange(config, source, transcript, &stream, &mut incoming).await;
+    // Ending the socket ends the reader; waiting for it means no task outlives the call.
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    drop(incoming);
+    reader.await;
+    result
+}
+
+async fn exchange(
+    config: &Config,
+    source: NameSource,
+    transcript: &Transcript,
+    stream: &TcpStream,
+    incoming: &mut Incoming,
+) -> Result<Verdict, Error> {
+    send(
+        stream,
+        Frame::Hello {
+            version: PROTOCOL_VERSION,
+            room: config.room.clone(),
+        },
+    )
+    .await?;
+    match timeout(config.connect_timeout, expect(incoming)).await {
+        Err(_) => {
+            return Err(Error::Lost(
+                "the server did not answer the handshake".into(),
+            ))
+        }
+        Ok(Ok(Frame::Welcome { .. })) => {}
+        Ok(Ok(other)) => return Err(unexpected(&other, "Welcome")),
+        Ok(Err(e)) => return Err(e),
+    }
+    let label = match expect(incoming).await? {
+        Frame::Connected { label, .. } => label,
+        other => return Err(unexpected(&other, "Connected")),
+    };
+    let label = names::printable(&label).into_owned();
+    transcript.line(format!("Client {label} connected"));
+
+    let name = match source {
+        NameSource::Given(name) => {
+            names::validate(&name).map_err(Error::InvalidName)?;
+            name
+        }
+        NameSource::Stdin { prompt } => read_name(&label, prompt, incoming).await?,
+    };
+    send(stream, Frame::Message { name: name.clone() }).await?;
+    transcript.line(format!("Client {label}: {name}"));
+
+    match expect(incoming).await? {
+        Frame::Ack { text, order } => {
+            let text = names::printable(&text).into_owned();
+            transcript.line(&text);
+            Ok(Verdict {
+                label,
+                name,
+                text,
+                order,
+            })
+        }
+        other => Err(unexpected(&other, "Ack")),
+    }
+}
+
+/// Reads one name from stdin while watching the socket: if the server ends the round first
+/// (a partner left, the server stops), that is reported without waiting for the user.
+async fn read_name(label: &str, prompt: bool, incoming: &mut Incoming) -> Result<String, Error> {
+    let mut lines = BufReader::new(async_std::io::stdin()).lines();
+    loop {
+        if prompt {
+            eprint!("Name for Client {label}: ");
+        }
+        let line = futures::select_biased! {
+            frame = expect(incoming).fuse() => {
+                return Err(match frame {
+                    Ok(other) => unexpected(&other, "nothing"),
+                    Err(e) => e,
+                });
+            }
+            line = lines.next().fuse() => line,
+        };
+        let name = match line {
+            None => return Err(Error::NoName),
+            Some(Err(e)) => return Err(Error::Lost(format!("cannot read standard input: {e}"))),
+            Some(Ok(line)) => line.trim().to_owned(),
+        };
+        match names::validate(&name) {
+            Ok(()) => return Ok(name),
+            Err(e) if prompt => eprintln!("That name {e}; try another."),
+            Err(e) => return Err(Error::InvalidName(e)),
+        }
+    }
+}

@@ -63,13 +63,13 @@ impl Outbound {
 /// What connection actors (and the lobby, for `Join`) tell a coordinator.
 #[derive(Debug)]
 pub enum Event {
-    /// A connection that completed its handshake asks for a slot. `admitted` receives its label,
+    /// A connection that completed its handshake asks for a slot. `admitted` receives its slot,
     /// or `None` if this round no longer takes parties.
     Join {
         id: ConnId,
         peer: SocketAddr,
         reply: Outbox,
-        admitted: oneshot::Sender<Option<String>>,
+        admitted: oneshot::Sender<Option<Admit>>,
     },
     /// A connection finished reading its party's message at instant `at`.
     Arrived {
@@ -80,6 +80,15 @@ pub enum Event {
     },
     /// A connection ended; `why` is a short human phrase ("closed the connection").
     Left { id: ConnId, why: String },
+}
+
+/// The answer to an accepted `Join`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admit {
+    pub label: String,
+    /// This join filled the round's last slot. Whoever routes joins must stop sending them here:
+    /// a started round no longer reads joins promptly (it may be delivering acknowledgments).
+    pub full: bool,
 }
 
 /// How a round is set up.
@@ -102,7 +111,7 @@ pub enum Outcome {
         order: Vec<Arrival>,
         undelivered: Vec<String>,
     },
-    /// The round could not complete; every remaining party was told `reason`.
+    /// The round could not complete; every remaining party was told `round aborted: <reason>`.
     Aborted { kind: ErrorKind, reason: String },
 }
 
@@ -206,7 +215,7 @@ impl Round {
         id: ConnId,
         peer: SocketAddr,
         reply: Outbox,
-        admitted: oneshot::Sender<Option<String>>,
+        admitted: oneshot::Sender<Option<Admit>>,
     ) -> Step {
         let free = self.slots.iter().position(Option::is_none);
         let Some(slot) = free.filter(|_| !self.started) else {
@@ -214,7 +223,13 @@ impl Round {
             return Step::Continue;
         };
         let label = self.label(slot).to_owned();
-        if admitted.send(Some(label.clone())).is_err() {
+        let full = self.slots.iter().filter(|p| p.is_none()).count() == 1;
+        let admit = Admit {
+            label: label.clone(),
+            full,
+        };
+        if admitted.send(Some(admit)).is_err() {
+            // The joiner gave up waiting; the slot stays free.
             return Step::Continue;
         }
         log::info!("round {}: {peer} is {label}", self.config.id);
@@ -225,7 +240,7 @@ impl Round {
             reply: Some(reply),
             message: None,
         });
-        if self.slots.iter().all(Option::is_some) {
+        if full {
             self.start();
         }
         Step::Continue
@@ -317,7 +332,7 @@ impl Round {
         } else {
             Step::Abort(
                 ErrorKind::PartyLeft,
-                format!("Client {label} left before sending its message ({why}); round aborted"),
+                format!("Client {label} left before sending its message ({why})"),
             )
         }
     }
@@ -326,9 +341,10 @@ impl Round {
     fn abort(self, kind: ErrorKind, reason: String) -> RoundReport {
         log::warn!("round {}: aborted: {reason}", self.config.id);
         self.transcript.line(format!("Round aborted: {reason}"));
+        let told = format!("round aborted: {reason}");
         for party in self.slots.into_iter().flatten() {
             if let Some(mut reply) = party.reply {
-                let _ = reply.try_send(Outbound::error(kind, reason.clone()));
+                let _ = reply.try_send(Outbound::error(kind, told.clone()));
             }
         }
         RoundReport {

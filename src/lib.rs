@@ -13,6 +13,7 @@
 //! - [`server`]: accept loop, lobby, connection actors, limits and shutdown.
 //! - [`client`]: the client side of one exchange.
 
+pub mod cli;
 pub mod client;
 pub mod coordinator;
 pub mod names;

@@ -123,3 +123,22 @@ mod tests {
         assert_eq!(e, "contains the forbidden character U+001B at position 2");
     }
 }
+
+/// `text` with every control character shown as an escape (`\u{1b}`), for printing text that
+/// came from the network on a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(forbidden) {
+        text.chars()
+            .map(|c| {
+                if forbidden(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}

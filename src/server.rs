@@ -1,1 +1,698 @@
+//! The server: accept loop, lobby, connection actors, limits and shutdown.
+//!
+//! Actors and the channels between them (all bounded, the graph acyclic):
+//!
+//! ```text
+//! accept loop ──spawns──▶ connection (reader) ──Join──▶ lobby ──Join──▶ coordinator (per round)
+//!                              │  └──────────── Arrived / Left ─────────────▶ │
+//!                              └──spawns──▶ writer ◀──────── Outbound ────────┘
+//! coordinator ──RoundReport──▶ accept loop
+//! ```
+//!
+//! - The accept loop owns the listener, the connection limit and the tally of finished rounds;
+//!   it decides when the server stops (rounds done, or the caller's shutdown future).
+//! - The lobby owns the map of rounds still filling, keyed by room. It alone creates rounds.
+//! - A connection's reader owns the read half and the handshake; its writer, the only task that
+//!   writes to the socket, owns the write half.
+//!
+//! Shutdown: the accept loop fires a [`Stop`]; writers send `ShuttingDown` and close, readers
+//! notice their writer ended, the lobby and coordinators return. `run` returns only after every
+//! connection task and every round has ended: nothing is leaked, which [`Stats`] lets tests check.
+//!
+//! This module must not interpret frames beyond the handshake and "one message per party";
+//! round rules live in the coordinator, bytes in `protocol`.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_std::future::timeout;
+use async_std::net::{TcpListener, TcpStream};
+use async_std::task;
+use futures::channel::{mpsc, oneshot};
+use futures::future::Fuse;
+use futures::future::FusedFuture;
+use futures::{FutureExt, SinkExt, StreamExt};
+
+use crate::coordinator::{
+    coordinator_loop, ConnId, Event, Outbound, Outbox, Outcome, RoundConfig, RoundReport,
+    OUTBOX_CAPACITY,
+};
+use crate::names;
+use crate::protocol::{self, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_VERSION};
+use crate::stop::Stop;
+use crate::transcript::Transcript;
+
+/// Server settings. `Default` is the assignment: one round of X and Y, then exit.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// One label per party of a round.
+    pub labels: Vec<String>,
+    /// Rounds to run before exiting; 0 runs until the shutdown future resolves.
+    pub rounds: u64,
+    /// Time a new connection has to complete its `Hello`.
+    pub handshake_timeout: Duration,
+    /// Time from a frame's first byte to its last, and the bound on writing one frame.
+    pub frame_timeout: Duration,
+    /// Abort a round not complete this long after it was created.
+    pub round_timeout: Option<Duration>,
+    /// Connections held at once; more are answered `Busy` and closed.
+    pub max_connections: usize,
+    /// Where the user-facing lines go.
+    pub transcript: Transcript,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            labels: vec!["X".into(), "Y".into()],
+            rounds: 1,
+            handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
+            round_timeout: None,
+            max_connections: 1024,
+            transcript: Transcript::Silent,
+        }
+    }
+}
+
+/// After our last frame, how long we keep reading (and discarding) so the peer can read that
+/// frame before we close: closing a socket with unread input sends RST, which can destroy it.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Pending joins the lobby queues before connections wait to hand theirs over.
+const LOBBY_CAPACITY: usize = 256;
+
+/// Live counters, shared read-only with whoever embeds the server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    live: AtomicUsize,
+    accepted: AtomicU64,
+    refused_busy: AtomicU64,
+}
+
+impl Stats {
+    /// Connection tasks currently alive (reader and writer both count as one connection).
+    pub fn live_connections(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+    pub fn refused_busy(&self) -> u64 {
+        self.refused_busy.load(Ordering::SeqCst)
+    }
+}
+
+/// Decrements the live count however the connection task ends.
+struct LiveGuard(Arc<Stats>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a server run amounted to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub rounds_completed: u64,
+    /// Completed rounds in which some acknowledgment could not be delivered.
+    pub rounds_undelivered: u64,
+    pub rounds_aborted: u64,
+    pub connections: u64,
+    /// The shutdown future resolved before the rounds were done.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    fn record(&mut self, report: &RoundReport) {
+        match &report.outcome {
+            Outcome::Completed { undelivered, .. } => {
+                self.rounds_completed += 1;
+                if !undelivered.is_empty() {
+                    self.rounds_undelivered += 1;
+                }
+            }
+            Outcome::Aborted { .. } => self.rounds_aborted += 1,
+        }
+    }
+
+    fn rounds_finished(&self) -> u64 {
+        self.rounds_completed + self.rounds_aborted
+    }
+
+    /// Every round completed and every acknowledgment was delivered.
+    pub fn is_clean(&self) -> bool {
+        !self.interrupted && self.rounds_aborted == 0 && self.rounds_undelivered == 0
+    }
+}
+
+/// A bound listener with its configuration, ready to [`run`](Server::run).
+pub struct Server {
+    listener: TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+/// Runs a server on `listener` until its rounds are done or `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Summary> {
+    Server::new(listener, config).run(shutdown).await
+}
+
+impl Server {
+    pub fn new(listener: TcpListener, config: Config) -> Server {
+        Server {
+            listener,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Counters that stay readable while, and after, the server runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Summary> {
+        let Server {
+            listener,
+            config,
+            stats,
+        } = self;
+        if config.labels.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a round needs at least one party",
+            ));
+        }
+        let (trigger, stop) = Stop::new();
+        let (reports_tx, mut reports) = mpsc::channel::<RoundReport>(64);
+        let (lobby_tx, lobby_rx) = mpsc::channel::<Join>(LOBBY_CAPACITY);
+        let lobby = task::spawn(lobby_loop(
+            lobby_rx,
+            config.clone(),
+            reports_tx,
+            stop.clone(),
+        ));
+        // Every connection task holds a clone; when all are dropped, all connections are done.
+        let (drain_tx, mut drained) = mpsc::channel::<std::convert::Infallible>(1);
+        let ctx = Arc::new(Ctx {
+            config,
+            stop: stop.clone(),
+            lobby: lobby_tx,
+        });
+
+        let mut summary = Summary::default();
+        let mut next_id: ConnId = 0;
+        let shutdown = shutdown.fuse();
+        futures::pin_mut!(shutdown);
+        loop {
+            futures::select_biased! {
+                () = shutdown => {
+                    summary.interrupted = true;
+                    break;
+                }
+                report = reports.next() => {
+                    let Some(report) = report else { break };
+                    summary.record(&report);
+                    let rounds = ctx.config.rounds;
+                    if rounds != 0 && summary.rounds_finished() >= rounds {
+                        break;
+                    }
+                }
+                accepted = listener.accept().fuse() => match accepted {
+                    Ok((stream, peer)) => {
+                        next_id += 1;
+                        summary.connections += 1;
+                        stats.accepted.fetch_add(1, Ordering::SeqCst);
+                        admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone());
+                    }
+                    Err(e) => {
+                        // Out of descriptors or the like: wait a little instead of spinning on a
+                        // listener that will fail again immediately.
+                        log::warn!("accept failed: {e}");
+                        task::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        log::info!("stopping: {} connections open", stats.live_connections());
+        trigger.trigger();
+        drop(ctx);
+        lobby.await;
+        drop(drain_tx);
+        while drained.next().await.is_some() {}
+        while let Some(report) = reports.next().await {
+            summary.record(&report);
+        }
+        Ok(summary)
+    }
+}
+
+/// What every connection task shares.
+struct Ctx {
+    config: Config,
+    stop: Stop,
+    lobby: mpsc::Sender<Join>,
+}
+
+/// Starts a connection task, or refuses the connection when the server is at its limit.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: &Arc<Ctx>,
+    stats: &Arc<Stats>,
+    drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    let _ = stream.set_nodelay(true);
+    if stats.live_connections() >= ctx.config.max_connections {
+        stats.refused_busy.fetch_add(1, Ordering::SeqCst);
+        log::warn!(
+            "{peer}: refused, at the limit of {} connections",
+            ctx.config.max_connections
+        );
+        let message = format!(
+            "the server is at its limit of {} connections; try again later",
+            ctx.config.max_connections
+        );
+        let write_timeout = ctx.config.frame_timeout;
+        task::spawn(async move {
+            let _drain = drain;
+            let mut s = &stream;
+            let frame = Frame::error(ErrorKind::Busy, message);
+            let _ = timeout(write_timeout, protocol::write_frame(&mut s, &frame)).await;
+            let _ = stream.shutdown(Shutdown::Write);
+        });
+        return;
+    }
+    stats.live.fetch_add(1, Ordering::SeqCst);
+    let live = LiveGuard(Arc::clone(stats));
+    let ctx = Arc::clone(ctx);
+    task::spawn(async move {
+        let _drain = drain;
+        let _live = live;
+        connection_loop(stream, peer, id, ctx).await;
+    });
+}
+
+/// A handshaken connection asking the lobby for a place in a round.
+struct Join {
+    id: ConnId,
+    peer: SocketAddr,
+    room: Option<String>,
+    reply: Outbox,
+    placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
+}
+
+/// Where the lobby put a connection.
+struct Placement {
+    label: String,
+    round: mpsc::Sender<Event>,
+}
+
+/// Routes each joining connection to the round filling for its room, creating rounds as needed
+/// and refusing joins once the configured number of rounds has been started.
+async fn lobby_loop(
+    mut joins: mpsc::Receiver<Join>,
+    config: Config,
+    reports: mpsc::Sender<RoundReport>,
+    stop: Stop,
+) {
+    let mut filling: HashMap<Option<String>, mpsc::Sender<Event>> = HashMap::new();
+    let mut started: u64 = 0;
+    loop {
+        let join = futures::select_biased! {
+            () = stop.wait().fuse() => break,
+            join = joins.next() => match join {
+                Some(join) => join,
+                None => break,
+            },
+        };
+        loop {
+            if let Some(round) = filling.get_mut(&join.room) {
+                let (admitted, answer) = oneshot::channel();
+                let event = Event::Join {
+                    id: join.id,
+                    peer: join.peer,
+                    reply: join.reply.clone(),
+                    admitted,
+                };
+                let admit = match round.send(event).await {
+                    Ok(()) => answer.await.ok().flatten(),
+                    Err(_) => None,
+                };
+                if let Some(admit) = admit {
+                    let placement = Placement {
+                        label: admit.label,
+                        round: round.clone(),
+                    };
+                    if admit.full {
+                        filling.remove(&join.room);
+                    }
+                    let _ = join.placed.send(Ok(placement));
+                    break;
+                }
+                // That round ended (timed out) while filling.
+                filling.remove(&join.room);
+            }
+            if config.rounds != 0 && started >= config.rounds {
+                let message = if config.rounds == 1 {
+                    "the round is full; this server runs a single round".to_owned()
+                } else {
+                    format!("all {} rounds of this server are taken", config.rounds)
+                };
+                let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
+                break;
+            }
+            started += 1;
+            let (tx, rx) = mpsc::channel(4 * config.labels.len() + 4);
+            let round = RoundConfig {
+                id: started,
+                room: join.room.clone(),
+                labels: config.labels.clone(),
+                timeout: config.round_timeout,
+            };
+            let mut reports = reports.clone();
+            let (stop, transcript) = (stop.clone(), config.transcript.clone());
+            task::spawn(async move {
+                let report = coordinator_loop(round, rx, stop, transcript).await;
+                let _ = reports.send(report).await;
+            });
+            filling.insert(join.room.clone(), tx);
+        }
+    }
+}
+
+/// Writes what the outbox asks for; the only task that writes to this socket. Ends after a
+/// final frame, a failed or timed-out write, when every outbox sender is gone, or on stop (after
+/// telling the client). Always half-closes the socket on the way out.
+async fn writer_loop(
+    stream: TcpStream,
+    mut outbox: mpsc::Receiver<Outbound>,
+    stop: Stop,
+    write_timeout: Duration,
+    _done: oneshot::Sender<()>,
+) {
+    let mut out = &stream;
+    loop {
+        let next = futures::select_biased! {
+            () = stop.wait().fuse() => Some(Outbound::error(ErrorKind::ShuttingDown, "the server is shutting down")),
+            next = outbox.next() => next,
+        };
+        let Some(next) = next else { break };
+        let (frame, delivered, last) = match next {
+            Outbound::Send(frame) => (frame, None, false),
+            Outbound::Final { frame, delivered } => (frame, delivered, true),
+        };
+        let written = matches!(
+            timeout(write_timeout, protocol::write_frame(&mut out, &frame)).await,
+            Ok(Ok(()))
+        );
+        if let Some(delivered) = delivered {
+            let _ = delivered.send(written);
+        }
+        if !written || last {
+            break;
+        }
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Why a connection ends, from the reader's point of view.
+struct Ending {
+    /// Said to the client in an error frame, if the socket still works.
+    tell: Option<(ErrorKind, String)>,
+    /// Said to the round and the log: what the client did.
+    why: String,
+}
+
+impl Ending {
+    fn quiet(why: impl Into<String>) -> Ending {
+        Ending {
+            tell: None,
+            why: why.into(),
+        }
+    }
+    fn told(kind: ErrorKind, message: impl Into<String>, why: impl Into<String>) -> Ending {
+        Ending {
+            tell: Some((kind, message.into())),
+            why: why.into(),
+        }
+    }
+    fn from_read(e: ReadError) -> Ending {
+        match e {
+            ReadError::Io(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                Ending::quiet("reset the connection")
+            }
+            ReadError::Io(e) => Ending::quiet(format!("connection failed: {e}")),
+            ReadError::Truncated { .. } => {
+                Ending::quiet(format!("closed the connection mid-frame ({e})"))
+            }
+            e => Ending::told(e.kind(), e.to_string(), format!("sent a bad frame: {e}")),
+        }
+    }
+}
+
+enum Next {
+    Frame(Frame),
+    End(Ending),
+    /// The writer finished: a final frame went out, a write failed, or the server is stopping.
+    WriterDone,
+}
+
+/// The reader side of one connection: handshake, placement in a round, then the party's
+/// message; finally it makes sure the writer has ended before the task does.
+struct Connection {
+    id: ConnId,
+    peer: SocketAddr,
+    frames: FrameReader<TcpStream>,
+    outbox: Outbox,
+    writer_done: Fuse<oneshot::Receiver<()>>,
+    ctx: Arc<Ctx>,
+}
+
+async fn connection_loop(stream: TcpStream, peer: SocketAddr, id: ConnId, ctx: Arc<Ctx>) {
+    let (outbox, outbox_rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (done_tx, done_rx) = oneshot::channel();
+    let writer = task::spawn(writer_loop(
+        stream.clone(),
+        outbox_rx,
+        ctx.stop.clone(),
+        ctx.config.frame_timeout,
+        done_tx,
+    ));
+    let frames = FrameReader::new(stream).with_frame_timeout(Some(ctx.config.frame_timeout));
+    let mut conn = Connection {
+        id,
+        peer,
+        frames,
+        outbox,
+        writer_done: done_rx.fuse(),
+        ctx,
+    };
+    let (ending, round) = conn.serve().await;
+    conn.finish(ending, round).await;
+    writer.await;
+}
+
+impl Connection {
+    async fn next(&mut self) -> Next {
+        let read = self.frames.read_frame().fuse();
+        futures::pin_mut!(read);
+        futures::select_biased! {
+            _ = &mut self.writer_done => Next::WriterDone,
+            r = read => match r {
+                Ok(Some(frame)) => Next::Frame(frame),
+                Ok(None) => Next::End(Ending::quiet("closed the connection")),
+                Err(e) => Next::End(Ending::from_read(e)),
+            },
+        }
+    }
+
+    /// Runs the connection until it must end; returns why, and the round it was in, if any.
+    async fn serve(&mut self) -> (Option<Ending>, Option<mpsc::Sender<Event>>) {
+        let room = match self.handshake().await {
+            Ok(room) => room,
+            Err(ending) => return (ending, None),
+        };
+        let (label, mut round) = match self.join(room).await {
+            Ok(placed) => placed,
+            Err(ending) => return (ending, None),
+        };
+        log::debug!("{}: playing as {label}", self.peer);
+        let mut sent = false;
+        loop {
+            let ending = match self.next().await {
+                Next::WriterDone => None,
+                Next::End(ending) => Some(ending),
+                Next::Frame(Frame::Message { name }) if !sent => {
+                    let at = Instant::now();
+                    if let Err(e) = names::validate(&name) {
+                        let message = format!("name {e}");
+                        Some(Ending::told(
+                            ErrorKind::InvalidName,
+                            message.clone(),
+                            format!("sent an invalid name: {message}"),
+                        ))
+                    } else {
+                        sent = true;
+                        let arrived = Event::Arrived {
+                            id: self.id,
+                            name,
+                            at,
+                            reply: self.outbox.clone(),
+                        };
+                        if round.send(arrived).await.is_err() {
+                            // The round ended meanwhile (aborted); the writer is telling the client.
+                            None
+                        } else {
+                            continue;
+                        }
+                    }
+                }
+                Next::Frame(Frame::Message { .. }) => Some(Ending::told(
+                    ErrorKind::Protocol,
+                    "a second message; each party sends exactly one",
+                    "sent a second message",
+                )),
+                Next::Frame(other) => Some(Ending::told(
+                    ErrorKind::Protocol,
+                    format!("unexpected {} frame; expected Message", other.kind_name()),
+                    format!("sent an unexpected {} frame", other.kind_name()),
+                )),
+            };
+            return (ending, Some(round));
+        }
+    }
+
+    /// Reads and checks the `Hello`; answers `Welcome`. Returns the requested room.
+    async fn handshake(&mut self) -> Result<Option<String>, Option<Ending>> {
+        let limit = self.ctx.config.handshake_timeout;
+        let hello = match timeout(limit, self.next()).await {
+            Err(_) => {
+                let message = format!("no handshake within {} s", limit.as_secs_f64());
+                return Err(Some(Ending::told(
+                    ErrorKind::Timeout,
+                    message,
+                    "sent no handshake in time",
+                )));
+            }
+            Ok(Next::WriterDone) => return Err(None),
+            Ok(Next::End(ending)) => return Err(Some(ending)),
+            Ok(Next::Frame(frame)) => frame,
+        };
+        let (version, room) = match hello {
+            Frame::Hello { version, room } => (version, room),
+            other => {
+                let message = format!("expected Hello, got {}", other.kind_name());
+                return Err(Some(Ending::told(
+                    ErrorKind::Protocol,
+                    message.clone(),
+                    message,
+                )));
+            }
+        };
+        if version != PROTOCOL_VERSION {
+            let message = format!(
+                "unsupported protocol version {version}; this server speaks version {PROTOCOL_VERSION}"
+            );
+            return Err(Some(Ending::told(
+                ErrorKind::Version,
+                message.clone(),
+                message,
+            )));
+        }
+        if let Some(room) = &room {
+            if let Err(e) = names::validate(room) {
+                let message = format!("room name {e}");
+                return Err(Some(Ending::told(
+                    ErrorKind::InvalidName,
+                    message.clone(),
+                    message,
+                )));
+            }
+        }
+        let welcome = Outbound::Send(Frame::Welcome {
+            version: PROTOCOL_VERSION,
+        });
+        if self.outbox.send(welcome).await.is_err() {
+            return Err(None);
+        }
+        Ok(room)
+    }
+
+    async fn join(
+        &mut self,
+        room: Option<String>,
+    ) -> Result<(String, mpsc::Sender<Event>), Option<Ending>> {
+        let (placed, answer) = oneshot::channel();
+        let join = Join {
+            id: self.id,
+            peer: self.peer,
+            room,
+            reply: self.outbox.clone(),
+            placed,
+        };
+        let mut lobby = self.ctx.lobby.clone();
+        if lobby.send(join).await.is_err() {
+            return Err(None);
+        }
+        // The lobby answers promptly; if it is gone the server is stopping and the writer says so.
+        match answer.await {
+            Ok(Ok(Placement { label, round })) => Ok((label, round)),
+            Ok(Err((kind, message))) => {
+                Err(Some(Ending::told(kind, message, "was refused a place")))
+            }
+            Err(_) => Err(None),
+        }
+    }
+
+    /// Tells the client (if there is something to tell), tells the round, waits for the writer to
+    /// finish, then lingers so the client can read our last frame before the socket closes.
+    async fn finish(&mut self, ending: Option<Ending>, round: Option<mpsc::Sender<Event>>) {
+        if let Some(ending) = &ending {
+            log::warn!("{}: {}", self.peer, ending.why);
+            if let Some((kind, message)) = &ending.tell {
+                let _ = self
+                    .outbox
+                    .try_send(Outbound::error(*kind, message.clone()));
+            }
+        }
+        if let Some(mut round) = round {
+            let why = ending.map_or_else(|| "was disconnected".to_owned(), |e| e.why);
+            let _ = round.send(Event::Left { id: self.id, why }).await;
+        }
+        // Our outbox handle must go, or the writer would wait for us forever.
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.outbox, closed));
+        let bound = self.ctx.config.frame_timeout + LINGER;
+        let writer_running = !self.writer_done.is_terminated();
+        if writer_running && timeout(bound, &mut self.writer_done).await.is_err() {
+            log::error!(
+                "{}: writer did not finish within {} s",
+                self.peer,
+                bound.as_secs()
+            );
+        }
+        let frames = &mut self.frames;
+        let _ = timeout(LINGER, async {
+            while let Ok(Some(_)) = frames.read_frame().await {}
+        })
+        .await;
+    }
+}

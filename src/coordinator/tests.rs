@@ -36,7 +36,7 @@ struct Conn {
     id: ConnId,
     reply: Outbox,
     writer: JoinHandle<Vec<Frame>>,
-    admitted: Option<oneshot::Receiver<Option<String>>>,
+    admitted: Option<oneshot::Receiver<Option<Admit>>>,
 }
 
 impl Conn {
@@ -77,7 +77,12 @@ impl Conn {
         }
     }
     async fn label(&mut self) -> Option<String> {
-        self.admitted.take().unwrap().await.unwrap()
+        self.admitted
+            .take()
+            .unwrap()
+            .await
+            .unwrap()
+            .map(|a| a.label)
     }
     /// Drops this side's outbox handle and returns every frame its writer saw.
     async fn frames(self) -> Vec<Frame> {

@@ -1,0 +1,58 @@
+//! `arrival-client`: parse arguments, run one exchange, turn the outcome into an exit status and a
+//! one-line message. All behaviour lives in the library (`arrival::client`).
+
+use std::io::IsTerminal;
+use std::process::exit;
+use std::time::Duration;
+
+use arrival::cli::{init_logging, parse_seconds};
+use arrival::client::{self, Config, NameSource};
+use arrival::transcript::Transcript;
+use structopt::StructOpt;
+
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "arrival-client",
+    about = "Connects to an arrival server, sends one name, prints whose message arrived first."
+)]
+struct Opt {
+    /// Server address
+    #[structopt(long, default_value = "127.0.0.1:12000")]
+    addr: String,
+    /// The name to send; without it, one line is read from standard input once connected
+    #[structopt(long)]
+    name: Option<String>,
+    /// Play in this room (parties naming the same room play together)
+    #[structopt(long)]
+    room: Option<String>,
+    /// Seconds to wait for the connection and the server's handshake
+    #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
+    connect_timeout: Duration,
+    /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
+    #[structopt(short, long, parse(from_occurrences))]
+    verbose: u8,
+}
+
+fn main() {
+    let opt = Opt::from_args();
+    init_logging(opt.verbose);
+    let config = Config {
+        addr: opt.addr,
+        room: opt.room,
+        connect_timeout: opt.connect_timeout,
+    };
+    let source = match opt.name {
+        Some(name) => NameSource::Given(name),
+        None => NameSource::Stdin {
+            prompt: std::io::stdin().is_terminal(),
+        },
+    };
+    let result = async_std::task::block_on(client::run(&config, source, &Transcript::Stdout));
+    match result {
+        Ok(_) => exit(0),
+        Err(e) => {
+            eprintln!("arrival-client: {e}");
+            exit(e.exit_code());
+        }
+    }
+}

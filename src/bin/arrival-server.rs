@@ -1,0 +1,166 @@
+//! `arrival-server`: parse arguments, set up logging and signals, bind, run, turn the outcome into
+//! an exit status. All behaviour lives in the library (`arrival::server`).
+
+use std::process::exit;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+use arrival::cli::{init_logging, parse_seconds};
+use arrival::server::{self, Config};
+use arrival::transcript::Transcript;
+use async_std::net::TcpListener;
+use futures::channel::oneshot;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use structopt::StructOpt;
+
+/// Exit statuses (also in the README).
+const EXIT_ROUND_FAILED: i32 = 1;
+const EXIT_USAGE: i32 = 2;
+const EXIT_CANNOT_START: i32 = 3;
+
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "arrival-server",
+    about = "Waits for every party, then tells all of them whose message arrived first."
+)]
+struct Opt {
+    /// Address to listen on; port 0 picks a free port (the bound address is printed)
+    #[structopt(long, default_value = "127.0.0.1:12000")]
+    addr: String,
+    /// Rounds to run before exiting; 0 runs until SIGINT/SIGTERM
+    #[structopt(long, default_value = "1")]
+    rounds: u64,
+    /// Labels of a round's parties, comma-separated, in the order connections take them
+    #[structopt(long, default_value = "X,Y", use_delimiter = true)]
+    labels: Vec<String>,
+    /// Seconds a new connection has to complete its handshake
+    #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
+    handshake_timeout: Duration,
+    /// Seconds a frame may take from its first byte to its last (and a write may take)
+    #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
+    frame_timeout: Duration,
+    /// Abort a round that has not completed this many seconds after it began [default: never]
+    #[structopt(long, parse(try_from_str = parse_seconds))]
+    round_timeout: Option<Duration>,
+    /// Connections held at once; further ones are told the server is busy and closed
+    #[structopt(long, default_value = "1024")]
+    max_connections: usize,
+    /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
+    #[structopt(short, long, parse(from_occurrences))]
+    verbose: u8,
+}
+
+/// The signal that stopped us, if any: 0 until one arrives.
+static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// A future that resolves on the first SIGINT/SIGTERM; a second one exits at once.
+fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let (tx, rx) = oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let mut first = Some(tx);
+        for signal in signals.forever() {
+            match first.take() {
+                Some(tx) => {
+                    SIGNAL.store(signal, Ordering::SeqCst);
+                    let _ = tx.send(());
+                }
+                None => {
+                    eprintln!("arrival-server: second signal, exiting now");
+                    exit(128 + signal);
+                }
+            }
+        }
+    });
+    Ok(async move {
+        let _ = rx.await;
+    })
+}
+
+fn main() {
+    let opt = Opt::from_args();
+    init_logging(opt.verbose);
+    exit(async_std::task::block_on(serve(opt)));
+}
+
+async fn serve(opt: Opt) -> i32 {
+    if let Err(e) = check_labels(&opt.labels) {
+        eprintln!("arrival-server: {e}");
+        return EXIT_USAGE;
+    }
+    let listener = match TcpListener::bind(&opt.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("arrival-server: cannot listen on {}: {e}", opt.addr);
+            return EXIT_CANNOT_START;
+        }
+    };
+    let shutdown = match shutdown_on_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("arrival-server: cannot install signal handlers: {e}");
+            return EXIT_CANNOT_START;
+        }
+    };
+    let transcript = Transcript::Stdout;
+    match listener.local_addr() {
+        Ok(addr) => transcript.line(format!("arrival-server listening on {addr}")),
+        Err(e) => {
+            eprintln!("arrival-server: cannot read the bound address: {e}");
+            return EXIT_CANNOT_START;
+        }
+    }
+    let config = Config {
+        labels: opt.labels,
+        rounds: opt.rounds,
+        handshake_timeout: opt.handshake_timeout,
+        frame_timeout: opt.frame_timeout,
+        round_timeout: opt.round_timeout,
+        max_connections: opt.max_connections,
+        transcript,
+    };
+    let rounds = config.rounds;
+    let summary = match server::run(listener, config, shutdown).await {
+        Ok(summary) => summary,
+        Err(e) => {
+            eprintln!("arrival-server: {e}");
+            return EXIT_CANNOT_START;
+        }
+    };
+    if summary.interrupted {
+        let signal = SIGNAL.load(Ordering::SeqCst);
+        let name = if signal == SIGTERM {
+            "SIGTERM"
+        } else {
+            "SIGINT"
+        };
+        eprintln!(
+            "arrival-server: stopped by {name} after {} of {} rounds",
+            summary.rounds_completed,
+            if rounds == 0 {
+                "unlimited".to_owned()
+            } else {
+                rounds.to_string()
+            }
+        );
+        return 128 + signal;
+    }
+    if summary.is_clean() {
+        0
+    } else {
+        EXIT_ROUND_FAILED
+    }
+}
+
+fn check_labels(labels: &[String]) -> Result<(), String> {
+    if labels.is_empty() {
+        return Err("--labels needs at least one label".into());
+    }
+    for (i, label) in labels.iter().enumerate() {
+        arrival::names::validate(label).map_err(|e| format!("label {label:?} {e}"))?;
+        if labels[..i].contains(label) {
+            return Err(format!("label {label:?} is given twice"));
+        }
+    }
+    Ok(())
+}
