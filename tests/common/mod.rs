@@ -1,0 +1,264 @@
+//! Test harness: run the real binaries as child processes and talk to them.
+//!
+//! Lines of a child's stdout are read on a thread into a channel, so a test *waits for a line*
+//! (a readiness signal) instead of sleeping. `GUARD` only turns a hang into a failure; it never
+//! decides an outcome.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::Duration;
+
+use arrival::protocol::{self, Frame, FrameReader, ReadError};
+use async_std::net::TcpStream;
+use async_std::task::block_on;
+
+pub const GUARD: Duration = Duration::from_secs(30);
+
+pub const SERVER: &str = env!("CARGO_BIN_EXE_arrival-server");
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_arrival-client");
+
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+    stderr: Option<thread::JoinHandle<String>>,
+}
+
+/// What a finished process left behind.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: Vec<String>,
+    pub stderr: String,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, bin: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new(bin)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let stderr = thread::spawn(move || {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s);
+            s
+        });
+        Proc {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next stdout line; panics if stdout ends or nothing comes within the guard.
+    pub fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(GUARD) {
+            Ok(line) => {
+                self.seen.push(line.clone());
+                line
+            }
+            Err(RecvTimeoutError::Timeout) => panic!("{}: no output line (so far: {:?})", self.name, self.seen),
+            Err(RecvTimeoutError::Disconnected) => {
+                panic!("{}: stdout ended (so far: {:?})", self.name, self.seen)
+            }
+        }
+    }
+
+    /// Asserts the next stdout line.
+    pub fn expect_line(&mut self, expected: &str) {
+        let line = self.next_line();
+        assert_eq!(line, expected, "{}: unexpected line", self.name);
+    }
+
+    /// Skips lines until one satisfies `pred`; returns it.
+    pub fn wait_for(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = self.next_line();
+            if pred(&line) {
+                return line;
+            }
+            eprintln!("{}: (skipping while waiting for {what}) {line}", self.name);
+        }
+    }
+
+    pub fn send_stdin(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit; returns status, every stdout line (including those already read), stderr.
+    pub fn finish(mut self) -> Finished {
+        self.stdin = None;
+        let (tx, rx) = mpsc::channel();
+        let mut child = self.child;
+        let name = self.name.clone();
+        let waiter = thread::spawn(move || {
+            let status = child.wait();
+            let _ = tx.send(());
+            (status, child)
+        });
+        if rx.recv_timeout(GUARD).is_err() {
+            panic!("{name}: did not exit (stdout so far: {:?})", self.seen);
+        }
+        let (status, _) = waiter.join().unwrap();
+        let mut stdout = self.seen;
+        stdout.extend(self.lines.iter());
+        Finished {
+            code: status.unwrap().code(),
+            stdout,
+            stderr: self.stderr.take().unwrap().join().unwrap(),
+        }
+    }
+}
+
+/// Starts `arrival-server` on a free port; returns it and its address.
+pub fn server(extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let mut proc = Proc::spawn("server", SERVER, &args);
+    let first = proc.next_line();
+    let addr = first
+        .strip_prefix("arrival-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    (proc, addr)
+}
+
+/// Starts `arrival-client` against `addr`.
+pub fn client(name: &str, addr: &str, extra: &[&str]) -> Proc {
+    let mut args = vec!["--addr", addr];
+    args.extend_from_slice(extra);
+    Proc::spawn(name, CLIENT, &args)
+}
+
+/// A hand-driven protocol peer, for saying what `arrival-client` never would.
+pub struct Raw {
+    stream: TcpStream,
+    frames: FrameReader<TcpStream>,
+}
+
+impl Raw {
+    pub fn connect(addr: &str) -> Raw {
+        let stream = block_on(TcpStream::connect(addr)).unwrap();
+        Raw {
+            frames: FrameReader::new(stream.clone()),
+            stream,
+        }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        use futures::AsyncWriteExt;
+        let mut s = &self.stream;
+        // The peer may have closed already; what matters is what we read back.
+        let _ = block_on(async { s.write_all(bytes).await.and(s.flush().await) });
+    }
+
+    pub fn send(&mut self, frame: &Frame) {
+        self.send_bytes(&protocol::encode(frame).unwrap());
+    }
+
+    pub fn hello(&mut self) {
+        self.send(&Frame::Hello {
+            version: protocol::PROTOCOL_VERSION,
+            room: None,
+        });
+        assert_eq!(
+            self.recv(),
+            Some(Frame::Welcome {
+                version: protocol::PROTOCOL_VERSION
+            })
+        );
+    }
+
+    /// The next frame, `None` at a clean end of stream.
+    pub fn recv(&mut self) -> Option<Frame> {
+        match self.try_recv() {
+            Ok(f) => f,
+            Err(e) => panic!("reading from the server: {e}"),
+        }
+    }
+
+    pub fn try_recv(&mut self) -> Result<Option<Frame>, ReadError> {
+        let frames = &mut self.frames;
+        block_on(async_std::future::timeout(GUARD, frames.read_frame()))
+            .unwrap_or_else(|_| panic!("no frame from the server"))
+    }
+
+    /// Reads frames until `Error`; returns its kind and message.
+    pub fn expect_error(&mut self) -> (protocol::ErrorKind, String) {
+        loop {
+            match self.recv() {
+                Some(Frame::Error { kind, message }) => return (kind, message),
+                Some(_) => continue,
+                None => panic!("connection closed without an error frame"),
+            }
+        }
+    }
+
+    /// After the server's last frame, the connection ends (EOF, or reset if we left bytes unread).
+    pub fn expect_closed(&mut self) {
+        match self.try_recv() {
+            Ok(None) | Err(ReadError::Io(_)) => {}
+            other => panic!("expected the connection to close, got {other:?}"),
+        }
+    }
+
+    /// Closes abruptly: RST instead of FIN.
+    pub fn reset(self) {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket descriptor and a correctly sized `linger` value.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
+    }
+}
