@@ -24,9 +24,15 @@ fn round(x_name: &str, y_name: &str, x_first: bool) -> [common::Finished; 3] {
     x.expect_line("Client X connected");
     y.expect_line("Client Y connected");
     let ((first, first_line), (second, second_line)) = if x_first {
-        ((&mut x, format!("Client X: {x_name}")), (&mut y, format!("Client Y: {y_name}")))
+        (
+            (&mut x, format!("Client X: {x_name}")),
+            (&mut y, format!("Client Y: {y_name}")),
+        )
     } else {
-        ((&mut y, format!("Client Y: {y_name}")), (&mut x, format!("Client X: {x_name}")))
+        (
+            (&mut y, format!("Client Y: {y_name}")),
+            (&mut x, format!("Client X: {x_name}")),
+        )
     };
     let first_name = first_line.split(": ").nth(1).unwrap().to_owned();
     let second_name = second_line.split(": ").nth(1).unwrap().to_owned();
@@ -54,15 +60,27 @@ fn x_sends_first() {
     assert!(srv.stdout[2].starts_with("Client Y connected from 127.0.0.1:"));
     assert_eq!(
         srv.stdout[3..],
-        ["Client X: Alice", "Client Y: Bob", "Sent acknowledgment to both X and Y"]
+        [
+            "Client X: Alice",
+            "Client Y: Bob",
+            "Sent acknowledgment to both X and Y"
+        ]
     );
     assert_eq!(
         x.stdout,
-        ["Client X connected", "Client X: Alice", "X: Alice received before Y: Bob"]
+        [
+            "Client X connected",
+            "Client X: Alice",
+            "X: Alice received before Y: Bob"
+        ]
     );
     assert_eq!(
         y.stdout,
-        ["Client Y connected", "Client Y: Bob", "X: Alice received before Y: Bob"]
+        [
+            "Client Y connected",
+            "Client Y: Bob",
+            "X: Alice received before Y: Bob"
+        ]
     );
 }
 
@@ -74,15 +92,27 @@ fn y_sends_first() {
     }
     assert_eq!(
         srv.stdout[3..],
-        ["Client Y: Bob", "Client X: Alice", "Sent acknowledgment to both X and Y"]
+        [
+            "Client Y: Bob",
+            "Client X: Alice",
+            "Sent acknowledgment to both X and Y"
+        ]
     );
     assert_eq!(
         x.stdout,
-        ["Client X connected", "Client X: Alice", "Y: Bob received before X: Alice"]
+        [
+            "Client X connected",
+            "Client X: Alice",
+            "Y: Bob received before X: Alice"
+        ]
     );
     assert_eq!(
         y.stdout,
-        ["Client Y connected", "Client Y: Bob", "Y: Bob received before X: Alice"]
+        [
+            "Client Y connected",
+            "Client Y: Bob",
+            "Y: Bob received before X: Alice"
+        ]
     );
 }
 
@@ -92,7 +122,11 @@ fn identical_names_are_attributed_to_the_right_client() {
     assert_ok(&srv, "server");
     assert_eq!(
         srv.stdout[3..],
-        ["Client Y: Alice", "Client X: Alice", "Sent acknowledgment to both X and Y"]
+        [
+            "Client Y: Alice",
+            "Client X: Alice",
+            "Sent acknowledgment to both X and Y"
+        ]
     );
     assert_eq!(x.stdout[2], "Y: Alice received before X: Alice");
     assert_eq!(y.stdout[2], "Y: Alice received before X: Alice");
@@ -114,17 +148,25 @@ fn names_from_the_command_line() {
     assert_eq!(x.stdout[2], y.stdout[2]);
     let verdict = &x.stdout[2];
     assert!(
-        verdict == "X: Zoë 李 received before Y: Bob" || verdict == "Y: Bob received before X: Zoë 李",
+        verdict == "X: Zoë 李 received before Y: Bob"
+            || verdict == "Y: Bob received before X: Zoë 李",
         "{verdict}"
     );
-    let first = if verdict.starts_with('X') { "Client X: Zoë 李" } else { "Client Y: Bob" };
+    let first = if verdict.starts_with('X') {
+        "Client X: Zoë 李"
+    } else {
+        "Client Y: Bob"
+    };
     assert_eq!(srv.stdout[3], first);
 }
 
 #[test]
 fn help_and_version() {
     for bin in [common::SERVER, common::CLIENT] {
-        for (flag, needle) in [("--help", "USAGE"), ("--version", env!("CARGO_PKG_VERSION"))] {
+        for (flag, needle) in [
+            ("--help", "USAGE"),
+            ("--version", env!("CARGO_PKG_VERSION")),
+        ] {
             let out = std::process::Command::new(bin).arg(flag).output().unwrap();
             assert!(out.status.success(), "{bin} {flag}");
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -153,8 +195,14 @@ fn a_waiting_server_uses_no_cpu() {
     let before = cpu_ticks(srv.pid());
     std::thread::sleep(std::time::Duration::from_secs(3));
     let used = cpu_ticks(srv.pid()) - before;
-    println!("server CPU while waiting 3 s: {used} ticks ({} ms)", used * 1000 / ticks_per_sec);
-    assert!(used * 100 < 3 * ticks_per_sec, "server used {used} ticks in 3 s");
+    println!(
+        "server CPU while waiting 3 s: {used} ticks ({} ms)",
+        used * 1000 / ticks_per_sec
+    );
+    assert!(
+        used * 100 < 3 * ticks_per_sec,
+        "server used {used} ticks in 3 s"
+    );
     x.close_stdin();
     srv.signal("INT");
     let _ = (srv.finish(), x.finish());

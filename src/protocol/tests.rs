@@ -141,23 +141,90 @@ fn payload_is_exactly_bincode_serialize() {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[test]
-fn documented_example_bytes() {
-    // The hex dumps in PROTOCOL.md; if this fails, the document is wrong.
-    let hello = encode(&Frame::Hello {
-        version: 1,
-        room: None,
-    })
-    .unwrap();
-    assert_eq!(hello, [0, 0, 0, 7, 0, 0, 0, 0, 1, 0, 0]);
-    let message = encode(&Frame::Message {
-        name: "Alice".into(),
-    })
-    .unwrap();
-    assert_eq!(
-        message,
-        [0, 0, 0, 17, 3, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, b'A', b'l', b'i', b'c', b'e']
-    );
+fn documented_examples() {
+    // The hex dumps in PROTOCOL.md, byte for byte; if this fails, the document is wrong.
+    let cases: Vec<(Frame, &str)> = vec![
+        (
+            Frame::Hello {
+                version: 1,
+                room: None,
+            },
+            "00 00 00 07 00 00 00 00 01 00 00",
+        ),
+        (
+            Frame::Hello {
+                version: 1,
+                room: Some("quiz".into()),
+            },
+            "00 00 00 13 00 00 00 00 01 00 01 04 00 00 00 00 00 00 00 71 75 69 7a",
+        ),
+        (
+            Frame::Welcome { version: 1 },
+            "00 00 00 06 01 00 00 00 01 00",
+        ),
+        (
+            Frame::Connected {
+                round: 1,
+                label: "X".into(),
+            },
+            "00 00 00 15 02 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 58",
+        ),
+        (
+            Frame::Message {
+                name: "Alice".into(),
+            },
+            "00 00 00 11 03 00 00 00 05 00 00 00 00 00 00 00 41 6c 69 63 65",
+        ),
+        (
+            Frame::Ack {
+                text: "X: Alice received before Y: Bob".into(),
+                order: vec![
+                    Arrival {
+                        label: "X".into(),
+                        name: "Alice".into(),
+                        after_micros: 0,
+                    },
+                    Arrival {
+                        label: "Y".into(),
+                        name: "Bob".into(),
+                        after_micros: 412,
+                    },
+                ],
+            },
+            "00 00 00 6d 04 00 00 00 1f 00 00 00 00 00 00 00 \
+             58 3a 20 41 6c 69 63 65 20 72 65 63 65 69 76 65 \
+             64 20 62 65 66 6f 72 65 20 59 3a 20 42 6f 62 02 \
+             00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 58 \
+             05 00 00 00 00 00 00 00 41 6c 69 63 65 00 00 00 \
+             00 00 00 00 00 01 00 00 00 00 00 00 00 59 03 00 \
+             00 00 00 00 00 00 42 6f 62 9c 01 00 00 00 00 00 \
+             00",
+        ),
+        (
+            Frame::error(
+                ErrorKind::RoundFull,
+                "the round is full; this server runs a single round",
+            ),
+            "00 00 00 42 05 00 00 00 05 00 00 00 32 00 00 00 \
+             00 00 00 00 74 68 65 20 72 6f 75 6e 64 20 69 73 \
+             20 66 75 6c 6c 3b 20 74 68 69 73 20 73 65 72 76 \
+             65 72 20 72 75 6e 73 20 61 20 73 69 6e 67 6c 65 \
+             20 72 6f 75 6e 64",
+        ),
+    ];
+    for (frame, expected) in cases {
+        let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(hex(&encode(&frame).unwrap()), expected, "{frame:?}");
+    }
 }
 
 #[test]

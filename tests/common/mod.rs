@@ -83,7 +83,9 @@ impl Proc {
                 self.seen.push(line.clone());
                 line
             }
-            Err(RecvTimeoutError::Timeout) => panic!("{}: no output line (so far: {:?})", self.name, self.seen),
+            Err(RecvTimeoutError::Timeout) => {
+                panic!("{}: no output line (so far: {:?})", self.name, self.seen)
+            }
             Err(RecvTimeoutError::Disconnected) => {
                 panic!("{}: stdout ended (so far: {:?})", self.name, self.seen)
             }
