@@ -3,6 +3,22 @@
 
 use std::time::Duration;
 
+/// Parses the command line. Usage errors exit with status 2 (clap 2 would use 1), `--help` and
+/// `--version` print to stdout and exit 0.
+pub fn parse_args<T: structopt::StructOpt>() -> T {
+    match T::from_args_safe() {
+        Ok(args) => args,
+        Err(e) if e.use_stderr() => {
+            eprintln!("{}", e.message);
+            std::process::exit(2);
+        }
+        Err(e) => {
+            println!("{}", e.message);
+            std::process::exit(0);
+        }
+    }
+}
+
 /// Parses a duration given in (possibly fractional) seconds: `10`, `0.5`.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let secs: f64 = s

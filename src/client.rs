@@ -158,6 +158,10 @@ pub async fn run(
     source: NameSource,
     transcript: &Transcript,
 ) -> Result<Verdict, Error> {
+    // A name given up front is checked before anyone is kept waiting for us.
+    if let NameSource::Given(name) = &source {
+        names::validate(name).map_err(Error::InvalidName)?;
+    }
     let connect_error = |source| Error::Connect {
         addr: config.addr.clone(),
         source,
@@ -216,10 +220,7 @@ async fn exchange(
     transcript.line(format!("Client {label} connected"));
 
     let name = match source {
-        NameSource::Given(name) => {
-            names::validate(&name).map_err(Error::InvalidName)?;
-            name
-        }
+        NameSource::Given(name) => name,
         NameSource::Stdin { prompt } => read_name(&label, prompt, incoming).await?,
     };
     send(stream, Frame::Message { name: name.clone() }).await?;

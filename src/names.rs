@@ -67,6 +67,25 @@ fn forbidden(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `text` with every control character shown as an escape (`\u{1b}`), for printing text that
+/// came from the network on a terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(forbidden) {
+        text.chars()
+            .map(|c| {
+                if forbidden(c) {
+                    c.escape_unicode().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,23 +141,10 @@ mod tests {
         let e = validate("a\u{1b}").unwrap_err().to_string();
         assert_eq!(e, "contains the forbidden character U+001B at position 2");
     }
-}
 
-/// `text` with every control character shown as an escape (`\u{1b}`), for printing text that
-/// came from the network on a terminal.
-pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.chars().any(forbidden) {
-        text.chars()
-            .map(|c| {
-                if forbidden(c) {
-                    c.escape_unicode().to_string()
-                } else {
-                    c.to_string()
-                }
-            })
-            .collect::<String>()
-            .into()
-    } else {
-        text.into()
+    #[test]
+    fn printable_escapes_only_what_is_forbidden() {
+        assert_eq!(printable("Zoë"), "Zoë");
+        assert_eq!(printable("a\u{1b}[31m"), "a\\u{1b}[31m");
     }
 }

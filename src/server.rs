@@ -400,7 +400,8 @@ async fn lobby_loop(
 
 /// Writes what the outbox asks for; the only task that writes to this socket. Ends after a
 /// final frame, a failed or timed-out write, when every outbox sender is gone, or on stop (after
-/// telling the client). Always half-closes the socket on the way out.
+/// writing what was queued, then telling the client). Always half-closes the socket on the way
+/// out.
 async fn writer_loop(
     stream: TcpStream,
     mut outbox: mpsc::Receiver<Outbound>,
@@ -410,9 +411,11 @@ async fn writer_loop(
 ) {
     let mut out = &stream;
     loop {
+        // Frames already queued go first: a round that ended just before the stop has told its
+        // parties why, and that is the truer message.
         let next = futures::select_biased! {
-            () = stop.wait().fuse() => Some(Outbound::error(ErrorKind::ShuttingDown, "the server is shutting down")),
             next = outbox.next() => next,
+            () = stop.wait().fuse() => Some(Outbound::error(ErrorKind::ShuttingDown, "the server is shutting down")),
         };
         let Some(next) = next else { break };
         let (frame, delivered, last) = match next {
@@ -460,9 +463,7 @@ impl Ending {
                 Ending::quiet("reset the connection")
             }
             ReadError::Io(e) => Ending::quiet(format!("connection failed: {e}")),
-            ReadError::Truncated { .. } => {
-                Ending::quiet(format!("closed the connection mid-frame ({e})"))
-            }
+            // The peer may only have closed its sending side, so it can still read why.
             e => Ending::told(e.kind(), e.to_string(), format!("sent a bad frame: {e}")),
         }
     }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::exit;
 use std::time::Duration;
 
-use arrival::cli::{init_logging, parse_seconds};
+use arrival::cli::{init_logging, parse_args, parse_seconds};
 use arrival::client::{self, Config, NameSource};
 use arrival::transcript::Transcript;
 use structopt::StructOpt;
@@ -34,7 +34,7 @@ struct Opt {
 }
 
 fn main() {
-    let opt = Opt::from_args();
+    let opt: Opt = parse_args();
     init_logging(opt.verbose);
     let config = Config {
         addr: opt.addr,

@@ -5,7 +5,7 @@ use std::process::exit;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use arrival::cli::{init_logging, parse_seconds};
+use arrival::cli::{init_logging, parse_args, parse_seconds};
 use arrival::server::{self, Config};
 use arrival::transcript::Transcript;
 use async_std::net::TcpListener;
@@ -63,6 +63,10 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
             match first.take() {
                 Some(tx) => {
                     SIGNAL.store(signal, Ordering::SeqCst);
+                    eprintln!(
+                        "arrival-server: {}, shutting down (send it again to exit at once)",
+                        signal_name(signal)
+                    );
                     let _ = tx.send(());
                 }
                 None => {
@@ -78,7 +82,7 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
 }
 
 fn main() {
-    let opt = Opt::from_args();
+    let opt: Opt = parse_args();
     init_logging(opt.verbose);
     exit(async_std::task::block_on(serve(opt)));
 }
@@ -129,13 +133,9 @@ async fn serve(opt: Opt) -> i32 {
     };
     if summary.interrupted {
         let signal = SIGNAL.load(Ordering::SeqCst);
-        let name = if signal == SIGTERM {
-            "SIGTERM"
-        } else {
-            "SIGINT"
-        };
         eprintln!(
-            "arrival-server: stopped by {name} after {} of {} rounds",
+            "arrival-server: stopped by {} after {} of {} rounds",
+            signal_name(signal),
             summary.rounds_completed,
             if rounds == 0 {
                 "unlimited".to_owned()
@@ -149,6 +149,14 @@ async fn serve(opt: Opt) -> i32 {
         0
     } else {
         EXIT_ROUND_FAILED
+    }
+}
+
+fn signal_name(signal: i32) -> &'static str {
+    if signal == SIGTERM {
+        "SIGTERM"
+    } else {
+        "SIGINT"
     }
 }
 

@@ -26,7 +26,8 @@ pub struct Proc {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
-    stderr: Option<thread::JoinHandle<String>>,
+    errs: Receiver<String>,
+    seen_errs: Vec<String>,
 }
 
 /// What a finished process left behind.
@@ -46,29 +47,16 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
+        let lines = line_channel(child.stdout.take().unwrap());
+        let errs = line_channel(child.stderr.take().unwrap());
         Proc {
             name: name.to_owned(),
             stdin: child.stdin.take(),
             child,
             lines,
             seen: Vec::new(),
-            stderr: Some(stderr),
+            errs,
+            seen_errs: Vec::new(),
         }
     }
 
@@ -88,6 +76,23 @@ impl Proc {
             }
             Err(RecvTimeoutError::Disconnected) => {
                 panic!("{}: stdout ended (so far: {:?})", self.name, self.seen)
+            }
+        }
+    }
+
+    /// Skips stderr lines until one satisfies `pred`; returns it.
+    pub fn wait_for_stderr(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        loop {
+            let line = match self.errs.recv_timeout(GUARD) {
+                Ok(line) => line,
+                Err(_) => panic!(
+                    "{}: no stderr line for {what} (so far: {:?})",
+                    self.name, self.seen_errs
+                ),
+            };
+            self.seen_errs.push(line.clone());
+            if pred(&line) {
+                return line;
             }
         }
     }
@@ -144,12 +149,27 @@ impl Proc {
         let (status, _) = waiter.join().unwrap();
         let mut stdout = self.seen;
         stdout.extend(self.lines.iter());
+        let mut stderr = self.seen_errs;
+        stderr.extend(self.errs.iter());
         Finished {
             code: status.unwrap().code(),
             stdout,
-            stderr: self.stderr.take().unwrap().join().unwrap(),
+            stderr: stderr.iter().map(|l| format!("{l}\n")).collect(),
         }
     }
+}
+
+fn line_channel(stream: impl Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// Starts `arrival-server` on a free port; returns it and its address.
@@ -242,6 +262,11 @@ impl Raw {
             Ok(None) | Err(ReadError::Io(_)) => {}
             other => panic!("expected the connection to close, got {other:?}"),
         }
+    }
+
+    /// Half-closes: the server sees end-of-stream but can still write to us.
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(std::net::Shutdown::Write);
     }
 
     /// Closes abruptly: RST instead of FIN.

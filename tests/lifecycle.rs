@@ -1,0 +1,85 @@
+//! The server as a library: after a batch of faulty clients and one good round, `run` returns
+//! and no connection task is left behind.
+
+mod common;
+
+use std::time::Duration;
+
+use arrival::client::{self, NameSource};
+use arrival::protocol::{ErrorKind, Frame};
+use arrival::server::{Config, Server};
+use arrival::transcript::Transcript;
+use async_std::net::TcpListener;
+use async_std::task;
+use common::Raw;
+
+#[test]
+fn faulty_clients_then_a_good_round_leave_no_connection_behind() {
+    let listener = task::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let config = Config {
+        handshake_timeout: Duration::from_millis(300),
+        frame_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let server = Server::new(listener, config);
+    let addr = server.local_addr().unwrap().to_string();
+    let stats = server.stats();
+    let running = task::spawn(server.run(futures::future::pending()));
+
+    // Each faulty client waits for the server's verdict on it, so all are dealt with before the
+    // good round starts.
+    let mut faulty = 0;
+    let mut expect = |bytes: &[u8], kind: ErrorKind| {
+        let mut raw = Raw::connect(&addr);
+        raw.send_bytes(bytes);
+        assert_eq!(raw.expect_error().0, kind);
+        raw.expect_closed();
+        faulty += 1;
+    };
+    expect(&[], ErrorKind::Timeout); // silent
+    expect(&[0, 0], ErrorKind::Timeout); // stalls inside its first frame
+    expect(&[0xff, 0xff, 0xff, 0xff], ErrorKind::Malformed);
+    expect(&[0, 0, 0, 0], ErrorKind::Malformed);
+    expect(&[0, 0, 0, 2, 7, 7], ErrorKind::Malformed);
+    let v9 = arrival::protocol::encode(&Frame::Hello {
+        version: 9,
+        room: None,
+    })
+    .unwrap();
+    expect(&v9, ErrorKind::Version);
+    // Takes slot X, then speaks out of turn: refused, slot freed.
+    let mut eager = Raw::connect(&addr);
+    eager.hello();
+    eager.send(&Frame::Message {
+        name: "Eager".into(),
+    });
+    assert_eq!(eager.expect_error().0, ErrorKind::Protocol);
+    eager.expect_closed();
+    faulty += 1;
+
+    let play = |name: &str| {
+        let config = client::Config {
+            addr: addr.clone(),
+            ..client::Config::default()
+        };
+        let name = name.to_owned();
+        task::spawn(async move {
+            client::run(&config, NameSource::Given(name), &Transcript::Silent).await
+        })
+    };
+    let (a, b) = (play("Alice"), play("Bob"));
+    let (a, b) = task::block_on(async { (a.await, b.await) });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.text, b.text);
+
+    let summary = task::block_on(running).unwrap();
+    assert_eq!(summary.rounds_completed, 1);
+    assert!(summary.is_clean());
+    assert_eq!(summary.connections, faulty + 2);
+    assert_eq!(stats.accepted(), faulty + 2);
+    assert_eq!(
+        stats.live_connections(),
+        0,
+        "a connection task outlived the server"
+    );
+}
