@@ -39,9 +39,65 @@ pub fn init_logging(verbose: u8) {
     femme::with_level(level);
 }
 
+/// Raises this process's soft limit on open files to its hard limit, and the hard limit too where
+/// the process may (root), up to `want`. Returns the soft limit in force afterwards. Holding
+/// thousands of connections needs more than the common default of 1024.
+// `rlim_t` is not `u64` on every platform, so the casts are kept.
+#[allow(clippy::unnecessary_cast)]
+pub fn raise_open_files(want: u64) -> std::io::Result<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if lim.rlim_cur as u64 >= want {
+        return Ok(lim.rlim_cur as u64);
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want as libc::rlim_t,
+        rlim_max: lim.rlim_max.max(want as libc::rlim_t),
+    };
+    // SAFETY: as above; asking for more than allowed fails without side effects.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return Ok(want);
+    }
+    let soft = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } == 0 {
+        return Ok(lim.rlim_max as u64);
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
+/// Labels for `n` parties: `X`, `Y`, `Z`, then `A` to `W`; beyond 26, `P1` to `Pn`.
+pub fn labels_for(n: usize) -> Vec<String> {
+    if n <= 26 {
+        "XYZABCDEFGHIJKLMNOPQRSTUVW"
+            .chars()
+            .take(n)
+            .map(String::from)
+            .collect()
+    } else {
+        (1..=n).map(|i| format!("P{i}")).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels() {
+        assert_eq!(labels_for(2), ["X", "Y"]);
+        assert_eq!(labels_for(4), ["X", "Y", "Z", "A"]);
+        assert_eq!(labels_for(27)[26], "P27");
+    }
 
     #[test]
     fn seconds_parse() {

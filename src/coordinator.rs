@@ -91,6 +91,18 @@ pub struct Admit {
     pub full: bool,
 }
 
+/// What a round prints on the transcript.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Style {
+    /// The assignment's lines: each party connecting, each message, `Sent acknowledgment to both
+    /// X and Y`.
+    #[default]
+    Assignment,
+    /// One line per round (service mode): `Round 7 [quiz]: X: Alice received before Y: Bob
+    /// (margin 38 us)`.
+    Summary,
+}
+
 /// How a round is set up.
 #[derive(Debug, Clone)]
 pub struct RoundConfig {
@@ -100,6 +112,7 @@ pub struct RoundConfig {
     pub labels: Vec<String>,
     /// Abort the round if it has not completed this long after it was created.
     pub timeout: Option<Duration>,
+    pub style: Style,
 }
 
 /// How a round ended.
@@ -111,7 +124,8 @@ pub enum Outcome {
         order: Vec<Arrival>,
         undelivered: Vec<String>,
     },
-    /// The round could not complete; every remaining party was told `round aborted: <reason>`.
+    /// The round could not complete; every remaining party was told `round aborted: <reason>`
+    /// (on a stop, the connections' writers tell them instead).
     Aborted { kind: ErrorKind, reason: String },
 }
 
@@ -182,6 +196,21 @@ enum Step {
 }
 
 impl Round {
+    /// A line of the assignment's play-by-play; silent in service mode.
+    fn say(&self, line: String) {
+        if self.config.style == Style::Assignment {
+            self.transcript.line(line);
+        }
+    }
+
+    /// `Round 7` or `Round 7 [quiz]`, for service-mode lines.
+    fn title(&self) -> String {
+        match &self.config.room {
+            Some(room) => format!("Round {} [{room}]", self.config.id),
+            None => format!("Round {}", self.config.id),
+        }
+    }
+
     fn label(&self, slot: usize) -> &str {
         &self.config.labels[slot]
     }
@@ -233,8 +262,7 @@ impl Round {
             return Step::Continue;
         }
         log::info!("round {}: {peer} is {label}", self.config.id);
-        self.transcript
-            .line(format!("Client {label} connected from {peer}"));
+        self.say(format!("Client {label} connected from {peer}"));
         self.slots[slot] = Some(Party {
             id,
             reply: Some(reply),
@@ -314,7 +342,7 @@ impl Round {
                 "round {}: {label} {why} before the round started; slot freed",
                 self.config.id
             );
-            self.transcript.line(format!(
+            self.say(format!(
                 "Client {label} left before the round started ({why})"
             ));
             self.slots[slot] = None;
@@ -325,7 +353,8 @@ impl Round {
         };
         party.reply = None;
         if party.message.is_some() {
-            self.transcript.line(format!(
+            log::info!("round {}: {label} {why} after sending", self.config.id);
+            self.say(format!(
                 "Client {label} disconnected after sending its message ({why})"
             ));
             Step::Continue
@@ -337,12 +366,21 @@ impl Round {
         }
     }
 
-    /// Tells every party still connected why the round ends, and reports it.
+    /// Tells every party still connected why the round ends (except on a stop, which the
+    /// writers announce), and reports it.
     fn abort(self, kind: ErrorKind, reason: String) -> RoundReport {
         log::warn!("round {}: aborted: {reason}", self.config.id);
-        self.transcript.line(format!("Round aborted: {reason}"));
+        match self.config.style {
+            Style::Assignment => self.transcript.line(format!("Round aborted: {reason}")),
+            Style::Summary => self
+                .transcript
+                .line(format!("{} aborted: {reason}", self.title())),
+        }
+        // On a stop every writer tells its own client, connected to a round or not; a second,
+        // different message from here would race with it.
         let told = format!("round aborted: {reason}");
-        for party in self.slots.into_iter().flatten() {
+        let parties = self.slots.into_iter().flatten();
+        for party in parties.filter(|_| kind != ErrorKind::ShuttingDown) {
             if let Some(mut reply) = party.reply {
                 let _ = reply.try_send(Outbound::error(kind, told.clone()));
             }
@@ -381,8 +419,7 @@ impl Round {
             .collect();
         let text = ack_text(&order);
         for a in &order {
-            self.transcript
-                .line(format!("Client {}: {}", a.label, a.name));
+            self.say(format!("Client {}: {}", a.label, a.name));
         }
 
         let mut pending = Vec::new();
@@ -419,8 +456,20 @@ impl Round {
                 undelivered.push(label);
             }
         }
-        self.transcript
-            .line(self.sent_line(&delivered, &undelivered));
+        match self.config.style {
+            Style::Assignment => self
+                .transcript
+                .line(self.sent_line(&delivered, &undelivered)),
+            Style::Summary => {
+                let margin = order.get(1).map_or(0, |a| a.after_micros);
+                let mut line = format!("{}: {text} (margin {margin} us)", self.title());
+                if !undelivered.is_empty() {
+                    let failed: Vec<&str> = undelivered.iter().map(String::as_str).collect();
+                    line.push_str(&format!("; delivery to {} failed", list_labels(&failed)));
+                }
+                self.transcript.line(line);
+            }
+        }
         RoundReport {
             id: self.config.id,
             room: self.config.room.clone(),
@@ -482,7 +531,6 @@ pub async fn coordinator_loop(
         };
         futures::select_biased! {
             () = stop.wait().fuse() => {
-                // Writers tell their own clients the server is stopping.
                 let reason = "the server is shutting down".to_owned();
                 return round.abort(ErrorKind::ShuttingDown, reason);
             }

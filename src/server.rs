@@ -39,7 +39,7 @@ use futures::future::FusedFuture;
 use futures::{FutureExt, SinkExt, StreamExt};
 
 use crate::coordinator::{
-    coordinator_loop, ConnId, Event, Outbound, Outbox, Outcome, RoundConfig, RoundReport,
+    coordinator_loop, ConnId, Event, Outbound, Outbox, Outcome, RoundConfig, RoundReport, Style,
     OUTBOX_CAPACITY,
 };
 use crate::names;
@@ -64,6 +64,8 @@ pub struct Config {
     pub max_connections: usize,
     /// Where the user-facing lines go.
     pub transcript: Transcript,
+    /// The assignment's play-by-play, or one line per round.
+    pub style: Style,
 }
 
 impl Default for Config {
@@ -76,6 +78,7 @@ impl Default for Config {
             round_timeout: None,
             max_connections: 1024,
             transcript: Transcript::Silent,
+            style: Style::Assignment,
         }
     }
 }
@@ -386,6 +389,7 @@ async fn lobby_loop(
                 room: join.room.clone(),
                 labels: config.labels.clone(),
                 timeout: config.round_timeout,
+                style: config.style,
             };
             let mut reports = reports.clone();
             let (stop, transcript) = (stop.clone(), config.transcript.clone());

@@ -5,7 +5,8 @@ use std::process::exit;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use arrival::cli::{init_logging, parse_args, parse_seconds};
+use arrival::cli::{init_logging, labels_for, parse_args, parse_seconds, raise_open_files};
+use arrival::coordinator::Style;
 use arrival::server::{self, Config};
 use arrival::transcript::Transcript;
 use async_std::net::TcpListener;
@@ -30,16 +31,20 @@ struct Opt {
     /// Rounds to run before exiting; 0 runs until SIGINT/SIGTERM
     #[structopt(long, default_value = "1")]
     rounds: u64,
-    /// Labels of a round's parties, comma-separated, in the order connections take them
-    #[structopt(long, default_value = "X,Y", use_delimiter = true)]
-    labels: Vec<String>,
+    /// Parties per round, labelled X, Y, Z, A, B, ... [default: 2]
+    #[structopt(long, conflicts_with = "labels")]
+    parties: Option<usize>,
+    /// Labels of a round's parties, comma-separated, in the order connections take them [default: X,Y]
+    #[structopt(long, use_delimiter = true)]
+    labels: Option<Vec<String>>,
     /// Seconds a new connection has to complete its handshake
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     handshake_timeout: Duration,
     /// Seconds a frame may take from its first byte to its last (and a write may take)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     frame_timeout: Duration,
-    /// Abort a round that has not completed this many seconds after it began [default: never]
+    /// Abort a round that has not completed this many seconds after it began [default: never
+    /// with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     round_timeout: Option<Duration>,
     /// Connections held at once; further ones are told the server is busy and closed
@@ -87,10 +92,27 @@ fn main() {
     exit(async_std::task::block_on(serve(opt)));
 }
 
+/// A service-mode round that has not completed after this long is aborted, unless told otherwise.
+const SERVICE_ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+
 async fn serve(opt: Opt) -> i32 {
-    if let Err(e) = check_labels(&opt.labels) {
+    let labels = match (opt.labels, opt.parties) {
+        (Some(labels), _) => labels,
+        (None, parties) => labels_for(parties.unwrap_or(2)),
+    };
+    if let Err(e) = check_labels(&labels) {
         eprintln!("arrival-server: {e}");
         return EXIT_USAGE;
+    }
+    // Every held connection is a descriptor; ask for the connection limit plus headroom.
+    let want = opt.max_connections as u64 + 64;
+    match raise_open_files(want) {
+        Ok(got) if got < want => log::warn!(
+            "open-file limit is {got}: fewer than --max-connections {} can be held",
+            opt.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }
     let listener = match TcpListener::bind(&opt.addr).await {
         Ok(l) => l,
@@ -114,14 +136,22 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     }
+    let one_shot = opt.rounds == 1;
     let config = Config {
-        labels: opt.labels,
+        labels,
         rounds: opt.rounds,
         handshake_timeout: opt.handshake_timeout,
         frame_timeout: opt.frame_timeout,
-        round_timeout: opt.round_timeout,
+        round_timeout: opt
+            .round_timeout
+            .or((!one_shot).then_some(SERVICE_ROUND_TIMEOUT)),
         max_connections: opt.max_connections,
-        transcript,
+        transcript: transcript.clone(),
+        style: if one_shot {
+            Style::Assignment
+        } else {
+            Style::Summary
+        },
     };
     let rounds = config.rounds;
     let summary = match server::run(listener, config, shutdown).await {
@@ -131,6 +161,16 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
+    if !one_shot {
+        transcript.line(format!(
+            "Summary: {} rounds completed, {} aborted, {} connections served",
+            summary.rounds_completed, summary.rounds_aborted, summary.connections
+        ));
+    }
+    if summary.interrupted && rounds == 0 {
+        // Running until told to stop is what --rounds 0 means: stopping is the normal end.
+        return 0;
+    }
     if summary.interrupted {
         let signal = SIGNAL.load(Ordering::SeqCst);
         eprintln!(
