@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
-use crate::protocol::{Arrival, ErrorKind, Frame};
+use crate::protocol::{Arrival, ErrorKind, Frame, PROTOCOL_VERSION};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
 
@@ -263,6 +263,13 @@ impl Round {
         }
         log::info!("round {}: {peer} is {label}", self.config.id);
         self.say(format!("Client {label} connected from {peer}"));
+        // The handshake is answered only once a round has a place for the connection, so a
+        // refusal can come instead of it, and the last party's `Welcome` and `Connected` leave
+        // together.
+        let mut reply = reply;
+        let _ = reply.try_send(Outbound::Send(Frame::Welcome {
+            version: PROTOCOL_VERSION,
+        }));
         self.slots[slot] = Some(Party {
             id,
             reply: Some(reply),

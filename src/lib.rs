@@ -12,7 +12,9 @@
 //! - [`coordinator`]: one round's arbiter.
 //! - [`server`]: accept loop, lobby, connection actors, limits and shutdown.
 //! - [`client`]: the client side of one exchange.
+//! - [`bench`]: measurements for the `arrival-bench` load generator.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod coordinator;

@@ -232,6 +232,19 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &Frame) -
     writer.flush().await
 }
 
+/// Writes several frames with one write (and one flush).
+pub async fn write_frames<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frames: &[Frame],
+) -> io::Result<()> {
+    let mut bytes = Vec::new();
+    for frame in frames {
+        bytes.extend_from_slice(&encode(frame)?);
+    }
+    writer.write_all(&bytes).await?;
+    writer.flush().await
+}
+
 /// Reads frames from a byte stream.
 ///
 /// `buf[..filled]` holds bytes received but not yet returned, always starting at a frame
@@ -244,6 +257,8 @@ pub struct FrameReader<R> {
     frame_timeout: Option<Duration>,
     /// When the frame currently being received must be complete; set by its first byte.
     deadline: Option<Instant>,
+    /// Bytes thrown away by [`discard_until_eof`](Self::discard_until_eof).
+    discarded: u64,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -255,6 +270,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             filled: 0,
             frame_timeout: None,
             deadline: None,
+            discarded: 0,
         }
     }
 
@@ -269,6 +285,29 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// read-ahead.
     pub fn buffer_capacity(&self) -> usize {
         self.buf.capacity()
+    }
+
+    /// Bytes thrown away so far by [`discard_until_eof`](Self::discard_until_eof).
+    pub fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    /// Reads and throws away everything until end of stream or an error: for a connection we are
+    /// about to close, whose input no longer matters but must not be left unread (closing a socket
+    /// with unread input sends RST, which can destroy our last frame before the peer reads it).
+    /// Cancel-safe; counts what it discards.
+    pub async fn discard_until_eof(&mut self) {
+        self.filled = 0;
+        self.deadline = None;
+        if self.buf.len() < READ_AHEAD {
+            self.buf.resize(READ_AHEAD, 0);
+        }
+        while let Ok(n) = self.inner.read(&mut self.buf[..READ_AHEAD]).await {
+            if n == 0 {
+                break;
+            }
+            self.discarded += n as u64;
+        }
     }
 
     /// The underlying stream.

@@ -83,9 +83,33 @@ impl Default for Config {
     }
 }
 
-/// After our last frame, how long we keep reading (and discarding) so the peer can read that
-/// frame before we close: closing a socket with unread input sends RST, which can destroy it.
+/// After our last frame, how long we keep reading (and discarding) while the peer is still
+/// sending, or, when the server stops, while it has not closed: closing a socket with unread
+/// input sends RST, which can destroy that last frame before the peer reads it.
 const LINGER: Duration = Duration::from_secs(1);
+
+/// Awaits `fut` within `limit`; `None` if the limit passed. The timer is armed only if `fut` does
+/// not complete on its first poll, as small writes and reads of buffered data do: a timer costs the
+/// reactor a registration, and this runs several times per connection.
+async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+    futures::pin_mut!(fut);
+    if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+        return Some(out);
+    }
+    timeout(limit, fut).await.ok()
+}
+
+/// Before closing a connection whose last frame is written: close at once if the peer has
+/// nothing unread on the wire (FIN, no RST), else read and discard until it closes or `LINGER`
+/// passes. With `patient`, wait for the peer to close even if it is silent (a stopping server
+/// gives clients time to read why).
+async fn linger(frames: &mut FrameReader<TcpStream>, patient: bool) {
+    let before = frames.discarded();
+    let ended = futures::poll!(Box::pin(frames.discard_until_eof())).is_ready();
+    if !ended && (patient || frames.discarded() > before) {
+        let _ = timeout(LINGER, frames.discard_until_eof()).await;
+    }
+}
 
 /// Pending joins the lobby queues before connections wait to hand theirs over.
 const LOBBY_CAPACITY: usize = 256;
@@ -160,6 +184,39 @@ pub struct Server {
     listener: TcpListener,
     config: Config,
     stats: Arc<Stats>,
+}
+
+/// Pending connections the kernel queues before `accept`; std's fixed 128 overflows under a burst
+/// of connects, and an overflowed SYN costs its client a one-second retry.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listener on `addr` (`host:port`; port 0 picks one) with `SO_REUSEADDR`, so a restarted
+/// server can bind at once, and a deep accept backlog.
+pub fn bind(addr: &str) -> io::Result<TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolves to nothing",
+    );
+    for candidate in addr.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(candidate),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&candidate.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            socket.set_nonblocking(true)?;
+            Ok(TcpListener::from(std::net::TcpListener::from(socket)))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 /// Runs a server on `listener` until its rounds are done or `shutdown` resolves.
@@ -298,8 +355,11 @@ fn admit(
             let _drain = drain;
             let mut s = &stream;
             let frame = Frame::error(ErrorKind::Busy, message);
-            let _ = timeout(write_timeout, protocol::write_frame(&mut s, &frame)).await;
+            let _ = bounded(write_timeout, protocol::write_frame(&mut s, &frame)).await;
+            // A real client has sent its Hello by now; leaving it unread would turn our close
+            // into a reset that can destroy the frame we just wrote.
             let _ = stream.shutdown(Shutdown::Write);
+            linger(&mut FrameReader::new(stream), true).await;
         });
         return;
     }
@@ -404,8 +464,8 @@ async fn lobby_loop(
 
 /// Writes what the outbox asks for; the only task that writes to this socket. Ends after a
 /// final frame, a failed or timed-out write, when every outbox sender is gone, or on stop (after
-/// writing what was queued, then telling the client). Always half-closes the socket on the way
-/// out.
+/// writing what was queued, then telling the client). The socket closes when the reader, which
+/// decides how to close, is done too.
 async fn writer_loop(
     stream: TcpStream,
     mut outbox: mpsc::Receiver<Outbound>,
@@ -422,13 +482,30 @@ async fn writer_loop(
             () = stop.wait().fuse() => Some(Outbound::error(ErrorKind::ShuttingDown, "the server is shutting down")),
         };
         let Some(next) = next else { break };
-        let (frame, delivered, last) = match next {
-            Outbound::Send(frame) => (frame, None, false),
-            Outbound::Final { frame, delivered } => (frame, delivered, true),
-        };
+        // Whatever else is already queued goes out in the same write: the last party to join
+        // gets `Welcome` and `Connected` together, one send instead of two.
+        let mut frames = Vec::with_capacity(2);
+        let mut next = Some(next);
+        let mut delivered = None;
+        let mut last = false;
+        while let Some(out) = next.take() {
+            match out {
+                Outbound::Send(frame) => frames.push(frame),
+                Outbound::Final {
+                    frame,
+                    delivered: d,
+                } => {
+                    frames.push(frame);
+                    delivered = d;
+                    last = true;
+                    break;
+                }
+            }
+            next = outbox.try_recv().ok();
+        }
         let written = matches!(
-            timeout(write_timeout, protocol::write_frame(&mut out, &frame)).await,
-            Ok(Ok(()))
+            bounded(write_timeout, protocol::write_frames(&mut out, &frames)).await,
+            Some(Ok(()))
         );
         if let Some(delivered) = delivered {
             let _ = delivered.send(written);
@@ -437,7 +514,6 @@ async fn writer_loop(
             break;
         }
     }
-    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Why a connection ends, from the reader's point of view.
@@ -585,11 +661,11 @@ impl Connection {
         }
     }
 
-    /// Reads and checks the `Hello`; answers `Welcome`. Returns the requested room.
+    /// Reads and checks the `Hello`. Returns the requested room.
     async fn handshake(&mut self) -> Result<Option<String>, Option<Ending>> {
         let limit = self.ctx.config.handshake_timeout;
-        let hello = match timeout(limit, self.next()).await {
-            Err(_) => {
+        let hello = match bounded(limit, self.next()).await {
+            None => {
                 let message = format!("no handshake within {} s", limit.as_secs_f64());
                 return Err(Some(Ending::told(
                     ErrorKind::Timeout,
@@ -597,9 +673,9 @@ impl Connection {
                     "sent no handshake in time",
                 )));
             }
-            Ok(Next::WriterDone) => return Err(None),
-            Ok(Next::End(ending)) => return Err(Some(ending)),
-            Ok(Next::Frame(frame)) => frame,
+            Some(Next::WriterDone) => return Err(None),
+            Some(Next::End(ending)) => return Err(Some(ending)),
+            Some(Next::Frame(frame)) => frame,
         };
         let (version, room) = match hello {
             Frame::Hello { version, room } => (version, room),
@@ -632,12 +708,7 @@ impl Connection {
                 )));
             }
         }
-        let welcome = Outbound::Send(Frame::Welcome {
-            version: PROTOCOL_VERSION,
-        });
-        if self.outbox.send(welcome).await.is_err() {
-            return Err(None);
-        }
+        // `Welcome` comes from the round that takes us (see `coordinator`), or an error instead.
         Ok(room)
     }
 
@@ -668,7 +739,7 @@ impl Connection {
     }
 
     /// Tells the client (if there is something to tell), tells the round, waits for the writer to
-    /// finish, then lingers so the client can read our last frame before the socket closes.
+    /// finish, then closes without destroying our last frame (see [`linger`]).
     async fn finish(&mut self, ending: Option<Ending>, round: Option<mpsc::Sender<Event>>) {
         if let Some(ending) = &ending {
             log::warn!("{}: {}", self.peer, ending.why);
@@ -687,17 +758,13 @@ impl Connection {
         drop(std::mem::replace(&mut self.outbox, closed));
         let bound = self.ctx.config.frame_timeout + LINGER;
         let writer_running = !self.writer_done.is_terminated();
-        if writer_running && timeout(bound, &mut self.writer_done).await.is_err() {
+        if writer_running && bounded(bound, &mut self.writer_done).await.is_none() {
             log::error!(
                 "{}: writer did not finish within {} s",
                 self.peer,
                 bound.as_secs()
             );
         }
-        let frames = &mut self.frames;
-        let _ = timeout(LINGER, async {
-            while let Ok(Some(_)) = frames.read_frame().await {}
-        })
-        .await;
+        linger(&mut self.frames, self.ctx.stop.is_stopped()).await;
     }
 }

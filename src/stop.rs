@@ -42,4 +42,11 @@ impl Stop {
             None => futures::future::pending::<()>().await,
         }
     }
+
+    /// Whether the stop has fired, without waiting.
+    pub fn is_stopped(&self) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| s.clone().now_or_never().is_some())
+    }
 }

@@ -5,11 +5,12 @@ use std::process::exit;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Duration;
 
-use arrival::cli::{init_logging, labels_for, parse_args, parse_seconds, raise_open_files};
+use arrival::cli::{
+    init_logging, labels_for, parse_args, parse_seconds, raise_open_files, set_executor_threads,
+};
 use arrival::coordinator::Style;
 use arrival::server::{self, Config};
 use arrival::transcript::Transcript;
-use async_std::net::TcpListener;
 use futures::channel::oneshot;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use structopt::StructOpt;
@@ -43,13 +44,16 @@ struct Opt {
     /// Seconds a frame may take from its first byte to its last (and a write may take)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     frame_timeout: Duration,
-    /// Abort a round that has not completed this many seconds after it began [default: never
-    /// with --rounds 1, 60 otherwise]
+    /// Abort a round that has not completed this many seconds after it began; 0 never [default:
+    /// never with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     round_timeout: Option<Duration>,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
+    /// Executor threads [default: one per core]
+    #[structopt(long)]
+    threads: Option<usize>,
     /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
@@ -88,8 +92,13 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
 
 fn main() {
     let opt: Opt = parse_args();
+    set_executor_threads(opt.threads);
     init_logging(opt.verbose);
-    exit(async_std::task::block_on(serve(opt)));
+    // On the executor, not the main thread: the accept loop then shares a thread with the
+    // connections it starts instead of waking another one for each.
+    exit(async_std::task::block_on(async_std::task::spawn(serve(
+        opt,
+    ))));
 }
 
 /// A service-mode round that has not completed after this long is aborted, unless told otherwise.
@@ -114,7 +123,7 @@ async fn serve(opt: Opt) -> i32 {
         Ok(_) => {}
         Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }
-    let listener = match TcpListener::bind(&opt.addr).await {
+    let listener = match server::bind(&opt.addr) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("arrival-server: cannot listen on {}: {e}", opt.addr);
@@ -142,9 +151,11 @@ async fn serve(opt: Opt) -> i32 {
         rounds: opt.rounds,
         handshake_timeout: opt.handshake_timeout,
         frame_timeout: opt.frame_timeout,
+        // 0 means never, whatever the mode.
         round_timeout: opt
             .round_timeout
-            .or((!one_shot).then_some(SERVICE_ROUND_TIMEOUT)),
+            .or((!one_shot).then_some(SERVICE_ROUND_TIMEOUT))
+            .filter(|t| !t.is_zero()),
         max_connections: opt.max_connections,
         transcript: transcript.clone(),
         style: if one_shot {

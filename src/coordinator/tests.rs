@@ -127,6 +127,10 @@ fn order_of(report: &RoundReport) -> Vec<(String, String)> {
     }
 }
 
+const WELCOME: Frame = Frame::Welcome {
+    version: crate::protocol::PROTOCOL_VERSION,
+};
+
 fn connected(label: &str) -> Frame {
     Frame::Connected {
         round: 1,
@@ -179,8 +183,9 @@ fn x_first() {
         [arrival("X", "Alice"), arrival("Y", "Bob")]
     );
     assert!(report.is_clean());
-    assert_eq!(xf[0], connected("X"));
-    assert_eq!(yf[0], connected("Y"));
+    // The handshake is answered on admission; the label comes at the barrier.
+    assert_eq!(xf[..2], [WELCOME, connected("X")]);
+    assert_eq!(yf[..2], [WELCOME, connected("Y")]);
     assert_eq!(ack_frame(&xf), "X: Alice received before Y: Bob");
     assert_eq!(ack_frame(&yf), "X: Alice received before Y: Bob");
     assert_eq!(
@@ -287,8 +292,8 @@ fn a_party_leaving_before_the_barrier_frees_its_label() {
             lines[1],
             "Client X left before the round started (closed the connection)"
         );
-        // The departed connection never learnt a label through a Connected frame.
-        assert!(a.frames().await.is_empty());
+        // The departed connection was admitted but never learnt a label through Connected.
+        assert_eq!(a.frames().await, [WELCOME]);
     })
 }
 
@@ -303,10 +308,13 @@ fn a_message_before_the_barrier_is_refused_and_frees_the_slot() {
         let af = a.frames().await;
         assert_eq!(
             af,
-            [Frame::error(
-                ErrorKind::Protocol,
-                "message sent before all parties were connected"
-            )]
+            [
+                WELCOME,
+                Frame::error(
+                    ErrorKind::Protocol,
+                    "message sent before all parties were connected"
+                )
+            ]
         );
         // The round never filled; its channel closed, so it ends abandoned.
         assert!(matches!(report.outcome, Outcome::Aborted { .. }));
@@ -336,7 +344,11 @@ fn a_party_leaving_after_the_barrier_aborts_and_the_other_is_told() {
         let told = format!("round aborted: {reason}");
         assert_eq!(
             x.frames().await,
-            [connected("X"), Frame::error(ErrorKind::PartyLeft, told)]
+            [
+                WELCOME,
+                connected("X"),
+                Frame::error(ErrorKind::PartyLeft, told)
+            ]
         );
         assert_eq!(lines.last().unwrap(), &format!("Round aborted: {reason}"));
         let _ = y.frames().await;
@@ -380,7 +392,7 @@ fn a_party_leaving_after_sending_still_lets_the_other_be_acknowledged() {
             ack_frame(&y.frames().await),
             "X: Alice received before Y: Bob"
         );
-        assert_eq!(x.frames().await, [connected("X")]);
+        assert_eq!(x.frames().await, [WELCOME, connected("X")]);
         assert_eq!(
             &lines[2..],
             [
@@ -426,7 +438,10 @@ fn a_full_round_admits_nobody_else() {
         let events = vec![x.join(), y.join(), z.join()];
         let (_, _) = run(&["X", "Y"], events).await;
         assert_eq!(z.label().await, None);
-        assert!(z.frames().await.is_empty());
+        assert!(
+            z.frames().await.is_empty(),
+            "a refused join is not welcomed"
+        );
         let _ = (x.frames().await, y.frames().await);
     })
 }
@@ -522,10 +537,13 @@ fn a_round_that_does_not_complete_in_time_is_aborted() {
         let frames = x.frames().await;
         assert!(matches!(
             &frames[..],
-            [Frame::Error {
-                kind: ErrorKind::RoundTimeout,
-                ..
-            }]
+            [
+                Frame::Welcome { .. },
+                Frame::Error {
+                    kind: ErrorKind::RoundTimeout,
+                    ..
+                }
+            ]
         ));
         drop(tx);
     })
@@ -555,7 +573,7 @@ fn a_stop_aborts_the_round_and_leaves_the_telling_to_the_writers() {
             }
         ));
         // One message per client: the real writer says "shutting down", so nothing is queued here.
-        assert!(x.frames().await.is_empty());
+        assert_eq!(x.frames().await, [WELCOME]);
         drop(tx);
     })
 }

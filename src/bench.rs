@@ -1,0 +1,434 @@
+//! Measurements for `arrival-bench`: real rounds under load, idle connections held, fairness
+//! trials, and the server's resource use read from `/proc`.
+//!
+//! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
+//! server state and knows nothing of the server's internals. It measures and returns figures;
+//! formatting them is the binary's job.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_std::future::timeout;
+use async_std::net::TcpStream;
+use async_std::task;
+use futures::io::AsyncWriteExt;
+use futures::stream::{self, StreamExt};
+
+use crate::protocol::{self, Frame, FrameReader, PROTOCOL_VERSION};
+
+/// Bound on any single wait of a benchmark client; a round exceeding it counts as an error.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors counted by kind, for the report.
+pub type Errors = BTreeMap<String, u64>;
+
+/// One protocol client connection as the benchmark drives it.
+struct Peer {
+    stream: TcpStream,
+    frames: FrameReader<TcpStream>,
+}
+
+impl Peer {
+    async fn connect(addr: &str, room: Option<String>) -> Result<Peer, String> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {}", e.kind()))?;
+        let _ = stream.set_nodelay(true);
+        let mut peer = Peer {
+            frames: FrameReader::new(stream.clone()),
+            stream,
+        };
+        peer.send(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            room,
+        })
+        .await?;
+        match peer.recv().await? {
+            Frame::Welcome { .. } => Ok(peer),
+            other => Err(format!(
+                "protocol: {} instead of Welcome",
+                other.kind_name()
+            )),
+        }
+    }
+
+    async fn send(&mut self, frame: &Frame) -> Result<(), String> {
+        let bytes = protocol::encode(frame).map_err(|e| format!("encode: {e}"))?;
+        self.send_bytes(&bytes).await
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let mut out = &self.stream;
+        out.write_all(bytes)
+            .await
+            .map_err(|e| format!("write: {}", e.kind()))
+    }
+
+    /// The next frame; an `Error` frame or EOF becomes an error named by its kind. Unbounded:
+    /// callers bound whole rounds, which costs one timer per round instead of one per frame.
+    async fn recv(&mut self) -> Result<Frame, String> {
+        match self.frames.read_frame().await {
+            Ok(Some(Frame::Error { kind, .. })) => Err(format!("server: {kind}")),
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err("closed by server".into()),
+            Err(e) => Err(format!("read: {e}")),
+        }
+    }
+
+    async fn connected(&mut self) -> Result<String, String> {
+        match self.recv().await? {
+            Frame::Connected { label, .. } => Ok(label),
+            other => Err(format!(
+                "protocol: {} instead of Connected",
+                other.kind_name()
+            )),
+        }
+    }
+
+    async fn ack(&mut self) -> Result<Vec<protocol::Arrival>, String> {
+        match self.recv().await? {
+            Frame::Ack { order, .. } => Ok(order),
+            other => Err(format!("protocol: {} instead of Ack", other.kind_name())),
+        }
+    }
+}
+
+/// One party of one round, start to finish.
+async fn party(addr: &str, room: String, name: String) -> Result<usize, String> {
+    let mut peer = Peer::connect(addr, Some(room)).await?;
+    peer.connected().await?;
+    peer.send(&Frame::Message { name }).await?;
+    let order = peer.ack().await?;
+    Ok(order.len())
+}
+
+/// What to run in rounds mode.
+#[derive(Debug, Clone)]
+pub struct RoundsPlan {
+    pub concurrency: usize,
+    pub parties: usize,
+    /// Stop starting rounds after this long...
+    pub duration: Option<Duration>,
+    /// ...or after this many rounds in all.
+    pub rounds: Option<u64>,
+}
+
+/// Figures from rounds mode.
+#[derive(Debug, Default)]
+pub struct RoundsReport {
+    pub rounds: u64,
+    pub connections: u64,
+    pub elapsed: Duration,
+    /// Round latencies (first connect to last acknowledgment), microseconds, sorted.
+    pub latencies_us: Vec<u64>,
+    pub errors: Errors,
+}
+
+impl RoundsReport {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted values, nearest-rank.
+pub fn quantile(sorted: &[u64], q: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Runs `plan.concurrency` independent drivers, each playing complete rounds of `plan.parties`
+/// parties back to back, every round in a room of its own so its parties meet each other.
+/// `progress` counts finished rounds as they happen.
+pub async fn rounds(addr: &str, plan: &RoundsPlan, progress: Arc<AtomicU64>) -> RoundsReport {
+    let started = Instant::now();
+    let deadline = plan.duration.map(|d| started + d);
+    let budget = Arc::new(AtomicU64::new(0));
+    let drivers = (0..plan.concurrency).map(|driver| {
+        let (addr, plan) = (addr.to_owned(), plan.clone());
+        let (budget, progress) = (Arc::clone(&budget), Arc::clone(&progress));
+        task::spawn(async move {
+            let mut report = RoundsReport::default();
+            for seq in 0u64.. {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    break;
+                }
+                if let Some(n) = plan.rounds {
+                    if budget.fetch_add(1, Ordering::Relaxed) >= n {
+                        break;
+                    }
+                }
+                let room = format!("b{driver}-{seq}");
+                let begin = Instant::now();
+                let parties = (0..plan.parties)
+                    .map(|i| party(&addr, room.clone(), format!("P{i}")))
+                    .collect::<Vec<_>>();
+                let outcome = match timeout(IO_TIMEOUT, futures::future::join_all(parties)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => vec![Err("timeout".to_owned())],
+                };
+                let latency = begin.elapsed();
+                report.connections += plan.parties as u64;
+                let mut failed = false;
+                for r in outcome {
+                    match r {
+                        Ok(n) if n == plan.parties => {}
+                        Ok(n) => {
+                            failed = true;
+                            *report
+                                .errors
+                                .entry(format!("ack with {n} entries"))
+                                .or_default() += 1;
+                        }
+                        Err(kind) => {
+                            failed = true;
+                            *report.errors.entry(kind).or_default() += 1;
+                        }
+                    }
+                }
+                if !failed {
+                    report.rounds += 1;
+                    report.latencies_us.push(latency.as_micros() as u64);
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            report
+        })
+    });
+    let mut total = RoundsReport::default();
+    for report in futures::future::join_all(drivers).await {
+        total.rounds += report.rounds;
+        total.connections += report.connections;
+        total.latencies_us.extend(report.latencies_us);
+        for (k, v) in report.errors {
+            *total.errors.entry(k).or_default() += v;
+        }
+    }
+    total.elapsed = started.elapsed();
+    total.latencies_us.sort_unstable();
+    total
+}
+
+/// Connections that completed their handshake and wait, each alone in its own room, for partners
+/// that never come. Dropping it closes them.
+pub struct IdleConnections {
+    pub held: Vec<TcpStream>,
+    pub errors: Errors,
+}
+
+/// Opens `count` idle connections, at most `parallel` connects in flight at a time.
+pub async fn open_idle(addr: &str, count: usize, parallel: usize) -> IdleConnections {
+    let results = stream::iter(0..count)
+        .map(|i| {
+            let addr = addr.to_owned();
+            async move {
+                match timeout(IO_TIMEOUT, Peer::connect(&addr, Some(format!("idle-{i}")))).await {
+                    Ok(r) => r.map(|peer| peer.stream),
+                    Err(_) => Err("timeout".to_owned()),
+                }
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    let mut idle = IdleConnections {
+        held: Vec::with_capacity(count),
+        errors: Errors::new(),
+    };
+    for r in results {
+        match r {
+            Ok(stream) => idle.held.push(stream),
+            Err(kind) => *idle.errors.entry(kind).or_default() += 1,
+        }
+    }
+    idle
+}
+
+/// Figures from fairness trials at one gap.
+#[derive(Debug, Default)]
+pub struct FairnessReport {
+    pub gap: Duration,
+    pub trials: usize,
+    pub correct: usize,
+    /// The server's own measure of the gap (`after_micros` of the second arrival), sorted.
+    pub server_gaps_us: Vec<u64>,
+    pub errors: Errors,
+}
+
+/// `trials` rounds of two parties whose messages leave `gap` apart, the first sender alternating
+/// between the two labels. A trial is correct when the server's order names the true first sender.
+pub async fn fairness(addr: &str, gap: Duration, trials: usize) -> FairnessReport {
+    let mut report = FairnessReport {
+        gap,
+        ..FairnessReport::default()
+    };
+    for t in 0..trials {
+        let trial = timeout(IO_TIMEOUT, fairness_trial(addr, gap, t)).await;
+        match trial.unwrap_or_else(|_| Err("timeout".to_owned())) {
+            Ok((correct, server_gap)) => {
+                report.trials += 1;
+                report.correct += usize::from(correct);
+                report.server_gaps_us.push(server_gap);
+            }
+            Err(kind) => *report.errors.entry(kind).or_default() += 1,
+        }
+    }
+    report.server_gaps_us.sort_unstable();
+    report
+}
+
+async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<(bool, u64), String> {
+    let room = format!("fair-{}-{trial}", gap.as_nanos());
+    let (a, b) = futures::join!(
+        Peer::connect(addr, Some(room.clone())),
+        Peer::connect(addr, Some(room))
+    );
+    let (mut a, mut b) = (a?, b?);
+    let (la, lb) = futures::join!(a.connected(), b.connected());
+    let (la, lb) = (la?, lb?);
+    let (first, second, first_label) = if trial % 2 == 0 {
+        (&mut a, &mut b, la)
+    } else {
+        (&mut b, &mut a, lb)
+    };
+    let m1 = protocol::encode(&Frame::Message {
+        name: "first".into(),
+    })
+    .map_err(|e| e.to_string())?;
+    let m2 = protocol::encode(&Frame::Message {
+        name: "second".into(),
+    })
+    .map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    first.send_bytes(&m1).await?;
+    // A spin, not a sleep: sleeps are far coarser than the gaps measured here.
+    while t0.elapsed() < gap {
+        std::hint::spin_loop();
+    }
+    second.send_bytes(&m2).await?;
+    let (oa, ob) = futures::join!(first.ack(), second.ack());
+    let (order, _) = (oa?, ob?);
+    let correct = order.first().is_some_and(|a| a.label == first_label);
+    Ok((correct, order.get(1).map_or(0, |a| a.after_micros)))
+}
+
+/// A process's resource use, from `/proc/<pid>`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ProcStats {
+    /// User plus system CPU time, in seconds.
+    pub cpu_secs: f64,
+    pub rss_kib: u64,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_kib: u64,
+}
+
+/// Reads a process's CPU time and memory; `None` if it is gone or this is not Linux.
+pub fn proc_stats(pid: u32) -> Option<ProcStats> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    };
+    Some(ProcStats {
+        cpu_secs: ticks as f64 / hz,
+        rss_kib: kib("VmRSS:")?,
+        peak_rss_kib: kib("VmHWM:")?,
+    })
+}
+
+/// An `arrival-server` started by the benchmark: its address, pid, and the tail of its output.
+pub struct SpawnedServer {
+    child: Child,
+    pub addr: String,
+    drain: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl SpawnedServer {
+    /// Starts `program` with `args` (which must include `--addr ...:0` or similar) and waits for its
+    /// `listening on` line. Its later output is drained on a thread, keeping only the last lines.
+    pub fn start(program: &std::path::Path, args: &[String]) -> io::Result<SpawnedServer> {
+        use std::io::BufRead;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other("no stdout"))?;
+        let mut lines = io::BufReader::new(stdout).lines();
+        let first = lines
+            .next()
+            .transpose()?
+            .ok_or_else(|| io::Error::other("the server exited before listening"))?;
+        let addr = first
+            .rsplit(' ')
+            .next()
+            .filter(|_| first.contains("listening on"))
+            .ok_or_else(|| io::Error::other(format!("unexpected first line: {first}")))?
+            .to_owned();
+        // Drained so the server never blocks on a full pipe; only the tail is worth keeping.
+        let drain = std::thread::spawn(move || {
+            let mut tail = std::collections::VecDeque::with_capacity(8);
+            for line in lines.map_while(Result::ok) {
+                if tail.len() == 8 {
+                    tail.pop_front();
+                }
+                tail.push_back(line);
+            }
+            tail.into()
+        });
+        Ok(SpawnedServer { child, addr, drain })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it with SIGINT and returns its last output lines (its summary among them).
+    pub fn stop(mut self) -> Vec<String> {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let _ = self.child.wait();
+        self.drain.join().unwrap_or_default()
+    }
+}
+
+/// Prints a progress line to stderr once a second until `done` is set.
+pub fn progress_ticker(
+    label: String,
+    counter: Arc<AtomicU64>,
+    done: Arc<AtomicBool>,
+) -> task::JoinHandle<()> {
+    task::spawn(async move {
+        let start = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            task::sleep(Duration::from_secs(1)).await;
+            eprint!(
+                "\r{label}: {:>4.0} s, {} done ",
+                start.elapsed().as_secs_f64(),
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        eprintln!();
+    })
+}
