@@ -36,7 +36,7 @@ impl Peer {
     async fn connect(addr: &str, room: Option<String>) -> Result<Peer, String> {
         let stream = TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("connect: {}", e.kind()))?;
+            .map_err(|e| format!("connect: {e}"))?;
         let _ = stream.set_nodelay(true);
         let mut peer = Peer {
             frames: FrameReader::new(stream.clone()),

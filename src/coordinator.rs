@@ -19,6 +19,7 @@
 //! `Arrived`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
@@ -109,7 +110,7 @@ pub struct RoundConfig {
     pub id: u64,
     pub room: Option<String>,
     /// One label per party, in the order slots are handed out.
-    pub labels: Vec<String>,
+    pub labels: Arc<[String]>,
     /// Abort the round if it has not completed this long after it was created.
     pub timeout: Option<Duration>,
     pub style: Style,
@@ -549,7 +550,9 @@ pub async fn coordinator_loop(
             event = events.next() => match event {
                 Some(event) => match round.handle(event) {
                     Step::Continue => {}
-                    Step::Complete => return round.complete().await,
+                    // Boxed: the completion state is large and lives only briefly, while an idle
+                    // round's future is held for as long as it waits.
+                    Step::Complete => return Box::pin(round.complete()).await,
                     Step::Abort(kind, reason) => return round.abort(kind, reason),
                 },
                 None => {

@@ -40,6 +40,10 @@ pub const HEADER_LEN: usize = 4;
 /// small frames costs one read instead of two per frame.
 const READ_AHEAD: usize = 512;
 
+/// How much a reader takes in its first read of a frame, before it holds a heap buffer: enough
+/// for a whole `Hello` or `Message` of ordinary size.
+const HEAD_LEN: usize = 64;
+
 /// Every message of protocol v1. Variant order is part of the wire format (bincode writes the
 /// variant index as a little-endian `u32`): new variants are only ever appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -376,8 +380,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.buf.copy_within(end..self.filled, 0);
         self.filled -= end;
         self.deadline = None;
-        if self.filled == 0 && self.buf.capacity() > 4 * READ_AHEAD {
-            // An idle connection should not keep the memory of the largest frame it ever sent.
+        if self.filled == 0 {
+            // An idle connection holds no buffer: tens of thousands of them wait at a time.
             self.buf = Vec::new();
         }
         if self.filled > 0 {
@@ -395,6 +399,20 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Reads at least one byte more (or hits end of stream), asking for `want` bytes plus the
     /// read-ahead. Returns how many bytes arrived.
     async fn fill(&mut self, want: usize) -> Result<usize, ReadError> {
+        if self.filled == 0 {
+            // Between frames a peer may stay silent as long as it likes, and tens of thousands
+            // may do so at once: wait with no heap buffer, landing the first bytes in a small
+            // array that is copied out in the same poll that fills it (so this stays cancel-safe).
+            let mut head = [0u8; HEAD_LEN];
+            let n = self.inner.read(&mut head).await.map_err(ReadError::Io)?;
+            if n > 0 {
+                self.buf.clear();
+                self.buf.extend_from_slice(&head[..n]);
+                self.filled = n;
+                self.start_deadline();
+            }
+            return Ok(n);
+        }
         let target = self.filled + want + READ_AHEAD;
         if self.buf.len() < target {
             self.buf.resize(target, 0);

@@ -397,6 +397,7 @@ async fn lobby_loop(
     stop: Stop,
 ) {
     let mut filling: HashMap<Option<String>, mpsc::Sender<Event>> = HashMap::new();
+    let labels: Arc<[String]> = config.labels.clone().into();
     let mut started: u64 = 0;
     loop {
         let join = futures::select_biased! {
@@ -447,7 +448,7 @@ async fn lobby_loop(
             let round = RoundConfig {
                 id: started,
                 room: join.room.clone(),
-                labels: config.labels.clone(),
+                labels: Arc::clone(&labels),
                 timeout: config.round_timeout,
                 style: config.style,
             };
@@ -504,7 +505,12 @@ async fn writer_loop(
             next = outbox.try_recv().ok();
         }
         let written = matches!(
-            bounded(write_timeout, protocol::write_frames(&mut out, &frames)).await,
+            // Boxed, so an idle writer's future does not carry a write's state.
+            Box::pin(bounded(
+                write_timeout,
+                protocol::write_frames(&mut out, &frames)
+            ))
+            .await,
             Some(Ok(()))
         );
         if let Some(delivered) = delivered {
@@ -587,7 +593,9 @@ async fn connection_loop(stream: TcpStream, peer: SocketAddr, id: ConnId, ctx: A
         ctx,
     };
     let (ending, round) = conn.serve().await;
-    conn.finish(ending, round).await;
+    // The handshake, joining and closing states are boxed: an idle connection's future is
+    // held as long as it waits, and should be only as big as waiting needs.
+    Box::pin(conn.finish(ending, round)).await;
     writer.await;
 }
 
@@ -607,11 +615,11 @@ impl Connection {
 
     /// Runs the connection until it must end; returns why, and the round it was in, if any.
     async fn serve(&mut self) -> (Option<Ending>, Option<mpsc::Sender<Event>>) {
-        let room = match self.handshake().await {
+        let room = match Box::pin(self.handshake()).await {
             Ok(room) => room,
             Err(ending) => return (ending, None),
         };
-        let (label, mut round) = match self.join(room).await {
+        let (label, mut round) = match Box::pin(self.join(room)).await {
             Ok(placed) => placed,
             Err(ending) => return (ending, None),
         };

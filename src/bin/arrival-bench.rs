@@ -102,7 +102,14 @@ async fn run(opt: Opt) -> i32 {
         Mode::Idle { connections, .. } => *connections,
         Mode::Fairness { .. } => 2,
     } as u64;
-    let _ = raise_open_files(needed + 1024);
+    // Each connection is a descriptor, here and in a spawned server; the margin covers the rest.
+    match raise_open_files(needed + 1024) {
+        Ok(limit) if limit < needed + 16 => eprintln!(
+            "arrival-bench: warning: the open-file limit is {limit}, too low for the {needed} \
+             connections asked for; expect `Too many open files` errors"
+        ),
+        _ => {}
+    }
     let server = if opt.spawn_server {
         let program = match std::env::current_exe() {
             Ok(exe) => exe.with_file_name("arrival-server"),
