@@ -9,9 +9,10 @@
 //! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
 //!   leaves before the barrier; labels are handed out lowest-free-first.
 //! - No `Message` is accepted before the barrier (all slots filled).
-//! - The order is decided only by each `Arrived::at` — the instant the connection actor finished
-//!   reading the message — never by label, connection order, message text or the order in which
-//!   events reach this actor.
+//! - The order is decided only by each `Arrived::at` — the instant the kernel received the
+//!   message's data (see `stamp`), or, where the kernel cannot say, the instant the connection
+//!   actor finished reading it — never by label, connection order, message text or the order in
+//!   which events reach this actor.
 //! - It never awaits a connection: outboxes are written with `try_send` (their capacity covers
 //!   every frame a round sends), so one stuck client cannot stall the round.
 //!

@@ -11,6 +11,7 @@
 //! - [`names`]: what a name may be.
 //! - [`coordinator`]: one round's arbiter.
 //! - [`server`]: accept loop, lobby, connection actors, limits and shutdown.
+//! - [`stamp`]: kernel receive timestamps, which decide arrival order.
 //! - [`client`]: the client side of one exchange.
 //! - [`bench`]: measurements for the `arrival-bench` load generator.
 
@@ -21,5 +22,6 @@ pub mod coordinator;
 pub mod names;
 pub mod protocol;
 pub mod server;
+pub mod stamp;
 pub mod stop;
 pub mod transcript;

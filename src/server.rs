@@ -44,6 +44,7 @@ use crate::coordinator::{
 };
 use crate::names;
 use crate::protocol::{self, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_VERSION};
+use crate::stamp::{self, StampedStream};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
 
@@ -103,7 +104,7 @@ async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
 /// nothing unread on the wire (FIN, no RST), else read and discard until it closes or `LINGER`
 /// passes. With `patient`, wait for the peer to close even if it is silent (a stopping server
 /// gives clients time to read why).
-async fn linger(frames: &mut FrameReader<TcpStream>, patient: bool) {
+async fn linger<R: futures::io::AsyncRead + Unpin>(frames: &mut FrameReader<R>, patient: bool) {
     let before = frames.discarded();
     let ended = futures::poll!(Box::pin(frames.discard_until_eof())).is_ready();
     if !ended && (patient || frames.discarded() > before) {
@@ -208,6 +209,10 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
             socket.set_reuse_address(true)?;
             socket.bind(&candidate.into())?;
             socket.listen(LISTEN_BACKLOG)?;
+            // Accepted connections inherit it; see `stamp`.
+            if let Err(e) = stamp::enable(&socket) {
+                log::warn!("no kernel receive timestamps, arrival is read time: {e}");
+            }
             socket.set_nonblocking(true)?;
             Ok(TcpListener::from(std::net::TcpListener::from(socket)))
         })();
@@ -230,6 +235,10 @@ pub async fn run(
 
 impl Server {
     pub fn new(listener: TcpListener, config: Config) -> Server {
+        // Whoever bound it, its connections should carry kernel arrival times (see `stamp`).
+        if let Err(e) = stamp::enable(&listener) {
+            log::warn!("no kernel receive timestamps, arrival is read time: {e}");
+        }
         Server {
             listener,
             config,
@@ -567,7 +576,7 @@ enum Next {
 struct Connection {
     id: ConnId,
     peer: SocketAddr,
-    frames: FrameReader<TcpStream>,
+    frames: FrameReader<StampedStream>,
     outbox: Outbox,
     writer_done: Fuse<oneshot::Receiver<()>>,
     ctx: Arc<Ctx>,
@@ -583,7 +592,8 @@ async fn connection_loop(stream: TcpStream, peer: SocketAddr, id: ConnId, ctx: A
         ctx.config.frame_timeout,
         done_tx,
     ));
-    let frames = FrameReader::new(stream).with_frame_timeout(Some(ctx.config.frame_timeout));
+    let frames = FrameReader::new(StampedStream::new(stream))
+        .with_frame_timeout(Some(ctx.config.frame_timeout));
     let mut conn = Connection {
         id,
         peer,
@@ -630,7 +640,8 @@ impl Connection {
                 Next::WriterDone => None,
                 Next::End(ending) => Some(ending),
                 Next::Frame(Frame::Message { name }) if !sent => {
-                    let at = Instant::now();
+                    // When the kernel received it; when we read it only if the kernel cannot say.
+                    let at = self.frames.get_ref().arrival().unwrap_or_else(Instant::now);
                     if let Err(e) = names::validate(&name) {
                         let message = format!("name {e}");
                         Some(Ending::told(

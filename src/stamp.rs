@@ -1,0 +1,221 @@
+//! When a message arrived, as the kernel saw it.
+//!
+//! Owns [`StampedStream`], the read half of a server connection. It reads with `recvmsg` and
+//! `SO_TIMESTAMPNS`, so each read also yields the instant the kernel received the data. Arrival
+//! order is decided on that instant, not on when a task got round to reading: two messages that
+//! arrive 50 µs apart are ordered correctly even if the server was busy for a millisecond and
+//! read both at once.
+//!
+//! Timestamping is switched on for the listening socket ([`enable`]); accepted connections
+//! inherit it, and it keeps Linux's global receive-timestamping on for the server's lifetime
+//! (switching it on is deferred, so a per-connection switch would miss first packets).
+//!
+//! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
+//! (another OS, the option refused), [`StampedStream::arrival`] is `None` and callers fall back
+//! to the time of reading.
+
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_std::net::TcpStream;
+use futures::io::AsyncRead;
+
+/// A TCP stream whose reads remember the kernel's receive time of the data they returned.
+pub struct StampedStream {
+    stream: TcpStream,
+    /// A byte taken by the readiness wait (see `poll_read`), owed to the next read.
+    held: Option<u8>,
+    stamp: Option<SystemTime>,
+}
+
+impl StampedStream {
+    /// Wraps `stream`, which was accepted from a listener with timestamps [enabled](enable).
+    pub fn new(stream: TcpStream) -> StampedStream {
+        StampedStream {
+            stream,
+            held: None,
+            stamp: None,
+        }
+    }
+
+    /// When the kernel received the data of the last read, on `Instant`'s clock; `None` if
+    /// unknown.
+    pub fn arrival(&self) -> Option<Instant> {
+        let stamp = self.stamp?;
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        // A stamp from the future means the wall clock was stepped; do not trust it.
+        now.checked_sub(wall.duration_since(stamp).ok()?)
+    }
+}
+
+/// Asks the kernel to timestamp what `socket` receives; on a listener, connections accepted
+/// from it inherit the setting.
+pub fn enable(socket: &impl AsRawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: a valid descriptor, and a pointer and size describing a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// One non-blocking `recvmsg`: the bytes read and, if the kernel attached one, their timestamp.
+fn recv_stamped(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one timespec control message, aligned as cmsghdr requires.
+    let mut control = [0u64; 8];
+    // SAFETY: msghdr is plain data; all-zero is a valid empty value.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at a live iovec over `buf` and at `control`, both outliving the call.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = None;
+    // SAFETY: the CMSG_* walk stays within msg_controllen as set by the kernel; CMSG_DATA of an
+    // SCM_TIMESTAMPNS message holds a timespec, read unaligned to be safe.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+            {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec))
+                {
+                    stamp = Some(UNIX_EPOCH + Duration::new(secs, nanos));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+impl AsyncRead for StampedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let this = &mut *self;
+        let fd = this.stream.as_raw_fd();
+        loop {
+            if let Some(byte) = this.held.take() {
+                // The rest of the segment that byte came from carries the segment's timestamp.
+                buf[0] = byte;
+                let rest = match recv_stamped(fd, &mut buf[1..]) {
+                    Ok((n, stamp)) => {
+                        this.stamp = stamp;
+                        n
+                    }
+                    // The error, if lasting, shows on the next read; this one returns the byte.
+                    Err(_) => {
+                        this.stamp = None;
+                        0
+                    }
+                };
+                return Poll::Ready(Ok(1 + rest));
+            }
+            match recv_stamped(fd, buf) {
+                Ok((n, stamp)) => {
+                    if n > 0 {
+                        this.stamp = stamp;
+                    }
+                    return Poll::Ready(Ok(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            // Nothing to read: let async-std wait for readability. Its read must take at least
+            // one byte, so take exactly one and fetch the rest, stamped, on the next turn.
+            let mut one = [0u8; 1];
+            match Pin::new(&mut this.stream).poll_read(cx, &mut one) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                Poll::Ready(Ok(_)) => this.held = Some(one[0]),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_std::net::TcpListener;
+    use async_std::task::block_on;
+    use futures::{AsyncReadExt, AsyncWriteExt};
+
+    /// The stamp is when the data arrived, not when it was read: data that sat unread for a
+    /// while is stamped before the read began.
+    #[test]
+    fn arrival_is_when_the_kernel_received_not_when_we_read() {
+        block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            enable(&listener).unwrap();
+            let addr = listener.local_addr().unwrap();
+            // Linux turns receive timestamping on through deferred work; probe until it is on.
+            let mut probes = 0;
+            let (mut sender, mut stamped) = loop {
+                let mut sender = TcpStream::connect(addr).await.unwrap();
+                let (accepted, _) = listener.accept().await.unwrap();
+                let mut stamped = StampedStream::new(accepted);
+                sender.write_all(b"p").await.unwrap();
+                stamped.read_exact(&mut [0u8; 1]).await.unwrap();
+                if stamped.arrival().is_some() {
+                    break (sender, stamped);
+                }
+                probes += 1;
+                assert!(probes < 1000, "the kernel never stamped a packet");
+                async_std::task::sleep(Duration::from_millis(1)).await;
+            };
+
+            let before_send = Instant::now();
+            sender.write_all(b"first").await.unwrap();
+            // Let the data sit unread: that delay is what the stamp must not include.
+            async_std::task::sleep(Duration::from_millis(30)).await;
+            let read_started = Instant::now();
+            let mut buf = [0u8; 16];
+            let n = stamped.read(&mut buf).await.unwrap();
+            assert_eq!(&buf[..n], b"first");
+            let arrival = stamped.arrival().expect("Linux stamps TCP data");
+            assert!(arrival >= before_send - Duration::from_millis(1));
+            assert!(arrival < read_started, "stamped at read time, not arrival");
+
+            // A read that had to wait is stamped too (the readiness path).
+            let reader = async_std::task::spawn(async move {
+                let mut buf = [0u8; 16];
+                let n = stamped.read(&mut buf).await.unwrap();
+                (buf[..n].to_vec(), stamped.arrival())
+            });
+            sender.write_all(b"second").await.unwrap();
+            let (data, arrival) = reader.await;
+            assert_eq!(data, b"second");
+            assert!(arrival.is_some());
+        })
+    }
+}
