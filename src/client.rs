@@ -58,6 +58,8 @@ pub enum NameSource {
 /// A completed exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
+    /// The server's number for the round played.
+    pub round: u64,
     pub label: String,
     pub name: String,
     pub text: String,
@@ -212,8 +214,8 @@ async fn exchange(
         Ok(Ok(other)) => return Err(unexpected(&other, "Welcome")),
         Ok(Err(e)) => return Err(e),
     }
-    let label = match expect(incoming).await? {
-        Frame::Connected { label, .. } => label,
+    let (round, label) = match expect(incoming).await? {
+        Frame::Connected { round, label } => (round, label),
         other => return Err(unexpected(&other, "Connected")),
     };
     let label = names::printable(&label).into_owned();
@@ -231,6 +233,7 @@ async fn exchange(
             let text = names::printable(&text).into_owned();
             transcript.line(&text);
             Ok(Verdict {
+                round,
                 label,
                 name,
                 text,
