@@ -8,7 +8,7 @@ ADDR  ?= 127.0.0.1:12000
 NAMES ?= Alice Bob
 BIN   := target/release
 
-.PHONY: build run-server run-clients demo test fmt clippy
+.PHONY: build run-server run-clients demo test bench
 
 build:
 	$(CARGO) build --release --quiet
@@ -49,6 +49,16 @@ demo: build
 	while read -r line <&3; do echo "[server] $$line"; done
 	wait $$server; wait $$first; wait $$second
 	echo "demo: server and both clients exited 0"
+
+## Benchmarks (not tests): the README's figures. Each mode starts its own server on a free port.
+## About three minutes with the default BENCH_SECS.
+BENCH_SECS ?= 30
+bench: build
+	$(BIN)/arrival-bench --spawn-server rounds --concurrency 1 --duration $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server rounds --concurrency 64 --duration $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server rounds --concurrency 1024 --duration $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server idle --connections 19900
+	$(BIN)/arrival-bench --spawn-server fairness --trials 1000
 
 ## What CI runs: formatting, lints as errors, every test.
 test:

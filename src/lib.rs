@@ -13,15 +13,19 @@
 //! - [`server`]: accept loop, lobby, connection actors, limits and shutdown.
 //! - [`stamp`]: kernel receive timestamps, which decide arrival order.
 //! - [`client`]: the client side of one exchange.
+//! - [`echo`]: RFC 862 echo mode.
+//! - [`text`]: the assignment's raw-text wire, server and client side.
 //! - [`bench`]: measurements for the `arrival-bench` load generator.
 
 pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
+pub mod echo;
 pub mod names;
 pub mod protocol;
 pub mod server;
 pub mod stamp;
 pub mod stop;
+pub mod text;
 pub mod transcript;

@@ -47,6 +47,7 @@ use crate::protocol::{self, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_V
 use crate::stamp::{self, StampedStream};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
+use crate::{echo, text};
 
 /// Server settings. `Default` is the assignment: one round of X and Y, then exit.
 #[derive(Debug, Clone)]
@@ -67,6 +68,52 @@ pub struct Config {
     pub transcript: Transcript,
     /// The assignment's play-by-play, or one line per round.
     pub style: Style,
+    /// Arbitrate rounds, or echo bytes back.
+    pub mode: Mode,
+    /// Length-prefixed frames, or the assignment's raw text.
+    pub wire: Wire,
+}
+
+/// What the server does with a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Rounds: decide whose message arrived first.
+    #[default]
+    Arbiter,
+    /// RFC 862 echo (see `echo`).
+    Echo,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "arbiter" => Ok(Mode::Arbiter),
+            "echo" => Ok(Mode::Echo),
+            _ => Err(format!("`{s}` is not a mode (arbiter, echo)")),
+        }
+    }
+}
+
+impl std::str::FromStr for Wire {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Wire, String> {
+        match s {
+            "framed" => Ok(Wire::Framed),
+            "text" => Ok(Wire::Text),
+            _ => Err(format!("`{s}` is not a wire format (framed, text)")),
+        }
+    }
+}
+
+/// How arbiter connections speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Wire {
+    /// Protocol v1, `PROTOCOL.md`.
+    #[default]
+    Framed,
+    /// The assignment's raw text, one read per message (see `text`).
+    Text,
 }
 
 impl Default for Config {
@@ -80,6 +127,8 @@ impl Default for Config {
             max_connections: 1024,
             transcript: Transcript::Silent,
             style: Style::Assignment,
+            mode: Mode::Arbiter,
+            wire: Wire::Framed,
         }
     }
 }
@@ -87,12 +136,12 @@ impl Default for Config {
 /// After our last frame, how long we keep reading (and discarding) while the peer is still
 /// sending, or, when the server stops, while it has not closed: closing a socket with unread
 /// input sends RST, which can destroy that last frame before the peer reads it.
-const LINGER: Duration = Duration::from_secs(1);
+pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
 /// Awaits `fut` within `limit`; `None` if the limit passed. The timer is armed only if `fut` does
 /// not complete on its first poll, as small writes and reads of buffered data do: a timer costs the
 /// reactor a registration, and this runs several times per connection.
-async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
+pub(crate) async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
     futures::pin_mut!(fut);
     if let std::task::Poll::Ready(out) = futures::poll!(fut.as_mut()) {
         return Some(out);
@@ -104,7 +153,10 @@ async fn bounded<F: Future>(limit: Duration, fut: F) -> Option<F::Output> {
 /// nothing unread on the wire (FIN, no RST), else read and discard until it closes or `LINGER`
 /// passes. With `patient`, wait for the peer to close even if it is silent (a stopping server
 /// gives clients time to read why).
-async fn linger<R: futures::io::AsyncRead + Unpin>(frames: &mut FrameReader<R>, patient: bool) {
+pub(crate) async fn linger<R: futures::io::AsyncRead + Unpin>(
+    frames: &mut FrameReader<R>,
+    patient: bool,
+) {
     let before = frames.discarded();
     let ended = futures::poll!(Box::pin(frames.discard_until_eof())).is_ready();
     if !ended && (patient || frames.discarded() > before) {
@@ -333,10 +385,10 @@ impl Server {
 }
 
 /// What every connection task shares.
-struct Ctx {
-    config: Config,
-    stop: Stop,
-    lobby: mpsc::Sender<Join>,
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) stop: Stop,
+    pub(crate) lobby: mpsc::Sender<Join>,
 }
 
 /// Starts a connection task, or refuses the connection when the server is at its limit.
@@ -349,6 +401,21 @@ fn admit(
     drain: mpsc::Sender<std::convert::Infallible>,
 ) {
     let _ = stream.set_nodelay(true);
+    if stats.live_connections() >= ctx.config.max_connections && ctx.config.wire == Wire::Text {
+        // A text client expects text; it gets the one line and the close.
+        stats.refused_busy.fetch_add(1, Ordering::SeqCst);
+        let message = format!(
+            "the server is at its limit of {} connections; try again later",
+            ctx.config.max_connections
+        );
+        task::spawn(text::refuse(
+            stream,
+            message,
+            ctx.config.frame_timeout,
+            drain,
+        ));
+        return;
+    }
     if stats.live_connections() >= ctx.config.max_connections {
         stats.refused_busy.fetch_add(1, Ordering::SeqCst);
         log::warn!(
@@ -378,23 +445,30 @@ fn admit(
     task::spawn(async move {
         let _drain = drain;
         let _live = live;
-        connection_loop(stream, peer, id, ctx).await;
+        match (ctx.config.mode, ctx.config.wire) {
+            (Mode::Echo, _) => match echo::echo_loop(stream, ctx.stop.clone()).await {
+                Ok(bytes) => log::debug!("{peer}: echoed {bytes} bytes"),
+                Err(e) => log::info!("{peer}: echo ended: {e}"),
+            },
+            (Mode::Arbiter, Wire::Framed) => connection_loop(stream, peer, id, ctx).await,
+            (Mode::Arbiter, Wire::Text) => text::connection_loop(stream, peer, id, ctx).await,
+        }
     });
 }
 
 /// A handshaken connection asking the lobby for a place in a round.
-struct Join {
-    id: ConnId,
-    peer: SocketAddr,
-    room: Option<String>,
-    reply: Outbox,
-    placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
+pub(crate) struct Join {
+    pub(crate) id: ConnId,
+    pub(crate) peer: SocketAddr,
+    pub(crate) room: Option<String>,
+    pub(crate) reply: Outbox,
+    pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
 
 /// Where the lobby put a connection.
-struct Placement {
-    label: String,
-    round: mpsc::Sender<Event>,
+pub(crate) struct Placement {
+    pub(crate) label: String,
+    pub(crate) round: mpsc::Sender<Event>,
 }
 
 /// Routes each joining connection to the round filling for its room, creating rounds as needed

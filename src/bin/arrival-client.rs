@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use arrival::cli::{init_logging, parse_args, parse_seconds};
 use arrival::client::{self, Config, NameSource};
+use arrival::server::Wire;
 use arrival::transcript::Transcript;
 use structopt::StructOpt;
 
@@ -25,6 +26,9 @@ struct Opt {
     /// Play in this room (parties naming the same room play together)
     #[structopt(long)]
     room: Option<String>,
+    /// `framed` (protocol v1) or `text` (the assignment's raw text, for its servers)
+    #[structopt(long, default_value = "framed")]
+    wire: Wire,
     /// Seconds to wait for the connection and the server's handshake
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     connect_timeout: Duration,
@@ -47,7 +51,13 @@ fn main() {
             prompt: std::io::stdin().is_terminal(),
         },
     };
-    let result = async_std::task::block_on(client::run(&config, source, &Transcript::Stdout));
+    let transcript = Transcript::Stdout;
+    let result = async_std::task::block_on(async {
+        match opt.wire {
+            Wire::Framed => client::run(&config, source, &transcript).await,
+            Wire::Text => arrival::text::run_client(&config, source, &transcript).await,
+        }
+    });
     match result {
         Ok(_) => exit(0),
         Err(e) => {

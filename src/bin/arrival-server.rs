@@ -9,7 +9,7 @@ use arrival::cli::{
     init_logging, labels_for, parse_args, parse_seconds, raise_open_files, set_executor_threads,
 };
 use arrival::coordinator::Style;
-use arrival::server::{self, Config};
+use arrival::server::{self, Config, Mode, Wire};
 use arrival::transcript::Transcript;
 use futures::channel::oneshot;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -29,6 +29,12 @@ struct Opt {
     /// Address to listen on; port 0 picks a free port (the bound address is printed)
     #[structopt(long, default_value = "127.0.0.1:12000")]
     addr: String,
+    /// `arbiter` decides arrival order; `echo` sends every byte back (RFC 862) until stopped
+    #[structopt(long, default_value = "arbiter")]
+    mode: Mode,
+    /// `framed` (protocol v1, PROTOCOL.md) or `text` (the assignment's raw text; works with nc)
+    #[structopt(long, default_value = "framed")]
+    wire: Wire,
     /// Rounds to run before exiting; 0 runs until SIGINT/SIGTERM
     #[structopt(long, default_value = "1")]
     rounds: u64,
@@ -145,10 +151,13 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     }
-    let one_shot = opt.rounds == 1;
+    let echo = opt.mode == Mode::Echo;
+    // An echo server has no rounds: it runs until stopped.
+    let rounds = if echo { 0 } else { opt.rounds };
+    let one_shot = rounds == 1;
     let config = Config {
         labels,
-        rounds: opt.rounds,
+        rounds,
         handshake_timeout: opt.handshake_timeout,
         frame_timeout: opt.frame_timeout,
         // 0 means never, whatever the mode.
@@ -163,6 +172,8 @@ async fn serve(opt: Opt) -> i32 {
         } else {
             Style::Summary
         },
+        mode: opt.mode,
+        wire: opt.wire,
     };
     let rounds = config.rounds;
     let summary = match server::run(listener, config, shutdown).await {
@@ -172,7 +183,12 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
-    if !one_shot {
+    if echo {
+        transcript.line(format!(
+            "Summary: {} connections served",
+            summary.connections
+        ));
+    } else if !one_shot {
         transcript.line(format!(
             "Summary: {} rounds completed, {} aborted, {} connections served",
             summary.rounds_completed, summary.rounds_aborted, summary.connections

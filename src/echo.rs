@@ -1,0 +1,41 @@
+//! Echo mode (RFC 862): every byte a connection sends comes back on it, unchanged and in order,
+//! until the client closes or the server stops.
+//!
+//! Owns the echo connection task, which is its socket's only reader and only writer. Memory is
+//! bounded by construction: one buffer per connection, and nothing more is read until that buffer
+//! has been written back, so a client that sends without reading is held back by TCP flow control
+//! (its own send window fills), never by our memory. It must not interpret the bytes.
+
+use std::io;
+use std::net::Shutdown;
+
+use async_std::net::TcpStream;
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
+
+use crate::stop::Stop;
+
+/// Bytes one echo connection holds at most.
+pub const ECHO_BUFFER: usize = 16 * 1024;
+
+/// Echoes until end of stream, an error, or the stop; returns the bytes echoed.
+pub async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
+    let mut buf = vec![0u8; ECHO_BUFFER];
+    let mut echoed = 0u64;
+    let (mut input, mut output) = (&stream, &stream);
+    loop {
+        let n = futures::select_biased! {
+            () = stop.wait().fuse() => break,
+            n = input.read(&mut buf).fuse() => n?,
+        };
+        if n == 0 {
+            break;
+        }
+        futures::select_biased! {
+            () = stop.wait().fuse() => break,
+            written = output.write_all(&buf[..n]).fuse() => written?,
+        }
+        echoed += n as u64;
+    }
+    let _ = stream.shutdown(Shutdown::Write);
+    Ok(echoed)
+}
