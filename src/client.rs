@@ -122,7 +122,11 @@ async fn reader_loop(
             Ok(None) => Err("the server closed the connection".to_owned()),
             Err(e) => Err(format!("lost the connection to the server: {e}")),
         };
-        let last = !matches!(item, Ok(Frame::Connected { .. } | Frame::Welcome { .. }));
+        // After these, nothing more is read: the server closes.
+        let last = matches!(
+            item,
+            Err(_) | Ok(Frame::Error { .. } | Frame::ChatOver { .. })
+        );
         if tx.send(item).await.is_err() || last {
             break;
         }
@@ -221,33 +225,97 @@ async fn exchange(
     let label = names::printable(&label).into_owned();
     transcript.line(format!("Client {label} connected"));
 
+    // One line reader for the whole run: lines piped in after the name belong to the chat.
+    let mut lines = BufReader::new(async_std::io::stdin()).lines();
+    let prompt = matches!(source, NameSource::Stdin { prompt: true });
     let name = match source {
         NameSource::Given(name) => name,
-        NameSource::Stdin { prompt } => read_name(&label, prompt, incoming).await?,
+        NameSource::Stdin { prompt } => read_name(&label, prompt, incoming, &mut lines).await?,
     };
     send(stream, Frame::Message { name: name.clone() }).await?;
     transcript.line(format!("Client {label}: {name}"));
 
-    match expect(incoming).await? {
+    let verdict = match expect(incoming).await? {
         Frame::Ack { text, order } => {
             let text = names::printable(&text).into_owned();
             transcript.line(&text);
-            Ok(Verdict {
+            Verdict {
                 round,
                 label,
                 name,
                 text,
                 order,
-            })
+            }
         }
-        other => Err(unexpected(&other, "Ack")),
+        other => return Err(unexpected(&other, "Ack")),
+    };
+    // The server now either closes (the exchange is complete) or opens a chat.
+    if let Ok(Some(Ok(Frame::ChatOpen))) = timeout(config.connect_timeout, incoming.next()).await {
+        if prompt {
+            eprintln!("The chat is open: type lines to send them, Bye to end.");
+        }
+        chat(stream, incoming, &mut lines, transcript).await?;
+    }
+    Ok(verdict)
+}
+
+type StdinLines = async_std::io::Lines<BufReader<async_std::io::Stdin>>;
+
+/// Full duplex until the server ends the chat: typed lines go out, relayed lines are printed as
+/// `Y: <line>`. End of input counts as `Bye`.
+async fn chat(
+    stream: &TcpStream,
+    incoming: &mut Incoming,
+    lines: &mut StdinLines,
+    transcript: &Transcript,
+) -> Result<(), Error> {
+    let mut typing = true;
+    loop {
+        let next_line = if typing {
+            lines.next().fuse()
+        } else {
+            futures::future::Fuse::terminated()
+        };
+        futures::pin_mut!(next_line);
+        futures::select_biased! {
+            frame = incoming.next() => match frame {
+                Some(Ok(Frame::Relayed { from, line })) => transcript.line(format!(
+                    "{}: {}",
+                    names::printable(&from),
+                    names::printable(&line)
+                )),
+                Some(Ok(Frame::ChatOver { message })) => {
+                    transcript.line(names::printable(&message));
+                    return Ok(());
+                }
+                Some(Ok(Frame::Error { kind, message })) => return Err(Error::Refused { kind, message }),
+                Some(Ok(other)) => return Err(unexpected(&other, "a chat frame")),
+                Some(Err(why)) => return Err(Error::Lost(why)),
+                None => return Err(Error::Lost("the server closed the connection".into())),
+            },
+            line = next_line => {
+                let line = match line {
+                    Some(Ok(line)) => line,
+                    // End of input (or unreadable input) says goodbye for the user.
+                    _ => "Bye".to_owned(),
+                };
+                if line.trim() == "Bye" {
+                    typing = false;
+                }
+                send(stream, Frame::Chat { line }).await?;
+            }
+        }
     }
 }
 
 /// Reads one name from stdin while watching the socket: if the server ends the round first
 /// (a partner left, the server stops), that is reported without waiting for the user.
-async fn read_name(label: &str, prompt: bool, incoming: &mut Incoming) -> Result<String, Error> {
-    let mut lines = BufReader::new(async_std::io::stdin()).lines();
+async fn read_name(
+    label: &str,
+    prompt: bool,
+    incoming: &mut Incoming,
+    lines: &mut StdinLines,
+) -> Result<String, Error> {
     loop {
         if prompt {
             eprint!("Name for Client {label}: ");

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use crate::protocol::{Arrival, ErrorKind, Frame, PROTOCOL_VERSION};
 use crate::stop::Stop;
@@ -82,6 +82,8 @@ pub enum Event {
     },
     /// A connection ended; `why` is a short human phrase ("closed the connection").
     Left { id: ConnId, why: String },
+    /// A line typed in the chat that follows the acknowledgment (chat servers only).
+    Chat { id: ConnId, line: String },
 }
 
 /// The answer to an accepted `Join`.
@@ -115,6 +117,8 @@ pub struct RoundConfig {
     /// Abort the round if it has not completed this long after it was created.
     pub timeout: Option<Duration>,
     pub style: Style,
+    /// After the acknowledgment, keep the parties connected and relay their lines.
+    pub chat: bool,
 }
 
 /// How a round ended.
@@ -238,6 +242,7 @@ impl Round {
                 reply,
             } => self.arrived(id, name, at, reply),
             Event::Left { id, why } => self.left(id, &why),
+            Event::Chat { id, .. } => self.chat_too_early(id),
         }
     }
 
@@ -341,6 +346,19 @@ impl Round {
         }
     }
 
+    /// A chat line before the chat is open breaks the protocol, like any frame out of turn.
+    fn chat_too_early(&mut self, id: ConnId) -> Step {
+        if let Some(Some(party)) = self.slot_of(id).map(|s| &mut self.slots[s]) {
+            if let Some(mut reply) = party.reply.clone() {
+                let _ = reply.try_send(Outbound::error(
+                    ErrorKind::Protocol,
+                    "a chat line before the chat was open",
+                ));
+            }
+        }
+        self.left(id, "sent a chat line before the chat was open")
+    }
+
     fn left(&mut self, id: ConnId, why: &str) -> Step {
         let Some(slot) = self.slot_of(id) else {
             return Step::Continue;
@@ -401,9 +419,8 @@ impl Round {
         }
     }
 
-    /// Every message is in: decide, tell everyone, and wait until each acknowledgment was written
-    /// (or could not be), so the final line states what actually happened.
-    async fn complete(self) -> RoundReport {
+    /// The verdict: every message in arrival order, and its sentence. Prints the messages.
+    fn verdict(&self) -> (Vec<Arrival>, String) {
         let mut entries: Vec<(Instant, u64, usize, String)> = self
             .slots
             .iter()
@@ -430,6 +447,13 @@ impl Round {
         for a in &order {
             self.say(format!("Client {}: {}", a.label, a.name));
         }
+        (order, text)
+    }
+
+    /// Every message is in: decide, tell everyone, and wait until each acknowledgment was written
+    /// (or could not be), so the final line states what actually happened.
+    async fn complete(self) -> RoundReport {
+        let (order, text) = self.verdict();
 
         let mut pending = Vec::new();
         let mut undelivered = Vec::new();
@@ -479,6 +503,113 @@ impl Round {
                 self.transcript.line(line);
             }
         }
+        RoundReport {
+            id: self.config.id,
+            room: self.config.room.clone(),
+            outcome: Outcome::Completed { order, undelivered },
+        }
+    }
+
+    /// Chat servers: the verdict goes out with the chat opened after it, then every line a party
+    /// types is relayed to the others, until someone says `Bye` or leaves. Relaying awaits slow
+    /// readers: only this round waits for them.
+    async fn chat(mut self, events: &mut mpsc::Receiver<Event>, stop: &Stop) -> RoundReport {
+        let (order, text) = self.verdict();
+        let mut undelivered = Vec::new();
+        for (slot, party) in self.slots.iter_mut().enumerate() {
+            let label = self.config.labels[slot].clone();
+            let Some(reply) = party.as_mut().and_then(|p| p.reply.as_mut()) else {
+                undelivered.push(label);
+                continue;
+            };
+            let ack = Frame::Ack {
+                text: text.clone(),
+                order: order.clone(),
+            };
+            let sent = reply.try_send(Outbound::Send(ack)).is_ok()
+                && reply.try_send(Outbound::Send(Frame::ChatOpen)).is_ok();
+            if !sent {
+                undelivered.push(label);
+            }
+        }
+        let delivered: Vec<String> = self
+            .config
+            .labels
+            .iter()
+            .filter(|l| !undelivered.contains(l))
+            .cloned()
+            .collect();
+        self.transcript
+            .line(self.sent_line(&delivered, &undelivered));
+
+        let mut relayed = vec![0u64; self.slots.len()];
+        let ending = loop {
+            let event = futures::select_biased! {
+                () = stop.wait().fuse() => break "the server is shutting down".to_owned(),
+                event = events.next() => event,
+            };
+            match event {
+                None => break "every connection of the round is gone".to_owned(),
+                Some(Event::Chat { id, line }) => {
+                    let Some(slot) = self.slot_of(id) else {
+                        continue;
+                    };
+                    let from = self.label(slot).to_owned();
+                    relayed[slot] += 1;
+                    for (other, party) in self.slots.iter_mut().enumerate() {
+                        if other == slot {
+                            continue;
+                        }
+                        if let Some(reply) = party.as_mut().and_then(|p| p.reply.as_mut()) {
+                            let frame = Frame::Relayed {
+                                from: from.clone(),
+                                line: line.clone(),
+                            };
+                            let _ = reply.send(Outbound::Send(frame)).await;
+                        }
+                    }
+                    if line.trim() == "Bye" {
+                        break format!("Client {from} said Bye");
+                    }
+                }
+                Some(Event::Left { id, why }) => {
+                    if let Some(slot) = self.slot_of(id) {
+                        let label = self.label(slot).to_owned();
+                        if let Some(p) = self.slots[slot].as_mut() {
+                            p.reply = None;
+                        }
+                        break format!("Client {label} left ({why})");
+                    }
+                }
+                // Joins and messages have no place in a chat; connection actors do not send them.
+                Some(_) => {}
+            }
+        };
+        let over = format!("{ending}; the chat is over");
+        for party in self.slots.iter_mut().flatten() {
+            if let Some(mut reply) = party.reply.take() {
+                let frame = Frame::ChatOver {
+                    message: over.clone(),
+                };
+                let _ = reply
+                    .send(Outbound::Final {
+                        frame,
+                        delivered: None,
+                    })
+                    .await;
+            }
+        }
+        let counts: Vec<String> = self
+            .config
+            .labels
+            .iter()
+            .zip(&relayed)
+            .map(|(label, n)| format!("{n} from {label}"))
+            .collect();
+        self.transcript.line(format!(
+            "Chat over: {ending}; lines relayed: {}",
+            counts.join(", ")
+        ));
         RoundReport {
             id: self.config.id,
             room: self.config.room.clone(),
@@ -553,6 +684,9 @@ pub async fn coordinator_loop(
                     Step::Continue => {}
                     // Boxed: the completion state is large and lives only briefly, while an idle
                     // round's future is held for as long as it waits.
+                    Step::Complete if round.config.chat => {
+                        return Box::pin(round.chat(&mut events, &stop)).await
+                    }
                     Step::Complete => return Box::pin(round.complete()).await,
                     Step::Abort(kind, reason) => return round.abort(kind, reason),
                 },

@@ -62,6 +62,14 @@ pub enum Frame {
     Ack { text: String, order: Vec<Arrival> },
     /// Either way: why the connection is about to be closed. Always the last frame sent.
     Error { kind: ErrorKind, message: String },
+    /// Server → client, right after `Ack` on a chat server: the chat relay is open.
+    ChatOpen,
+    /// Client → server, once the chat is open: one line typed. `Bye` ends the chat.
+    Chat { line: String },
+    /// Server → client: a line another party typed.
+    Relayed { from: String, line: String },
+    /// Server → client: the chat is over (someone said `Bye`, or left); the server closes next.
+    ChatOver { message: String },
 }
 
 /// One entry of an acknowledgment's arrival order.
@@ -126,6 +134,10 @@ impl Frame {
             Frame::Message { .. } => "Message",
             Frame::Ack { .. } => "Ack",
             Frame::Error { .. } => "Error",
+            Frame::ChatOpen => "ChatOpen",
+            Frame::Chat { .. } => "Chat",
+            Frame::Relayed { .. } => "Relayed",
+            Frame::ChatOver { .. } => "ChatOver",
         }
     }
 

@@ -72,6 +72,8 @@ pub struct Config {
     pub mode: Mode,
     /// Length-prefixed frames, or the assignment's raw text.
     pub wire: Wire,
+    /// After the acknowledgment, relay chat lines between the parties until one says `Bye`.
+    pub chat: bool,
 }
 
 /// What the server does with a connection.
@@ -129,6 +131,7 @@ impl Default for Config {
             style: Style::Assignment,
             mode: Mode::Arbiter,
             wire: Wire::Framed,
+            chat: false,
         }
     }
 }
@@ -534,6 +537,7 @@ async fn lobby_loop(
                 labels: Arc::clone(&labels),
                 timeout: config.round_timeout,
                 style: config.style,
+                chat: config.chat,
             };
             let mut reports = reports.clone();
             let (stop, transcript) = (stop.clone(), config.transcript.clone());
@@ -737,6 +741,14 @@ impl Connection {
                         } else {
                             continue;
                         }
+                    }
+                }
+                Next::Frame(Frame::Chat { line }) if sent && self.ctx.config.chat => {
+                    let chat = Event::Chat { id: self.id, line };
+                    if round.send(chat).await.is_err() {
+                        None
+                    } else {
+                        continue;
                     }
                 }
                 Next::Frame(Frame::Message { .. }) => Some(Ending::told(

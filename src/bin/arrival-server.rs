@@ -35,6 +35,9 @@ struct Opt {
     /// `framed` (protocol v1, PROTOCOL.md) or `text` (the assignment's raw text; works with nc)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
+    /// After the acknowledgment, relay lines between the parties until one says `Bye`
+    #[structopt(long)]
+    chat: bool,
     /// Rounds to run before exiting; 0 runs until SIGINT/SIGTERM
     #[structopt(long, default_value = "1")]
     rounds: u64,
@@ -115,6 +118,10 @@ async fn serve(opt: Opt) -> i32 {
         (Some(labels), _) => labels,
         (None, parties) => labels_for(parties.unwrap_or(2)),
     };
+    if opt.chat && opt.wire == Wire::Text {
+        eprintln!("arrival-server: --chat needs the framed wire (the text wire closes after the acknowledgment)");
+        return EXIT_USAGE;
+    }
     if let Err(e) = check_labels(&labels) {
         eprintln!("arrival-server: {e}");
         return EXIT_USAGE;
@@ -174,6 +181,7 @@ async fn serve(opt: Opt) -> i32 {
         },
         mode: opt.mode,
         wire: opt.wire,
+        chat: opt.chat,
     };
     let rounds = config.rounds;
     let summary = match server::run(listener, config, shutdown).await {

@@ -98,6 +98,7 @@ fn config(labels: &[&str]) -> RoundConfig {
         labels: labels.iter().map(|s| s.to_string()).collect(),
         timeout: None,
         style: Style::Assignment,
+        chat: false,
     }
 }
 

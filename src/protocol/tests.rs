@@ -99,6 +99,17 @@ fn every_frame() -> Vec<Frame> {
         },
         Frame::error(ErrorKind::PartyLeft, "Client Y left"),
         Frame::error(ErrorKind::ShuttingDown, ""),
+        Frame::ChatOpen,
+        Frame::Chat {
+            line: "hi there".into(),
+        },
+        Frame::Relayed {
+            from: "X".into(),
+            line: "hi there".into(),
+        },
+        Frame::ChatOver {
+            message: "Client Y said Bye".into(),
+        },
     ]
 }
 
