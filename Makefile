@@ -8,7 +8,7 @@ ADDR  ?= 127.0.0.1:12000
 NAMES ?= Alice Bob
 BIN   := target/release
 
-.PHONY: build run-server run-clients demo test bench
+.PHONY: build run-server run-clients demo test bench bench-echo
 
 build:
 	$(CARGO) build --release --quiet
@@ -59,6 +59,31 @@ bench: build
 	$(BIN)/arrival-bench --spawn-server rounds --concurrency 1024 --duration $(BENCH_SECS)
 	$(BIN)/arrival-bench --spawn-server idle --connections 19900
 	$(BIN)/arrival-bench --spawn-server fairness --trials 1000
+	$(MAKE) --no-print-directory bench-echo
+
+## Echo: arrival-server --mode echo against a Python uvloop echo server, same client, same run.
+## Installs uvloop (from PyPI) into target/bench-venv the first time.
+ECHO_ARGS ?= --connections 10 --size 32 --duration 10
+bench-echo: build
+	@test -x target/bench-venv/bin/python || python3 -m venv target/bench-venv
+	target/bench-venv/bin/python -c 'import uvloop' 2>/dev/null || target/bench-venv/bin/pip install -q uvloop
+	# No indented lines: make strips leading white space from recipe lines.
+	cat > target/uvloop_echo.py <<'PY'
+	import asyncio, uvloop
+	class Echo(asyncio.Protocol): pass
+	Echo.connection_made = lambda self, transport: setattr(self, "transport", transport)
+	Echo.data_received = lambda self, data: self.transport.write(data)
+	async def serve(): server = await asyncio.get_running_loop().create_server(Echo, "127.0.0.1", 0); print("listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1], flush=True); await server.serve_forever()
+	uvloop.run(serve())
+	PY
+	dir=$$(mktemp -d); mkfifo "$$dir/uv"
+	target/bench-venv/bin/python target/uvloop_echo.py > "$$dir/uv" & uv=$$!
+	trap 'kill $$uv 2>/dev/null || true; rm -rf "$$dir"' EXIT
+	read -r line < "$$dir/uv"
+	echo "== Python uvloop echo server"
+	$(BIN)/arrival-bench --addr $${line##* } --server-pid $$uv echo $(ECHO_ARGS)
+	echo "== arrival-server --mode echo"
+	$(BIN)/arrival-bench --spawn-server echo $(ECHO_ARGS)
 
 ## What CI runs: formatting, lints as errors, every test.
 test:

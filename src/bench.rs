@@ -440,3 +440,87 @@ pub fn progress_ticker(
         eprintln!();
     })
 }
+
+/// What to run in echo mode.
+#[derive(Debug, Clone)]
+pub struct EchoPlan {
+    pub connections: usize,
+    /// Bytes per message.
+    pub size: usize,
+    pub duration: Duration,
+}
+
+/// Figures from echo mode.
+#[derive(Debug, Default)]
+pub struct EchoReport {
+    pub messages: u64,
+    pub elapsed: Duration,
+    /// Round-trip latencies, microseconds, sorted.
+    pub latencies_us: Vec<u64>,
+    pub errors: Errors,
+}
+
+/// `plan.connections` connections, each with one message in flight: write `size` bytes, read
+/// them back, check them, repeat until the duration is up.
+pub async fn echo(addr: &str, plan: &EchoPlan, progress: Arc<AtomicU64>) -> EchoReport {
+    use futures::io::AsyncReadExt;
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let workers = (0..plan.connections).map(|c| {
+        let addr = addr.to_owned();
+        let size = plan.size;
+        let progress = Arc::clone(&progress);
+        task::spawn(async move {
+            let mut report = EchoReport::default();
+            let stream = match TcpStream::connect(&addr).await {
+                Ok(s) => s,
+                Err(e) => {
+                    report.errors.insert(format!("connect: {e}"), 1);
+                    return report;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let message: Vec<u8> = (0..size).map(|i| (i + c) as u8).collect();
+            let mut back = vec![0u8; size];
+            let (mut r, mut w) = (&stream, &stream);
+            while Instant::now() < deadline {
+                let begin = Instant::now();
+                let round_trip = async {
+                    w.write_all(&message).await?;
+                    r.read_exact(&mut back).await
+                };
+                match timeout(IO_TIMEOUT, round_trip).await {
+                    Ok(Ok(())) if back == message => {
+                        report.messages += 1;
+                        report.latencies_us.push(begin.elapsed().as_micros() as u64);
+                        progress.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Ok(())) => {
+                        *report.errors.entry("bytes differ".into()).or_default() += 1;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        *report.errors.entry(format!("io: {e}")).or_default() += 1;
+                        break;
+                    }
+                    Err(_) => {
+                        *report.errors.entry("timeout".into()).or_default() += 1;
+                        break;
+                    }
+                }
+            }
+            report
+        })
+    });
+    let mut total = EchoReport::default();
+    for report in futures::future::join_all(workers).await {
+        total.messages += report.messages;
+        total.latencies_us.extend(report.latencies_us);
+        for (k, v) in report.errors {
+            *total.errors.entry(k).or_default() += v;
+        }
+    }
+    total.elapsed = started.elapsed();
+    total.latencies_us.sort_unstable();
+    total
+}

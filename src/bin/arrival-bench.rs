@@ -69,6 +69,17 @@ enum Mode {
         #[structopt(long, default_value = "5", parse(try_from_str = parse_seconds))]
         idle_window: Duration,
     },
+    /// Echo: N connections, M-byte messages, one in flight per connection (with --spawn-server, the
+    /// server runs in --mode echo)
+    Echo {
+        #[structopt(short = "n", long, default_value = "10")]
+        connections: usize,
+        /// Bytes per message
+        #[structopt(short, long, default_value = "32")]
+        size: usize,
+        #[structopt(short, long, default_value = "10", parse(try_from_str = parse_seconds))]
+        duration: Duration,
+    },
     /// Two parties send G microseconds apart; how often does the server name the right one first?
     Fairness {
         /// Gaps to try, in microseconds
@@ -101,6 +112,7 @@ async fn run(opt: Opt) -> i32 {
         } => concurrency * parties,
         Mode::Idle { connections, .. } => *connections,
         Mode::Fairness { .. } => 2,
+        Mode::Echo { connections, .. } => *connections,
     } as u64;
     // Each connection is a descriptor, here and in a spawned server; the margin covers the rest.
     match raise_open_files(needed + 1024) {
@@ -125,6 +137,9 @@ async fn run(opt: Opt) -> i32 {
         }
         if let Mode::Rounds { parties, .. } = &opt.mode {
             args.extend(["--parties".into(), parties.to_string()]);
+        }
+        if let Mode::Echo { .. } = &opt.mode {
+            args.extend(["--mode".into(), "echo".into()]);
         }
         if let Mode::Idle { .. } = &opt.mode {
             args.extend(["--round-timeout".into(), "3600".into()]);
@@ -160,6 +175,18 @@ async fn run(opt: Opt) -> i32 {
             idle_window,
         } => run_idle(&addr, connections, idle_window, pid, opt.json).await,
         Mode::Fairness { gaps, trials } => run_fairness(&addr, &gaps, trials, opt.json).await,
+        Mode::Echo {
+            connections,
+            size,
+            duration,
+        } => {
+            let plan = bench::EchoPlan {
+                connections,
+                size,
+                duration,
+            };
+            run_echo(&addr, &plan, pid, opt.json, show_progress).await
+        }
     };
     if let Some(server) = server {
         let tail = server.stop();
@@ -335,6 +362,78 @@ async fn run_idle(addr: &str, count: usize, window: Duration, pid: Option<u32>, 
     }
     drop(idle.held);
     i32::from(!idle.errors.is_empty())
+}
+
+async fn run_echo(
+    addr: &str,
+    plan: &bench::EchoPlan,
+    pid: Option<u32>,
+    json: bool,
+    show_progress: bool,
+) -> i32 {
+    let before = pid.and_then(proc_stats);
+    let counter = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = show_progress
+        .then(|| bench::progress_ticker("echo".into(), Arc::clone(&counter), Arc::clone(&done)));
+    let report = bench::echo(addr, plan, counter).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = ticker {
+        t.await;
+    }
+    let after = pid.and_then(proc_stats);
+    let secs = report.elapsed.as_secs_f64();
+    let lat = &report.latencies_us;
+    let q = |x| quantile(lat, x);
+    if json {
+        println!(
+            "{{\"mode\": \"echo\", \"connections\": {}, \"size\": {}, \"seconds\": {secs:.2}, \
+             \"messages\": {}, \"messages_per_s\": {:.0}, \
+             \"latency_us\": {{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}, \
+             \"errors\": {}, \"server\": {}}}",
+            plan.connections,
+            plan.size,
+            report.messages,
+            report.messages as f64 / secs,
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            lat.last().copied().unwrap_or(0),
+            errors_json(&report.errors),
+            server_json(before, after)
+        );
+    } else {
+        println!(
+            "echo: {} connections, {}-byte messages, one in flight each",
+            plan.connections, plan.size
+        );
+        println!(
+            "  messages          {:>10}   in {secs:.2} s",
+            report.messages
+        );
+        println!(
+            "  messages/s        {:>10.0}",
+            report.messages as f64 / secs
+        );
+        println!(
+            "  latency us        p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            lat.last().copied().unwrap_or(0)
+        );
+        println!("  errors            {}", errors_text(&report.errors));
+        if let (Some(b), Some(a)) = (before, after) {
+            println!(
+                "  server            {:.2} CPU s, peak RSS {} KiB",
+                a.cpu_secs - b.cpu_secs,
+                a.peak_rss_kib
+            );
+        }
+    }
+    i32::from(!report.errors.is_empty())
 }
 
 async fn run_fairness(addr: &str, gaps: &[u64], trials: usize, json: bool) -> i32 {
