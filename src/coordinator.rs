@@ -182,7 +182,7 @@ struct Party {
     /// `None` once the connection has left: nothing more can be delivered to it.
     reply: Option<Outbox>,
     /// (instant read, order of delivery to this actor, name)
-    message: Option<(Instant, u64, String)>,
+    message: Option<Box<(Instant, u64, String)>>,
 }
 
 /// The round's state. Private: only [`coordinator_loop`] drives it.
@@ -333,7 +333,7 @@ impl Round {
             log::warn!("round {}: {label} sent a second message", self.config.id);
             return Step::Continue;
         }
-        party.message = Some((at, seq, name));
+        party.message = Some(Box::new((at, seq, name)));
         party.reply = Some(reply);
         if self
             .slots
@@ -426,7 +426,7 @@ impl Round {
             .iter()
             .enumerate()
             .filter_map(|(slot, p)| {
-                let (at, seq, name) = p.as_ref()?.message.as_ref()?;
+                let (at, seq, name) = &**p.as_ref()?.message.as_ref()?;
                 Some((*at, *seq, slot, name.clone()))
             })
             .collect();
@@ -651,7 +651,14 @@ pub async fn coordinator_loop(
     stop: Stop,
     transcript: Transcript,
 ) -> RoundReport {
-    let deadline = config.timeout.map(|t| Instant::now() + t);
+    // Made once for the round's life, not once per event: an idle round holds them as it waits.
+    let timer = match config.timeout {
+        Some(t) => futures::future::Either::Left(async_std::task::sleep(t)),
+        None => futures::future::Either::Right(futures::future::pending::<()>()),
+    }
+    .fuse();
+    let stopped = stop.wait().fuse();
+    futures::pin_mut!(timer, stopped);
     let slots = (0..config.labels.len()).map(|_| None).collect();
     let mut round = Round {
         config,
@@ -661,20 +668,12 @@ pub async fn coordinator_loop(
         transcript,
     };
     loop {
-        let timer = async {
-            match deadline {
-                Some(d) => {
-                    async_std::task::sleep(d.saturating_duration_since(Instant::now())).await
-                }
-                None => futures::future::pending().await,
-            }
-        };
         futures::select_biased! {
-            () = stop.wait().fuse() => {
+            () = stopped => {
                 let reason = "the server is shutting down".to_owned();
                 return round.abort(ErrorKind::ShuttingDown, reason);
             }
-            () = timer.fuse() => {
+            () = timer => {
                 let t = round.config.timeout.unwrap_or_default();
                 let reason = format!("the round did not complete within {} s", t.as_secs_f64());
                 return round.abort(ErrorKind::RoundTimeout, reason);

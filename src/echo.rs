@@ -22,16 +22,19 @@ pub async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
     let mut buf = vec![0u8; ECHO_BUFFER];
     let mut echoed = 0u64;
     let (mut input, mut output) = (&stream, &stream);
+    // One stop future for the connection's life, not a new one per read and write.
+    let stopped = stop.wait().fuse();
+    futures::pin_mut!(stopped);
     loop {
         let n = futures::select_biased! {
-            () = stop.wait().fuse() => break,
+            () = stopped => break,
             n = input.read(&mut buf).fuse() => n?,
         };
         if n == 0 {
             break;
         }
         futures::select_biased! {
-            () = stop.wait().fuse() => break,
+            () = stopped => break,
             written = output.write_all(&buf[..n]).fuse() => written?,
         }
         echoed += n as u64;

@@ -232,7 +232,27 @@ fn documented_examples() {
              20 72 6f 75 6e 64",
         ),
     ];
-    for (frame, expected) in cases {
+    let chat_cases: Vec<(Frame, &str)> = vec![
+        (Frame::ChatOpen, "00 00 00 04 06 00 00 00"),
+        (
+            Frame::Chat { line: "hi".into() },
+            "00 00 00 0e 07 00 00 00 02 00 00 00 00 00 00 00 68 69",
+        ),
+        (
+            Frame::Relayed {
+                from: "X".into(),
+                line: "hi".into(),
+            },
+            "00 00 00 17 08 00 00 00 01 00 00 00 00 00 00 00 58 02 00 00 00 00 00 00 00 68 69",
+        ),
+        (
+            Frame::ChatOver {
+                message: "over".into(),
+            },
+            "00 00 00 10 09 00 00 00 04 00 00 00 00 00 00 00 6f 76 65 72",
+        ),
+    ];
+    for (frame, expected) in cases.into_iter().chain(chat_cases) {
         let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(hex(&encode(&frame).unwrap()), expected, "{frame:?}");
     }
