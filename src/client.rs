@@ -150,6 +150,19 @@ fn unexpected(frame: &Frame, wanted: &str) -> Error {
     ))
 }
 
+/// Connects within the configured time, as both wires do.
+pub(crate) async fn connect(config: &Config) -> Result<TcpStream, Error> {
+    let failed = |source| Error::Connect {
+        addr: config.addr.clone(),
+        source,
+    };
+    match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(e)) => Err(failed(e)),
+        Err(_) => Err(failed(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+    }
+}
+
 /// The client's one writer: the exchange's task, never the reader.
 async fn send(mut stream: &TcpStream, frame: Frame) -> Result<(), Error> {
     protocol::write_frame(&mut stream, &frame)
@@ -168,20 +181,7 @@ pub async fn run(
     if let NameSource::Given(name) = &source {
         names::validate(name).map_err(Error::InvalidName)?;
     }
-    let connect_error = |source| Error::Connect {
-        addr: config.addr.clone(),
-        source,
-    };
-    let stream = match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(connect_error(e)),
-        Err(_) => {
-            return Err(connect_error(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "timed out",
-            )))
-        }
-    };
+    let stream = connect(config).await?;
     let _ = stream.set_nodelay(true);
     let (tx, mut incoming) = mpsc::channel(4);
     let reader = task::spawn(reader_loop(FrameReader::new(stream.clone()), tx));

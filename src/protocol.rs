@@ -248,17 +248,13 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &Frame) -
     writer.flush().await
 }
 
-/// Writes several frames with one write (and one flush).
-pub async fn write_frames<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    frames: &[Frame],
-) -> io::Result<()> {
+/// Encodes several frames back to back, for one write.
+pub fn encode_all(frames: &[Frame]) -> io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
     for frame in frames {
         bytes.extend_from_slice(&encode(frame)?);
     }
-    writer.write_all(&bytes).await?;
-    writer.flush().await
+    Ok(bytes)
 }
 
 /// Reads frames from a byte stream.

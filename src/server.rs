@@ -554,11 +554,12 @@ async fn lobby_loop(
 /// final frame, a failed or timed-out write, when every outbox sender is gone, or on stop (after
 /// writing what was queued, then telling the client). The socket closes when the reader, which
 /// decides how to close, is done too.
-async fn writer_loop(
+pub(crate) async fn writer_loop(
     stream: TcpStream,
     mut outbox: mpsc::Receiver<Outbound>,
     stop: Stop,
     write_timeout: Duration,
+    render: Render,
     _done: oneshot::Sender<()>,
 ) {
     let mut out = &stream;
@@ -591,15 +592,19 @@ async fn writer_loop(
             }
             next = outbox.try_recv().ok();
         }
-        let written = matches!(
-            // Boxed, so an idle writer's future does not carry a write's state.
-            Box::pin(bounded(
-                write_timeout,
-                protocol::write_frames(&mut out, &frames)
-            ))
-            .await,
-            Some(Ok(()))
-        );
+        let written = match render(&frames) {
+            // Nothing to say on this wire (a text client is not sent `Welcome`).
+            Ok(bytes) if bytes.is_empty() => true,
+            Ok(bytes) => matches!(
+                // Boxed, so an idle writer's future does not carry a write's state.
+                Box::pin(bounded(write_timeout, write_all_flush(&mut out, &bytes))).await,
+                Some(Ok(()))
+            ),
+            Err(e) => {
+                log::error!("cannot encode a frame: {e}");
+                false
+            }
+        };
         if let Some(delivered) = delivered {
             let _ = delivered.send(written);
         }
@@ -607,6 +612,15 @@ async fn writer_loop(
             break;
         }
     }
+}
+
+/// How a writer turns frames into bytes: [`protocol::encode_all`], or the text wire's renderer.
+pub(crate) type Render = fn(&[Frame]) -> io::Result<Vec<u8>>;
+
+async fn write_all_flush(out: &mut &TcpStream, bytes: &[u8]) -> io::Result<()> {
+    use futures::AsyncWriteExt;
+    out.write_all(bytes).await?;
+    out.flush().await
 }
 
 /// Why a connection ends, from the reader's point of view.
@@ -668,6 +682,7 @@ async fn connection_loop(stream: TcpStream, peer: SocketAddr, id: ConnId, ctx: A
         outbox_rx,
         ctx.stop.clone(),
         ctx.config.frame_timeout,
+        protocol::encode_all,
         done_tx,
     ));
     let frames = FrameReader::new(StampedStream::new(stream))

@@ -15,7 +15,6 @@ use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_std::future::timeout;
 use async_std::io::prelude::BufReadExt;
 use async_std::io::BufReader;
 use async_std::net::TcpStream;
@@ -27,9 +26,8 @@ use crate::client::{Config, Error, NameSource, Verdict};
 use crate::coordinator::{ConnId, Event, Outbound, OUTBOX_CAPACITY};
 use crate::names;
 use crate::protocol::{ErrorKind, Frame};
-use crate::server::{bounded, linger, Ctx, Join, Placement};
+use crate::server::{bounded, linger, writer_loop, Ctx, Join, Placement};
 use crate::stamp::StampedStream;
-use crate::stop::Stop;
 use crate::transcript::Transcript;
 
 /// The most a text message may be: the assignment's `recv(1024)`.
@@ -45,40 +43,13 @@ fn render(frame: &Frame) -> Option<String> {
     }
 }
 
-/// The text writer: the only task writing to this socket. Ends after a final frame, a failed
-/// write, when its outbox closes, or on stop (after saying so).
-async fn writer_loop(
-    stream: TcpStream,
-    mut outbox: mpsc::Receiver<Outbound>,
-    stop: Stop,
-    write_timeout: Duration,
-    _done: oneshot::Sender<()>,
-) {
-    let mut out = &stream;
-    loop {
-        let next = futures::select_biased! {
-            next = outbox.next() => next,
-            () = stop.wait().fuse() => Some(Outbound::error(ErrorKind::ShuttingDown, "the server is shutting down")),
-        };
-        let Some(next) = next else { break };
-        let (frame, delivered, last) = match next {
-            Outbound::Send(frame) => (frame, None, false),
-            Outbound::Final { frame, delivered } => (frame, delivered, true),
-        };
-        let written = match render(&frame) {
-            Some(text) => matches!(
-                Box::pin(bounded(write_timeout, out.write_all(text.as_bytes()))).await,
-                Some(Ok(()))
-            ),
-            None => true,
-        };
-        if let Some(delivered) = delivered {
-            let _ = delivered.send(written);
-        }
-        if !written || last {
-            break;
-        }
-    }
+/// Renders queued frames for one write; frames text clients never see render as nothing.
+fn render_all(frames: &[Frame]) -> std::io::Result<Vec<u8>> {
+    Ok(frames
+        .iter()
+        .filter_map(render)
+        .collect::<String>()
+        .into_bytes())
 }
 
 /// Answers a connection over the limit with one text line and closes it.
@@ -124,6 +95,7 @@ pub(crate) async fn connection_loop(
         outbox_rx,
         ctx.stop.clone(),
         ctx.config.frame_timeout,
+        render_all,
         done_tx,
     ));
     let mut writer_done = done_rx.fuse();
@@ -234,20 +206,7 @@ pub async fn run_client(
     if let NameSource::Given(name) = &source {
         names::validate(name).map_err(Error::InvalidName)?;
     }
-    let connect_error = |source| Error::Connect {
-        addr: config.addr.clone(),
-        source,
-    };
-    let stream = match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => return Err(connect_error(e)),
-        Err(_) => {
-            return Err(connect_error(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "timed out",
-            )))
-        }
-    };
+    let stream = crate::client::connect(config).await?;
     let lost = |e: std::io::Error| Error::Lost(format!("lost the connection to the server: {e}"));
     let mut buf = vec![0u8; TEXT_MAX];
     let n = (&stream).read(&mut buf).await.map_err(lost)?;
