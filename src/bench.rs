@@ -295,7 +295,7 @@ async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<(bool
     let (mut a, mut b) = (a?, b?);
     let (la, lb) = futures::join!(a.connected(), b.connected());
     let (la, lb) = (la?, lb?);
-    let (first, second, first_label) = if trial % 2 == 0 {
+    let (first, second, first_label) = if trial.is_multiple_of(2) {
         (&mut a, &mut b, la)
     } else {
         (&mut b, &mut a, lb)

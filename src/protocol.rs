@@ -215,6 +215,13 @@ fn codec() -> impl Options {
 }
 
 /// Encodes one frame, length prefix included.
+///
+/// ```
+/// use arrival::protocol::{encode, Frame};
+/// // 4-byte big-endian length, then bincode: variant 0 (u32 LE), version 1 (u16 LE), None.
+/// let hello = encode(&Frame::Hello { version: 1, room: None }).unwrap();
+/// assert_eq!(hello, [0, 0, 0, 7, 0, 0, 0, 0, 1, 0, 0]);
+/// ```
 pub fn encode(frame: &Frame) -> io::Result<Vec<u8>> {
     let payload = codec()
         .serialize(frame)
