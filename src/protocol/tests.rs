@@ -414,6 +414,10 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
                     .collect(),
             }
         }),
+        Just(Frame::ChatOpen),
+        s.prop_map(|line| Frame::Chat { line }),
+        (s, s).prop_map(|(from, line)| Frame::Relayed { from, line }),
+        s.prop_map(|message| Frame::ChatOver { message }),
         (0u8..10, s).prop_map(|(k, message)| Frame::Error {
             kind: [
                 ErrorKind::Version,
