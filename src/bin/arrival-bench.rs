@@ -229,6 +229,47 @@ fn server_json(before: Option<ProcStats>, after: Option<ProcStats>) -> String {
     }
 }
 
+/// Runs a measurement with a progress line on stderr (when asked for) counting what it finishes.
+async fn with_progress<F: std::future::Future>(
+    label: &str,
+    show: bool,
+    measure: impl FnOnce(Arc<AtomicU64>) -> F,
+) -> F::Output {
+    let counter = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker =
+        show.then(|| bench::progress_ticker(label.into(), Arc::clone(&counter), Arc::clone(&done)));
+    let out = measure(counter).await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(t) = ticker {
+        t.await;
+    }
+    out
+}
+
+/// Latency percentiles of sorted microsecond figures, as JSON and as a table cell.
+fn latency_json(lat: &[u64]) -> String {
+    format!(
+        "{{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}",
+        quantile(lat, 0.5),
+        quantile(lat, 0.9),
+        quantile(lat, 0.99),
+        quantile(lat, 0.999),
+        lat.last().copied().unwrap_or(0)
+    )
+}
+
+fn latency_text(lat: &[u64]) -> String {
+    format!(
+        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
+        quantile(lat, 0.5),
+        quantile(lat, 0.9),
+        quantile(lat, 0.99),
+        quantile(lat, 0.999),
+        lat.last().copied().unwrap_or(0)
+    )
+}
+
 async fn run_rounds(
     addr: &str,
     plan: &RoundsPlan,
@@ -237,35 +278,25 @@ async fn run_rounds(
     show_progress: bool,
 ) -> i32 {
     let before = pid.and_then(proc_stats);
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = show_progress
-        .then(|| bench::progress_ticker("rounds".into(), Arc::clone(&counter), Arc::clone(&done)));
-    let report = bench::rounds(addr, plan, counter).await;
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(t) = ticker {
-        t.await;
-    }
+    let report = with_progress("rounds", show_progress, |counter| {
+        bench::rounds(addr, plan, counter)
+    })
+    .await;
     let after = pid.and_then(proc_stats);
     let secs = report.elapsed.as_secs_f64();
     let lat = &report.latencies_us;
-    let q = |x| quantile(lat, x);
     if json {
         println!(
             "{{\"mode\": \"rounds\", \"concurrency\": {}, \"parties\": {}, \"seconds\": {secs:.2}, \
              \"rounds\": {}, \"rounds_per_s\": {:.0}, \"connections_per_s\": {:.0}, \
-             \"latency_us\": {{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}, \
+             \"latency_us\": {}, \
              \"errors\": {}, \"server\": {}}}",
             plan.concurrency,
             plan.parties,
             report.rounds,
             report.rounds as f64 / secs,
             report.connections as f64 / secs,
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            lat.last().copied().unwrap_or(0),
+            latency_json(lat),
             errors_json(&report.errors),
             server_json(before, after)
         );
@@ -280,14 +311,7 @@ async fn run_rounds(
             "  connections/s     {:>10.0}",
             report.connections as f64 / secs
         );
-        println!(
-            "  latency us        p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            lat.last().copied().unwrap_or(0)
-        );
+        println!("  latency us        {}", latency_text(lat));
         println!("  errors            {}", errors_text(&report.errors));
         if let (Some(b), Some(a)) = (before, after) {
             println!(
@@ -372,34 +396,24 @@ async fn run_echo(
     show_progress: bool,
 ) -> i32 {
     let before = pid.and_then(proc_stats);
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = show_progress
-        .then(|| bench::progress_ticker("echo".into(), Arc::clone(&counter), Arc::clone(&done)));
-    let report = bench::echo(addr, plan, counter).await;
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(t) = ticker {
-        t.await;
-    }
+    let report = with_progress("echo", show_progress, |counter| {
+        bench::echo(addr, plan, counter)
+    })
+    .await;
     let after = pid.and_then(proc_stats);
     let secs = report.elapsed.as_secs_f64();
     let lat = &report.latencies_us;
-    let q = |x| quantile(lat, x);
     if json {
         println!(
             "{{\"mode\": \"echo\", \"connections\": {}, \"size\": {}, \"seconds\": {secs:.2}, \
              \"messages\": {}, \"messages_per_s\": {:.0}, \
-             \"latency_us\": {{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}, \
+             \"latency_us\": {}, \
              \"errors\": {}, \"server\": {}}}",
             plan.connections,
             plan.size,
             report.messages,
             report.messages as f64 / secs,
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            lat.last().copied().unwrap_or(0),
+            latency_json(lat),
             errors_json(&report.errors),
             server_json(before, after)
         );
@@ -416,14 +430,7 @@ async fn run_echo(
             "  messages/s        {:>10.0}",
             report.messages as f64 / secs
         );
-        println!(
-            "  latency us        p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-            q(0.5),
-            q(0.9),
-            q(0.99),
-            q(0.999),
-            lat.last().copied().unwrap_or(0)
-        );
+        println!("  latency us        {}", latency_text(lat));
         println!("  errors            {}", errors_text(&report.errors));
         if let (Some(b), Some(a)) = (before, after) {
             println!(
