@@ -329,15 +329,29 @@ async fn read_name(
             }
             line = lines.next().fuse() => line,
         };
-        let name = match line {
-            None => return Err(Error::NoName),
-            Some(Err(e)) => return Err(Error::Lost(format!("cannot read standard input: {e}"))),
-            Some(Ok(line)) => line.trim().to_owned(),
-        };
-        match names::validate(&name) {
-            Ok(()) => return Ok(name),
-            Err(e) if prompt => eprintln!("That name {e}; try another."),
-            Err(e) => return Err(Error::InvalidName(e)),
+        if let Some(name) = take_name(line, prompt)? {
+            return Ok(name);
         }
+    }
+}
+
+/// One line of standard input as a name, for both wires' clients: `Ok(None)` means the user,
+/// at a terminal, was told why the name was refused and should be asked again.
+pub(crate) fn take_name(
+    line: Option<io::Result<String>>,
+    prompt: bool,
+) -> Result<Option<String>, Error> {
+    let name = match line {
+        None => return Err(Error::NoName),
+        Some(Err(e)) => return Err(Error::Lost(format!("cannot read standard input: {e}"))),
+        Some(Ok(line)) => line.trim().to_owned(),
+    };
+    match names::validate(&name) {
+        Ok(()) => Ok(Some(name)),
+        Err(e) if prompt => {
+            eprintln!("That name {e}; try another.");
+            Ok(None)
+        }
+        Err(e) => Err(Error::InvalidName(e)),
     }
 }

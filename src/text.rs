@@ -284,15 +284,8 @@ async fn read_name(stream: &TcpStream, label: &str, prompt: bool) -> Result<Stri
             }
             line = lines.next().fuse() => line,
         };
-        let name = match line {
-            None => return Err(Error::NoName),
-            Some(Err(e)) => return Err(Error::Lost(format!("cannot read standard input: {e}"))),
-            Some(Ok(line)) => line.trim().to_owned(),
-        };
-        match names::validate(&name) {
-            Ok(()) => return Ok(name),
-            Err(e) if prompt => eprintln!("That name {e}; try another."),
-            Err(e) => return Err(Error::InvalidName(e)),
+        if let Some(name) = crate::client::take_name(line, prompt)? {
+            return Ok(name);
         }
     }
 }
