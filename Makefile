@@ -6,7 +6,10 @@ SHELL := /bin/bash
 CARGO ?= cargo
 ADDR  ?= 127.0.0.1:12000
 NAMES ?= Alice Bob
-BIN   := target/release
+# Where cargo puts what it builds, asked of cargo itself, so CARGO_TARGET_DIR and
+# build.target-dir (in any cargo config) are honoured.
+TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
+BIN   := $(TARGET_DIR)/release
 
 .PHONY: build run-server run-clients demo test bench bench-echo
 
@@ -29,7 +32,8 @@ run-clients: build
 	wait
 
 ## One command: build, start a server on a free port and two clients, show every line, stop.
-## Deterministic: the second client starts only once the server has labelled the first.
+## The labels are fixed (the second client starts only once the server has labelled the first);
+## the order of the messages is not: both clients send at once, so either may arrive first.
 demo: build
 	@dir=$$(mktemp -d)
 	trap 'kill $$(jobs -p) 2>/dev/null || true; rm -rf "$$dir"' EXIT
@@ -62,13 +66,14 @@ bench: build
 	$(MAKE) --no-print-directory bench-echo
 
 ## Echo: arrival-server --mode echo against a Python uvloop echo server, same client, same run.
-## Installs uvloop (from PyPI) into target/bench-venv the first time.
+## Installs uvloop (from PyPI) into the target directory's bench-venv the first time.
 ECHO_ARGS ?= --connections 10 --size 32 --duration 10
 bench-echo: build
-	@test -x target/bench-venv/bin/python || python3 -m venv target/bench-venv
-	target/bench-venv/bin/python -c 'import uvloop' 2>/dev/null || target/bench-venv/bin/pip install -q uvloop
+	@venv=$(TARGET_DIR)/bench-venv
+	test -x $$venv/bin/python || python3 -m venv $$venv
+	$$venv/bin/python -c 'import uvloop' 2>/dev/null || $$venv/bin/pip install -q uvloop
 	# No indented lines: make strips leading white space from recipe lines.
-	cat > target/uvloop_echo.py <<'PY'
+	cat > $(TARGET_DIR)/uvloop_echo.py <<'PY'
 	import asyncio, uvloop
 	class Echo(asyncio.Protocol): pass
 	Echo.connection_made = lambda self, transport: setattr(self, "transport", transport)
@@ -77,7 +82,7 @@ bench-echo: build
 	uvloop.run(serve())
 	PY
 	dir=$$(mktemp -d); mkfifo "$$dir/uv"
-	target/bench-venv/bin/python target/uvloop_echo.py > "$$dir/uv" & uv=$$!
+	$$venv/bin/python $(TARGET_DIR)/uvloop_echo.py > "$$dir/uv" & uv=$$!
 	trap 'kill $$uv 2>/dev/null || true; rm -rf "$$dir"' EXIT
 	read -r line < "$$dir/uv"
 	echo "== Python uvloop echo server"

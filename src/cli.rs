@@ -1,5 +1,5 @@
-//! Helpers the binaries share: argument parsers and logging setup. Nothing here runs a server
-//! or a client.
+//! Helpers the binaries share: argument parsers, logging setup, signals and the open-file limit.
+//! Nothing here runs a server or a client.
 
 use std::time::Duration;
 
@@ -19,16 +19,31 @@ pub fn parse_args<T: structopt::StructOpt>() -> T {
     }
 }
 
-/// Parses a duration given in (possibly fractional) seconds: `10`, `0.5`.
+/// The longest duration any flag takes: one day. Longer ones are usage errors, not silently
+/// clamped, and no deadline computed from one can overflow `Instant`.
+pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// Parses a duration: bare (possibly fractional) seconds (`10`, `0.5`) or with units, as wrk and
+/// hey take them (`5s`, `250ms`, `2m`, `1m30s`). At most [`MAX_DURATION`].
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is not a valid duration"))
+    let d = match s.parse::<f64>() {
+        Ok(secs) => Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{s}` is not a valid duration"))?,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|_| format!("`{s}` is not a duration (say 10, 0.5, 5s, 250ms or 2m)"))?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!(
+            "`{s}` is longer than the maximum of {} s (one day)",
+            MAX_DURATION.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
-/// Diagnostics are off unless asked for: femme writes to stdout, which carries the transcript.
-/// `-v` warnings, `-vv` info, `-vvv` debug.
+/// Diagnostics are off unless asked for: `-v` warnings, `-vv` info, `-vvv` debug. They go to
+/// stderr with a timestamp, never to stdout (the transcript), and through [`LogSink`], so logging
+/// can neither panic nor block the actor that logs, whatever happens to stderr.
 pub fn init_logging(verbose: u8) {
     let level = match verbose {
         0 => return,
@@ -36,7 +51,91 @@ pub fn init_logging(verbose: u8) {
         2 => log::LevelFilter::Info,
         _ => log::LevelFilter::Debug,
     };
-    femme::with_level(level);
+    let _ = env_logger::Builder::new()
+        .filter_level(level)
+        .format_timestamp_millis()
+        .target(env_logger::Target::Pipe(Box::new(LogSink::start())))
+        .try_init();
+}
+
+/// Waits a little (at most 200 ms) for queued diagnostics to reach stderr; binaries call it just
+/// before they exit.
+pub fn flush_logging() {
+    let until = std::time::Instant::now() + Duration::from_millis(200);
+    while log_sink::PENDING.load(std::sync::atomic::Ordering::SeqCst) > 0
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+pub use log_sink::LogSink;
+
+mod log_sink {
+    use std::io::{self, Write};
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+
+    /// Records queued for the stderr thread and not yet written.
+    pub(super) static PENDING: AtomicUsize = AtomicUsize::new(0);
+    /// Records dropped because stderr was not keeping up.
+    static DROPPED: AtomicU64 = AtomicU64::new(0);
+
+    /// Records held while stderr is slow; beyond them, records are dropped and counted.
+    const QUEUE: usize = 1024;
+
+    /// The logger's output: a `Write` that never blocks and never fails. env_logger writes a
+    /// record and flushes it; the flush hands the record to a thread of its own that writes it to
+    /// stderr. A full pipe or a closed stderr holds up only that thread.
+    pub struct LogSink {
+        tx: SyncSender<Vec<u8>>,
+        record: Vec<u8>,
+    }
+
+    impl LogSink {
+        pub fn start() -> LogSink {
+            let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
+            std::thread::spawn(move || {
+                let mut stderr = io::stderr();
+                for record in rx {
+                    let dropped = DROPPED.swap(0, Ordering::SeqCst);
+                    if dropped > 0 {
+                        let _ = writeln!(stderr, "({dropped} log records dropped: stderr was not read)");
+                    }
+                    // A closed stderr is no reason to stop the program; the record is lost.
+                    let _ = stderr.write_all(&record);
+                    PENDING.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+            LogSink {
+                tx,
+                record: Vec::new(),
+            }
+        }
+    }
+
+    impl Write for LogSink {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.record.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            if self.record.is_empty() {
+                return Ok(());
+            }
+            let record = std::mem::take(&mut self.record);
+            PENDING.fetch_add(1, Ordering::SeqCst);
+            match self.tx.try_send(record) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                    PENDING.fetch_sub(1, Ordering::SeqCst);
+                    DROPPED.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Sets the number of async-std executor threads; must run before the runtime's first use.
@@ -114,5 +213,12 @@ mod tests {
         assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
         assert!(parse_seconds("-1").is_err());
         assert!(parse_seconds("ten").is_err());
+        assert_eq!(parse_seconds("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_seconds("86400"), Ok(MAX_DURATION));
+        assert!(parse_seconds("86401").is_err());
+        assert!(parse_seconds("1e19").unwrap_err().contains("maximum"));
+        assert!(parse_seconds("2d").is_err());
     }
 }

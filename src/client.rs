@@ -33,6 +33,8 @@ pub struct Config {
     pub room: Option<String>,
     /// Bound on connecting and on the server's answer to our `Hello`.
     pub connect_timeout: Duration,
+    /// A person is at the terminal: say on stderr what we are waiting for.
+    pub interactive: bool,
 }
 
 impl Default for Config {
@@ -41,6 +43,7 @@ impl Default for Config {
             addr: "127.0.0.1:12000".into(),
             room: None,
             connect_timeout: Duration::from_secs(10),
+            interactive: false,
         }
     }
 }
@@ -157,7 +160,10 @@ pub(crate) async fn connect(config: &Config) -> Result<TcpStream, Error> {
         source,
     };
     match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
-        Ok(Ok(stream)) => Ok(stream),
+        Ok(Ok(stream)) => {
+            log::info!("connected to {}", config.addr);
+            Ok(stream)
+        }
         Ok(Err(e)) => Err(failed(e)),
         Err(_) => Err(failed(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
     }
@@ -214,7 +220,12 @@ async fn exchange(
                 "the server did not answer the handshake".into(),
             ))
         }
-        Ok(Ok(Frame::Welcome { .. })) => {}
+        Ok(Ok(Frame::Welcome { version })) => {
+            log::info!("welcomed by a server speaking protocol version {version}");
+            if config.interactive {
+                eprintln!("Waiting for the other parties to connect...");
+            }
+        }
         Ok(Ok(other)) => return Err(unexpected(&other, "Welcome")),
         Ok(Err(e)) => return Err(e),
     }
@@ -223,6 +234,7 @@ async fn exchange(
         other => return Err(unexpected(&other, "Connected")),
     };
     let label = names::printable(&label).into_owned();
+    log::info!("round {round}: playing as {label}");
     transcript.line(format!("Client {label} connected"));
 
     // One line reader for the whole run: lines piped in after the name belong to the chat.
@@ -322,6 +334,7 @@ async fn read_name(
         }
         let line = futures::select_biased! {
             frame = expect(incoming).fuse() => {
+                end_prompt(prompt);
                 return Err(match frame {
                     Ok(other) => unexpected(&other, "nothing"),
                     Err(e) => e,
@@ -332,6 +345,13 @@ async fn read_name(
         if let Some(name) = take_name(line, prompt)? {
             return Ok(name);
         }
+    }
+}
+
+/// Ends the prompt's line before anything else is said, so a prompt and an error never share one.
+pub(crate) fn end_prompt(prompt: bool) {
+    if prompt {
+        eprintln!();
     }
 }
 

@@ -102,9 +102,11 @@ pub enum Style {
     /// X and Y`.
     #[default]
     Assignment,
-    /// One line per round (service mode): `Round 7 [quiz]: X: Alice received before Y: Bob
-    /// (margin 38 us)`.
+    /// One line per round (service mode), stamped with the time: `2026-11-25T21:40:01.123Z
+    /// Round 7 [quiz]: X: Alice received before Y: Bob (margin 38 us)`.
     Summary,
+    /// Nothing per round (service mode with `--quiet`): only the server's summary at the end.
+    Quiet,
 }
 
 /// How a round is set up.
@@ -206,6 +208,15 @@ impl Round {
     fn say(&self, line: String) {
         if self.config.style == Style::Assignment {
             self.transcript.line(line);
+        }
+    }
+
+    /// A line every style but `Quiet` prints; service mode stamps it with the time.
+    fn print(&self, line: String) {
+        match self.config.style {
+            Style::Assignment => self.transcript.line(line),
+            Style::Summary => self.transcript.stamped(line),
+            Style::Quiet => {}
         }
     }
 
@@ -401,7 +412,8 @@ impl Round {
             Style::Assignment => self.transcript.line(format!("Round aborted: {reason}")),
             Style::Summary => self
                 .transcript
-                .line(format!("{} aborted: {reason}", self.title())),
+                .stamped(format!("{} aborted: {reason}", self.title())),
+            Style::Quiet => {}
         }
         // On a stop every writer tells its own client, connected to a round or not; a second,
         // different message from here would race with it.
@@ -500,8 +512,9 @@ impl Round {
                     let failed: Vec<&str> = undelivered.iter().map(String::as_str).collect();
                     line.push_str(&format!("; delivery to {} failed", list_labels(&failed)));
                 }
-                self.transcript.line(line);
+                self.transcript.stamped(line);
             }
+            Style::Quiet => {}
         }
         RoundReport {
             id: self.config.id,
@@ -539,8 +552,7 @@ impl Round {
             .filter(|l| !undelivered.contains(l))
             .cloned()
             .collect();
-        self.transcript
-            .line(self.sent_line(&delivered, &undelivered));
+        self.print(self.sent_line(&delivered, &undelivered));
 
         let mut relayed = vec![0u64; self.slots.len()];
         let ending = loop {
@@ -606,7 +618,7 @@ impl Round {
             .zip(&relayed)
             .map(|(label, n)| format!("{n} from {label}"))
             .collect();
-        self.transcript.line(format!(
+        self.print(format!(
             "Chat over: {ending}; lines relayed: {}",
             counts.join(", ")
         ));

@@ -74,6 +74,9 @@ pub struct Config {
     pub wire: Wire,
     /// After the acknowledgment, relay chat lines between the parties until one says `Bye`.
     pub chat: bool,
+    /// Order by the kernel's receive time (see `stamp`); off, or where the platform has none,
+    /// by the time each message was read.
+    pub kernel_timestamps: bool,
 }
 
 /// What the server does with a connection.
@@ -132,6 +135,7 @@ impl Default for Config {
             mode: Mode::Arbiter,
             wire: Wire::Framed,
             chat: false,
+            kernel_timestamps: true,
         }
     }
 }
@@ -264,10 +268,6 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
             socket.set_reuse_address(true)?;
             socket.bind(&candidate.into())?;
             socket.listen(LISTEN_BACKLOG)?;
-            // Accepted connections inherit it; see `stamp`.
-            if let Err(e) = stamp::enable(&socket) {
-                log::warn!("no kernel receive timestamps, arrival is read time: {e}");
-            }
             socket.set_nonblocking(true)?;
             Ok(TcpListener::from(std::net::TcpListener::from(socket)))
         })();
@@ -290,9 +290,12 @@ pub async fn run(
 
 impl Server {
     pub fn new(listener: TcpListener, config: Config) -> Server {
-        // Whoever bound it, its connections should carry kernel arrival times (see `stamp`).
-        if let Err(e) = stamp::enable(&listener) {
-            log::warn!("no kernel receive timestamps, arrival is read time: {e}");
+        // Whoever bound it, its connections should carry kernel arrival times: accepted sockets
+        // inherit the option (see `stamp`). Said once per server when they cannot.
+        if !config.kernel_timestamps {
+            log::info!("kernel receive timestamps off: arrival is the time of reading");
+        } else if let Err(e) = stamp::enable(&listener) {
+            log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
         }
         Server {
             listener,

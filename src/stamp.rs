@@ -11,162 +11,218 @@
 //! (switching it on is deferred, so a per-connection switch would miss first packets).
 //!
 //! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
-//! (another OS, the option refused), [`StampedStream::arrival`] is `None` and callers fall back
-//! to the time of reading.
+//! (the option refused, or switched off by `server::Config::kernel_timestamps`),
+//! [`StampedStream::arrival`] is `None` and callers fall back to the time of reading. The
+//! `recvmsg` code is Linux's and is compiled only there; elsewhere a plain reader with no stamps
+//! takes its place and [`enable`] says it is unsupported.
 
-use std::io;
-use std::os::fd::AsRawFd;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+#[cfg(target_os = "linux")]
+pub use linux::{enable, StampedStream};
+#[cfg(not(target_os = "linux"))]
+pub use other::{enable, StampedStream};
 
-use async_std::net::TcpStream;
-use futures::io::AsyncRead;
+#[cfg(not(target_os = "linux"))]
+mod other {
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
 
-/// A TCP stream whose reads remember the kernel's receive time of the data they returned.
-pub struct StampedStream {
-    stream: TcpStream,
-    /// A byte taken by the readiness wait (see `poll_read`), owed to the next read.
-    held: Option<u8>,
-    stamp: Option<SystemTime>,
-}
+    use async_std::net::TcpStream;
+    use futures::io::AsyncRead;
 
-impl StampedStream {
-    /// Wraps `stream`, which was accepted from a listener with timestamps [enabled](enable).
-    pub fn new(stream: TcpStream) -> StampedStream {
-        StampedStream {
-            stream,
-            held: None,
-            stamp: None,
+    /// Without kernel timestamps: a plain reader whose arrival is always unknown.
+    pub struct StampedStream {
+        stream: TcpStream,
+    }
+
+    impl StampedStream {
+        pub fn new(stream: TcpStream) -> StampedStream {
+            StampedStream { stream }
+        }
+
+        pub fn arrival(&self) -> Option<Instant> {
+            None
         }
     }
 
-    /// When the kernel received the data of the last read, on `Instant`'s clock; `None` if
-    /// unknown.
-    pub fn arrival(&self) -> Option<Instant> {
-        let stamp = self.stamp?;
-        let (now, wall) = (Instant::now(), SystemTime::now());
-        // A stamp from the future means the wall clock was stepped; do not trust it.
-        now.checked_sub(wall.duration_since(stamp).ok()?)
+    pub fn enable<S>(_socket: &S) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "kernel receive timestamps are implemented for Linux only",
+        ))
+    }
+
+    impl AsyncRead for StampedStream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.stream).poll_read(cx, buf)
+        }
     }
 }
 
-/// Asks the kernel to timestamp what `socket` receives; on a listener, connections accepted
-/// from it inherit the setting.
-pub fn enable(socket: &impl AsRawFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: a valid descriptor, and a pointer and size describing a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// One non-blocking `recvmsg`: the bytes read and, if the kernel attached one, their timestamp.
-fn recv_stamped(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // Room for one timespec control message, aligned as cmsghdr requires.
-    let mut control = [0u64; 8];
-    // SAFETY: msghdr is plain data; all-zero is a valid empty value.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: msg points at a live iovec over `buf` and at `control`, both outliving the call.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
+    use async_std::net::TcpStream;
+    use futures::io::AsyncRead;
+
+    /// A TCP stream whose reads remember the kernel's receive time of the data they returned.
+    pub struct StampedStream {
+        stream: TcpStream,
+        /// A byte taken by the readiness wait (see `poll_read`), owed to the next read.
+        held: Option<u8>,
+        stamp: Option<SystemTime>,
     }
-    let mut stamp = None;
-    // SAFETY: the CMSG_* walk stays within msg_controllen as set by the kernel; CMSG_DATA of an
-    // SCM_TIMESTAMPNS message holds a timespec, read unaligned to be safe.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
-            {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                if let (Ok(secs), Ok(nanos)) = (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec))
+
+    impl StampedStream {
+        /// Wraps `stream`, which was accepted from a listener with timestamps [enabled](enable).
+        pub fn new(stream: TcpStream) -> StampedStream {
+            StampedStream {
+                stream,
+                held: None,
+                stamp: None,
+            }
+        }
+
+        /// When the kernel received the data of the last read, on `Instant`'s clock; `None` if
+        /// unknown.
+        pub fn arrival(&self) -> Option<Instant> {
+            let stamp = self.stamp?;
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            // A stamp from the future means the wall clock was stepped; do not trust it.
+            now.checked_sub(wall.duration_since(stamp).ok()?)
+        }
+    }
+
+    /// Asks the kernel to timestamp what `socket` receives; on a listener, connections accepted
+    /// from it inherit the setting.
+    pub fn enable(socket: &impl AsRawFd) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid descriptor, and a pointer and size describing a live c_int.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// One non-blocking `recvmsg`: the bytes read and, if the kernel attached one, their timestamp.
+    fn recv_stamped(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, Option<SystemTime>)> {
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // Room for one timespec control message, aligned as cmsghdr requires.
+        let mut control = [0u64; 8];
+        // SAFETY: msghdr is plain data; all-zero is a valid empty value.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: msg points at a live iovec over `buf` and at `control`, both outliving the call.
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stamp = None;
+        // SAFETY: the CMSG_* walk stays within msg_controllen as set by the kernel; CMSG_DATA of an
+        // SCM_TIMESTAMPNS message holds a timespec, read unaligned to be safe.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
                 {
-                    stamp = Some(UNIX_EPOCH + Duration::new(secs, nanos));
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    if let (Ok(secs), Ok(nanos)) =
+                        (u64::try_from(ts.tv_sec), u32::try_from(ts.tv_nsec))
+                    {
+                        stamp = Some(UNIX_EPOCH + Duration::new(secs, nanos));
+                    }
                 }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
             }
-            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
+        Ok((n as usize, stamp))
     }
-    Ok((n as usize, stamp))
-}
 
-impl AsyncRead for StampedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        if buf.is_empty() {
-            return Poll::Ready(Ok(0));
-        }
-        let this = &mut *self;
-        let fd = this.stream.as_raw_fd();
-        loop {
-            if let Some(byte) = this.held.take() {
-                // The rest of the segment that byte came from carries the segment's timestamp.
-                buf[0] = byte;
-                let rest = match recv_stamped(fd, &mut buf[1..]) {
+    impl AsyncRead for StampedStream {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            if buf.is_empty() {
+                return Poll::Ready(Ok(0));
+            }
+            let this = &mut *self;
+            let fd = this.stream.as_raw_fd();
+            loop {
+                if let Some(byte) = this.held.take() {
+                    // The rest of the segment that byte came from carries the segment's timestamp.
+                    buf[0] = byte;
+                    let rest = match recv_stamped(fd, &mut buf[1..]) {
+                        Ok((n, stamp)) => {
+                            this.stamp = stamp;
+                            n
+                        }
+                        // The error, if lasting, shows on the next read; this one returns the byte.
+                        Err(_) => {
+                            this.stamp = None;
+                            0
+                        }
+                    };
+                    return Poll::Ready(Ok(1 + rest));
+                }
+                match recv_stamped(fd, buf) {
                     Ok((n, stamp)) => {
-                        this.stamp = stamp;
-                        n
+                        if n > 0 {
+                            this.stamp = stamp;
+                        }
+                        return Poll::Ready(Ok(n));
                     }
-                    // The error, if lasting, shows on the next read; this one returns the byte.
-                    Err(_) => {
-                        this.stamp = None;
-                        0
-                    }
-                };
-                return Poll::Ready(Ok(1 + rest));
-            }
-            match recv_stamped(fd, buf) {
-                Ok((n, stamp)) => {
-                    if n > 0 {
-                        this.stamp = stamp;
-                    }
-                    return Poll::Ready(Ok(n));
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-            }
-            // Nothing to read: let async-std wait for readability. Its read must take at least
-            // one byte, so take exactly one and fetch the rest, stamped, on the next turn.
-            let mut one = [0u8; 1];
-            match Pin::new(&mut this.stream).poll_read(cx, &mut one) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
-                Poll::Ready(Ok(_)) => this.held = Some(one[0]),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Nothing to read: let async-std wait for readability. Its read must take at least
+                // one byte, so take exactly one and fetch the rest, stamped, on the next turn.
+                let mut one = [0u8; 1];
+                match Pin::new(&mut this.stream).poll_read(cx, &mut one) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
+                    Poll::Ready(Ok(_)) => this.held = Some(one[0]),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                }
             }
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use async_std::net::TcpListener;
+    use async_std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
     use async_std::task::block_on;
     use futures::{AsyncReadExt, AsyncWriteExt};
 
@@ -216,6 +272,25 @@ mod tests {
             let (data, arrival) = reader.await;
             assert_eq!(data, b"second");
             assert!(arrival.is_some());
+        })
+    }
+
+    /// The fallback path: a socket accepted from a listener without timestamps reads normally and
+    /// reports no arrival, so callers use the time of reading.
+    #[test]
+    fn without_timestamps_arrival_is_unknown() {
+        block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let mut sender = TcpStream::connect(listener.local_addr().unwrap())
+                .await
+                .unwrap();
+            let (accepted, _) = listener.accept().await.unwrap();
+            let mut stamped = StampedStream::new(accepted);
+            sender.write_all(b"data").await.unwrap();
+            let mut buf = [0u8; 4];
+            stamped.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"data");
+            assert_eq!(stamped.arrival(), None);
         })
     }
 }

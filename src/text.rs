@@ -275,6 +275,7 @@ async fn read_name(stream: &TcpStream, label: &str, prompt: bool) -> Result<Stri
         }
         let line = futures::select_biased! {
             n = stream.peek(&mut peek).fuse() => {
+                crate::client::end_prompt(prompt);
                 return Err(match n {
                     Ok(0) | Err(_) => Error::Lost("the server closed the connection".into()),
                     Ok(n) => server_text(&peek[..n]).err().unwrap_or_else(|| {

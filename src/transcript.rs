@@ -39,6 +39,16 @@ impl Transcript {
         }
     }
 
+    /// A line that starts with the time it was written (UTC, RFC 3339 with milliseconds), for
+    /// service-mode lines read long after the fact.
+    pub fn stamped(&self, line: impl AsRef<str>) {
+        if matches!(self, Transcript::Silent) {
+            return;
+        }
+        let now = humantime::format_rfc3339_millis(std::time::SystemTime::now());
+        self.line(format!("{now} {}", line.as_ref()));
+    }
+
     /// The lines collected so far (empty unless this is a `Memory` transcript).
     pub fn lines(&self) -> Vec<String> {
         match self {

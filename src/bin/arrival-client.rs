@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::process::exit;
 use std::time::Duration;
 
-use arrival::cli::{init_logging, parse_args, parse_seconds};
+use arrival::cli::{flush_logging, init_logging, parse_args, parse_seconds};
 use arrival::client::{self, Config, NameSource};
 use arrival::server::Wire;
 use arrival::transcript::Transcript;
@@ -32,7 +32,7 @@ struct Opt {
     /// Seconds to wait for the connection and the server's handshake
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     connect_timeout: Duration,
-    /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
+    /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
 }
@@ -40,15 +40,17 @@ struct Opt {
 fn main() {
     let opt: Opt = parse_args();
     init_logging(opt.verbose);
+    let interactive = std::io::stdin().is_terminal();
     let config = Config {
         addr: opt.addr,
         room: opt.room,
         connect_timeout: opt.connect_timeout,
+        interactive,
     };
     let source = match opt.name {
         Some(name) => NameSource::Given(name),
         None => NameSource::Stdin {
-            prompt: std::io::stdin().is_terminal(),
+            prompt: interactive,
         },
     };
     let transcript = Transcript::Stdout;
@@ -58,11 +60,13 @@ fn main() {
             Wire::Text => arrival::text::run_client(&config, source, &transcript).await,
         }
     });
-    match result {
-        Ok(_) => exit(0),
+    let code = match result {
+        Ok(_) => 0,
         Err(e) => {
             eprintln!("arrival-client: {e}");
-            exit(e.exit_code());
+            e.exit_code()
         }
-    }
+    };
+    flush_logging();
+    exit(code);
 }

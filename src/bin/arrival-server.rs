@@ -3,10 +3,11 @@
 
 use std::process::exit;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrival::cli::{
-    init_logging, labels_for, parse_args, parse_seconds, raise_open_files, set_executor_threads,
+    flush_logging, init_logging, labels_for, parse_args, parse_seconds, raise_open_files,
+    set_executor_threads,
 };
 use arrival::coordinator::Style;
 use arrival::server::{self, Config, Mode, Wire};
@@ -63,7 +64,10 @@ struct Opt {
     /// Executor threads [default: one per core]
     #[structopt(long)]
     threads: Option<usize>,
-    /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
+    /// Service mode: print no line per round, only the summary when the server stops
+    #[structopt(short, long)]
+    quiet: bool,
+    /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
 }
@@ -71,24 +75,37 @@ struct Opt {
 /// The signal that stopped us, if any: 0 until one arrives.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-/// A future that resolves on the first SIGINT/SIGTERM; a second one exits at once.
+/// A repeat of the first signal within this window is the same request: `timeout`, shells and
+/// supervisors signal both the process and its process group, so one stop can arrive twice.
+const REPEAT_WINDOW: Duration = Duration::from_millis(200);
+
+/// A future that resolves on the first SIGINT/SIGTERM; a further signal (other than a repeat of
+/// the first within [`REPEAT_WINDOW`]) exits at once.
 fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     let (tx, rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
-        let mut first = Some(tx);
+        let mut tx = Some(tx);
+        let mut first: Option<(i32, Instant)> = None;
         for signal in signals.forever() {
-            match first.take() {
-                Some(tx) => {
+            match first {
+                None => {
+                    first = Some((signal, Instant::now()));
                     SIGNAL.store(signal, Ordering::SeqCst);
                     eprintln!(
                         "arrival-server: {}, shutting down (send it again to exit at once)",
                         signal_name(signal)
                     );
-                    let _ = tx.send(());
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(());
+                    }
                 }
-                None => {
+                Some((s, at)) if s == signal && at.elapsed() < REPEAT_WINDOW => {
+                    log::info!("{} again within {REPEAT_WINDOW:?}: the same request", signal_name(signal));
+                }
+                Some(_) => {
                     eprintln!("arrival-server: second signal, exiting now");
+                    flush_logging();
                     exit(128 + signal);
                 }
             }
@@ -105,9 +122,9 @@ fn main() {
     init_logging(opt.verbose);
     // On the executor, not the main thread: the accept loop then shares a thread with the
     // connections it starts instead of waking another one for each.
-    exit(async_std::task::block_on(async_std::task::spawn(serve(
-        opt,
-    ))));
+    let code = async_std::task::block_on(async_std::task::spawn(serve(opt)));
+    flush_logging();
+    exit(code);
 }
 
 /// A service-mode round that has not completed after this long is aborted, unless told otherwise.
@@ -174,14 +191,15 @@ async fn serve(opt: Opt) -> i32 {
             .filter(|t| !t.is_zero()),
         max_connections: opt.max_connections,
         transcript: transcript.clone(),
-        style: if one_shot {
-            Style::Assignment
-        } else {
-            Style::Summary
+        style: match (one_shot, opt.quiet) {
+            (true, _) => Style::Assignment,
+            (false, false) => Style::Summary,
+            (false, true) => Style::Quiet,
         },
         mode: opt.mode,
         wire: opt.wire,
         chat: opt.chat,
+        kernel_timestamps: true,
     };
     let rounds = config.rounds;
     let summary = match server::run(listener, config, shutdown).await {
