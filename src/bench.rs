@@ -1,16 +1,23 @@
 //! Measurements for `arrival-bench`: real rounds under load, idle connections held, fairness
-//! trials, and the server's resource use read from `/proc`.
+//! trials, echo, and a process's resource use read from `/proc`.
 //!
 //! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
-//! server state and knows nothing of the server's internals. It measures and returns figures;
-//! formatting them is the binary's job.
+//! server state and knows nothing of the server's internals. It measures and returns figures
+//! (latencies in an HDR histogram: fixed memory for any run length); formatting them is the
+//! binary's job. Only completed work is counted: a round whose parties did not all get their
+//! acknowledgment is an error, never throughput. A refusal that no retry can fix (nothing
+//! listening, the server runs no more rounds, another protocol version) stops every driver: see
+//! [`Fatal`].
 
 use std::collections::BTreeMap;
 use std::io;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
 
 use async_std::future::timeout;
 use async_std::net::TcpStream;
@@ -29,6 +36,92 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Errors counted by kind, for the report.
 pub type Errors = BTreeMap<String, u64>;
 
+/// The first error that makes going on pointless, shared by every driver of a run; once set,
+/// drivers stop starting work and the binary exits with its "cannot run" status.
+#[derive(Clone, Default)]
+pub struct Fatal(Arc<OnceLock<String>>);
+
+impl Fatal {
+    /// Records `error` if it is fatal; returns whether it was.
+    pub fn check(&self, error: &str) -> bool {
+        let fatal = error.starts_with("connect:")
+            || error == "server: round full"
+            || error == "server: version mismatch";
+        if fatal {
+            let _ = self.0.set(error.to_owned());
+        }
+        fatal
+    }
+
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+}
+
+/// Latencies in microseconds, in fixed memory whatever the run's length.
+#[derive(Clone)]
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        // Three significant digits, auto-resizing: a few tens of KiB for any range we meet.
+        Latencies(Histogram::new(3).expect("3 significant digits is a valid precision"))
+    }
+}
+
+impl Latencies {
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+        self.0.saturating_record(us);
+    }
+
+    pub fn merge(&mut self, other: &Latencies) {
+        // Both auto-resize, so adding cannot fail for range; if it ever did, keep what we have.
+        let _ = self.0.add(&other.0);
+    }
+
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The figures a report prints; all zero with no samples.
+    pub fn summary(&self) -> LatencySummary {
+        let h = &self.0;
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            samples: h.len(),
+            mean: h.mean().round() as u64,
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+/// A latency distribution, microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatencySummary {
+    pub samples: u64,
+    pub mean: u64,
+    pub min: u64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
 /// One protocol client connection as the benchmark drives it.
 struct Peer {
     stream: TcpStream,
@@ -40,6 +133,7 @@ impl Peer {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
+        log::debug!("connected to {addr}");
         let _ = stream.set_nodelay(true);
         let mut peer = Peer {
             frames: FrameReader::new(stream.clone()),
@@ -120,14 +214,15 @@ pub struct RoundsPlan {
     pub rounds: Option<u64>,
 }
 
-/// Figures from rounds mode.
-#[derive(Debug, Default)]
+/// Figures from rounds mode. Only completed rounds (every party acknowledged) count.
+#[derive(Default)]
 pub struct RoundsReport {
     pub rounds: u64,
+    /// Connections of completed rounds.
     pub connections: u64,
     pub elapsed: Duration,
-    /// Round latencies (first connect to last acknowledgment), microseconds, sorted.
-    pub latencies_us: Vec<u64>,
+    /// Round latencies: first connect to last acknowledgment.
+    pub latencies: Latencies,
     pub errors: Errors,
 }
 
@@ -137,29 +232,25 @@ impl RoundsReport {
     }
 }
 
-/// The `q` quantile (0..=1) of sorted values, nearest-rank.
-pub fn quantile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 /// Runs `plan.concurrency` independent drivers, each playing complete rounds of `plan.parties`
 /// parties back to back, every round in a room of its own so its parties meet each other.
-/// `progress` counts finished rounds as they happen.
-pub async fn rounds(addr: &str, plan: &RoundsPlan, progress: Arc<AtomicU64>) -> RoundsReport {
+/// `progress` counts finished rounds as they happen; a [`Fatal`] error stops every driver.
+pub async fn rounds(
+    addr: &str,
+    plan: &RoundsPlan,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> RoundsReport {
     let started = Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let budget = Arc::new(AtomicU64::new(0));
     let drivers = (0..plan.concurrency).map(|driver| {
         let (addr, plan) = (addr.to_owned(), plan.clone());
-        let (budget, progress) = (Arc::clone(&budget), Arc::clone(&progress));
+        let (budget, progress, fatal) = (Arc::clone(&budget), Arc::clone(&progress), fatal.clone());
         task::spawn(async move {
             let mut report = RoundsReport::default();
             for seq in 0u64.. {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
+                if deadline.is_some_and(|d| Instant::now() >= d) || fatal.get().is_some() {
                     break;
                 }
                 if let Some(n) = plan.rounds {
@@ -177,27 +268,21 @@ pub async fn rounds(addr: &str, plan: &RoundsPlan, progress: Arc<AtomicU64>) -> 
                     Err(_) => vec![Err("timeout".to_owned())],
                 };
                 let latency = begin.elapsed();
-                report.connections += plan.parties as u64;
                 let mut failed = false;
                 for r in outcome {
-                    match r {
-                        Ok(n) if n == plan.parties => {}
-                        Ok(n) => {
-                            failed = true;
-                            *report
-                                .errors
-                                .entry(format!("ack with {n} entries"))
-                                .or_default() += 1;
-                        }
-                        Err(kind) => {
-                            failed = true;
-                            *report.errors.entry(kind).or_default() += 1;
-                        }
-                    }
+                    let error = match r {
+                        Ok(n) if n == plan.parties => continue,
+                        Ok(n) => format!("ack with {n} entries"),
+                        Err(kind) => kind,
+                    };
+                    failed = true;
+                    fatal.check(&error);
+                    *report.errors.entry(error).or_default() += 1;
                 }
                 if !failed {
                     report.rounds += 1;
-                    report.latencies_us.push(latency.as_micros() as u64);
+                    report.connections += plan.parties as u64;
+                    report.latencies.record(latency);
                     progress.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -208,13 +293,12 @@ pub async fn rounds(addr: &str, plan: &RoundsPlan, progress: Arc<AtomicU64>) -> 
     for report in futures::future::join_all(drivers).await {
         total.rounds += report.rounds;
         total.connections += report.connections;
-        total.latencies_us.extend(report.latencies_us);
+        total.latencies.merge(&report.latencies);
         for (k, v) in report.errors {
             *total.errors.entry(k).or_default() += v;
         }
     }
     total.elapsed = started.elapsed();
-    total.latencies_us.sort_unstable();
     total
 }
 
@@ -225,21 +309,43 @@ pub struct IdleConnections {
     pub errors: Errors,
 }
 
-/// Opens `count` idle connections, at most `parallel` connects in flight at a time.
-pub async fn open_idle(addr: &str, count: usize, parallel: usize) -> IdleConnections {
-    let results = stream::iter(0..count)
-        .map(|i| {
-            let addr = addr.to_owned();
-            async move {
-                match timeout(IO_TIMEOUT, Peer::connect(&addr, Some(format!("idle-{i}")))).await {
-                    Ok(r) => r.map(|peer| peer.stream),
-                    Err(_) => Err("timeout".to_owned()),
+/// Opens `count` idle connections, at most `parallel` connects in flight at a time; `progress`
+/// counts those held. A [`Fatal`] error stops opening more.
+pub async fn open_idle(
+    addr: &str,
+    count: usize,
+    parallel: usize,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> IdleConnections {
+    let results =
+        stream::iter(0..count)
+            .take_while(|_| futures::future::ready(fatal.get().is_none()))
+            .map(|i| {
+                let addr = addr.to_owned();
+                let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
+                async move {
+                    let held =
+                        match timeout(IO_TIMEOUT, Peer::connect(&addr, Some(format!("idle-{i}"))))
+                            .await
+                        {
+                            Ok(r) => r.map(|peer| peer.stream),
+                            Err(_) => Err("timeout".to_owned()),
+                        };
+                    match &held {
+                        Ok(_) => {
+                            progress.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            fatal.check(e);
+                        }
+                    }
+                    held
                 }
-            }
-        })
-        .buffer_unordered(parallel.max(1))
-        .collect::<Vec<_>>()
-        .await;
+            })
+            .buffer_unordered(parallel.max(1))
+            .collect::<Vec<_>>()
+            .await;
     let mut idle = IdleConnections {
         held: Vec::with_capacity(count),
         errors: Errors::new(),
@@ -254,39 +360,65 @@ pub async fn open_idle(addr: &str, count: usize, parallel: usize) -> IdleConnect
 }
 
 /// Figures from fairness trials at one gap.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct FairnessReport {
+    /// The gap asked for.
     pub gap: Duration,
     pub trials: usize,
     pub correct: usize,
-    /// The server's own measure of the gap (`after_micros` of the second arrival), sorted.
-    pub server_gaps_us: Vec<u64>,
+    /// The gap actually produced: from the end of the first send to the end of the second (on
+    /// loopback a send ends once the data is in the server's socket).
+    pub achieved: Latencies,
+    /// The server's own measure of the gap (`after_micros` of the second arrival).
+    pub server_gaps: Latencies,
     pub errors: Errors,
 }
 
 /// `trials` rounds of two parties whose messages leave `gap` apart, the first sender alternating
 /// between the two labels. A trial is correct when the server's order names the true first sender.
-pub async fn fairness(addr: &str, gap: Duration, trials: usize) -> FairnessReport {
+/// `progress` counts finished trials.
+pub async fn fairness(
+    addr: &str,
+    gap: Duration,
+    trials: usize,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> FairnessReport {
     let mut report = FairnessReport {
         gap,
         ..FairnessReport::default()
     };
     for t in 0..trials {
+        if fatal.get().is_some() {
+            break;
+        }
         let trial = timeout(IO_TIMEOUT, fairness_trial(addr, gap, t)).await;
         match trial.unwrap_or_else(|_| Err("timeout".to_owned())) {
-            Ok((correct, server_gap)) => {
+            Ok(outcome) => {
                 report.trials += 1;
-                report.correct += usize::from(correct);
-                report.server_gaps_us.push(server_gap);
+                report.correct += usize::from(outcome.correct);
+                report.achieved.record(outcome.achieved);
+                report
+                    .server_gaps
+                    .record(Duration::from_micros(outcome.server_gap_us));
             }
-            Err(kind) => *report.errors.entry(kind).or_default() += 1,
+            Err(kind) => {
+                fatal.check(&kind);
+                *report.errors.entry(kind).or_default() += 1;
+            }
         }
+        progress.fetch_add(1, Ordering::Relaxed);
     }
-    report.server_gaps_us.sort_unstable();
     report
 }
 
-async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<(bool, u64), String> {
+struct TrialOutcome {
+    correct: bool,
+    achieved: Duration,
+    server_gap_us: u64,
+}
+
+async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<TrialOutcome, String> {
     let room = format!("fair-{}-{trial}", gap.as_nanos());
     let (a, b) = futures::join!(
         Peer::connect(addr, Some(room.clone())),
@@ -310,6 +442,7 @@ async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<(bool
     .map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     first.send_bytes(&m1).await?;
+    let sent_first = Instant::now();
     // Sleep through most of a long gap and spin only the end: a timer alone is too coarse for
     // these gaps, and a long spin would take a core the server needs, on a two-core machine,
     // to read the first message while we wait to send the second.
@@ -320,10 +453,14 @@ async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<(bool
         std::hint::spin_loop();
     }
     second.send_bytes(&m2).await?;
+    let achieved = sent_first.elapsed();
     let (oa, ob) = futures::join!(first.ack(), second.ack());
     let (order, _) = (oa?, ob?);
-    let correct = order.first().is_some_and(|a| a.label == first_label);
-    Ok((correct, order.get(1).map_or(0, |a| a.after_micros)))
+    Ok(TrialOutcome {
+        correct: order.first().is_some_and(|a| a.label == first_label),
+        achieved,
+        server_gap_us: order.get(1).map_or(0, |a| a.after_micros),
+    })
 }
 
 /// A process's resource use, from `/proc/<pid>`.
@@ -359,16 +496,17 @@ pub fn proc_stats(pid: u32) -> Option<ProcStats> {
     })
 }
 
-/// An `arrival-server` started by the benchmark: its address, pid, and the tail of its output.
+/// An `arrival-server` started by the benchmark: its address and pid. Its output lines after
+/// the first are copied to our stderr, prefixed `server: `, so they never mix with the results.
 pub struct SpawnedServer {
     child: Child,
     pub addr: String,
-    drain: std::thread::JoinHandle<Vec<String>>,
+    drain: std::thread::JoinHandle<()>,
 }
 
 impl SpawnedServer {
     /// Starts `program` with `args` (which must include `--addr ...:0` or similar) and waits for its
-    /// `listening on` line. Its later output is drained on a thread, keeping only the last lines.
+    /// `listening on` line.
     pub fn start(program: &std::path::Path, args: &[String]) -> io::Result<SpawnedServer> {
         use std::io::BufRead;
         let mut child = Command::new(program)
@@ -392,16 +530,11 @@ impl SpawnedServer {
             .filter(|_| first.contains("listening on"))
             .ok_or_else(|| io::Error::other(format!("unexpected first line: {first}")))?
             .to_owned();
-        // Drained so the server never blocks on a full pipe; only the tail is worth keeping.
+        // Drained so the server never blocks on a full pipe.
         let drain = std::thread::spawn(move || {
-            let mut tail = std::collections::VecDeque::with_capacity(8);
             for line in lines.map_while(Result::ok) {
-                if tail.len() == 8 {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
+                eprintln!("server: {line}");
             }
-            tail.into()
         });
         Ok(SpawnedServer { child, addr, drain })
     }
@@ -410,35 +543,15 @@ impl SpawnedServer {
         self.child.id()
     }
 
-    /// Stops it with SIGINT and returns its last output lines (its summary among them).
-    pub fn stop(mut self) -> Vec<String> {
+    /// Stops it with SIGINT and waits until it and its output are done.
+    pub fn stop(mut self) {
         // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
         unsafe {
             libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
         }
         let _ = self.child.wait();
-        self.drain.join().unwrap_or_default()
+        let _ = self.drain.join();
     }
-}
-
-/// Prints a progress line to stderr once a second until `done` is set.
-pub fn progress_ticker(
-    label: String,
-    counter: Arc<AtomicU64>,
-    done: Arc<AtomicBool>,
-) -> task::JoinHandle<()> {
-    task::spawn(async move {
-        let start = Instant::now();
-        while !done.load(Ordering::Relaxed) {
-            task::sleep(Duration::from_secs(1)).await;
-            eprint!(
-                "\r{label}: {:>4.0} s, {} done ",
-                start.elapsed().as_secs_f64(),
-                counter.load(Ordering::Relaxed)
-            );
-        }
-        eprintln!();
-    })
 }
 
 /// What to run in echo mode.
@@ -451,31 +564,39 @@ pub struct EchoPlan {
 }
 
 /// Figures from echo mode.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EchoReport {
+    /// Messages that came back whole and unchanged.
     pub messages: u64,
     pub elapsed: Duration,
-    /// Round-trip latencies, microseconds, sorted.
-    pub latencies_us: Vec<u64>,
+    /// Round-trip latencies.
+    pub latencies: Latencies,
     pub errors: Errors,
 }
 
 /// `plan.connections` connections, each with one message in flight: write `size` bytes, read
 /// them back, check them, repeat until the duration is up.
-pub async fn echo(addr: &str, plan: &EchoPlan, progress: Arc<AtomicU64>) -> EchoReport {
+pub async fn echo(
+    addr: &str,
+    plan: &EchoPlan,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> EchoReport {
     use futures::io::AsyncReadExt;
     let started = Instant::now();
     let deadline = started + plan.duration;
     let workers = (0..plan.connections).map(|c| {
         let addr = addr.to_owned();
         let size = plan.size;
-        let progress = Arc::clone(&progress);
+        let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
         task::spawn(async move {
             let mut report = EchoReport::default();
             let stream = match TcpStream::connect(&addr).await {
                 Ok(s) => s,
                 Err(e) => {
-                    report.errors.insert(format!("connect: {e}"), 1);
+                    let error = format!("connect: {e}");
+                    fatal.check(&error);
+                    report.errors.insert(error, 1);
                     return report;
                 }
             };
@@ -483,31 +604,25 @@ pub async fn echo(addr: &str, plan: &EchoPlan, progress: Arc<AtomicU64>) -> Echo
             let message: Vec<u8> = (0..size).map(|i| (i + c) as u8).collect();
             let mut back = vec![0u8; size];
             let (mut r, mut w) = (&stream, &stream);
-            while Instant::now() < deadline {
+            while Instant::now() < deadline && fatal.get().is_none() {
                 let begin = Instant::now();
                 let round_trip = async {
                     w.write_all(&message).await?;
                     r.read_exact(&mut back).await
                 };
-                match timeout(IO_TIMEOUT, round_trip).await {
+                let error = match timeout(IO_TIMEOUT, round_trip).await {
                     Ok(Ok(())) if back == message => {
                         report.messages += 1;
-                        report.latencies_us.push(begin.elapsed().as_micros() as u64);
+                        report.latencies.record(begin.elapsed());
                         progress.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    Ok(Ok(())) => {
-                        *report.errors.entry("bytes differ".into()).or_default() += 1;
-                        break;
-                    }
-                    Ok(Err(e)) => {
-                        *report.errors.entry(format!("io: {e}")).or_default() += 1;
-                        break;
-                    }
-                    Err(_) => {
-                        *report.errors.entry("timeout".into()).or_default() += 1;
-                        break;
-                    }
-                }
+                    Ok(Ok(())) => "bytes differ".to_owned(),
+                    Ok(Err(e)) => format!("io: {e}"),
+                    Err(_) => "timeout".to_owned(),
+                };
+                *report.errors.entry(error).or_default() += 1;
+                break;
             }
             report
         })
@@ -515,12 +630,11 @@ pub async fn echo(addr: &str, plan: &EchoPlan, progress: Arc<AtomicU64>) -> Echo
     let mut total = EchoReport::default();
     for report in futures::future::join_all(workers).await {
         total.messages += report.messages;
-        total.latencies_us.extend(report.latencies_us);
+        total.latencies.merge(&report.latencies);
         for (k, v) in report.errors {
             *total.errors.entry(k).or_default() += v;
         }
     }
     total.elapsed = started.elapsed();
-    total.latencies_us.sort_unstable();
     total
 }

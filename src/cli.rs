@@ -100,7 +100,10 @@ mod log_sink {
                 for record in rx {
                     let dropped = DROPPED.swap(0, Ordering::SeqCst);
                     if dropped > 0 {
-                        let _ = writeln!(stderr, "({dropped} log records dropped: stderr was not read)");
+                        let _ = writeln!(
+                            stderr,
+                            "({dropped} log records dropped: stderr was not read)"
+                        );
                     }
                     // A closed stderr is no reason to stop the program; the record is lost.
                     let _ = stderr.write_all(&record);

@@ -296,6 +296,10 @@ impl Server {
             log::info!("kernel receive timestamps off: arrival is the time of reading");
         } else if let Err(e) = stamp::enable(&listener) {
             log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
+        } else if !stamp::wait_until_active(Duration::from_secs(1)) {
+            log::warn!(
+                "the kernel has not started stamping packets yet; early arrivals are read times"
+            );
         }
         Server {
             listener,
@@ -325,6 +329,19 @@ impl Server {
                 "a round needs at least one party",
             ));
         }
+        log::info!(
+            "serving {:?} on {}: {} parties a round ({}), {} rounds, at most {} connections",
+            config.mode,
+            listener.local_addr()?,
+            config.labels.len(),
+            config.labels.join(","),
+            if config.rounds == 0 {
+                "unlimited".to_owned()
+            } else {
+                config.rounds.to_string()
+            },
+            config.max_connections
+        );
         let (trigger, stop) = Stop::new();
         let (reports_tx, mut reports) = mpsc::channel::<RoundReport>(64);
         let (lobby_tx, lobby_rx) = mpsc::channel::<Join>(LOBBY_CAPACITY);

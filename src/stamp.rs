@@ -17,9 +17,9 @@
 //! takes its place and [`enable`] says it is unsupported.
 
 #[cfg(target_os = "linux")]
-pub use linux::{enable, StampedStream};
+pub use linux::{enable, wait_until_active, StampedStream};
 #[cfg(not(target_os = "linux"))]
-pub use other::{enable, StampedStream};
+pub use other::{enable, wait_until_active, StampedStream};
 
 #[cfg(not(target_os = "linux"))]
 mod other {
@@ -44,6 +44,10 @@ mod other {
         pub fn arrival(&self) -> Option<Instant> {
             None
         }
+    }
+
+    pub fn wait_until_active(_limit: std::time::Duration) -> bool {
+        false
     }
 
     pub fn enable<S>(_socket: &S) -> io::Result<()> {
@@ -121,6 +125,37 @@ mod linux {
             Ok(())
         } else {
             Err(io::Error::last_os_error())
+        }
+    }
+
+    /// Waits (at most `limit`) until the kernel really stamps received data. Linux switches receive
+    /// timestamping on for the whole system through deferred work, so the first packets after
+    /// [`enable`] can arrive unstamped; a round whose first message were stamped and whose second
+    /// fell back to the time of reading would be ordered unfairly. The probe is a datagram sent to
+    /// ourselves on loopback. Returns whether stamping is on.
+    pub fn wait_until_active(limit: Duration) -> bool {
+        let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
+            return false;
+        };
+        if enable(&socket).is_err() {
+            return false;
+        }
+        let Ok(addr) = socket.local_addr() else {
+            return false;
+        };
+        let until = Instant::now() + limit;
+        let mut buf = [0u8; 1];
+        loop {
+            if socket.send_to(b"p", addr).is_ok() {
+                // Loopback delivers the datagram before send_to returns.
+                if let Ok((_, Some(_))) = recv_stamped(socket.as_raw_fd(), &mut buf) {
+                    return true;
+                }
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 
@@ -222,9 +257,9 @@ mod linux {
 mod tests {
     use super::*;
     use async_std::net::{TcpListener, TcpStream};
-    use std::time::{Duration, Instant};
     use async_std::task::block_on;
     use futures::{AsyncReadExt, AsyncWriteExt};
+    use std::time::{Duration, Instant};
 
     /// The stamp is when the data arrived, not when it was read: data that sat unread for a
     /// while is stamped before the read began.

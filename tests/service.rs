@@ -27,6 +27,14 @@ fn play(
     )
 }
 
+/// A service-mode round line without its timestamp; `None` for any other line. The stamp must be
+/// a real RFC 3339 time.
+fn round_line(line: &str) -> Option<&str> {
+    let (time, rest) = line.split_once(' ')?;
+    humantime::parse_rfc3339(time).ok()?;
+    rest.starts_with("Round ").then_some(rest)
+}
+
 fn summary_line(srv: &common::Finished) -> &str {
     srv.stdout.last().map(String::as_str).unwrap_or("")
 }
@@ -74,7 +82,7 @@ fn a_hundred_concurrent_rounds_all_complete_correctly() {
     let round_lines = srv
         .stdout
         .iter()
-        .filter(|l| l.starts_with("Round "))
+        .filter(|l| round_line(l).is_some())
         .count();
     assert_eq!(round_lines, 100);
     assert_eq!(
@@ -178,11 +186,11 @@ fn rooms_group_the_right_parties_even_when_connections_interleave() {
     assert!(srv
         .stdout
         .iter()
-        .any(|l| l.starts_with("Round ") && l.contains("[red]: ")));
+        .any(|l| round_line(l).is_some_and(|r| r.contains("[red]: "))));
     assert!(srv
         .stdout
         .iter()
-        .any(|l| l.starts_with("Round ") && l.contains("[blue]: ")));
+        .any(|l| round_line(l).is_some_and(|r| r.contains("[blue]: "))));
 }
 
 #[test]
@@ -259,7 +267,7 @@ fn rounds_3_runs_exactly_three_rounds_then_exits() {
     let rounds: Vec<&String> = srv
         .stdout
         .iter()
-        .filter(|l| l.starts_with("Round "))
+        .filter(|l| round_line(l).is_some())
         .collect();
     assert_eq!(rounds.len(), 3, "{rounds:?}");
     assert_eq!(

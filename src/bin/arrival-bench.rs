@@ -1,27 +1,36 @@
 //! `arrival-bench`: drive an arrival server with real clients and report honest figures. Parses
 //! arguments, optionally starts a server, calls `arrival::bench`, prints a table or JSON.
+//!
+//! Results go to stdout and nothing else does: progress, warnings and a spawned server's lines go
+//! to stderr. Exit statuses: 0 every unit of work completed; 1 the run finished but some work
+//! failed (counted under `errors`); 2 bad command line; 3 the run could not go on (nothing
+//! listening, the server refused every round, the server could not be started).
 
-use std::io::IsTerminal;
 use std::process::exit;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrival::bench::{self, proc_stats, quantile, Errors, ProcStats, RoundsPlan, SpawnedServer};
-use arrival::cli::{
-    init_logging, parse_args, parse_seconds, raise_open_files, set_executor_threads,
+use arrival::bench::{
+    self, proc_stats, Errors, Fatal, LatencySummary, ProcStats, RoundsPlan, SpawnedServer,
 };
+use arrival::cli::{
+    flush_logging, init_logging, parse_args, parse_seconds, raise_open_files, set_executor_threads,
+};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 use structopt::StructOpt;
 
-#[derive(Debug, StructOpt)]
-#[structopt(
-    name = "arrival-bench",
-    about = "Load generator for arrival-server: throughput, latency, idle memory, fairness."
-)]
-struct Opt {
-    /// Server to drive (ignored with --spawn-server)
-    #[structopt(long, default_value = "127.0.0.1:12000")]
-    addr: String,
+const EXIT_ERRORS: i32 = 1;
+const EXIT_CANNOT_RUN: i32 = 3;
+
+/// Options every mode takes, before or after the mode's name (`arrival-bench --json rounds` and
+/// `arrival-bench rounds --json` are the same).
+#[derive(Debug, Default, StructOpt)]
+struct Common {
+    /// Server to drive [default: 127.0.0.1:12000] (ignored with --spawn-server)
+    #[structopt(long)]
+    addr: Option<String>,
     /// Start an arrival-server (found next to this binary) on a free port, and stop it afterwards
     #[structopt(long)]
     spawn_server: bool,
@@ -34,12 +43,39 @@ struct Opt {
     /// Print one JSON object instead of a table
     #[structopt(long)]
     json: bool,
-    /// Executor threads [default: one per core]
+    /// Executor threads of the bench itself [default: one per core]
     #[structopt(long)]
     threads: Option<usize>,
-    /// Log diagnostics to stdout: -v warnings, -vv info, -vvv debug
+    /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
+}
+
+impl Common {
+    /// Options given before the mode, completed by those given after it.
+    fn merge(self, after: Common) -> Common {
+        Common {
+            addr: after.addr.or(self.addr),
+            spawn_server: self.spawn_server || after.spawn_server,
+            server_threads: after.server_threads.or(self.server_threads),
+            server_pid: after.server_pid.or(self.server_pid),
+            json: self.json || after.json,
+            threads: after.threads.or(self.threads),
+            verbose: self.verbose + after.verbose,
+        }
+    }
+}
+
+#[derive(Debug, StructOpt)]
+#[structopt(
+    name = "arrival-bench",
+    about = "Load generator for arrival-server: throughput, latency, idle memory, fairness, echo.",
+    after_help = "Durations take units (5s, 250ms, 2m) or bare seconds. Exit statuses: 0 all work \
+                  completed, 1 some work failed, 2 usage, 3 the run could not go on."
+)]
+struct Opt {
+    #[structopt(flatten)]
+    common: Common,
     #[structopt(subcommand)]
     mode: Mode,
 }
@@ -49,71 +85,106 @@ enum Mode {
     /// Complete rounds, C at a time, each of P parties: connect, handshake, barrier, messages,
     /// acknowledgments, close
     Rounds {
-        #[structopt(short, long, default_value = "64")]
+        /// Rounds in flight at once
+        #[structopt(short = "c", long, default_value = "64")]
         concurrency: usize,
+        /// Parties per round
         #[structopt(short, long, default_value = "2")]
         parties: usize,
-        /// Seconds to run (unless --rounds is given)
-        #[structopt(short, long, default_value = "10", parse(try_from_str = parse_seconds))]
+        /// How long to run (unless --rounds is given)
+        #[structopt(short, long, default_value = "10s", parse(try_from_str = parse_seconds))]
         duration: Duration,
         /// Run exactly this many rounds instead of for a duration
-        #[structopt(long)]
+        #[structopt(short = "n", long)]
         rounds: Option<u64>,
+        #[structopt(flatten)]
+        common: Common,
     },
-    /// Hold K connections that wait for partners that never come; report server memory per
+    /// Hold C connections that wait for partners that never come; report server memory per
     /// connection (and the idle server's CPU use before them)
     Idle {
-        #[structopt(short = "k", long, default_value = "20000")]
+        /// Connections to hold
+        #[structopt(short = "c", long, default_value = "20000")]
         connections: usize,
-        /// Seconds to watch the idle server's CPU before connecting
-        #[structopt(long, default_value = "5", parse(try_from_str = parse_seconds))]
+        /// How long to watch the idle server's CPU before connecting
+        #[structopt(long, default_value = "5s", parse(try_from_str = parse_seconds))]
         idle_window: Duration,
+        #[structopt(flatten)]
+        common: Common,
     },
-    /// Echo: N connections, M-byte messages, one in flight per connection (with --spawn-server, the
-    /// server runs in --mode echo)
+    /// Echo: C connections, S-byte messages, one in flight per connection (with --spawn-server,
+    /// the server runs in --mode echo)
     Echo {
-        #[structopt(short = "n", long, default_value = "10")]
+        /// Connections
+        #[structopt(short = "c", long, default_value = "10")]
         connections: usize,
         /// Bytes per message
         #[structopt(short, long, default_value = "32")]
         size: usize,
-        #[structopt(short, long, default_value = "10", parse(try_from_str = parse_seconds))]
+        /// How long to run
+        #[structopt(short, long, default_value = "10s", parse(try_from_str = parse_seconds))]
         duration: Duration,
+        #[structopt(flatten)]
+        common: Common,
     },
     /// Two parties send G microseconds apart; how often does the server name the right one first?
     Fairness {
         /// Gaps to try, in microseconds
         #[structopt(long, default_value = "1000,100,50,20,10,5", use_delimiter = true)]
         gaps: Vec<u64>,
+        /// Trials per gap
         #[structopt(short, long, default_value = "1000")]
         trials: usize,
+        #[structopt(flatten)]
+        common: Common,
     },
 }
 
+impl Mode {
+    /// Takes the options given after the mode's name out of it.
+    fn take_common(&mut self) -> Common {
+        let common = match self {
+            Mode::Rounds { common, .. }
+            | Mode::Idle { common, .. }
+            | Mode::Echo { common, .. }
+            | Mode::Fairness { common, .. } => common,
+        };
+        std::mem::take(common)
+    }
+
+    /// Connections the run holds at once, here and in a spawned server.
+    fn connections(&self) -> u64 {
+        (match self {
+            Mode::Rounds {
+                concurrency,
+                parties,
+                ..
+            } => concurrency * parties,
+            Mode::Idle { connections, .. } | Mode::Echo { connections, .. } => *connections,
+            Mode::Fairness { .. } => 2,
+        }) as u64
+    }
+}
+
 fn main() {
-    let opt: Opt = parse_args();
-    set_executor_threads(opt.threads);
-    init_logging(opt.verbose);
+    let mut opt: Opt = parse_args();
+    let after = opt.mode.take_common();
+    let common = std::mem::take(&mut opt.common).merge(after);
+    set_executor_threads(common.threads);
+    init_logging(common.verbose);
     // On the executor, so the drivers are not woken across threads by the main one.
-    exit(async_std::task::block_on(async_std::task::spawn(run(opt))));
+    let code = async_std::task::block_on(async_std::task::spawn(run(common, opt.mode)));
+    flush_logging();
+    exit(code);
 }
 
 fn fail(message: impl std::fmt::Display) -> i32 {
     eprintln!("arrival-bench: {message}");
-    3
+    EXIT_CANNOT_RUN
 }
 
-async fn run(opt: Opt) -> i32 {
-    let needed = match &opt.mode {
-        Mode::Rounds {
-            concurrency,
-            parties,
-            ..
-        } => concurrency * parties,
-        Mode::Idle { connections, .. } => *connections,
-        Mode::Fairness { .. } => 2,
-        Mode::Echo { connections, .. } => *connections,
-    } as u64;
+async fn run(common: Common, mode: Mode) -> i32 {
+    let needed = mode.connections();
     // Each connection is a descriptor, here and in a spawned server; the margin covers the rest.
     match raise_open_files(needed + 1024) {
         Ok(limit) if limit < needed + 16 => eprintln!(
@@ -122,45 +193,39 @@ async fn run(opt: Opt) -> i32 {
         ),
         _ => {}
     }
-    let server = if opt.spawn_server {
-        let program = match std::env::current_exe() {
-            Ok(exe) => exe.with_file_name("arrival-server"),
-            Err(e) => return fail(format!("cannot find arrival-server: {e}")),
-        };
-        let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--rounds", "0"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        args.extend(["--max-connections".into(), (needed + 1024).to_string()]);
-        if let Some(t) = opt.server_threads {
-            args.extend(["--threads".into(), t.to_string()]);
-        }
-        if let Mode::Rounds { parties, .. } = &opt.mode {
-            args.extend(["--parties".into(), parties.to_string()]);
-        }
-        if let Mode::Echo { .. } = &opt.mode {
-            args.extend(["--mode".into(), "echo".into()]);
-        }
-        if let Mode::Idle { .. } = &opt.mode {
-            args.extend(["--round-timeout".into(), "3600".into()]);
-        }
-        match SpawnedServer::start(&program, &args) {
+    let server = if common.spawn_server {
+        match spawn_server(&common, &mode, needed) {
             Ok(s) => Some(s),
-            Err(e) => return fail(format!("cannot start {}: {e}", program.display())),
+            Err(message) => return fail(message),
         }
     } else {
         None
     };
-    let addr = server.as_ref().map_or(opt.addr.clone(), |s| s.addr.clone());
-    let pid = server.as_ref().map(SpawnedServer::pid).or(opt.server_pid);
-    let show_progress = !opt.json && std::io::stdout().is_terminal();
-
-    let code = match opt.mode {
+    let addr = server.as_ref().map_or_else(
+        || {
+            common
+                .addr
+                .clone()
+                .unwrap_or_else(|| "127.0.0.1:12000".into())
+        },
+        |s| s.addr.clone(),
+    );
+    let run = Run {
+        addr,
+        server_pid: server
+            .as_ref()
+            .map(SpawnedServer::pid)
+            .or(common.server_pid),
+        json: common.json,
+        fatal: Fatal::default(),
+    };
+    let code = match mode {
         Mode::Rounds {
             concurrency,
             parties,
             duration,
             rounds,
+            ..
         } => {
             let plan = RoundsPlan {
                 concurrency,
@@ -168,43 +233,179 @@ async fn run(opt: Opt) -> i32 {
                 duration: rounds.is_none().then_some(duration),
                 rounds,
             };
-            run_rounds(&addr, &plan, pid, opt.json, show_progress).await
+            run_rounds(&run, &plan).await
         }
         Mode::Idle {
             connections,
             idle_window,
-        } => run_idle(&addr, connections, idle_window, pid, opt.json).await,
-        Mode::Fairness { gaps, trials } => run_fairness(&addr, &gaps, trials, opt.json).await,
+            ..
+        } => run_idle(&run, connections, idle_window).await,
+        Mode::Fairness { gaps, trials, .. } => run_fairness(&run, &gaps, trials).await,
         Mode::Echo {
             connections,
             size,
             duration,
+            ..
         } => {
             let plan = bench::EchoPlan {
                 connections,
                 size,
                 duration,
             };
-            run_echo(&addr, &plan, pid, opt.json, show_progress).await
+            run_echo(&run, &plan).await
         }
     };
     if let Some(server) = server {
-        let tail = server.stop();
-        if let Some(summary) = tail.iter().rev().find(|l| l.starts_with("Summary:")) {
-            if !opt.json {
-                println!("server: {summary}");
-            }
-        }
+        server.stop();
+    }
+    if let Some(error) = run.fatal.get() {
+        return fail(format!(
+            "the server at {} refused to go on ({error}); is it running, and in service mode \
+             (--rounds 0)?",
+            run.addr
+        ));
     }
     code
 }
 
-fn errors_json(errors: &Errors) -> String {
-    let items: Vec<String> = errors
+fn spawn_server(common: &Common, mode: &Mode, needed: u64) -> Result<SpawnedServer, String> {
+    let program = std::env::current_exe()
+        .map_err(|e| format!("cannot find arrival-server: {e}"))?
+        .with_file_name("arrival-server");
+    // --quiet: one line per round would be thousands of lines a second.
+    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--rounds", "0", "--quiet"]
         .iter()
-        .map(|(k, v)| format!("{:?}: {v}", k))
+        .map(|s| s.to_string())
         .collect();
-    format!("{{{}}}", items.join(", "))
+    args.extend(["--max-connections".into(), (needed + 1024).to_string()]);
+    if let Some(t) = common.server_threads {
+        args.extend(["--threads".into(), t.to_string()]);
+    }
+    match mode {
+        Mode::Rounds { parties, .. } => args.extend(["--parties".into(), parties.to_string()]),
+        Mode::Echo { .. } => args.extend(["--mode".into(), "echo".into()]),
+        Mode::Idle { .. } => args.extend(["--round-timeout".into(), "3600".into()]),
+        Mode::Fairness { .. } => {}
+    }
+    SpawnedServer::start(&program, &args)
+        .map_err(|e| format!("cannot start {}: {e}", program.display()))
+}
+
+/// What every mode's run shares.
+struct Run {
+    addr: String,
+    server_pid: Option<u32>,
+    json: bool,
+    fatal: Fatal,
+}
+
+/// CPU and memory a process used over a measurement.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct ProcUse {
+    cpu_seconds: f64,
+    /// CPU time as a share of one core over the measurement's wall time.
+    cpu_percent_of_core: f64,
+    peak_rss_kib: u64,
+}
+
+impl ProcUse {
+    fn between(
+        before: Option<ProcStats>,
+        after: Option<ProcStats>,
+        wall: Duration,
+    ) -> Option<Self> {
+        let (b, a) = (before?, after?);
+        let cpu = (a.cpu_secs - b.cpu_secs).max(0.0);
+        Some(ProcUse {
+            cpu_seconds: cpu,
+            cpu_percent_of_core: 100.0 * cpu / wall.as_secs_f64().max(1e-9),
+            peak_rss_kib: a.peak_rss_kib,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!(
+            "{:.2} CPU s ({:.0}% of a core), peak RSS {} KiB",
+            self.cpu_seconds, self.cpu_percent_of_core, self.peak_rss_kib
+        )
+    }
+}
+
+/// The server's and our own resource use, sampled around a measurement.
+struct Usage {
+    server_pid: Option<u32>,
+    server: Option<ProcStats>,
+    bench: Option<ProcStats>,
+    started: Instant,
+}
+
+impl Usage {
+    fn start(server_pid: Option<u32>) -> Usage {
+        Usage {
+            server_pid,
+            server: server_pid.and_then(proc_stats),
+            bench: proc_stats(std::process::id()),
+            started: Instant::now(),
+        }
+    }
+
+    /// (server, bench)
+    fn finish(self) -> (Option<ProcUse>, Option<ProcUse>) {
+        let wall = self.started.elapsed();
+        (
+            ProcUse::between(self.server, self.server_pid.and_then(proc_stats), wall),
+            ProcUse::between(self.bench, proc_stats(std::process::id()), wall),
+        )
+    }
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal, fed from a counter of finished
+/// work. With a duration it fills with time; with a total, with work; the message shows the rate.
+struct Progress {
+    done: Arc<AtomicBool>,
+    ticker: async_std::task::JoinHandle<()>,
+}
+
+impl Progress {
+    fn start(
+        what: &'static str,
+        counter: Arc<AtomicU64>,
+        total: Option<u64>,
+        duration: Option<Duration>,
+    ) -> Progress {
+        let bar = ProgressBar::with_draw_target(
+            Some(duration.map_or(total.unwrap_or(0), |d| d.as_millis() as u64)),
+            ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {msg}, ETA {eta}")
+        {
+            bar.set_style(style);
+        }
+        bar.set_prefix(what);
+        let done = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&done);
+        let ticker = async_std::task::spawn(async move {
+            let started = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                let n = counter.load(Ordering::Relaxed);
+                let secs = started.elapsed().as_secs_f64().max(1e-3);
+                bar.set_message(format!("{n} {what}, {:.0}/s", n as f64 / secs));
+                bar.set_position(match duration {
+                    Some(_) => started.elapsed().as_millis() as u64,
+                    None => n,
+                });
+                async_std::task::sleep(Duration::from_millis(100)).await;
+            }
+            bar.finish_and_clear();
+        });
+        Progress { done, ticker }
+    }
+
+    async fn finish(self) {
+        self.done.store(true, Ordering::Relaxed);
+        self.ticker.await;
+    }
 }
 
 fn errors_text(errors: &Errors) -> String {
@@ -218,125 +419,155 @@ fn errors_text(errors: &Errors) -> String {
         .join(", ")
 }
 
-fn server_json(before: Option<ProcStats>, after: Option<ProcStats>) -> String {
-    match (before, after) {
-        (Some(b), Some(a)) => format!(
-            "{{\"cpu_seconds\": {:.2}, \"peak_rss_kib\": {}}}",
-            a.cpu_secs - b.cpu_secs,
-            a.peak_rss_kib
-        ),
-        _ => "null".into(),
-    }
-}
-
-/// Runs a measurement with a progress line on stderr (when asked for) counting what it finishes.
-async fn with_progress<F: std::future::Future>(
-    label: &str,
-    show: bool,
-    measure: impl FnOnce(Arc<AtomicU64>) -> F,
-) -> F::Output {
-    let counter = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker =
-        show.then(|| bench::progress_ticker(label.into(), Arc::clone(&counter), Arc::clone(&done)));
-    let out = measure(counter).await;
-    done.store(true, std::sync::atomic::Ordering::Relaxed);
-    if let Some(t) = ticker {
-        t.await;
-    }
-    out
-}
-
-/// Latency percentiles of sorted microsecond figures, as JSON and as a table cell.
-fn latency_json(lat: &[u64]) -> String {
+fn latency_text(l: &LatencySummary) -> String {
     format!(
-        "{{\"p50\": {}, \"p90\": {}, \"p99\": {}, \"p99_9\": {}, \"max\": {}}}",
-        quantile(lat, 0.5),
-        quantile(lat, 0.9),
-        quantile(lat, 0.99),
-        quantile(lat, 0.999),
-        lat.last().copied().unwrap_or(0)
+        "n {}  mean {}  min {}  p50 {}  p90 {}  p95 {}  p99 {}  p99.9 {}  max {}",
+        l.samples, l.mean, l.min, l.p50, l.p90, l.p95, l.p99, l.p99_9, l.max
     )
 }
 
-fn latency_text(lat: &[u64]) -> String {
-    format!(
-        "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-        quantile(lat, 0.5),
-        quantile(lat, 0.9),
-        quantile(lat, 0.99),
-        quantile(lat, 0.999),
-        lat.last().copied().unwrap_or(0)
-    )
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string(value) {
+        Ok(json) => println!("{json}"),
+        Err(e) => eprintln!("arrival-bench: cannot write JSON: {e}"),
+    }
 }
 
-async fn run_rounds(
-    addr: &str,
-    plan: &RoundsPlan,
-    pid: Option<u32>,
-    json: bool,
-    show_progress: bool,
-) -> i32 {
-    let before = pid.and_then(proc_stats);
-    let report = with_progress("rounds", show_progress, |counter| {
-        bench::rounds(addr, plan, counter)
-    })
-    .await;
-    let after = pid.and_then(proc_stats);
-    let secs = report.elapsed.as_secs_f64();
-    let lat = &report.latencies_us;
-    if json {
-        println!(
-            "{{\"mode\": \"rounds\", \"concurrency\": {}, \"parties\": {}, \"seconds\": {secs:.2}, \
-             \"rounds\": {}, \"rounds_per_s\": {:.0}, \"connections_per_s\": {:.0}, \
-             \"latency_us\": {}, \
-             \"errors\": {}, \"server\": {}}}",
-            plan.concurrency,
-            plan.parties,
-            report.rounds,
-            report.rounds as f64 / secs,
-            report.connections as f64 / secs,
-            latency_json(lat),
-            errors_json(&report.errors),
-            server_json(before, after)
-        );
+/// Exit status for a run that finished: 0, or 1 if any work failed.
+fn status(errors: &Errors) -> i32 {
+    if errors.is_empty() {
+        0
     } else {
+        EXIT_ERRORS
+    }
+}
+
+#[derive(Serialize)]
+struct RoundsResult {
+    mode: &'static str,
+    addr: String,
+    concurrency: usize,
+    parties: usize,
+    seconds: f64,
+    /// Completed rounds: every party got its acknowledgment.
+    rounds: u64,
+    rounds_per_s: f64,
+    /// Connections of completed rounds.
+    connections: u64,
+    connections_per_s: f64,
+    latency_us: LatencySummary,
+    errors: Errors,
+    server: Option<ProcUse>,
+    /// Server CPU per completed round, microseconds.
+    server_cpu_us_per_round: Option<f64>,
+    bench: Option<ProcUse>,
+}
+
+async fn run_rounds(run: &Run, plan: &RoundsPlan) -> i32 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start("rounds", Arc::clone(&counter), plan.rounds, plan.duration);
+    let usage = Usage::start(run.server_pid);
+    let report = bench::rounds(&run.addr, plan, counter, run.fatal.clone()).await;
+    let (server, own) = usage.finish();
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        // No figures from a run that could not go on: the caller says why.
+        return EXIT_CANNOT_RUN;
+    }
+    let secs = report.elapsed.as_secs_f64();
+    let result = RoundsResult {
+        mode: "rounds",
+        addr: run.addr.clone(),
+        concurrency: plan.concurrency,
+        parties: plan.parties,
+        seconds: secs,
+        rounds: report.rounds,
+        rounds_per_s: report.rounds as f64 / secs,
+        connections: report.connections,
+        connections_per_s: report.connections as f64 / secs,
+        latency_us: report.latencies.summary(),
+        server_cpu_us_per_round: server
+            .filter(|_| report.rounds > 0)
+            .map(|s| s.cpu_seconds * 1e6 / report.rounds as f64),
+        errors: report.errors,
+        server,
+        bench: own,
+    };
+    if run.json {
+        print_json(&result);
+    } else {
+        let r = &result;
         println!(
-            "rounds of {} parties, concurrency {}",
-            plan.parties, plan.concurrency
+            "rounds of {} parties, concurrency {}, {secs:.2} s against {}",
+            r.parties, r.concurrency, r.addr
         );
-        println!("  rounds            {:>10}   in {secs:.2} s", report.rounds);
-        println!("  rounds/s          {:>10.0}", report.rounds as f64 / secs);
         println!(
-            "  connections/s     {:>10.0}",
-            report.connections as f64 / secs
+            "  rounds            {:>10}   ({:.0}/s)",
+            r.rounds, r.rounds_per_s
         );
-        println!("  latency us        {}", latency_text(lat));
-        println!("  errors            {}", errors_text(&report.errors));
-        if let (Some(b), Some(a)) = (before, after) {
-            println!(
-                "  server            {:.2} CPU s ({:.0}% of a core), peak RSS {} KiB",
-                a.cpu_secs - b.cpu_secs,
-                100.0 * (a.cpu_secs - b.cpu_secs) / secs,
-                a.peak_rss_kib
-            );
+        println!(
+            "  connections       {:>10}   ({:.0}/s)",
+            r.connections, r.connections_per_s
+        );
+        println!("  latency us        {}", latency_text(&r.latency_us));
+        println!("  errors            {}", errors_text(&r.errors));
+        if let Some(s) = &r.server {
+            let per_round = r
+                .server_cpu_us_per_round
+                .map_or(String::new(), |us| format!(", {us:.0} us CPU per round"));
+            println!("  server            {}{per_round}", s.text());
+        }
+        if let Some(b) = &r.bench {
+            println!("  arrival-bench     {}", b.text());
         }
     }
-    i32::from(report.error_count() > 0)
+    status(&result.errors)
 }
 
-async fn run_idle(addr: &str, count: usize, window: Duration, pid: Option<u32>, json: bool) -> i32 {
+#[derive(Serialize)]
+struct IdleResult {
+    mode: &'static str,
+    addr: String,
+    requested: usize,
+    held: usize,
+    open_seconds: f64,
+    idle_window_seconds: f64,
+    /// Server CPU over the window before any connection.
+    idle_server_cpu_seconds: Option<f64>,
+    server_rss_kib_before: Option<u64>,
+    server_rss_kib_held: Option<u64>,
+    bytes_per_connection: Option<f64>,
+    errors: Errors,
+}
+
+async fn run_idle(run: &Run, count: usize, window: Duration) -> i32 {
+    let pid = run.server_pid;
     // The idle server first: CPU over a window with no clients at all.
     let idle_cpu = match pid.and_then(proc_stats) {
         Some(b) => {
+            let watched = Arc::new(AtomicU64::new(0));
+            let progress = Progress::start("idle server", watched, None, Some(window));
             async_std::task::sleep(window).await;
+            progress.finish().await;
             pid.and_then(proc_stats).map(|a| a.cpu_secs - b.cpu_secs)
         }
         None => None,
     };
     let baseline = pid.and_then(proc_stats);
     let started = Instant::now();
-    let idle = bench::open_idle(addr, count, 256).await;
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(
+        "connections",
+        Arc::clone(&counter),
+        Some(count as u64),
+        None,
+    );
+    let idle = bench::open_idle(&run.addr, count, 256, counter, run.fatal.clone()).await;
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        // No figures from a run that could not go on: the caller says why.
+        return EXIT_CANNOT_RUN;
+    }
     let opened_in = started.elapsed();
     let held = pid.and_then(proc_stats);
     let per_conn = match (baseline, held) {
@@ -345,149 +576,255 @@ async fn run_idle(addr: &str, count: usize, window: Duration, pid: Option<u32>, 
         }
         _ => None,
     };
-    let fmt = |v: Option<f64>, digits: usize| v.map_or("null".into(), |v| format!("{v:.digits$}"));
-    if json {
-        println!(
-            "{{\"mode\": \"idle\", \"requested\": {count}, \"held\": {}, \"open_seconds\": {:.2}, \
-             \"server_rss_kib_before\": {}, \"server_rss_kib_held\": {}, \"bytes_per_connection\": {}, \
-             \"idle_server_cpu_seconds\": {}, \"idle_window_seconds\": {}, \"errors\": {}}}",
-            idle.held.len(),
-            opened_in.as_secs_f64(),
-            baseline.map_or("null".into(), |b| b.rss_kib.to_string()),
-            held.map_or("null".into(), |h| h.rss_kib.to_string()),
-            fmt(per_conn, 0),
-            fmt(idle_cpu, 2),
-            window.as_secs_f64(),
-            errors_json(&idle.errors)
-        );
+    let result = IdleResult {
+        mode: "idle",
+        addr: run.addr.clone(),
+        requested: count,
+        held: idle.held.len(),
+        open_seconds: opened_in.as_secs_f64(),
+        idle_window_seconds: window.as_secs_f64(),
+        idle_server_cpu_seconds: idle_cpu,
+        server_rss_kib_before: baseline.map(|b| b.rss_kib),
+        server_rss_kib_held: held.map(|h| h.rss_kib),
+        bytes_per_connection: per_conn,
+        errors: idle.errors,
+    };
+    if run.json {
+        print_json(&result);
     } else {
-        println!("idle connections");
-        if let Some(cpu) = idle_cpu {
+        let r = &result;
+        println!("idle connections against {}", r.addr);
+        if let Some(cpu) = r.idle_server_cpu_seconds {
             println!(
                 "  idle server CPU   {cpu:.2} s over {:.0} s with no clients",
-                window.as_secs_f64()
+                r.idle_window_seconds
             );
         }
         println!(
-            "  held              {:>10} of {count}   (opened in {:.2} s)",
-            idle.held.len(),
-            opened_in.as_secs_f64()
+            "  held              {:>10} of {}   (opened in {:.2} s)",
+            r.held, r.requested, r.open_seconds
         );
-        if let (Some(b), Some(h)) = (baseline, held) {
-            println!(
-                "  server RSS        {} KiB before, {} KiB holding them",
-                b.rss_kib, h.rss_kib
-            );
+        if let (Some(b), Some(h)) = (r.server_rss_kib_before, r.server_rss_kib_held) {
+            println!("  server RSS        {b} KiB before, {h} KiB holding them");
         }
-        if let Some(p) = per_conn {
+        if let Some(p) = r.bytes_per_connection {
             println!("  per connection    {p:.0} bytes of server RSS");
         }
-        println!("  errors            {}", errors_text(&idle.errors));
+        println!("  errors            {}", errors_text(&r.errors));
     }
     drop(idle.held);
-    i32::from(!idle.errors.is_empty())
+    status(&result.errors)
 }
 
-async fn run_echo(
-    addr: &str,
-    plan: &bench::EchoPlan,
-    pid: Option<u32>,
-    json: bool,
-    show_progress: bool,
-) -> i32 {
-    let before = pid.and_then(proc_stats);
-    let report = with_progress("echo", show_progress, |counter| {
-        bench::echo(addr, plan, counter)
-    })
-    .await;
-    let after = pid.and_then(proc_stats);
+#[derive(Serialize)]
+struct EchoResult {
+    mode: &'static str,
+    addr: String,
+    connections: usize,
+    size: usize,
+    seconds: f64,
+    /// Messages that came back whole and unchanged.
+    messages: u64,
+    messages_per_s: f64,
+    latency_us: LatencySummary,
+    errors: Errors,
+    server: Option<ProcUse>,
+    bench: Option<ProcUse>,
+}
+
+async fn run_echo(run: &Run, plan: &bench::EchoPlan) -> i32 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start("messages", Arc::clone(&counter), None, Some(plan.duration));
+    let usage = Usage::start(run.server_pid);
+    let report = bench::echo(&run.addr, plan, counter, run.fatal.clone()).await;
+    let (server, own) = usage.finish();
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        // No figures from a run that could not go on: the caller says why.
+        return EXIT_CANNOT_RUN;
+    }
     let secs = report.elapsed.as_secs_f64();
-    let lat = &report.latencies_us;
-    if json {
-        println!(
-            "{{\"mode\": \"echo\", \"connections\": {}, \"size\": {}, \"seconds\": {secs:.2}, \
-             \"messages\": {}, \"messages_per_s\": {:.0}, \
-             \"latency_us\": {}, \
-             \"errors\": {}, \"server\": {}}}",
-            plan.connections,
-            plan.size,
-            report.messages,
-            report.messages as f64 / secs,
-            latency_json(lat),
-            errors_json(&report.errors),
-            server_json(before, after)
-        );
+    let result = EchoResult {
+        mode: "echo",
+        addr: run.addr.clone(),
+        connections: plan.connections,
+        size: plan.size,
+        seconds: secs,
+        messages: report.messages,
+        messages_per_s: report.messages as f64 / secs,
+        latency_us: report.latencies.summary(),
+        errors: report.errors,
+        server,
+        bench: own,
+    };
+    if run.json {
+        print_json(&result);
     } else {
+        let r = &result;
         println!(
-            "echo: {} connections, {}-byte messages, one in flight each",
-            plan.connections, plan.size
+            "echo: {} connections, {}-byte messages, one in flight each, {secs:.2} s against {}",
+            r.connections, r.size, r.addr
         );
         println!(
-            "  messages          {:>10}   in {secs:.2} s",
-            report.messages
+            "  messages          {:>10}   ({:.0}/s)",
+            r.messages, r.messages_per_s
         );
-        println!(
-            "  messages/s        {:>10.0}",
-            report.messages as f64 / secs
-        );
-        println!("  latency us        {}", latency_text(lat));
-        println!("  errors            {}", errors_text(&report.errors));
-        if let (Some(b), Some(a)) = (before, after) {
-            println!(
-                "  server            {:.2} CPU s, peak RSS {} KiB",
-                a.cpu_secs - b.cpu_secs,
-                a.peak_rss_kib
+        println!("  latency us        {}", latency_text(&r.latency_us));
+        println!("  errors            {}", errors_text(&r.errors));
+        if let Some(s) = &r.server {
+            println!("  server            {}", s.text());
+        }
+        if let Some(b) = &r.bench {
+            println!("  arrival-bench     {}", b.text());
+        }
+    }
+    status(&result.errors)
+}
+
+#[derive(Serialize)]
+struct FairnessRow {
+    /// The gap asked for.
+    gap_us: u64,
+    /// The gap the bench really produced between the two sends (median and smallest).
+    achieved_gap_p50_us: u64,
+    achieved_gap_min_us: u64,
+    trials: usize,
+    correct: usize,
+    /// The gap the server measured between the two arrivals (median).
+    server_gap_p50_us: u64,
+    errors: Errors,
+}
+
+#[derive(Serialize)]
+struct FairnessResult {
+    mode: &'static str,
+    addr: String,
+    results: Vec<FairnessRow>,
+}
+
+async fn run_fairness(run: &Run, gaps: &[u64], trials: usize) -> i32 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let total = (gaps.len() * trials) as u64;
+    let progress = Progress::start("trials", Arc::clone(&counter), Some(total), None);
+    let mut rows = Vec::new();
+    for &gap in gaps {
+        let r = bench::fairness(
+            &run.addr,
+            Duration::from_micros(gap),
+            trials,
+            Arc::clone(&counter),
+            run.fatal.clone(),
+        )
+        .await;
+        let achieved = r.achieved.summary();
+        rows.push(FairnessRow {
+            gap_us: gap,
+            achieved_gap_p50_us: achieved.p50,
+            achieved_gap_min_us: achieved.min,
+            trials: r.trials,
+            correct: r.correct,
+            server_gap_p50_us: r.server_gaps.summary().p50,
+            errors: r.errors,
+        });
+        if run.fatal.get().is_some() {
+            break;
+        }
+    }
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        // No figures from a run that could not go on: the caller says why.
+        return EXIT_CANNOT_RUN;
+    }
+    for row in rows.iter().filter(|r| r.trials > 0) {
+        // A send takes some microseconds itself, so the smallest gaps cannot be produced.
+        if row.achieved_gap_p50_us > row.gap_us + row.gap_us / 2 + 1 {
+            eprintln!(
+                "arrival-bench: warning: {} us gaps were asked for; the sends were {} us apart \
+                 (median): this machine cannot send two messages closer together",
+                row.gap_us, row.achieved_gap_p50_us
             );
         }
     }
-    i32::from(!report.errors.is_empty())
-}
-
-async fn run_fairness(addr: &str, gaps: &[u64], trials: usize, json: bool) -> i32 {
-    let mut rows = Vec::new();
-    let mut failed = false;
-    for &gap in gaps {
-        let r = bench::fairness(addr, Duration::from_micros(gap), trials).await;
-        failed |= !r.errors.is_empty();
-        rows.push(r);
-    }
-    if json {
-        let items: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                format!(
-                    "{{\"gap_us\": {}, \"trials\": {}, \"correct\": {}, \"server_gap_p50_us\": {}, \"errors\": {}}}",
-                    r.gap.as_micros(),
-                    r.trials,
-                    r.correct,
-                    quantile(&r.server_gaps_us, 0.5),
-                    errors_json(&r.errors)
-                )
-            })
-            .collect();
-        println!(
-            "{{\"mode\": \"fairness\", \"results\": [{}]}}",
-            items.join(", ")
-        );
+    let failed = rows.iter().any(|r| !r.errors.is_empty());
+    let result = FairnessResult {
+        mode: "fairness",
+        addr: run.addr.clone(),
+        results: rows,
+    };
+    if run.json {
+        print_json(&result);
     } else {
         println!("fairness: two parties, messages sent G us apart, first sender alternating");
         println!(
-            "  {:>8}  {:>7}  {:>8}  {:>9}  {:>18}",
-            "gap us", "trials", "correct", "fraction", "server-seen gap p50"
+            "  {:>8}  {:>12}  {:>7}  {:>8}  {:>9}  {:>15}",
+            "gap us", "achieved p50", "trials", "correct", "fraction", "server-seen p50"
         );
-        for r in &rows {
+        for r in &result.results {
             println!(
-                "  {:>8}  {:>7}  {:>8}  {:>9.4}  {:>18}",
-                r.gap.as_micros(),
+                "  {:>8}  {:>12}  {:>7}  {:>8}  {:>9.4}  {:>15}",
+                r.gap_us,
+                r.achieved_gap_p50_us,
                 r.trials,
                 r.correct,
                 r.correct as f64 / r.trials.max(1) as f64,
-                quantile(&r.server_gaps_us, 0.5)
+                r.server_gap_p50_us
             );
             if !r.errors.is_empty() {
                 println!("            errors: {}", errors_text(&r.errors));
             }
         }
     }
-    i32::from(failed)
+    if failed {
+        EXIT_ERRORS
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> (Common, Mode) {
+        let mut opt =
+            Opt::from_iter_safe(std::iter::once("arrival-bench").chain(args.iter().copied()))
+                .unwrap_or_else(|e| panic!("{args:?}: {}", e.message));
+        let after = opt.mode.take_common();
+        (std::mem::take(&mut opt.common).merge(after), opt.mode)
+    }
+
+    #[test]
+    fn common_options_go_before_or_after_the_mode() {
+        for args in [
+            &["--json", "--spawn-server", "rounds", "-c", "8"][..],
+            &["rounds", "-c", "8", "--json", "--spawn-server"][..],
+            &["--json", "rounds", "--spawn-server", "-c", "8"][..],
+        ] {
+            let (common, mode) = parse(args);
+            assert!(common.json && common.spawn_server, "{args:?}");
+            assert!(
+                matches!(mode, Mode::Rounds { concurrency: 8, .. }),
+                "{args:?}"
+            );
+        }
+        let (common, _) = parse(&["echo", "--addr", "127.0.0.1:9"]);
+        assert_eq!(common.addr.as_deref(), Some("127.0.0.1:9"));
+    }
+
+    #[test]
+    fn durations_take_units_and_c_means_connections_everywhere() {
+        let (_, mode) = parse(&["rounds", "-d", "5s", "-c", "2"]);
+        assert!(
+            matches!(mode, Mode::Rounds { duration, concurrency: 2, .. } if duration == Duration::from_secs(5))
+        );
+        let (_, mode) = parse(&["echo", "-d", "250ms", "-c", "3"]);
+        assert!(
+            matches!(mode, Mode::Echo { duration, connections: 3, .. } if duration == Duration::from_millis(250))
+        );
+        let (_, mode) = parse(&["idle", "-c", "7", "--idle-window", "2"]);
+        assert!(
+            matches!(mode, Mode::Idle { connections: 7, idle_window, .. } if idle_window == Duration::from_secs(2))
+        );
+        assert!(Opt::from_iter_safe(["arrival-bench", "rounds", "-d", "five"]).is_err());
+    }
 }

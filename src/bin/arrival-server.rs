@@ -101,7 +101,10 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
                     }
                 }
                 Some((s, at)) if s == signal && at.elapsed() < REPEAT_WINDOW => {
-                    log::info!("{} again within {REPEAT_WINDOW:?}: the same request", signal_name(signal));
+                    log::info!(
+                        "{} again within {REPEAT_WINDOW:?}: the same request",
+                        signal_name(signal)
+                    );
                 }
                 Some(_) => {
                     eprintln!("arrival-server: second signal, exiting now");

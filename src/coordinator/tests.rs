@@ -619,9 +619,13 @@ fn service_mode_prints_one_line_per_round() {
         let transcript = Transcript::memory();
         let report = coordinator_loop(cfg, rx, Stop::never(), transcript.clone()).await;
         assert!(report.is_clean());
+        let lines = transcript.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let (time, line) = lines[0].split_once(' ').unwrap();
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{time}");
         assert_eq!(
-            transcript.lines(),
-            ["Round 7 [quiz]: Y: Bob received before X: Alice (margin 38 us)"]
+            line,
+            "Round 7 [quiz]: Y: Bob received before X: Alice (margin 38 us)"
         );
         let _ = (x.frames().await, y.frames().await);
     })

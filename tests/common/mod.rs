@@ -19,6 +19,7 @@ pub const GUARD: Duration = Duration::from_secs(30);
 
 pub const SERVER: &str = env!("CARGO_BIN_EXE_arrival-server");
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_arrival-client");
+pub const BENCH: &str = env!("CARGO_BIN_EXE_arrival-bench");
 
 pub struct Proc {
     pub name: String,
@@ -40,7 +41,19 @@ pub struct Finished {
 
 impl Proc {
     pub fn spawn(name: &str, bin: &str, args: &[&str]) -> Proc {
-        let mut child = Command::new(bin)
+        Proc::spawn_with(name, bin, args, |_| {})
+    }
+
+    /// As [`spawn`](Self::spawn), with a chance to adjust the command first.
+    pub fn spawn_with(
+        name: &str,
+        bin: &str,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+    ) -> Proc {
+        let mut command = Command::new(bin);
+        adjust(&mut command);
+        let mut child = command
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
