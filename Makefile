@@ -56,18 +56,18 @@ demo: build
 
 ## Benchmarks (not tests): the README's figures. Each mode starts its own server on a free port.
 ## About three minutes with the default BENCH_SECS.
-BENCH_SECS ?= 30
+BENCH_SECS ?= 30s
 bench: build
-	$(BIN)/arrival-bench --spawn-server rounds --concurrency 1 --duration $(BENCH_SECS)
-	$(BIN)/arrival-bench --spawn-server rounds --concurrency 64 --duration $(BENCH_SECS)
-	$(BIN)/arrival-bench --spawn-server rounds --concurrency 1024 --duration $(BENCH_SECS)
-	$(BIN)/arrival-bench --spawn-server idle --connections 19900
-	$(BIN)/arrival-bench --spawn-server fairness --trials 1000
+	$(BIN)/arrival-bench --spawn-server rounds -c 1 -d $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server rounds -c 64 -d $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server rounds -c 1024 -d $(BENCH_SECS)
+	$(BIN)/arrival-bench --spawn-server idle -c 19900
+	$(BIN)/arrival-bench --spawn-server fairness -t 1000 --gaps 1000,100,50,20,10,5,2,1
 	$(MAKE) --no-print-directory bench-echo
 
 ## Echo: arrival-server --mode echo against a Python uvloop echo server, same client, same run.
 ## Installs uvloop (from PyPI) into the target directory's bench-venv the first time.
-ECHO_ARGS ?= --connections 10 --size 32 --duration 10
+ECHO_ARGS ?= -c 10 -s 32 -d 10s
 bench-echo: build
 	@venv=$(TARGET_DIR)/bench-venv
 	test -x $$venv/bin/python || python3 -m venv $$venv
