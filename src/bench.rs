@@ -73,7 +73,9 @@ impl Latencies {
     pub fn record(&mut self, d: Duration) {
         // `record` grows the histogram to fit (`saturating_record` would clamp at its current
         // top); an hour is far beyond any wait the bench allows.
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).clamp(1, 3_600_000_000);
+        let us = u64::try_from(d.as_micros())
+            .unwrap_or(u64::MAX)
+            .clamp(1, 3_600_000_000);
         let _ = self.0.record(us);
     }
 
