@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use async_std::future::timeout;
-use async_std::net::TcpStream;
-use async_std::task;
+use crate::client::Link;
+use crate::rt::{self as task};
 use futures::io::AsyncWriteExt;
 use futures::stream::{self, StreamExt};
 
-use crate::protocol::{self, Frame, FrameReader, PROTOCOL_VERSION};
+use crate::protocol::{self, Frame, PROTOCOL_VERSION};
 
 /// The end of a fairness gap that is timed by spinning rather than sleeping.
 const SPIN: Duration = Duration::from_micros(150);
@@ -128,21 +127,16 @@ pub struct LatencySummary {
 
 /// One protocol client connection as the benchmark drives it.
 struct Peer {
-    stream: TcpStream,
-    frames: FrameReader<TcpStream>,
+    link: Link,
 }
 
 impl Peer {
     async fn connect(addr: &str, room: Option<String>) -> Result<Peer, String> {
-        let stream = TcpStream::connect(addr)
+        let link = Link::connect(addr)
             .await
             .map_err(|e| format!("connect: {e}"))?;
         log::debug!("connected to {addr}");
-        let _ = stream.set_nodelay(true);
-        let mut peer = Peer {
-            frames: FrameReader::new(stream.clone()),
-            stream,
-        };
+        let mut peer = Peer { link };
         peer.send(&Frame::Hello {
             version: PROTOCOL_VERSION,
             room,
@@ -163,8 +157,8 @@ impl Peer {
     }
 
     async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let mut out = &self.stream;
-        out.write_all(bytes)
+        self.link
+            .send_bytes(bytes)
             .await
             .map_err(|e| format!("write: {}", e.kind()))
     }
@@ -172,7 +166,7 @@ impl Peer {
     /// The next frame; an `Error` frame or EOF becomes an error named by its kind. Unbounded:
     /// callers bound whole rounds, which costs one timer per round instead of one per frame.
     async fn recv(&mut self) -> Result<Frame, String> {
-        match self.frames.read_frame().await {
+        match self.link.recv().await {
             Ok(Some(Frame::Error { kind, .. })) => Err(format!("server: {kind}")),
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => Err("closed by server".into()),
@@ -267,10 +261,11 @@ pub async fn rounds(
                 let parties = (0..plan.parties)
                     .map(|i| party(&addr, room.clone(), format!("P{i}")))
                     .collect::<Vec<_>>();
-                let outcome = match timeout(IO_TIMEOUT, futures::future::join_all(parties)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => vec![Err("timeout".to_owned())],
-                };
+                let outcome =
+                    match task::timeout(IO_TIMEOUT, futures::future::join_all(parties)).await {
+                        Some(outcome) => outcome,
+                        None => vec![Err("timeout".to_owned())],
+                    };
                 let latency = begin.elapsed();
                 let mut failed = false;
                 for r in outcome {
@@ -309,7 +304,7 @@ pub async fn rounds(
 /// Connections that completed their handshake and wait, each alone in its own room, for partners
 /// that never come. Dropping it closes them.
 pub struct IdleConnections {
-    pub held: Vec<TcpStream>,
+    pub held: Vec<Link>,
     pub errors: Errors,
 }
 
@@ -322,34 +317,35 @@ pub async fn open_idle(
     progress: Arc<AtomicU64>,
     fatal: Fatal,
 ) -> IdleConnections {
-    let results =
-        stream::iter(0..count)
-            .take_while(|_| futures::future::ready(fatal.get().is_none()))
-            .map(|i| {
-                let addr = addr.to_owned();
-                let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
-                async move {
-                    let held =
-                        match timeout(IO_TIMEOUT, Peer::connect(&addr, Some(format!("idle-{i}"))))
-                            .await
-                        {
-                            Ok(r) => r.map(|peer| peer.stream),
-                            Err(_) => Err("timeout".to_owned()),
-                        };
-                    match &held {
-                        Ok(_) => {
-                            progress.fetch_add(1, Ordering::Relaxed);
-                        }
-                        Err(e) => {
-                            fatal.check(e);
-                        }
+    let results = stream::iter(0..count)
+        .take_while(|_| futures::future::ready(fatal.get().is_none()))
+        .map(|i| {
+            let addr = addr.to_owned();
+            let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
+            async move {
+                let held = match task::timeout(
+                    IO_TIMEOUT,
+                    Peer::connect(&addr, Some(format!("idle-{i}"))),
+                )
+                .await
+                {
+                    Some(r) => r.map(|peer| peer.link),
+                    None => Err("timeout".to_owned()),
+                };
+                match &held {
+                    Ok(_) => {
+                        progress.fetch_add(1, Ordering::Relaxed);
                     }
-                    held
+                    Err(e) => {
+                        fatal.check(e);
+                    }
                 }
-            })
-            .buffer_unordered(parallel.max(1))
-            .collect::<Vec<_>>()
-            .await;
+                held
+            }
+        })
+        .buffer_unordered(parallel.max(1))
+        .collect::<Vec<_>>()
+        .await;
     let mut idle = IdleConnections {
         held: Vec::with_capacity(count),
         errors: Errors::new(),
@@ -396,8 +392,8 @@ pub async fn fairness(
         if fatal.get().is_some() {
             break;
         }
-        let trial = timeout(IO_TIMEOUT, fairness_trial(addr, gap, t)).await;
-        match trial.unwrap_or_else(|_| Err("timeout".to_owned())) {
+        let trial = task::timeout(IO_TIMEOUT, fairness_trial(addr, gap, t)).await;
+        match trial.unwrap_or_else(|| Err("timeout".to_owned())) {
             Ok(outcome) => {
                 report.trials += 1;
                 report.correct += usize::from(outcome.correct);
@@ -595,7 +591,7 @@ pub async fn echo(
         let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
         task::spawn(async move {
             let mut report = EchoReport::default();
-            let stream = match TcpStream::connect(&addr).await {
+            let stream = match crate::rt::connect(&addr).await {
                 Ok(s) => s,
                 Err(e) => {
                     let error = format!("connect: {e}");
@@ -614,16 +610,16 @@ pub async fn echo(
                     w.write_all(&message).await?;
                     r.read_exact(&mut back).await
                 };
-                let error = match timeout(IO_TIMEOUT, round_trip).await {
-                    Ok(Ok(())) if back == message => {
+                let error = match task::timeout(IO_TIMEOUT, round_trip).await {
+                    Some(Ok(())) if back == message => {
                         report.messages += 1;
                         report.latencies.record(begin.elapsed());
                         progress.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
-                    Ok(Ok(())) => "bytes differ".to_owned(),
-                    Ok(Err(e)) => format!("io: {e}"),
-                    Err(_) => "timeout".to_owned(),
+                    Some(Ok(())) => "bytes differ".to_owned(),
+                    Some(Err(e)) => format!("io: {e}"),
+                    None => "timeout".to_owned(),
                 };
                 *report.errors.entry(error).or_default() += 1;
                 break;

@@ -141,15 +141,6 @@ mod log_sink {
     }
 }
 
-/// Sets the number of async-std executor threads; must run before the runtime's first use.
-/// Without it async-std uses one per core.
-pub fn set_executor_threads(threads: Option<usize>) {
-    if let Some(n) = threads.filter(|&n| n > 0) {
-        // Read once by async-std when its runtime starts; nothing else is running yet.
-        std::env::set_var("ASYNC_STD_THREAD_COUNT", n.to_string());
-    }
-}
-
 /// Raises this process's soft limit on open files to its hard limit, and the hard limit too where
 /// the process may (root), up to `want`. Returns the soft limit in force afterwards. Holding
 /// thousands of connections needs more than the common default of 1024.

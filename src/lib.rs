@@ -1,31 +1,47 @@
 //! `arrival`: decide, fairly and provably, whose message reached the server first.
 //!
-//! The server is an actor system on async-std. Per connection, a reader actor and exactly one
-//! writer actor; per round, one [`coordinator`] actor that alone owns the round's state; a lobby
-//! actor that routes connections to rounds. They talk over bounded `futures` mpsc channels whose
-//! graph is acyclic (readers → lobby → coordinator → writers), so dropping senders shuts
-//! everything down in order.
+//! # Map
 //!
-//! Modules:
-//! - [`protocol`]: frames and byte-level framing (the only code that touches length prefixes).
-//! - [`names`]: what a name may be.
-//! - [`coordinator`]: one round's arbiter.
-//! - [`server`]: accept loop, lobby, connection actors, limits and shutdown.
-//! - [`stamp`]: kernel receive timestamps, which decide arrival order.
-//! - [`client`]: the client side of one exchange.
-//! - [`echo`]: RFC 862 echo mode.
-//! - [`text`]: the assignment's raw-text wire, server and client side.
-//! - [`bench`]: measurements for the `arrival-bench` load generator.
+//! | module | owns | must not |
+//! |---|---|---|
+//! | [`rt`] | the async runtime (async-std): tasks, timers, sockets, stdin | know about rounds, frames or wires |
+//! | [`protocol`] | protocol v1: frames, their bytes, the length prefix | know about rounds, labels or names |
+//! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
+//! | [`round`] | one round: the coordinator actor, its state machine, the verdict, its English, the chat | touch sockets, bytes or clocks |
+//! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo | interpret bytes or round rules |
+//! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`] | — |
+//! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order | interpret bytes |
+//! | [`names`] | what a name may be | — |
+//! | [`stop`], [`transcript`], [`cli`] | the stop broadcast; where user-facing lines go; what the binaries share | — |
+//! | [`bench`] | the measurements behind `arrival-bench` | know server internals |
+//!
+//! The binaries in `src/bin/` parse arguments, set up logging and signals, call the library and
+//! turn the result into an exit status; no behaviour lives there.
+//!
+//! # Invariants that cross modules
+//!
+//! - **One task per socket on the server.** A connection's actor (`server::connection`) is the
+//!   only reader and the only writer of its socket; the echo actor likewise.
+//! - **Acyclic, bounded channels.** connection → lobby → round → connection's outbox; each
+//!   round's report → accept loop. Every channel is bounded, every wait for another task is
+//!   bounded in time, and shutdown is a [`stop::Stop`] broadcast plus dropped senders: `run`
+//!   returns only after every task has ended.
+//! - **Rounds speak domain events** ([`round::Outbound`]); wires alone turn them into bytes, and
+//!   inbound bytes into [`wire`] events. The framed and text wires share one connection actor.
+//! - **Order is by arrival instant only** (kernel receive time where the platform gives it),
+//!   never by connection order, label or event order.
+//! - **Only [`rt`] names the runtime**; public signatures take `std` types.
+//! - **stdout is the transcript** ([`transcript`]); diagnostics go through `log` to stderr.
 
 pub mod bench;
 pub mod cli;
 pub mod client;
-pub mod coordinator;
-pub mod echo;
 pub mod names;
 pub mod protocol;
+pub mod round;
+pub mod rt;
 pub mod server;
 pub mod stamp;
 pub mod stop;
-pub mod text;
 pub mod transcript;
+pub mod wire;

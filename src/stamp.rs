@@ -28,7 +28,7 @@ mod other {
     use std::task::{Context, Poll};
     use std::time::Instant;
 
-    use async_std::net::TcpStream;
+    use crate::rt::TcpStream;
     use futures::io::AsyncRead;
 
     /// Without kernel timestamps: a plain reader whose arrival is always unknown.
@@ -76,7 +76,7 @@ mod linux {
     use std::task::{Context, Poll};
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use async_std::net::TcpStream;
+    use crate::rt::TcpStream;
     use futures::io::AsyncRead;
 
     /// A TCP stream whose reads remember the kernel's receive time of the data they returned.
@@ -256,8 +256,7 @@ mod linux {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use async_std::net::{TcpListener, TcpStream};
-    use async_std::task::block_on;
+    use crate::rt::{self, block_on, TcpListener, TcpStream};
     use futures::{AsyncReadExt, AsyncWriteExt};
     use std::time::{Duration, Instant};
 
@@ -282,13 +281,13 @@ mod tests {
                 }
                 probes += 1;
                 assert!(probes < 1000, "the kernel never stamped a packet");
-                async_std::task::sleep(Duration::from_millis(1)).await;
+                rt::sleep(Duration::from_millis(1)).await;
             };
 
             let before_send = Instant::now();
             sender.write_all(b"first").await.unwrap();
             // Let the data sit unread: that delay is what the stamp must not include.
-            async_std::task::sleep(Duration::from_millis(30)).await;
+            rt::sleep(Duration::from_millis(30)).await;
             let read_started = Instant::now();
             let mut buf = [0u8; 16];
             let n = stamped.read(&mut buf).await.unwrap();
@@ -298,7 +297,7 @@ mod tests {
             assert!(arrival < read_started, "stamped at read time, not arrival");
 
             // A read that had to wait is stamped too (the readiness path).
-            let reader = async_std::task::spawn(async move {
+            let reader = rt::spawn(async move {
                 let mut buf = [0u8; 16];
                 let n = stamped.read(&mut buf).await.unwrap();
                 (buf[..n].to_vec(), stamped.arrival())

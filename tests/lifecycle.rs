@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use arrival::client::{self, NameSource};
 use arrival::protocol::{ErrorKind, Frame};
+use arrival::rt as task;
 use arrival::server::{Config, Server};
 use arrival::transcript::Transcript;
-use async_std::net::TcpListener;
-use async_std::task;
 use common::Raw;
+use std::net::TcpListener;
 
 #[test]
 fn faulty_clients_then_a_good_round_leave_no_connection_behind() {
-    let listener = task::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let config = Config {
         handshake_timeout: Duration::from_millis(300),
         frame_timeout: Duration::from_millis(300),
@@ -88,7 +88,7 @@ fn faulty_clients_then_a_good_round_leave_no_connection_behind() {
 /// Linux by switching them off): a round still completes with one verdict for both parties.
 #[test]
 fn without_kernel_timestamps_a_round_is_ordered_by_read_time() {
-    let listener = task::block_on(TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let transcript = Transcript::memory();
     let config = Config {
         kernel_timestamps: false,

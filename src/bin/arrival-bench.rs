@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 use arrival::bench::{
     self, proc_stats, Errors, Fatal, LatencySummary, ProcStats, RoundsPlan, SpawnedServer,
 };
-use arrival::cli::{
-    flush_logging, init_logging, parse_args, parse_seconds, raise_open_files, set_executor_threads,
-};
+use arrival::cli::{flush_logging, init_logging, parse_args, parse_seconds, raise_open_files};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use structopt::StructOpt;
@@ -170,10 +168,10 @@ fn main() {
     let mut opt: Opt = parse_args();
     let after = opt.mode.take_common();
     let common = std::mem::take(&mut opt.common).merge(after);
-    set_executor_threads(common.threads);
+    arrival::rt::set_threads(common.threads);
     init_logging(common.verbose);
     // On the executor, so the drivers are not woken across threads by the main one.
-    let code = async_std::task::block_on(async_std::task::spawn(run(common, opt.mode)));
+    let code = arrival::rt::block_on(arrival::rt::spawn(run(common, opt.mode)));
     flush_logging();
     exit(code);
 }
@@ -363,7 +361,7 @@ impl Usage {
 /// work. With a duration it fills with time; with a total, with work; the message shows the rate.
 struct Progress {
     done: Arc<AtomicBool>,
-    ticker: async_std::task::JoinHandle<()>,
+    ticker: arrival::rt::JoinHandle<()>,
 }
 
 impl Progress {
@@ -385,7 +383,7 @@ impl Progress {
         bar.set_prefix(what);
         let done = Arc::new(AtomicBool::new(false));
         let stop = Arc::clone(&done);
-        let ticker = async_std::task::spawn(async move {
+        let ticker = arrival::rt::spawn(async move {
             let started = Instant::now();
             while !stop.load(Ordering::Relaxed) {
                 let n = counter.load(Ordering::Relaxed);
@@ -395,7 +393,7 @@ impl Progress {
                     Some(_) => started.elapsed().as_millis() as u64,
                     None => n,
                 });
-                async_std::task::sleep(Duration::from_millis(100)).await;
+                arrival::rt::sleep(Duration::from_millis(100)).await;
             }
             bar.finish_and_clear();
         });
@@ -547,7 +545,7 @@ async fn run_idle(run: &Run, count: usize, window: Duration) -> i32 {
         Some(b) => {
             let watched = Arc::new(AtomicU64::new(0));
             let progress = Progress::start("idle server", watched, None, Some(window));
-            async_std::task::sleep(window).await;
+            arrival::rt::sleep(window).await;
             progress.finish().await;
             pid.and_then(proc_stats).map(|a| a.cpu_secs - b.cpu_secs)
         }

@@ -29,7 +29,12 @@ struct Opt {
     /// `framed` (protocol v1) or `text` (the assignment's raw text, for its servers)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
-    /// Seconds to wait for the connection and the server's handshake
+    /// Text wire: play as this label without waiting for a greeting (for servers that expect
+    /// the client to speak first)
+    #[structopt(long)]
+    label: Option<String>,
+    /// Seconds to wait for the connection and for the round to start (framed: the handshake;
+    /// text: the greeting)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     connect_timeout: Duration,
     /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
@@ -40,6 +45,14 @@ struct Opt {
 fn main() {
     let opt: Opt = parse_args();
     init_logging(opt.verbose);
+    if opt.label.is_some() && opt.wire != Wire::Text {
+        eprintln!("arrival-client: --label is for the text wire (--wire text); the framed protocol assigns labels");
+        exit(2);
+    }
+    if let Some(Err(e)) = opt.label.as_deref().map(arrival::names::validate) {
+        eprintln!("arrival-client: the label {e}");
+        exit(2);
+    }
     let interactive = std::io::stdin().is_terminal();
     let config = Config {
         addr: opt.addr,
@@ -54,10 +67,10 @@ fn main() {
         },
     };
     let transcript = Transcript::Stdout;
-    let result = async_std::task::block_on(async {
+    let result = arrival::rt::block_on(async {
         match opt.wire {
             Wire::Framed => client::run(&config, source, &transcript).await,
-            Wire::Text => arrival::text::run_client(&config, source, &transcript).await,
+            Wire::Text => arrival::client::text::run(&config, opt.label, source, &transcript).await,
         }
     });
     let code = match result {

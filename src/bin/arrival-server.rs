@@ -7,9 +7,8 @@ use std::time::{Duration, Instant};
 
 use arrival::cli::{
     flush_logging, init_logging, labels_for, parse_args, parse_seconds, raise_open_files,
-    set_executor_threads,
 };
-use arrival::coordinator::Style;
+use arrival::round::Style;
 use arrival::server::{self, Config, Mode, Wire};
 use arrival::transcript::Transcript;
 use futures::channel::oneshot;
@@ -58,6 +57,9 @@ struct Opt {
     /// never with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     round_timeout: Option<Duration>,
+    /// End a chat in which nobody has typed for this many seconds; 0 never
+    #[structopt(long, default_value = "300", parse(try_from_str = parse_seconds))]
+    chat_idle: Duration,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -121,11 +123,11 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
 
 fn main() {
     let opt: Opt = parse_args();
-    set_executor_threads(opt.threads);
+    arrival::rt::set_threads(opt.threads);
     init_logging(opt.verbose);
     // On the executor, not the main thread: the accept loop then shares a thread with the
     // connections it starts instead of waking another one for each.
-    let code = async_std::task::block_on(async_std::task::spawn(serve(opt)));
+    let code = arrival::rt::block_on(arrival::rt::spawn(serve(opt)));
     flush_logging();
     exit(code);
 }
@@ -192,6 +194,7 @@ async fn serve(opt: Opt) -> i32 {
             .round_timeout
             .or((!one_shot).then_some(SERVICE_ROUND_TIMEOUT))
             .filter(|t| !t.is_zero()),
+        chat_idle: Some(opt.chat_idle).filter(|t| !t.is_zero()),
         max_connections: opt.max_connections,
         transcript: transcript.clone(),
         style: match (one_shot, opt.quiet) {

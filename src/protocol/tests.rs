@@ -1,7 +1,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use async_std::task::block_on;
+use crate::rt::block_on;
 use proptest::prelude::*;
 
 use super::*;
@@ -40,6 +40,29 @@ impl AsyncRead for Chunked {
         buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
         self.pos += n;
         Poll::Ready(Ok(n))
+    }
+}
+
+/// Hands out its bytes like `Chunked`, but answers every other poll with `Pending` (waking
+/// itself at once): any read needing more than one chunk is interrupted part-way.
+struct Stutter {
+    inner: Chunked,
+    pending_next: bool,
+}
+
+impl AsyncRead for Stutter {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        if self.pending_next {
+            self.pending_next = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        self.pending_next = true;
+        Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
@@ -372,6 +395,62 @@ fn a_frame_that_stalls_half_way_times_out() {
     assert!(
         matches!(end, Err(ReadError::Stalled { have: 2, .. })),
         "{end:?}"
+    );
+}
+
+/// Reads really cancelled half-way through a frame (the reader returns `Pending` between chunks
+/// and the read future is dropped each time) lose no bytes and resume where they stopped.
+#[test]
+fn cancelling_a_read_mid_frame_loses_no_bytes() {
+    let frames = every_frame();
+    let bytes = stream_of(&frames);
+    block_on(async {
+        let stutter = Stutter {
+            inner: Chunked::new(bytes, vec![3, 1, 7]),
+            pending_next: false,
+        };
+        let mut reader = FrameReader::new(stutter);
+        let mut got = Vec::new();
+        let mut cancelled_mid_frame = 0;
+        while got.len() < frames.len() {
+            match futures::poll!(Box::pin(reader.read_frame())) {
+                Poll::Ready(r) => got.push(r.unwrap().unwrap()),
+                // Dropped here, part-way through a frame.
+                Poll::Pending if reader.filled > 0 => cancelled_mid_frame += 1,
+                Poll::Pending => {}
+            }
+        }
+        assert_eq!(got, frames);
+        assert!(
+            cancelled_mid_frame >= frames.len(),
+            "only {cancelled_mid_frame} reads were cancelled mid-frame"
+        );
+    });
+}
+
+#[test]
+fn text_where_a_frame_was_expected_names_the_wire() {
+    let mut reader = FrameReader::new(Chunked::new(b"Client X: Alice".to_vec(), vec![64]));
+    let end = block_on(reader.read_frame());
+    match end {
+        Err(e @ ReadError::Text { .. }) => {
+            assert_eq!(e.kind(), ErrorKind::Protocol);
+            assert!(e.to_string().starts_with("got text (\"Clie\"...)"), "{e}");
+            assert!(e.to_string().contains("--wire text"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_payload_that_ends_inside_a_field_says_so() {
+    // Message whose name length (8 bytes) runs past the 6-byte payload.
+    let bytes = vec![0, 0, 0, 6, 3, 0, 0, 0, 5, 0];
+    let end = block_on(FrameReader::new(Chunked::new(bytes, vec![64])).read_frame());
+    let e = end.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "undecodable frame: the payload ends inside a field (a length or a value runs past the frame)"
     );
 }
 

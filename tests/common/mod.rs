@@ -11,9 +11,9 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
 use std::time::Duration;
 
-use arrival::protocol::{self, Frame, FrameReader, ReadError};
-use async_std::net::TcpStream;
-use async_std::task::block_on;
+use arrival::client::Link;
+use arrival::protocol::{self, Frame, ReadError};
+use arrival::rt::block_on;
 
 pub const GUARD: Duration = Duration::from_secs(30);
 
@@ -207,24 +207,19 @@ pub fn client(name: &str, addr: &str, extra: &[&str]) -> Proc {
 
 /// A hand-driven protocol peer, for saying what `arrival-client` never would.
 pub struct Raw {
-    stream: TcpStream,
-    frames: FrameReader<TcpStream>,
+    link: Link,
 }
 
 impl Raw {
     pub fn connect(addr: &str) -> Raw {
-        let stream = block_on(TcpStream::connect(addr)).unwrap();
         Raw {
-            frames: FrameReader::new(stream.clone()),
-            stream,
+            link: block_on(Link::connect(addr)).unwrap(),
         }
     }
 
     pub fn send_bytes(&mut self, bytes: &[u8]) {
-        use futures::AsyncWriteExt;
-        let mut s = &self.stream;
         // The peer may have closed already; what matters is what we read back.
-        let _ = block_on(async { s.write_all(bytes).await.and(s.flush().await) });
+        let _ = block_on(self.link.send_bytes(bytes));
     }
 
     pub fn send(&mut self, frame: &Frame) {
@@ -253,9 +248,9 @@ impl Raw {
     }
 
     pub fn try_recv(&mut self) -> Result<Option<Frame>, ReadError> {
-        let frames = &mut self.frames;
-        block_on(async_std::future::timeout(GUARD, frames.read_frame()))
-            .unwrap_or_else(|_| panic!("no frame from the server"))
+        let link = &mut self.link;
+        block_on(arrival::rt::timeout(GUARD, link.recv()))
+            .unwrap_or_else(|| panic!("no frame from the server"))
     }
 
     /// Reads frames until `Error`; returns its kind and message.
@@ -279,12 +274,11 @@ impl Raw {
 
     /// Half-closes: the server sees end-of-stream but can still write to us.
     pub fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown(std::net::Shutdown::Write);
+        let _ = self.link.shutdown_write();
     }
 
     /// Closes abruptly: RST instead of FIN.
     pub fn reset(self) {
-        use std::os::fd::AsRawFd;
         let linger = libc::linger {
             l_onoff: 1,
             l_linger: 0,
@@ -292,7 +286,7 @@ impl Raw {
         // SAFETY: a valid socket descriptor and a correctly sized `linger` value.
         let rc = unsafe {
             libc::setsockopt(
-                self.stream.as_raw_fd(),
+                self.link.as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_LINGER,
                 (&linger as *const libc::linger).cast(),

@@ -1,28 +1,73 @@
-//! The client side of one exchange.
+//! The client side of one exchange, on either wire.
 //!
 //! Owns the client's conversation: connect, handshake, wait for the barrier, obtain the name,
-//! send it, print the verdict. The socket has one reader actor (forwarding frames into a channel)
-//! and one writer, this module's main task; while it waits for the user to type a name it
-//! watches the socket at the same time, so a partner leaving is reported at the prompt.
+//! send it, print the verdict. [`Link`] is the one framed connection type, shared by this
+//! client, `arrival-bench` and the tests. The framed client's socket has one reader actor
+//! (forwarding frames into a channel) and one writer, this module's main task; while it waits
+//! for the user to type a name it watches the socket at the same time, so a partner leaving is
+//! reported at the prompt. [`text`] is the client of the assignment's raw text.
 //!
 //! Everything the server sends is escaped before it reaches a terminal (see
 //! [`names::printable`]): a hostile server cannot drive ours.
+
+pub mod text;
 
 use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use async_std::future::timeout;
-use async_std::io::prelude::BufReadExt;
-use async_std::io::BufReader;
-use async_std::net::TcpStream;
-use async_std::task;
 use futures::channel::mpsc;
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{AsyncWriteExt, FutureExt, SinkExt, StreamExt};
 
 use crate::names::{self, NameError};
-use crate::protocol::{self, Arrival, ErrorKind, Frame, FrameReader, PROTOCOL_VERSION};
+use crate::protocol::{self, Arrival, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_VERSION};
+use crate::rt::{self, TcpStream};
 use crate::transcript::Transcript;
+
+/// One framed connection to a server: its writer and its frame reader.
+pub struct Link {
+    out: TcpStream,
+    frames: FrameReader<TcpStream>,
+}
+
+impl Link {
+    /// Connects to `addr` (`host:port`) with `TCP_NODELAY`.
+    pub async fn connect(addr: &str) -> io::Result<Link> {
+        let stream = rt::connect(addr).await?;
+        let _ = stream.set_nodelay(true);
+        Ok(Link {
+            frames: FrameReader::new(stream.clone()),
+            out: stream,
+        })
+    }
+
+    /// Writes `bytes` as they are (for saying what no well-behaved client would).
+    pub async fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes).await?;
+        self.out.flush().await
+    }
+
+    /// Writes one frame.
+    pub async fn send(&mut self, frame: &Frame) -> io::Result<()> {
+        self.send_bytes(&protocol::encode(frame)?).await
+    }
+
+    /// The next frame; `Ok(None)` at a clean end of stream.
+    pub async fn recv(&mut self) -> Result<Option<Frame>, ReadError> {
+        self.frames.read_frame().await
+    }
+
+    /// Half-closes: the server sees the end of our stream, and can still write to us.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        self.out.shutdown(std::net::Shutdown::Write)
+    }
+
+    /// The raw socket descriptor, for tests that set socket options.
+    #[cfg(unix)]
+    pub fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.out)
+    }
+}
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -159,13 +204,13 @@ pub(crate) async fn connect(config: &Config) -> Result<TcpStream, Error> {
         addr: config.addr.clone(),
         source,
     };
-    match timeout(config.connect_timeout, TcpStream::connect(&config.addr)).await {
-        Ok(Ok(stream)) => {
+    match rt::timeout(config.connect_timeout, rt::connect(&config.addr)).await {
+        Some(Ok(stream)) => {
             log::info!("connected to {}", config.addr);
             Ok(stream)
         }
-        Ok(Err(e)) => Err(failed(e)),
-        Err(_) => Err(failed(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
+        Some(Err(e)) => Err(failed(e)),
+        None => Err(failed(io::Error::new(io::ErrorKind::TimedOut, "timed out"))),
     }
 }
 
@@ -190,7 +235,7 @@ pub async fn run(
     let stream = connect(config).await?;
     let _ = stream.set_nodelay(true);
     let (tx, mut incoming) = mpsc::channel(4);
-    let reader = task::spawn(reader_loop(FrameReader::new(stream.clone()), tx));
+    let reader = rt::spawn(reader_loop(FrameReader::new(stream.clone()), tx));
     let result = exchange(config, source, transcript, &stream, &mut incoming).await;
     // Ending the socket ends the reader; waiting for it means no task outlives the call.
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -214,20 +259,20 @@ async fn exchange(
         },
     )
     .await?;
-    match timeout(config.connect_timeout, expect(incoming)).await {
-        Err(_) => {
+    match rt::timeout(config.connect_timeout, expect(incoming)).await {
+        None => {
             return Err(Error::Lost(
                 "the server did not answer the handshake".into(),
             ))
         }
-        Ok(Ok(Frame::Welcome { version })) => {
+        Some(Ok(Frame::Welcome { version })) => {
             log::info!("welcomed by a server speaking protocol version {version}");
             if config.interactive {
                 eprintln!("Waiting for the other parties to connect...");
             }
         }
-        Ok(Ok(other)) => return Err(unexpected(&other, "Welcome")),
-        Ok(Err(e)) => return Err(e),
+        Some(Ok(other)) => return Err(unexpected(&other, "Welcome")),
+        Some(Err(e)) => return Err(e),
     }
     let (round, label) = match expect(incoming).await? {
         Frame::Connected { round, label } => (round, label),
@@ -238,7 +283,7 @@ async fn exchange(
     transcript.line(format!("Client {label} connected"));
 
     // One line reader for the whole run: lines piped in after the name belong to the chat.
-    let mut lines = BufReader::new(async_std::io::stdin()).lines();
+    let mut lines = rt::stdin_lines();
     let prompt = matches!(source, NameSource::Stdin { prompt: true });
     let name = match source {
         NameSource::Given(name) => name,
@@ -262,7 +307,9 @@ async fn exchange(
         other => return Err(unexpected(&other, "Ack")),
     };
     // The server now either closes (the exchange is complete) or opens a chat.
-    if let Ok(Some(Ok(Frame::ChatOpen))) = timeout(config.connect_timeout, incoming.next()).await {
+    if let Some(Some(Ok(Frame::ChatOpen))) =
+        rt::timeout(config.connect_timeout, incoming.next()).await
+    {
         if prompt {
             eprintln!("The chat is open: type lines to send them, Bye to end.");
         }
@@ -271,7 +318,7 @@ async fn exchange(
     Ok(verdict)
 }
 
-type StdinLines = async_std::io::Lines<BufReader<async_std::io::Stdin>>;
+type StdinLines = dyn futures::Stream<Item = io::Result<String>> + Unpin + Send;
 
 /// Full duplex until the server ends the chat: typed lines go out, relayed lines are printed as
 /// `Y: <line>`. End of input counts as `Bye`.

@@ -1,64 +1,104 @@
-//! The arbiter of one round.
+//! One round: the arbiter, its state machine, its verdict and its chat.
 //!
 //! A `Coordinator` owns everything about one round: which connection holds which label, the
-//! arrival list, and the verdict. It is a single task ([`coordinator_loop`]) fed by
-//! [`Event`]s over a `futures` mpsc channel from the connection actors, and it answers each
-//! connection through that connection's [`Outbox`]. Nothing else reads or writes round state.
+//! arrival list, and the verdict. It is a single task ([`coordinator_loop`]) fed by [`Event`]s
+//! over a `futures` mpsc channel from the connection actors, and it answers each connection
+//! through that connection's [`Outbox`] with domain events ([`Outbound`]): admitted, started
+//! with a label, the verdict, aborted, and the chat's events. How an event looks on the wire is
+//! the wire's business (`wire`), never the round's. Nothing else reads or writes round state.
+//!
+//! Layout: this file holds the state machine and the loop; `verdict` the order and the English
+//! sentences; `chat` the relay that follows a verdict on chat servers.
 //!
 //! Invariants:
 //! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
-//!   leaves before the barrier; labels are handed out lowest-free-first.
+//!   leaves before the barrier; labels are handed out lowest-free-first. A round whose every
+//!   party left before the barrier ends at once, [`Outcome::Abandoned`]: it holds no memory and
+//!   uses up no round of the server's budget.
+//! - The round's time limit runs from its first party's arrival in it.
 //! - No `Message` is accepted before the barrier (all slots filled).
 //! - The order is decided only by each `Arrived::at` — the instant the kernel received the
 //!   message's data (see `stamp`), or, where the kernel cannot say, the instant the connection
 //!   actor finished reading it — never by label, connection order, message text or the order in
 //!   which events reach this actor.
-//! - It never awaits a connection: outboxes are written with `try_send` (their capacity covers
-//!   every frame a round sends), so one stuck client cannot stall the round.
+//! - It never awaits a connection before the verdict: outboxes are written with `try_send`
+//!   (their capacity covers every event a round sends before its chat), so one stuck client
+//!   cannot stall the round.
 //!
 //! It must not touch sockets, bytes or the clock's notion of arrival: timestamps come in
 //! `Arrived`.
+
+mod chat;
+mod verdict;
+
+pub use verdict::ack_text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
-use futures::{FutureExt, SinkExt, StreamExt};
+use futures::{FutureExt, StreamExt};
 
-use crate::protocol::{Arrival, ErrorKind, Frame, PROTOCOL_VERSION};
+use crate::protocol::{Arrival, ErrorKind};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
+use verdict::{list_labels, sent_line, Received};
 
 /// Identifies a connection for the lifetime of a server.
 pub type ConnId = u64;
 
-/// Frames are given to a connection's writer actor through its outbox.
+/// Events for a connection are given to it through its outbox.
 pub type Outbox = mpsc::Sender<Outbound>;
 
-/// Capacity of a connection's outbox. A round sends a connection at most a `Welcome`, a
-/// `Connected` and one final frame, so `try_send` into a live outbox cannot fail for lack of room.
+/// Capacity of a connection's outbox. Before its chat, a round sends a connection at most
+/// `Admitted`, `Started` and one final event, so `try_send` into a live outbox cannot fail for
+/// lack of room; the chat's relayed lines are sent with back-pressure.
 pub const OUTBOX_CAPACITY: usize = 4;
 
-/// What a writer actor is asked to do.
+/// What a round tells one of its connections: domain events, rendered by each wire in its own
+/// way (`wire::framed` as frames, `wire::text` as the assignment's sentences).
 #[derive(Debug)]
 pub enum Outbound {
-    /// Write this frame and keep the connection open.
-    Send(Frame),
-    /// Write this frame, report whether it was written, then close the connection.
-    Final {
-        frame: Frame,
+    /// A round has a place for the connection (framed: `Welcome`).
+    Admitted,
+    /// Every party is here; this connection plays as `label` in round `round`.
+    Started { round: u64, label: String },
+    /// The verdict: the order as data and as a sentence. `last` closes the connection after it
+    /// (no chat follows); `delivered` is told whether it was written.
+    Verdict {
+        text: String,
+        order: Vec<Arrival>,
+        last: bool,
         delivered: Option<oneshot::Sender<bool>>,
     },
+    /// The chat that follows the verdict is open.
+    ChatOpen,
+    /// A line another party typed.
+    Relayed { from: String, line: String },
+    /// The chat is over; the connection closes.
+    ChatOver { message: String },
+    /// The connection is refused, or its round ends without a verdict; the connection closes.
+    Ended { kind: ErrorKind, message: String },
 }
 
 impl Outbound {
-    /// An error frame that ends the connection.
-    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Outbound {
-        Outbound::Final {
-            frame: Frame::error(kind, message),
-            delivered: None,
+    /// An event that ends the connection with an error.
+    pub fn ended(kind: ErrorKind, message: impl Into<String>) -> Outbound {
+        Outbound::Ended {
+            kind,
+            message: message.into(),
         }
+    }
+
+    /// After this event nothing more is sent and the connection closes.
+    pub fn is_final(&self) -> bool {
+        matches!(
+            self,
+            Outbound::Verdict { last: true, .. }
+                | Outbound::ChatOver { .. }
+                | Outbound::Ended { .. }
+        )
     }
 }
 
@@ -116,11 +156,13 @@ pub struct RoundConfig {
     pub room: Option<String>,
     /// One label per party, in the order slots are handed out.
     pub labels: Arc<[String]>,
-    /// Abort the round if it has not completed this long after it was created.
+    /// Abort the round if it has not completed this long after its first party arrived.
     pub timeout: Option<Duration>,
     pub style: Style,
     /// After the acknowledgment, keep the parties connected and relay their lines.
     pub chat: bool,
+    /// End a chat in which nobody has typed for this long.
+    pub chat_idle: Option<Duration>,
 }
 
 /// How a round ended.
@@ -133,8 +175,11 @@ pub enum Outcome {
         undelivered: Vec<String>,
     },
     /// The round could not complete; every remaining party was told `round aborted: <reason>`
-    /// (on a stop, the connections' writers tell them instead).
+    /// (on a stop, the connections tell their clients themselves).
     Aborted { kind: ErrorKind, reason: String },
+    /// Every party left before the barrier: nobody is owed anything, and the round counts for
+    /// nothing (it uses up no round of `--rounds N`).
+    Abandoned,
 }
 
 /// What a coordinator returns when its round is over.
@@ -142,6 +187,8 @@ pub enum Outcome {
 pub struct RoundReport {
     pub id: u64,
     pub room: Option<String>,
+    /// Every party had arrived (the barrier was reached).
+    pub started: bool,
     pub outcome: Outcome,
 }
 
@@ -152,39 +199,11 @@ impl RoundReport {
     }
 }
 
-/// The acknowledgment sentence: `X: Alice received before Y: Bob`, extended for more parties as
-/// `X: Alice received before Y: Bob before Z: Carol`.
-pub fn ack_text(order: &[Arrival]) -> String {
-    let mut text = String::new();
-    for (i, a) in order.iter().enumerate() {
-        match i {
-            0 => {}
-            1 => text.push_str(" received before "),
-            _ => text.push_str(" before "),
-        }
-        text.push_str(&a.label);
-        text.push_str(": ");
-        text.push_str(&a.name);
-    }
-    text
-}
-
-/// `both X and Y` for two labels, `all of X, Y and Z` for more, `X` for one.
-fn list_labels(labels: &[&str]) -> String {
-    match labels {
-        [] => String::new(),
-        [one] => (*one).to_owned(),
-        [a, b] if labels.len() == 2 => format!("{a} and {b}"),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
-}
-
 struct Party {
     id: ConnId,
     /// `None` once the connection has left: nothing more can be delivered to it.
     reply: Option<Outbox>,
-    /// (instant read, order of delivery to this actor, name)
-    message: Option<Box<(Instant, u64, String)>>,
+    message: Option<Box<Received>>,
 }
 
 /// The round's state. Private: only [`coordinator_loop`] drives it.
@@ -201,6 +220,8 @@ enum Step {
     /// Messages are all in: send the acknowledgment.
     Complete,
     Abort(ErrorKind, String),
+    /// The last party left before the barrier.
+    Empty,
 }
 
 impl Round {
@@ -238,6 +259,10 @@ impl Round {
             .position(|p| p.as_ref().is_some_and(|p| p.id == id))
     }
 
+    fn is_empty(&self) -> bool {
+        self.slots.iter().all(Option::is_none)
+    }
+
     fn handle(&mut self, event: Event) -> Step {
         match event {
             Event::Join {
@@ -261,7 +286,7 @@ impl Round {
         &mut self,
         id: ConnId,
         peer: SocketAddr,
-        reply: Outbox,
+        mut reply: Outbox,
         admitted: oneshot::Sender<Option<Admit>>,
     ) -> Step {
         let free = self.slots.iter().position(Option::is_none);
@@ -282,12 +307,9 @@ impl Round {
         log::info!("round {}: {peer} is {label}", self.config.id);
         self.say(format!("Client {label} connected from {peer}"));
         // The handshake is answered only once a round has a place for the connection, so a
-        // refusal can come instead of it, and the last party's `Welcome` and `Connected` leave
+        // refusal can come instead of it, and the last party's `Admitted` and `Started` leave
         // together.
-        let mut reply = reply;
-        let _ = reply.try_send(Outbound::Send(Frame::Welcome {
-            version: PROTOCOL_VERSION,
-        }));
+        let _ = reply.try_send(Outbound::Admitted);
         self.slots[slot] = Some(Party {
             id,
             reply: Some(reply),
@@ -309,10 +331,10 @@ impl Round {
             }) = party
             {
                 let label = self.config.labels[slot].clone();
-                let _ = reply.try_send(Outbound::Send(Frame::Connected {
+                let _ = reply.try_send(Outbound::Started {
                     round: self.config.id,
                     label,
-                }));
+                });
             }
         }
     }
@@ -327,7 +349,7 @@ impl Round {
                 "round {}: {label} sent a message before the barrier",
                 self.config.id
             );
-            let _ = reply.clone().try_send(Outbound::error(
+            let _ = reply.clone().try_send(Outbound::ended(
                 ErrorKind::Protocol,
                 "message sent before all parties were connected",
             ));
@@ -344,7 +366,7 @@ impl Round {
             log::warn!("round {}: {label} sent a second message", self.config.id);
             return Step::Continue;
         }
-        party.message = Some(Box::new((at, seq, name)));
+        party.message = Some(Box::new(Received { at, seq, name }));
         party.reply = Some(reply);
         if self
             .slots
@@ -357,11 +379,11 @@ impl Round {
         }
     }
 
-    /// A chat line before the chat is open breaks the protocol, like any frame out of turn.
+    /// A chat line before the chat is open breaks the protocol, like any event out of turn.
     fn chat_too_early(&mut self, id: ConnId) -> Step {
         if let Some(Some(party)) = self.slot_of(id).map(|s| &mut self.slots[s]) {
             if let Some(mut reply) = party.reply.clone() {
-                let _ = reply.try_send(Outbound::error(
+                let _ = reply.try_send(Outbound::ended(
                     ErrorKind::Protocol,
                     "a chat line before the chat was open",
                 ));
@@ -384,7 +406,11 @@ impl Round {
                 "Client {label} left before the round started ({why})"
             ));
             self.slots[slot] = None;
-            return Step::Continue;
+            return if self.is_empty() {
+                Step::Empty
+            } else {
+                Step::Continue
+            };
         }
         let Some(party) = self.slots[slot].as_mut() else {
             return Step::Continue;
@@ -404,8 +430,17 @@ impl Round {
         }
     }
 
+    fn report(&self, outcome: Outcome) -> RoundReport {
+        RoundReport {
+            id: self.config.id,
+            room: self.config.room.clone(),
+            started: self.started,
+            outcome,
+        }
+    }
+
     /// Tells every party still connected why the round ends (except on a stop, which the
-    /// writers announce), and reports it.
+    /// connections announce themselves), and reports it.
     fn abort(self, kind: ErrorKind, reason: String) -> RoundReport {
         log::warn!("round {}: aborted: {reason}", self.config.id);
         match self.config.style {
@@ -415,46 +450,25 @@ impl Round {
                 .stamped(format!("{} aborted: {reason}", self.title())),
             Style::Quiet => {}
         }
-        // On a stop every writer tells its own client, connected to a round or not; a second,
+        // On a stop every connection tells its own client, in a round or not; a second,
         // different message from here would race with it.
-        let told = format!("round aborted: {reason}");
-        let parties = self.slots.into_iter().flatten();
-        for party in parties.filter(|_| kind != ErrorKind::ShuttingDown) {
-            if let Some(mut reply) = party.reply {
-                let _ = reply.try_send(Outbound::error(kind, told.clone()));
+        if kind != ErrorKind::ShuttingDown {
+            let told = format!("round aborted: {reason}");
+            for party in self.slots.iter().flatten() {
+                if let Some(mut reply) = party.reply.clone() {
+                    let _ = reply.try_send(Outbound::ended(kind, told.clone()));
+                }
             }
         }
-        RoundReport {
-            id: self.config.id,
-            room: self.config.room,
-            outcome: Outcome::Aborted { kind, reason },
-        }
+        self.report(Outcome::Aborted { kind, reason })
     }
 
     /// The verdict: every message in arrival order, and its sentence. Prints the messages.
     fn verdict(&self) -> (Vec<Arrival>, String) {
-        let mut entries: Vec<(Instant, u64, usize, String)> = self
-            .slots
-            .iter()
-            .enumerate()
-            .filter_map(|(slot, p)| {
-                let (at, seq, name) = &**p.as_ref()?.message.as_ref()?;
-                Some((*at, *seq, slot, name.clone()))
-            })
-            .collect();
-        // Equal instants are next to impossible; if they happen, delivery order decides.
-        entries.sort_by_key(|&(at, seq, _, _)| (at, seq));
-        let first = entries.first().map(|e| e.0);
-        let order: Vec<Arrival> = entries
-            .into_iter()
-            .map(|(at, _, slot, name)| Arrival {
-                label: self.label(slot).to_owned(),
-                name,
-                after_micros: first
-                    .map(|f| at.duration_since(f).as_micros() as u64)
-                    .unwrap_or(0),
-            })
-            .collect();
+        let order = verdict::order(self.slots.iter().enumerate().filter_map(|(slot, p)| {
+            let m = p.as_ref()?.message.as_deref()?;
+            Some((self.label(slot), m))
+        }));
         let text = ack_text(&order);
         for a in &order {
             self.say(format!("Client {}: {}", a.label, a.name));
@@ -466,7 +480,6 @@ impl Round {
     /// (or could not be), so the final line states what actually happened.
     async fn complete(self) -> RoundReport {
         let (order, text) = self.verdict();
-
         let mut pending = Vec::new();
         let mut undelivered = Vec::new();
         for (slot, party) in self.slots.iter().enumerate() {
@@ -476,17 +489,13 @@ impl Round {
                 .and_then(|p| p.reply.clone())
                 .and_then(|mut reply| {
                     let (tx, rx) = oneshot::channel();
-                    let frame = Frame::Ack {
+                    let verdict = Outbound::Verdict {
                         text: text.clone(),
                         order: order.clone(),
+                        last: true,
+                        delivered: Some(tx),
                     };
-                    reply
-                        .try_send(Outbound::Final {
-                            frame,
-                            delivered: Some(tx),
-                        })
-                        .ok()
-                        .map(|()| rx)
+                    reply.try_send(verdict).ok().map(|()| rx)
                 });
             match sent {
                 Some(rx) => pending.push((label, rx)),
@@ -495,6 +504,7 @@ impl Round {
         }
         let mut delivered = Vec::new();
         for (label, rx) in pending {
+            // Every connection answers within its write bound, or drops the sender when it ends.
             if rx.await.unwrap_or(false) {
                 delivered.push(label);
             } else {
@@ -502,9 +512,10 @@ impl Round {
             }
         }
         match self.config.style {
-            Style::Assignment => self
-                .transcript
-                .line(self.sent_line(&delivered, &undelivered)),
+            Style::Assignment => {
+                self.transcript
+                    .line(sent_line(&self.config.labels, &delivered, &undelivered))
+            }
             Style::Summary => {
                 let margin = order.get(1).map_or(0, |a| a.after_micros);
                 let mut line = format!("{}: {text} (margin {margin} us)", self.title());
@@ -516,147 +527,15 @@ impl Round {
             }
             Style::Quiet => {}
         }
-        RoundReport {
-            id: self.config.id,
-            room: self.config.room.clone(),
-            outcome: Outcome::Completed { order, undelivered },
-        }
-    }
-
-    /// Chat servers: the verdict goes out with the chat opened after it, then every line a party
-    /// types is relayed to the others, until someone says `Bye` or leaves. Relaying awaits slow
-    /// readers: only this round waits for them.
-    async fn chat(mut self, events: &mut mpsc::Receiver<Event>, stop: &Stop) -> RoundReport {
-        let (order, text) = self.verdict();
-        let mut undelivered = Vec::new();
-        for (slot, party) in self.slots.iter_mut().enumerate() {
-            let label = self.config.labels[slot].clone();
-            let Some(reply) = party.as_mut().and_then(|p| p.reply.as_mut()) else {
-                undelivered.push(label);
-                continue;
-            };
-            let ack = Frame::Ack {
-                text: text.clone(),
-                order: order.clone(),
-            };
-            let sent = reply.try_send(Outbound::Send(ack)).is_ok()
-                && reply.try_send(Outbound::Send(Frame::ChatOpen)).is_ok();
-            if !sent {
-                undelivered.push(label);
-            }
-        }
-        let delivered: Vec<String> = self
-            .config
-            .labels
-            .iter()
-            .filter(|l| !undelivered.contains(l))
-            .cloned()
-            .collect();
-        self.print(self.sent_line(&delivered, &undelivered));
-
-        let mut relayed = vec![0u64; self.slots.len()];
-        let ending = loop {
-            let event = futures::select_biased! {
-                () = stop.wait().fuse() => break "the server is shutting down".to_owned(),
-                event = events.next() => event,
-            };
-            match event {
-                None => break "every connection of the round is gone".to_owned(),
-                Some(Event::Chat { id, line }) => {
-                    let Some(slot) = self.slot_of(id) else {
-                        continue;
-                    };
-                    let from = self.label(slot).to_owned();
-                    relayed[slot] += 1;
-                    for (other, party) in self.slots.iter_mut().enumerate() {
-                        if other == slot {
-                            continue;
-                        }
-                        if let Some(reply) = party.as_mut().and_then(|p| p.reply.as_mut()) {
-                            let frame = Frame::Relayed {
-                                from: from.clone(),
-                                line: line.clone(),
-                            };
-                            let _ = reply.send(Outbound::Send(frame)).await;
-                        }
-                    }
-                    if line.trim() == "Bye" {
-                        break format!("Client {from} said Bye");
-                    }
-                }
-                Some(Event::Left { id, why }) => {
-                    if let Some(slot) = self.slot_of(id) {
-                        let label = self.label(slot).to_owned();
-                        if let Some(p) = self.slots[slot].as_mut() {
-                            p.reply = None;
-                        }
-                        break format!("Client {label} left ({why})");
-                    }
-                }
-                // Joins and messages have no place in a chat; connection actors do not send them.
-                Some(_) => {}
-            }
-        };
-        let over = format!("{ending}; the chat is over");
-        for party in self.slots.iter_mut().flatten() {
-            if let Some(mut reply) = party.reply.take() {
-                let frame = Frame::ChatOver {
-                    message: over.clone(),
-                };
-                let _ = reply
-                    .send(Outbound::Final {
-                        frame,
-                        delivered: None,
-                    })
-                    .await;
-            }
-        }
-        let counts: Vec<String> = self
-            .config
-            .labels
-            .iter()
-            .zip(&relayed)
-            .map(|(label, n)| format!("{n} from {label}"))
-            .collect();
-        self.print(format!(
-            "Chat over: {ending}; lines relayed: {}",
-            counts.join(", ")
-        ));
-        RoundReport {
-            id: self.config.id,
-            room: self.config.room.clone(),
-            outcome: Outcome::Completed { order, undelivered },
-        }
-    }
-
-    fn sent_line(&self, delivered: &[String], undelivered: &[String]) -> String {
-        let all: Vec<&str> = self.config.labels.iter().map(String::as_str).collect();
-        let ok: Vec<&str> = delivered.iter().map(String::as_str).collect();
-        if undelivered.is_empty() {
-            match all.len() {
-                2 => format!("Sent acknowledgment to both {}", list_labels(&all)),
-                1 => format!("Sent acknowledgment to {}", list_labels(&all)),
-                _ => format!("Sent acknowledgment to all of {}", list_labels(&all)),
-            }
-        } else {
-            let failed: Vec<&str> = undelivered.iter().map(String::as_str).collect();
-            let to = if ok.is_empty() {
-                "nobody".to_owned()
-            } else {
-                format!("{} only", list_labels(&ok))
-            };
-            format!(
-                "Sent acknowledgment to {to}; delivery to {} failed (disconnected)",
-                list_labels(&failed)
-            )
-        }
+        self.report(Outcome::Completed { order, undelivered })
     }
 }
 
 /// Runs one round to its end and reports how it ended.
 ///
 /// The loop ends when the round completes, is aborted (a party left, the round timed out, the
-/// `stop` fired), or when every sender of `events` is gone before completion (abandoned).
+/// `stop` fired), when every party left before the barrier (abandoned), or when every sender of
+/// `events` is gone before completion.
 pub async fn coordinator_loop(
     config: RoundConfig,
     mut events: mpsc::Receiver<Event>,
@@ -664,8 +543,9 @@ pub async fn coordinator_loop(
     transcript: Transcript,
 ) -> RoundReport {
     // Made once for the round's life, not once per event: an idle round holds them as it waits.
+    // A round is created for its first party, so its clock starts with that party.
     let timer = match config.timeout {
-        Some(t) => futures::future::Either::Left(async_std::task::sleep(t)),
+        Some(t) => futures::future::Either::Left(crate::rt::sleep(t)),
         None => futures::future::Either::Right(futures::future::pending::<()>()),
     }
     .fuse();
@@ -696,11 +576,16 @@ pub async fn coordinator_loop(
                     // Boxed: the completion state is large and lives only briefly, while an idle
                     // round's future is held for as long as it waits.
                     Step::Complete if round.config.chat => {
-                        return Box::pin(round.chat(&mut events, &stop)).await
+                        return Box::pin(chat::chat(round, &mut events, &stop)).await
                     }
                     Step::Complete => return Box::pin(round.complete()).await,
                     Step::Abort(kind, reason) => return round.abort(kind, reason),
+                    Step::Empty => {
+                        log::info!("round {}: every party left; abandoned", round.config.id);
+                        return round.report(Outcome::Abandoned);
+                    }
                 },
+                None if round.is_empty() => return round.report(Outcome::Abandoned),
                 None => {
                     let reason = "every connection of the round is gone".to_owned();
                     return round.abort(ErrorKind::PartyLeft, reason);

@@ -165,6 +165,9 @@ pub enum ReadError {
     Malformed(String),
     /// A frame started but did not complete within the frame timeout.
     Stalled { have: usize, timeout: Duration },
+    /// The first bytes are printable text, not a length prefix: a peer speaking a text protocol
+    /// (the assignment's, HTTP, ...) to a framed one.
+    Text { head: String },
 }
 
 impl ReadError {
@@ -172,6 +175,7 @@ impl ReadError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             ReadError::Stalled { .. } => ErrorKind::Timeout,
+            ReadError::Text { .. } => ErrorKind::Protocol,
             _ => ErrorKind::Malformed,
         }
     }
@@ -197,6 +201,11 @@ impl fmt::Display for ReadError {
                 f,
                 "frame stalled after {have} bytes for {} ms",
                 timeout.as_millis()
+            ),
+            ReadError::Text { head } => write!(
+                f,
+                "got text ({head:?}...) where a frame was expected: this side speaks arrival's \
+                 framed protocol (PROTOCOL.md); the assignment's text needs --wire text"
             ),
         }
     }
@@ -243,9 +252,16 @@ pub fn encode(frame: &Frame) -> io::Result<Vec<u8>> {
 
 /// Decodes one payload (the bytes after the length prefix).
 pub fn decode(payload: &[u8]) -> Result<Frame, ReadError> {
-    codec()
-        .deserialize(payload)
-        .map_err(|e| ReadError::Malformed(e.to_string()))
+    codec().deserialize(payload).map_err(|e| {
+        ReadError::Malformed(match *e {
+            // bincode reports running out of payload as an I/O error with no text of its own.
+            bincode::ErrorKind::Io(ref io) if io.kind() == io::ErrorKind::UnexpectedEof => {
+                "the payload ends inside a field (a length or a value runs past the frame)"
+                    .to_owned()
+            }
+            ref other => other.to_string(),
+        })
+    })
 }
 
 /// Writes one frame and flushes it.
@@ -262,6 +278,13 @@ pub fn encode_all(frames: &[Frame]) -> io::Result<Vec<u8>> {
         bytes.extend_from_slice(&encode(frame)?);
     }
     Ok(bytes)
+}
+
+/// Printable ASCII or common white space: what a text protocol's first bytes are.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|&b| b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// Reads frames from a byte stream.
@@ -364,6 +387,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         prefix.copy_from_slice(&self.buf[..HEADER_LEN]);
         match u32::from_be_bytes(prefix) {
             0 => Err(ReadError::Empty),
+            // No frame is that long; four printable characters are someone speaking text.
+            len if len > MAX_FRAME_LEN && looks_like_text(&prefix) => Err(ReadError::Text {
+                head: String::from_utf8_lossy(&prefix).into_owned(),
+            }),
             len if len > MAX_FRAME_LEN => Err(ReadError::TooLarge { len }),
             len => Ok(Some(len as usize)),
         }
@@ -436,9 +463,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let n = match (self.deadline, self.frame_timeout) {
             (Some(deadline), Some(timeout)) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match async_std::future::timeout(left, read).await {
-                    Ok(r) => r,
-                    Err(_) => {
+                match crate::rt::timeout(left, read).await {
+                    Some(r) => r,
+                    None => {
                         return Err(ReadError::Stalled {
                             have: self.filled,
                             timeout,

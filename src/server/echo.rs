@@ -9,7 +9,7 @@
 use std::io;
 use std::net::Shutdown;
 
-use async_std::net::TcpStream;
+use crate::rt::TcpStream;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
 use crate::stop::Stop;

@@ -1,6 +1,8 @@
 use std::time::{Duration, Instant};
 
-use async_std::task::{self, block_on, JoinHandle};
+use crate::protocol::Frame;
+use crate::rt::{self as task, block_on, JoinHandle};
+use crate::wire::framed::to_frame;
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
@@ -11,21 +13,22 @@ fn peer(n: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 40000 + n))
 }
 
-/// A stand-in for a connection's writer actor: records every frame and confirms delivery
-/// (or reports failure, when `deliver` is false).
+/// A stand-in for a connection actor's writing side: records every event as the framed wire
+/// would send it and confirms delivery (or reports failure, when `deliver` is false).
 fn fake_writer(mut rx: mpsc::Receiver<Outbound>, deliver: bool) -> JoinHandle<Vec<Frame>> {
     task::spawn(async move {
         let mut frames = Vec::new();
         while let Some(out) = rx.next().await {
-            match out {
-                Outbound::Send(f) => frames.push(f),
-                Outbound::Final { frame, delivered } => {
-                    frames.push(frame);
-                    if let Some(d) = delivered {
-                        let _ = d.send(deliver);
-                    }
-                    break;
-                }
+            frames.push(to_frame(&out));
+            let last = out.is_final();
+            if let Outbound::Verdict {
+                delivered: Some(d), ..
+            } = out
+            {
+                let _ = d.send(deliver);
+            }
+            if last {
+                break;
             }
         }
         frames
@@ -99,6 +102,7 @@ fn config(labels: &[&str]) -> RoundConfig {
         timeout: None,
         style: Style::Assignment,
         chat: false,
+        chat_idle: None,
     }
 }
 
@@ -268,32 +272,59 @@ fn a_party_leaving_before_the_barrier_frees_its_label() {
         let mut a = Conn::new(1);
         let mut b = Conn::new(2);
         let mut c = Conn::new(3);
+        let mut d = Conn::new(4);
         let t0 = Instant::now();
         let events = vec![
             a.join(),
-            a.left(),
             b.join(),
+            a.left(),
             c.join(),
+            d.join(),
             c.arrived("Carol", t0),
             b.arrived("Bob", t0 + Duration::from_micros(1)),
+            d.arrived("Dan", t0 + Duration::from_micros(2)),
         ];
-        let (report, lines) = run(&["X", "Y"], events).await;
+        let (report, lines) = run(&["X", "Y", "Z"], events).await;
         assert_eq!(a.label().await.as_deref(), Some("X"));
+        assert_eq!(b.label().await.as_deref(), Some("Y"));
         assert_eq!(
-            b.label().await.as_deref(),
+            c.label().await.as_deref(),
             Some("X"),
             "the freed label is reused"
         );
-        assert_eq!(c.label().await.as_deref(), Some("Y"));
+        assert_eq!(d.label().await.as_deref(), Some("Z"));
         assert_eq!(
             order_of(&report),
-            [arrival("Y", "Carol"), arrival("X", "Bob")]
+            [
+                arrival("X", "Carol"),
+                arrival("Y", "Bob"),
+                arrival("Z", "Dan")
+            ]
         );
         assert_eq!(
-            lines[1],
+            lines[2],
             "Client X left before the round started (closed the connection)"
         );
         // The departed connection was admitted but never learnt a label through Connected.
+        assert_eq!(a.frames().await, [WELCOME]);
+    })
+}
+
+#[test]
+fn a_round_whose_every_party_left_before_the_barrier_is_abandoned() {
+    block_on(async {
+        let mut a = Conn::new(1);
+        let (report, lines) = run(&["X", "Y"], vec![a.join(), a.left()]).await;
+        assert_eq!(report.outcome, Outcome::Abandoned);
+        assert!(!report.started);
+        assert!(!report.is_clean());
+        assert_eq!(
+            lines,
+            [
+                "Client X connected from 127.0.0.1:40001",
+                "Client X left before the round started (closed the connection)"
+            ]
+        );
         assert_eq!(a.frames().await, [WELCOME]);
     })
 }
@@ -303,8 +334,14 @@ fn a_message_before_the_barrier_is_refused_and_frees_the_slot() {
     block_on(async {
         let mut a = Conn::new(1);
         let mut b = Conn::new(2);
-        let events = vec![a.join(), a.arrived("Eager", Instant::now()), b.join()];
-        let (report, _) = run(&["X", "Y"], events).await;
+        let mut c = Conn::new(3);
+        let events = vec![
+            a.join(),
+            c.join(),
+            a.arrived("Eager", Instant::now()),
+            b.join(),
+        ];
+        let (report, _) = run(&["X", "Y", "Z"], events).await;
         assert_eq!(b.label().await.as_deref(), Some("X"));
         let af = a.frames().await;
         assert_eq!(
@@ -317,8 +354,9 @@ fn a_message_before_the_barrier_is_refused_and_frees_the_slot() {
                 )
             ]
         );
-        // The round never filled; its channel closed, so it ends abandoned.
+        // The round never filled; its channel closed with parties waiting, so it is aborted.
         assert!(matches!(report.outcome, Outcome::Aborted { .. }));
+        assert!(!report.started);
     })
 }
 

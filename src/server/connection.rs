@@ -1,0 +1,497 @@
+//! The connection actor: one task per socket, for both wires.
+//!
+//! Owns one client connection from its handshake to its close: it asks its [`Wire`] for the
+//! next inbound event, gives the round what the client said, and writes what the round answers.
+//! It is the socket's only reader and only writer, so no other task ever waits for it, and it
+//! never waits for another task without a bound. It knows nothing of bytes (the wire does) and
+//! nothing of round rules beyond "one message per party" (the round does).
+//!
+//! Its life: handshake (framed only; bounded by the handshake timeout), placement by the lobby
+//! (bounded), then play until a final event is written, the client leaves or breaks a rule, or
+//! the server stops; then [`finish`](Connection::finish) says what is left to say and closes
+//! (see `close`). A client that half-closes after its message still gets its verdict; one that
+//! half-closes before it has left.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, SinkExt, StreamExt};
+
+use super::close::{linger, write_all};
+use super::lobby::{Join, Placement};
+use super::Ctx;
+use crate::names;
+use crate::protocol::{ErrorKind, PROTOCOL_VERSION};
+use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
+use crate::rt::{self, TcpStream};
+use crate::wire::{Inbound, Wire};
+
+/// Once the server stops, the most a connection still spends writing what it has to say.
+pub(crate) const STOP_WRITE_BOUND: Duration = Duration::from_millis(500);
+
+/// Why a connection's play ended.
+enum End {
+    /// The round is over for this connection: a final event was written (or could not be).
+    Done,
+    /// The server is stopping.
+    Stopping,
+    /// The client did something that ends the connection: it is told `tell` (if anything can be
+    /// told) and the round learns `why`.
+    Peer {
+        tell: Option<(ErrorKind, String)>,
+        why: String,
+    },
+}
+
+impl End {
+    fn quiet(why: impl Into<String>) -> End {
+        End::Peer {
+            tell: None,
+            why: why.into(),
+        }
+    }
+
+    fn told(kind: ErrorKind, message: impl Into<String>, why: impl Into<String>) -> End {
+        End::Peer {
+            tell: Some((kind, message.into())),
+            why: why.into(),
+        }
+    }
+}
+
+/// One connection's state. Private: only [`connection_loop`] drives it.
+struct Connection<W> {
+    id: ConnId,
+    peer: SocketAddr,
+    /// The write side; the wire holds the read side.
+    out: TcpStream,
+    wire: W,
+    ctx: Arc<Ctx>,
+    /// Handed to the lobby and the round; this task alone receives from it.
+    outbox_tx: Outbox,
+    outbox: mpsc::Receiver<Outbound>,
+    round: Option<mpsc::Sender<Event>>,
+    /// Its one message has gone to the round.
+    sent: bool,
+    /// The client may still send (it has not half-closed).
+    reading: bool,
+}
+
+/// Serves one connection to its end.
+pub(crate) async fn connection_loop<W: Wire>(
+    out: TcpStream,
+    wire: W,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<Ctx>,
+) {
+    let (outbox_tx, outbox) = mpsc::channel(OUTBOX_CAPACITY);
+    let mut conn = Connection {
+        id,
+        peer,
+        out,
+        wire,
+        ctx,
+        outbox_tx,
+        outbox,
+        round: None,
+        sent: false,
+        reading: true,
+    };
+    let end = conn.serve().await;
+    // Boxed, like the handshake and the join: an idle connection's future is held as long as
+    // it waits, and should be only as big as waiting needs.
+    Box::pin(conn.finish(end)).await;
+}
+
+/// What woke the playing connection.
+enum Turn {
+    Stop,
+    Out(Outbound),
+    In(Inbound),
+}
+
+impl<W: Wire> Connection<W> {
+    async fn serve(&mut self) -> End {
+        let room = if W::HANDSHAKE {
+            match Box::pin(self.handshake()).await {
+                Ok(room) => room,
+                Err(end) => return end,
+            }
+        } else {
+            None
+        };
+        if let Err(end) = Box::pin(self.join(room)).await {
+            return end;
+        }
+        self.play().await
+    }
+
+    /// Reads and checks the `Hello`; returns the requested room.
+    async fn handshake(&mut self) -> Result<Option<String>, End> {
+        let limit = self.ctx.config.handshake_timeout;
+        let stop = self.ctx.stop.clone();
+        let next = futures::select_biased! {
+            () = stop.wait().fuse() => return Err(End::Stopping),
+            next = rt::bounded(limit, self.wire.next()).fuse() => next,
+        };
+        let (version, room) = match next {
+            None => {
+                let message = format!("no handshake within {} s", limit.as_secs_f64());
+                return Err(End::told(
+                    ErrorKind::Timeout,
+                    message,
+                    "sent no handshake in time",
+                ));
+            }
+            Some(Inbound::Hello { version, room }) => (version, room),
+            Some(Inbound::Message { .. }) => return Err(expected_hello("Message")),
+            Some(Inbound::Chat { .. }) => return Err(expected_hello("Chat")),
+            Some(other) => return Err(self.peer_end(other)),
+        };
+        if version != PROTOCOL_VERSION {
+            let message = format!(
+                "unsupported protocol version {version}; this server speaks version {PROTOCOL_VERSION}"
+            );
+            return Err(End::told(ErrorKind::Version, message.clone(), message));
+        }
+        if let Some(room) = &room {
+            if let Err(e) = names::validate(room) {
+                let message = format!("room name {e}");
+                return Err(End::told(ErrorKind::InvalidName, message.clone(), message));
+            }
+        }
+        // The answer (`Admitted`) comes from the round that takes us, or a refusal instead.
+        Ok(room)
+    }
+
+    /// Asks the lobby for a place in a round.
+    async fn join(&mut self, room: Option<String>) -> Result<(), End> {
+        let (placed, answer) = oneshot::channel();
+        let join = Join {
+            id: self.id,
+            peer: self.peer,
+            room,
+            reply: self.outbox_tx.clone(),
+            placed,
+        };
+        let mut lobby = self.ctx.lobby.clone();
+        let asked = async move {
+            lobby.send(join).await.ok()?;
+            answer.await.ok()
+        };
+        // The lobby answers promptly; the bound only keeps a wedged server from holding us.
+        match rt::bounded(self.ctx.config.handshake_timeout, asked).await {
+            None => Err(End::told(
+                ErrorKind::Busy,
+                "the server could not place the connection in time; try again later",
+                "was not placed in time",
+            )),
+            // The lobby is gone: the server is stopping.
+            Some(None) => Err(End::Stopping),
+            Some(Some(Ok(Placement { label, round }))) => {
+                log::debug!("{}: placed as {label}", self.peer);
+                self.round = Some(round);
+                Ok(())
+            }
+            Some(Some(Err((kind, message)))) => {
+                Err(End::told(kind, message, "was refused a place"))
+            }
+        }
+    }
+
+    /// Plays until the round is over for this connection, the client ends it, or the server
+    /// stops.
+    async fn play(&mut self) -> End {
+        loop {
+            let turn = {
+                let stop = self.ctx.stop.clone();
+                let reading = self.reading;
+                let (outbox, wire) = (&mut self.outbox, &mut self.wire);
+                let inbound = async move {
+                    if reading {
+                        wire.next().await
+                    } else {
+                        futures::future::pending().await
+                    }
+                };
+                futures::select_biased! {
+                    () = stop.wait().fuse() => Turn::Stop,
+                    // This task holds a sender, so the outbox never ends while it runs.
+                    out = outbox.next() => match out {
+                        Some(out) => Turn::Out(out),
+                        None => Turn::Stop,
+                    },
+                    inbound = inbound.fuse() => Turn::In(inbound),
+                }
+            };
+            match turn {
+                Turn::Stop => return End::Stopping,
+                Turn::Out(first) => {
+                    let events = batch(first, &mut self.outbox);
+                    let last = events.last().is_some_and(Outbound::is_final);
+                    let written = self.write(events, self.ctx.config.frame_timeout).await;
+                    if last {
+                        return End::Done;
+                    }
+                    if !written {
+                        return End::quiet("could not be written to");
+                    }
+                }
+                Turn::In(inbound) => {
+                    if let Some(end) = self.inbound(inbound).await {
+                        return end;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles what the client said; `Some` ends the connection.
+    async fn inbound(&mut self, inbound: Inbound) -> Option<End> {
+        match inbound {
+            Inbound::Message { name, at } if !self.sent => {
+                if let Err(e) = names::validate(&name) {
+                    let message = format!("name {e}");
+                    let why = format!("sent an invalid name: {message}");
+                    return Some(End::told(ErrorKind::InvalidName, message, why));
+                }
+                self.sent = true;
+                let arrived = Event::Arrived {
+                    id: self.id,
+                    name,
+                    at,
+                    reply: self.outbox_tx.clone(),
+                };
+                // If the round has ended meanwhile (aborted), its last word is in our outbox.
+                self.tell_round(arrived).await;
+                None
+            }
+            Inbound::Message { .. } => Some(End::told(
+                ErrorKind::Protocol,
+                "a second message; each party sends exactly one",
+                "sent a second message",
+            )),
+            Inbound::Chat { line } if self.sent && self.ctx.config.chat => {
+                let chat = Event::Chat { id: self.id, line };
+                self.tell_round(chat).await;
+                None
+            }
+            Inbound::Chat { .. } if self.ctx.config.chat => Some(End::told(
+                ErrorKind::Protocol,
+                "a chat line before the chat was open",
+                "sent a chat line before the chat was open",
+            )),
+            Inbound::Chat { .. } => Some(End::told(
+                ErrorKind::Protocol,
+                "unexpected Chat frame; this server has no chat",
+                "sent a chat line to a server without chat",
+            )),
+            Inbound::Hello { .. } => Some(End::told(
+                ErrorKind::Protocol,
+                "unexpected Hello frame; expected Message",
+                "sent an unexpected Hello frame",
+            )),
+            // Half-close after its message: the client is done sending but still reads, and is
+            // owed its verdict (on a chat server, its closed side is its goodbye).
+            Inbound::Closed if self.sent && !self.ctx.config.chat => {
+                self.reading = false;
+                None
+            }
+            other => Some(self.peer_end(other)),
+        }
+    }
+
+    /// The end for an inbound event that finishes the connection.
+    fn peer_end(&self, inbound: Inbound) -> End {
+        match inbound {
+            Inbound::Closed => End::quiet("closed the connection"),
+            Inbound::Failed(why) => End::quiet(why),
+            Inbound::Bad { kind, message } => {
+                let why = format!("sent a bad frame: {message}");
+                End::told(kind, message, why)
+            }
+            other => End::told(
+                ErrorKind::Protocol,
+                "unexpected message",
+                format!("sent {other:?} out of turn"),
+            ),
+        }
+    }
+
+    /// Sends `event` to the round, if there is one and it is still running.
+    async fn tell_round(&mut self, event: Event) -> bool {
+        let limit = self.ctx.config.frame_timeout;
+        match &mut self.round {
+            Some(round) => matches!(rt::bounded(limit, round.send(event)).await, Some(Ok(()))),
+            None => false,
+        }
+    }
+
+    /// Renders `events` and writes them in one go, bounded by `limit` and, once the server
+    /// stops, by [`STOP_WRITE_BOUND`]. Tells the round whether a verdict was delivered.
+    async fn write(&mut self, events: Vec<Outbound>, limit: Duration) -> bool {
+        let mut bytes = Vec::new();
+        for event in &events {
+            self.wire.render(event, &mut bytes);
+            if let Outbound::Started { label, .. } = event {
+                self.wire.started(label, &self.ctx.config.labels);
+            }
+        }
+        let written = bytes.is_empty() || {
+            let stop = self.ctx.stop.clone();
+            let abandon = async move {
+                stop.wait().await;
+                rt::sleep(STOP_WRITE_BOUND).await;
+            };
+            // Boxed, so an idle connection's future does not carry a write's state.
+            let write = Box::pin(rt::bounded(limit, write_all(&self.out, &bytes)));
+            futures::select_biased! {
+                written = write.fuse() => matches!(written, Some(Ok(()))),
+                () = abandon.fuse() => false,
+            }
+        };
+        for event in events {
+            if let Outbound::Verdict {
+                delivered: Some(tx),
+                ..
+            } = event
+            {
+                let _ = tx.send(written);
+            }
+        }
+        if !written {
+            log::info!("{}: a write failed or timed out", self.peer);
+        }
+        written
+    }
+
+    /// Says what is left to say, tells the round the connection is gone, and closes without
+    /// destroying the last thing written (see `close::linger`).
+    async fn finish(&mut self, end: End) {
+        let stopping = matches!(end, End::Stopping);
+        match end {
+            End::Done => {}
+            End::Stopping => {
+                let events = stop_batch(&mut self.outbox);
+                self.write(events, STOP_WRITE_BOUND).await;
+            }
+            End::Peer { tell, why } => {
+                log::warn!("{}: {why}", self.peer);
+                if let Some(mut round) = self.round.take() {
+                    let left = Event::Left { id: self.id, why };
+                    let limit = self.ctx.config.frame_timeout;
+                    let _ = rt::bounded(limit, round.send(left)).await;
+                }
+                if let Some((kind, message)) = tell {
+                    let limit = self.ctx.config.frame_timeout;
+                    self.write(vec![Outbound::ended(kind, message)], limit)
+                        .await;
+                }
+            }
+        }
+        let _ = self.out.shutdown(std::net::Shutdown::Write);
+        linger(&mut self.wire, stopping).await;
+    }
+}
+
+fn expected_hello(got: &str) -> End {
+    let message = format!("expected Hello, got {got}");
+    End::told(ErrorKind::Protocol, message.clone(), message)
+}
+
+/// `first` and whatever else is already queued, up to and including a final event: written in
+/// one go, so the last party to join gets `Admitted` and `Started` in one write.
+pub(crate) fn batch(first: Outbound, outbox: &mut mpsc::Receiver<Outbound>) -> Vec<Outbound> {
+    let mut events = vec![first];
+    while !events.last().is_some_and(Outbound::is_final) {
+        match outbox.try_recv() {
+            Ok(next) => events.push(next),
+            Err(_) => break,
+        }
+    }
+    events
+}
+
+/// What a stopping connection still says: what was already queued first (a round that ended
+/// just before the stop has told its parties why, and that is the truer message), then
+/// `ShuttingDown` unless one of those was final.
+pub(crate) fn stop_batch(outbox: &mut mpsc::Receiver<Outbound>) -> Vec<Outbound> {
+    let mut events = Vec::new();
+    while let Ok(next) = outbox.try_recv() {
+        let last = next.is_final();
+        events.push(next);
+        if last {
+            return events;
+        }
+    }
+    events.push(Outbound::ended(
+        ErrorKind::ShuttingDown,
+        "the server is shutting down",
+    ));
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(label: &str) -> Outbound {
+        Outbound::Started {
+            round: 1,
+            label: label.into(),
+        }
+    }
+
+    fn kinds(events: &[Outbound]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| crate::wire::framed::to_frame(e).kind_name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_takes_what_is_queued_up_to_a_final_event() {
+        let (mut tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
+        tx.try_send(started("X")).unwrap();
+        tx.try_send(Outbound::ended(ErrorKind::PartyLeft, "gone"))
+            .unwrap();
+        tx.try_send(Outbound::ChatOpen).unwrap();
+        let events = batch(Outbound::Admitted, &mut rx);
+        assert_eq!(kinds(&events), ["Welcome", "Connected", "Error"]);
+        // Nothing after a final event is taken.
+        assert_eq!(
+            kinds(&batch(Outbound::Admitted, &mut rx)),
+            ["Welcome", "ChatOpen"]
+        );
+    }
+
+    #[test]
+    fn on_a_stop_queued_events_go_first_then_the_notice() {
+        let (mut tx, mut rx) = mpsc::channel(OUTBOX_CAPACITY);
+        tx.try_send(Outbound::Admitted).unwrap();
+        tx.try_send(started("Y")).unwrap();
+        let events = stop_batch(&mut rx);
+        assert_eq!(kinds(&events), ["Welcome", "Connected", "Error"]);
+        assert!(matches!(
+            events.last(),
+            Some(Outbound::Ended {
+                kind: ErrorKind::ShuttingDown,
+                ..
+            })
+        ));
+        // A round's own last word, queued before the stop, stands instead of the notice.
+        tx.try_send(Outbound::ended(ErrorKind::PartyLeft, "round aborted"))
+            .unwrap();
+        let events = stop_batch(&mut rx);
+        assert!(matches!(
+            events.as_slice(),
+            [Outbound::Ended {
+                kind: ErrorKind::PartyLeft,
+                ..
+            }]
+        ));
+    }
+}

@@ -1,0 +1,430 @@
+//! The server: listener, accept loop, limits and shutdown; the rooms below hold the rest.
+//!
+//! Actors and the channels between them (all bounded, the graph acyclic):
+//!
+//! ```text
+//! accept loop ──spawns──▶ connection ──Join──▶ lobby ──Join──▶ round (coordinator, one per round)
+//!                            ▲   └────────── Arrived / Chat / Left ─────────▶ │
+//!                            └──────────────── Outbound (outbox) ─────────────┘
+//! round ──RoundReport──▶ accept loop
+//! ```
+//!
+//! - This file: the accept loop owns the listener, the connection limit and the tally of finished
+//!   rounds; it decides when the server stops (rounds done, or the caller's shutdown future).
+//! - [`lobby`]: the table of rounds still filling, by room; it alone creates rounds.
+//! - [`connection`]: one task per socket, both wires, its only reader and writer.
+//! - [`close`]: the last write and the close (linger) for every connection.
+//! - [`echo`]: the RFC 862 echo connection.
+//!
+//! Shutdown: the accept loop fires a [`Stop`]; connections say what they have queued and then
+//! `ShuttingDown`, rounds and the lobby return. `run` returns only after every connection task
+//! and every round has ended: nothing is leaked, which [`Stats`] lets tests check.
+//!
+//! This module must not interpret bytes (wires do) or round rules (rounds do).
+
+mod close;
+mod connection;
+mod echo;
+mod lobby;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::{FutureExt, StreamExt};
+
+use crate::protocol::ErrorKind;
+use crate::round::{ConnId, Outbound, Outcome, RoundReport, Style};
+use crate::rt::{self, TcpListener, TcpStream};
+use crate::stamp::{self, StampedStream};
+use crate::stop::Stop;
+use crate::transcript::Transcript;
+use crate::wire::framed::Framed;
+use crate::wire::text::Text;
+pub use crate::wire::WireKind as Wire;
+use lobby::{lobby_loop, Join, LOBBY_CAPACITY};
+
+/// Server settings. `Default` is the assignment: one round of X and Y, then exit.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// One label per party of a round.
+    pub labels: Vec<String>,
+    /// Rounds to run before exiting; 0 runs until the shutdown future resolves. Only rounds that
+    /// fill count: a party that joins and leaves never uses one up.
+    pub rounds: u64,
+    /// Time a new connection has to complete its `Hello`.
+    pub handshake_timeout: Duration,
+    /// Time from a frame's first byte to its last, and the bound on writing one frame.
+    pub frame_timeout: Duration,
+    /// Abort a round not complete this long after its first party arrived.
+    pub round_timeout: Option<Duration>,
+    /// End a chat in which nobody typed for this long.
+    pub chat_idle: Option<Duration>,
+    /// Connections held at once; more are answered `Busy` and closed.
+    pub max_connections: usize,
+    /// Where the user-facing lines go.
+    pub transcript: Transcript,
+    /// The assignment's play-by-play, one line per round, or nothing per round.
+    pub style: Style,
+    /// Arbitrate rounds, or echo bytes back.
+    pub mode: Mode,
+    /// Length-prefixed frames, or the assignment's raw text.
+    pub wire: Wire,
+    /// After the acknowledgment, relay chat lines between the parties until one says `Bye`.
+    pub chat: bool,
+    /// Order by the kernel's receive time (see `stamp`); off, or where the platform has none,
+    /// by the time each message was read.
+    pub kernel_timestamps: bool,
+}
+
+/// What the server does with a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Rounds: decide whose message arrived first.
+    #[default]
+    Arbiter,
+    /// RFC 862 echo (see `echo`).
+    Echo,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s {
+            "arbiter" => Ok(Mode::Arbiter),
+            "echo" => Ok(Mode::Echo),
+            _ => Err(format!("`{s}` is not a mode (arbiter, echo)")),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            labels: vec!["X".into(), "Y".into()],
+            rounds: 1,
+            handshake_timeout: Duration::from_secs(10),
+            frame_timeout: Duration::from_secs(10),
+            round_timeout: None,
+            chat_idle: Some(Duration::from_secs(300)),
+            max_connections: 1024,
+            transcript: Transcript::Silent,
+            style: Style::Assignment,
+            mode: Mode::Arbiter,
+            wire: Wire::Framed,
+            chat: false,
+            kernel_timestamps: true,
+        }
+    }
+}
+
+/// Live counters, shared read-only with whoever embeds the server.
+#[derive(Debug, Default)]
+pub struct Stats {
+    live: AtomicUsize,
+    accepted: AtomicU64,
+    refused_busy: AtomicU64,
+}
+
+impl Stats {
+    /// Connection tasks currently alive (reader and writer both count as one connection).
+    pub fn live_connections(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+    pub fn refused_busy(&self) -> u64 {
+        self.refused_busy.load(Ordering::SeqCst)
+    }
+}
+
+/// Decrements the live count however the connection task ends.
+struct LiveGuard(Arc<Stats>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What a server run amounted to.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub rounds_completed: u64,
+    /// Rounds that filled and then completed or were aborted: what `--rounds N` counts.
+    pub rounds_played: u64,
+    /// Completed rounds in which some acknowledgment could not be delivered.
+    pub rounds_undelivered: u64,
+    pub rounds_aborted: u64,
+    pub connections: u64,
+    /// The shutdown future resolved before the rounds were done.
+    pub interrupted: bool,
+}
+
+impl Summary {
+    fn record(&mut self, report: &RoundReport) {
+        match &report.outcome {
+            Outcome::Completed { undelivered, .. } => {
+                self.rounds_completed += 1;
+                if !undelivered.is_empty() {
+                    self.rounds_undelivered += 1;
+                }
+            }
+            Outcome::Aborted { .. } => self.rounds_aborted += 1,
+            Outcome::Abandoned => {}
+        }
+        if report.started {
+            self.rounds_played += 1;
+        }
+    }
+
+    /// Every round completed and every acknowledgment was delivered.
+    pub fn is_clean(&self) -> bool {
+        !self.interrupted && self.rounds_aborted == 0 && self.rounds_undelivered == 0
+    }
+}
+
+/// A bound listener with its configuration, ready to [`run`](Server::run).
+pub struct Server {
+    listener: std::net::TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+/// Pending connections the kernel queues before `accept`; std's fixed 128 overflows under a burst
+/// of connects, and an overflowed SYN costs its client a one-second retry.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listener on `addr` (`host:port`; port 0 picks one) with `SO_REUSEADDR`, so a restarted
+/// server can bind at once, and a deep accept backlog.
+pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolves to nothing",
+    );
+    for candidate in addr.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(candidate),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&candidate.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(std::net::TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Runs a server on `listener` until its rounds are done or `shutdown` resolves.
+pub async fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Summary> {
+    Server::new(listener, config).run(shutdown).await
+}
+
+impl Server {
+    pub fn new(listener: std::net::TcpListener, config: Config) -> Server {
+        // Whoever bound it, its connections should carry kernel arrival times: accepted sockets
+        // inherit the option (see `stamp`). Said once per server when they cannot.
+        if !config.kernel_timestamps {
+            log::info!("kernel receive timestamps off: arrival is the time of reading");
+        } else if let Err(e) = stamp::enable(&listener) {
+            log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
+        } else if !stamp::wait_until_active(Duration::from_secs(1)) {
+            log::warn!(
+                "the kernel has not started stamping packets yet; early arrivals are read times"
+            );
+        }
+        Server {
+            listener,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Counters that stay readable while, and after, the server runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Summary> {
+        let Server {
+            listener,
+            config,
+            stats,
+        } = self;
+        if config.labels.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a round needs at least one party",
+            ));
+        }
+        log::info!(
+            "serving {:?} on {}: {} parties a round ({}), {} rounds, at most {} connections",
+            config.mode,
+            listener.local_addr()?,
+            config.labels.len(),
+            config.labels.join(","),
+            if config.rounds == 0 {
+                "unlimited".to_owned()
+            } else {
+                config.rounds.to_string()
+            },
+            config.max_connections
+        );
+        let listener = rt::listener(listener)?;
+        let (trigger, stop) = Stop::new();
+        let (reports_tx, mut reports) = mpsc::channel::<RoundReport>(64);
+        let (lobby_tx, lobby_rx) = mpsc::channel::<Join>(LOBBY_CAPACITY);
+        let lobby = rt::spawn(lobby_loop(
+            lobby_rx,
+            config.clone(),
+            reports_tx,
+            stop.clone(),
+        ));
+        // Every connection task holds a clone; when all are dropped, all connections are done.
+        let (drain_tx, mut drained) = mpsc::channel::<std::convert::Infallible>(1);
+        let ctx = Arc::new(Ctx {
+            config,
+            stop: stop.clone(),
+            lobby: lobby_tx,
+        });
+
+        let mut summary = Summary::default();
+        let mut next_id: ConnId = 0;
+        let shutdown = shutdown.fuse();
+        futures::pin_mut!(shutdown);
+        loop {
+            futures::select_biased! {
+                () = shutdown => {
+                    summary.interrupted = true;
+                    break;
+                }
+                report = reports.next() => {
+                    let Some(report) = report else { break };
+                    summary.record(&report);
+                    let rounds = ctx.config.rounds;
+                    if rounds != 0 && summary.rounds_played >= rounds {
+                        break;
+                    }
+                }
+                accepted = accept(&listener).fuse() => match accepted {
+                    Ok((stream, peer)) => {
+                        next_id += 1;
+                        summary.connections += 1;
+                        stats.accepted.fetch_add(1, Ordering::SeqCst);
+                        admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone());
+                    }
+                    Err(e) => {
+                        // Out of descriptors or the like: wait a little instead of spinning on a
+                        // listener that will fail again immediately.
+                        log::warn!("accept failed: {e}");
+                        rt::sleep(Duration::from_millis(20)).await;
+                    }
+                },
+            }
+        }
+        drop(listener);
+        log::info!("stopping: {} connections open", stats.live_connections());
+        trigger.trigger();
+        drop(ctx);
+        lobby.await;
+        drop(drain_tx);
+        while drained.next().await.is_some() {}
+        while let Some(report) = reports.next().await {
+            summary.record(&report);
+        }
+        Ok(summary)
+    }
+}
+
+async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+    listener.accept().await
+}
+
+/// What every connection task shares.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) stop: Stop,
+    pub(crate) lobby: mpsc::Sender<Join>,
+}
+
+/// Starts a connection task, or refuses the connection when the server is at its limit.
+fn admit(
+    stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: &Arc<Ctx>,
+    stats: &Arc<Stats>,
+    drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    let _ = stream.set_nodelay(true);
+    let config = &ctx.config;
+    if stats.live_connections() >= config.max_connections {
+        stats.refused_busy.fetch_add(1, Ordering::SeqCst);
+        log::warn!(
+            "{peer}: refused, at the limit of {} connections",
+            config.max_connections
+        );
+        let busy = Outbound::ended(
+            ErrorKind::Busy,
+            format!(
+                "the server is at its limit of {} connections; try again later",
+                config.max_connections
+            ),
+        );
+        let (timeout, input) = (config.frame_timeout, StampedStream::new(stream.clone()));
+        match config.wire {
+            Wire::Framed => rt::spawn(async move {
+                let _drain = drain;
+                close::refuse(stream, Framed::new(input, timeout), busy, timeout).await
+            }),
+            Wire::Text => rt::spawn(async move {
+                let _drain = drain;
+                close::refuse(stream, Text::new(input, timeout), busy, timeout).await
+            }),
+        };
+        return;
+    }
+    stats.live.fetch_add(1, Ordering::SeqCst);
+    let live = LiveGuard(Arc::clone(stats));
+    let ctx = Arc::clone(ctx);
+    rt::spawn(async move {
+        let _drain = drain;
+        let _live = live;
+        let timeout = ctx.config.frame_timeout;
+        match (ctx.config.mode, ctx.config.wire) {
+            (Mode::Echo, _) => match echo::echo_loop(stream, ctx.stop.clone()).await {
+                Ok(bytes) => log::debug!("{peer}: echoed {bytes} bytes"),
+                Err(e) => log::info!("{peer}: echo ended: {e}"),
+            },
+            (Mode::Arbiter, Wire::Framed) => {
+                let wire = Framed::new(StampedStream::new(stream.clone()), timeout);
+                connection::connection_loop(stream, wire, peer, id, ctx).await
+            }
+            (Mode::Arbiter, Wire::Text) => {
+                let wire = Text::new(StampedStream::new(stream.clone()), timeout);
+                connection::connection_loop(stream, wire, peer, id, ctx).await
+            }
+        }
+    });
+}

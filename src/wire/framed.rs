@@ -1,0 +1,97 @@
+//! The framed wire: protocol v1 (`PROTOCOL.md`) on a server connection.
+//!
+//! Owns the translation between frames and the connection's events: `Hello`, `Message` and
+//! `Chat` in; the round's events out as `Welcome`, `Connected`, `Ack`, `Error` and the chat
+//! frames. Framing itself is `protocol`'s.
+
+use std::time::{Duration, Instant};
+
+use super::{Inbound, Wire};
+use crate::protocol::{self, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_VERSION};
+use crate::round::Outbound;
+use crate::stamp::StampedStream;
+
+/// A framed connection's read half.
+pub(crate) struct Framed {
+    frames: FrameReader<StampedStream>,
+}
+
+impl Framed {
+    pub(crate) fn new(input: StampedStream, frame_timeout: Duration) -> Framed {
+        Framed {
+            frames: FrameReader::new(input).with_frame_timeout(Some(frame_timeout)),
+        }
+    }
+}
+
+/// The frame that says `event`.
+pub fn to_frame(event: &Outbound) -> Frame {
+    match event {
+        Outbound::Admitted => Frame::Welcome {
+            version: PROTOCOL_VERSION,
+        },
+        Outbound::Started { round, label } => Frame::Connected {
+            round: *round,
+            label: label.clone(),
+        },
+        Outbound::Verdict { text, order, .. } => Frame::Ack {
+            text: text.clone(),
+            order: order.clone(),
+        },
+        Outbound::ChatOpen => Frame::ChatOpen,
+        Outbound::Relayed { from, line } => Frame::Relayed {
+            from: from.clone(),
+            line: line.clone(),
+        },
+        Outbound::ChatOver { message } => Frame::ChatOver {
+            message: message.clone(),
+        },
+        Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
+    }
+}
+
+impl Wire for Framed {
+    const HANDSHAKE: bool = true;
+
+    async fn next(&mut self) -> Inbound {
+        match self.frames.read_frame().await {
+            Ok(Some(Frame::Hello { version, room })) => Inbound::Hello { version, room },
+            Ok(Some(Frame::Message { name })) => Inbound::Message {
+                name,
+                // When the kernel received it; when we read it only if the kernel cannot say.
+                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
+            },
+            Ok(Some(Frame::Chat { line })) => Inbound::Chat { line },
+            Ok(Some(other)) => Inbound::Bad {
+                kind: ErrorKind::Protocol,
+                message: format!("unexpected {} frame from a client", other.kind_name()),
+            },
+            Ok(None) => Inbound::Closed,
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                Inbound::Failed("reset the connection".into())
+            }
+            Err(ReadError::Io(e)) => Inbound::Failed(format!("connection failed: {e}")),
+            Err(e) => Inbound::Bad {
+                kind: e.kind(),
+                message: e.to_string(),
+            },
+        }
+    }
+
+    fn render(&self, event: &Outbound, out: &mut Vec<u8>) {
+        match protocol::encode(&to_frame(event)) {
+            Ok(bytes) => out.extend_from_slice(&bytes),
+            // Only a frame over the size limit fails; the limits on names and parties make every
+            // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
+            Err(e) => log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name()),
+        }
+    }
+
+    async fn discard(&mut self) {
+        self.frames.discard_until_eof().await;
+    }
+
+    fn discarded(&self) -> u64 {
+        self.frames.discarded()
+    }
+}

@@ -1,0 +1,78 @@
+//! How a server connection speaks: arrival's framed protocol, or the assignment's raw text.
+//!
+//! A wire is a small codec: it reads the next [`Inbound`] event from its half of the socket
+//! (how a handshake looks, how a message is delimited, which prefixes it strips) and renders the
+//! round's [`Outbound`] events as bytes. The connection actor (`server::connection`) knows
+//! nothing of bytes; the round knows nothing of wires. Each wire's `next` is cancel-safe: the
+//! actor races it against its outbox and the stop signal.
+//!
+//! It must not decide anything about rounds (who may send when is the round's and the
+//! connection's business), and must not write to the socket: rendering only fills a buffer.
+
+pub mod framed;
+pub mod text;
+
+use std::future::Future;
+use std::time::Instant;
+
+use crate::protocol::ErrorKind;
+use crate::round::Outbound;
+
+/// Which wire a server speaks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WireKind {
+    /// Protocol v1, `PROTOCOL.md`.
+    #[default]
+    Framed,
+    /// The assignment's raw text (see [`text`]).
+    Text,
+}
+
+impl std::str::FromStr for WireKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<WireKind, String> {
+        match s {
+            "framed" => Ok(WireKind::Framed),
+            "text" => Ok(WireKind::Text),
+            _ => Err(format!("`{s}` is not a wire format (framed, text)")),
+        }
+    }
+}
+
+/// What a peer said, as the connection actor needs it.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// The framed handshake.
+    Hello { version: u16, room: Option<String> },
+    /// A party's message; `at` is when it arrived (kernel receive time, or read time).
+    Message { name: String, at: Instant },
+    /// A chat line.
+    Chat { line: String },
+    /// The peer closed its sending side between messages (it may still be reading).
+    Closed,
+    /// The peer broke the wire's rules: it is told `message` (as `kind`) and the connection ends.
+    Bad { kind: ErrorKind, message: String },
+    /// The socket failed (reset, ...): nothing can be told.
+    Failed(String),
+}
+
+/// A server connection's codec. See the module docs.
+pub(crate) trait Wire: Send {
+    /// Whether a connection must send `Hello` before it is placed in a round.
+    const HANDSHAKE: bool;
+
+    /// The next event from the peer. Cancel-safe: dropping it loses no bytes.
+    fn next(&mut self) -> impl Future<Output = Inbound> + Send;
+
+    /// Appends the bytes that say `event` to `out` (possibly none).
+    fn render(&self, event: &Outbound, out: &mut Vec<u8>);
+
+    /// The round started and this connection plays as `label` among `labels`.
+    fn started(&mut self, _label: &str, _labels: &[String]) {}
+
+    /// Reads and throws away everything until end of stream or an error; cancel-safe.
+    fn discard(&mut self) -> impl Future<Output = ()> + Send;
+
+    /// Bytes thrown away so far by [`discard`](Self::discard).
+    fn discarded(&self) -> u64;
+}
