@@ -168,6 +168,9 @@ async fn reader_loop(
         let item = match frames.read_frame().await {
             Ok(Some(frame)) => Ok(frame),
             Ok(None) => Err("the server closed the connection".to_owned()),
+            Err(ReadError::Text { .. }) => Err("the server answered in text, not arrival's \
+                framed protocol: if it speaks the assignment's text wire, use --wire text"
+                .to_owned()),
             Err(e) => Err(format!("lost the connection to the server: {e}")),
         };
         // After these, nothing more is read: the server closes.

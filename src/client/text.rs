@@ -218,7 +218,8 @@ async fn greeting(
         if left.is_zero() || !incoming.read(Some(left)).await? {
             return Err(Error::Lost(format!(
                 "no greeting naming our label from the server within {} s; if it expects the \
-                 client to speak first, give the label with --label X",
+                 client to speak first, give the label with --label X (if it is an arrival \
+                 server without --wire text, drop --wire text)",
                 config.connect_timeout.as_secs_f64()
             )));
         }

@@ -668,3 +668,124 @@ fn service_mode_prints_one_line_per_round() {
         let _ = (x.frames().await, y.frames().await);
     })
 }
+
+/// A chat round: both parties join and send, then `events` follow, with the event channel kept
+/// open (so only the chat's own rules can end it).
+async fn chat_round(
+    chat_idle: Option<Duration>,
+    later: impl FnOnce(&Conn, &Conn) -> Vec<Event>,
+) -> (RoundReport, Vec<String>, Vec<Frame>, Vec<Frame>) {
+    let mut x = Conn::new(1);
+    let mut y = Conn::new(2);
+    let t0 = Instant::now();
+    let (mut tx, rx) = mpsc::channel(16);
+    let mut events = vec![
+        x.join(),
+        y.join(),
+        x.arrived("Alice", t0),
+        y.arrived("Bob", t0 + Duration::from_micros(5)),
+    ];
+    events.extend(later(&x, &y));
+    for e in events {
+        tx.send(e).await.unwrap();
+    }
+    let mut cfg = config(&["X", "Y"]);
+    cfg.chat = true;
+    cfg.chat_idle = chat_idle;
+    let transcript = Transcript::memory();
+    let report = coordinator_loop(cfg, rx, Stop::never(), transcript.clone()).await;
+    drop(tx);
+    let (_, _) = (x.label().await, y.label().await);
+    let (xf, yf) = (x.frames().await, y.frames().await);
+    (report, transcript.lines(), xf, yf)
+}
+
+fn chat(id: ConnId, line: &str) -> Event {
+    Event::Chat {
+        id,
+        line: line.into(),
+    }
+}
+
+fn relayed(from: &str, line: &str) -> Frame {
+    Frame::Relayed {
+        from: from.into(),
+        line: line.into(),
+    }
+}
+
+#[test]
+fn the_chat_relays_lines_to_the_other_party_until_bye() {
+    block_on(async {
+        let (report, lines, xf, yf) = chat_round(None, |_, _| {
+            vec![chat(1, "hi"), chat(2, "hello"), chat(1, "Bye")]
+        })
+        .await;
+        assert!(report.is_clean(), "{report:?}");
+        let over = Frame::ChatOver {
+            message: "Client X said Bye; the chat is over".into(),
+        };
+        assert_eq!(
+            xf[3..],
+            [Frame::ChatOpen, relayed("Y", "hello"), over.clone()]
+        );
+        assert_eq!(
+            yf[3..],
+            [
+                Frame::ChatOpen,
+                relayed("X", "hi"),
+                relayed("X", "Bye"),
+                over
+            ]
+        );
+        assert!(matches!(xf[2], Frame::Ack { .. }));
+        assert_eq!(
+            lines[lines.len() - 2..],
+            [
+                "Sent acknowledgment to both X and Y",
+                "Chat over: Client X said Bye; lines relayed: 2 from X, 1 from Y"
+            ]
+        );
+    })
+}
+
+#[test]
+fn a_quiet_chat_ends_after_its_idle_time() {
+    block_on(async {
+        let (report, lines, xf, _) = chat_round(Some(Duration::from_millis(20)), |_, _| {
+            vec![chat(2, "anyone?")]
+        })
+        .await;
+        assert!(report.is_clean());
+        assert_eq!(
+            xf.last(),
+            Some(&Frame::ChatOver {
+                message: "nobody typed for 0.02 s; the chat is over".into()
+            })
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("Chat over: nobody typed for 0.02 s; lines relayed: 0 from X, 1 from Y")
+        );
+    })
+}
+
+#[test]
+fn a_party_leaving_ends_the_chat_for_the_others() {
+    block_on(async {
+        let (_, lines, _, yf) = chat_round(None, |x, _| vec![x.left()]).await;
+        assert_eq!(
+            yf.last(),
+            Some(&Frame::ChatOver {
+                message: "Client X left (closed the connection); the chat is over".into()
+            })
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "Chat over: Client X left (closed the connection); lines relayed: 0 from X, 0 \
+                 from Y"
+            )
+        );
+    })
+}

@@ -132,3 +132,176 @@ pub(crate) async fn lobby_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::round::{Outbound, Outcome, OUTBOX_CAPACITY};
+    use crate::rt::block_on;
+
+    type Answer = oneshot::Receiver<Result<Placement, (ErrorKind, String)>>;
+
+    /// A connection as the lobby sees it: its join, and the two ends it listens on.
+    fn joiner(id: ConnId, room: Option<&str>) -> (Join, Answer, mpsc::Receiver<Outbound>) {
+        let (reply, outbox) = mpsc::channel(OUTBOX_CAPACITY);
+        let (placed, answer) = oneshot::channel();
+        let join = Join {
+            id,
+            peer: SocketAddr::from(([127, 0, 0, 1], 40000 + id as u16)),
+            room: room.map(str::to_owned),
+            reply,
+            placed,
+        };
+        (join, answer, outbox)
+    }
+
+    /// Starts a lobby; returns where to send joins and where its rounds report.
+    fn lobby(config: Config) -> (mpsc::Sender<Join>, mpsc::Receiver<RoundReport>) {
+        let (joins, rx) = mpsc::channel(LOBBY_CAPACITY);
+        let (reports_tx, reports) = mpsc::channel(16);
+        rt::spawn(lobby_loop(rx, config, reports_tx, Stop::never()));
+        (joins, reports)
+    }
+
+    async fn place(joins: &mut mpsc::Sender<Join>, id: ConnId, room: Option<&str>) -> Placed {
+        let (join, answer, outbox) = joiner(id, room);
+        joins.send(join).await.unwrap();
+        Placed {
+            answer: answer.await.unwrap(),
+            outbox,
+        }
+    }
+
+    struct Placed {
+        answer: Result<Placement, (ErrorKind, String)>,
+        outbox: mpsc::Receiver<Outbound>,
+    }
+
+    impl Placed {
+        fn label(&self) -> &str {
+            &self.answer.as_ref().expect("placed").label
+        }
+        /// The label the round announced when it started.
+        async fn started(&mut self) -> String {
+            loop {
+                match self.outbox.next().await {
+                    Some(Outbound::Started { label, .. }) => return label,
+                    Some(Outbound::Admitted) => continue,
+                    other => panic!("expected Started, got {other:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rooms_group_their_parties_whatever_the_order_of_joins() {
+        block_on(async {
+            let (mut joins, _reports) = lobby(Config {
+                rounds: 0,
+                ..Config::default()
+            });
+            let mut a = place(&mut joins, 1, Some("red")).await;
+            let mut b = place(&mut joins, 2, Some("blue")).await;
+            let mut c = place(&mut joins, 3, Some("red")).await;
+            let mut d = place(&mut joins, 4, None).await;
+            let mut e = place(&mut joins, 5, Some("blue")).await;
+            let mut f = place(&mut joins, 6, None).await;
+            for (p, label) in [
+                (&a, "X"),
+                (&b, "X"),
+                (&c, "Y"),
+                (&d, "X"),
+                (&e, "Y"),
+                (&f, "Y"),
+            ] {
+                assert_eq!(p.label(), label);
+            }
+            for p in [&mut a, &mut b, &mut c, &mut d, &mut e, &mut f] {
+                let expected = p.label().to_owned();
+                assert_eq!(p.started().await, expected);
+            }
+        })
+    }
+
+    #[test]
+    fn a_one_shot_server_refuses_joins_once_its_round_has_filled() {
+        block_on(async {
+            let (mut joins, _reports) = lobby(Config::default());
+            let a = place(&mut joins, 1, Some("quiz")).await;
+            let b = place(&mut joins, 2, Some("quiz")).await;
+            assert_eq!((a.label(), b.label()), ("X", "Y"));
+            for (id, room) in [(3, None), (4, Some("quiz")), (5, Some("other"))] {
+                let refused = place(&mut joins, id, room).await;
+                assert_eq!(
+                    refused.answer.err(),
+                    Some((
+                        ErrorKind::RoundFull,
+                        "the round is full; this server runs a single round".to_owned()
+                    ))
+                );
+            }
+        })
+    }
+
+    #[test]
+    fn a_party_that_joins_and_leaves_uses_up_no_round() {
+        block_on(async {
+            let (mut joins, mut reports) = lobby(Config::default());
+            let early = place(&mut joins, 1, Some("x")).await;
+            let mut round = early.answer.expect("placed").round;
+            round
+                .send(Event::Left {
+                    id: 1,
+                    why: "closed the connection".into(),
+                })
+                .await
+                .unwrap();
+            let report = reports.next().await.unwrap();
+            assert_eq!(report.outcome, Outcome::Abandoned);
+            // The only round of a one-shot server is still to be played, in any room.
+            let mut a = place(&mut joins, 2, None).await;
+            let mut b = place(&mut joins, 3, None).await;
+            assert_eq!(
+                (a.started().await, b.started().await),
+                ("X".into(), "Y".into())
+            );
+        })
+    }
+
+    #[test]
+    fn a_round_that_timed_out_while_filling_is_replaced() {
+        block_on(async {
+            let (mut joins, mut reports) = lobby(Config {
+                rounds: 0,
+                round_timeout: Some(Duration::from_millis(20)),
+                ..Config::default()
+            });
+            let mut lonely = place(&mut joins, 1, Some("r")).await;
+            assert_eq!(
+                lonely.outbox.next().await.map(|o| o.is_final()),
+                Some(false)
+            );
+            let report = reports.next().await.unwrap();
+            assert!(!report.started);
+            assert!(matches!(
+                report.outcome,
+                Outcome::Aborted {
+                    kind: ErrorKind::RoundTimeout,
+                    ..
+                }
+            ));
+            assert!(matches!(
+                lonely.outbox.next().await,
+                Some(Outbound::Ended {
+                    kind: ErrorKind::RoundTimeout,
+                    ..
+                })
+            ));
+            // A newcomer to the room gets a fresh round, with its own clock.
+            let a = place(&mut joins, 2, Some("r")).await;
+            assert_eq!(a.label(), "X");
+        })
+    }
+}

@@ -103,6 +103,15 @@ impl Text {
             self.stall_until = Some(Instant::now() + self.frame_timeout);
             self.quiet_until = Some(Instant::now() + QUIET);
         }
+        if bytes.first() == Some(&0) {
+            // A length prefix: an arrival client speaking frames.
+            return Inbound::Bad {
+                kind: ErrorKind::Protocol,
+                message: "got binary data, not text: this server speaks the assignment's text \
+                          wire (--wire text); arrival's framed clients need a server without it"
+                    .into(),
+            };
+        }
         match parse_message(bytes, self.label.as_deref(), &self.labels) {
             Ok(name) => Inbound::Message { name, at },
             Err((kind, message)) => Inbound::Bad { kind, message },
