@@ -17,8 +17,8 @@ pub enum NameError {
     TooLong {
         chars: usize,
     },
-    /// A control character (which includes the ESC of every terminal escape sequence) or a
-    /// bidirectional-override character, with its position in characters.
+    /// A control character (which includes the ESC of every terminal escape sequence), a
+    /// bidirectional-override character or an invisible one, with its position in characters.
     Forbidden {
         at: usize,
         ch: char,
@@ -45,26 +45,58 @@ impl fmt::Display for NameError {
 
 impl std::error::Error for NameError {}
 
-/// Checks a name: 1 to [`MAX_NAME_CHARS`] characters, not only white space, no control
-/// characters, no bidirectional overrides. Any other Unicode is welcome.
+/// Longest accepted chat line, in characters.
+pub const MAX_LINE_CHARS: usize = 1024;
+
+/// Checks a name: 1 to [`MAX_NAME_CHARS`] characters, not only white space (Unicode
+/// `White_Space`), none of the [forbidden](forbidden) characters. Any other Unicode is welcome.
 pub fn validate(name: &str) -> Result<(), NameError> {
-    if name.trim().is_empty() {
+    if name.chars().all(char::is_whitespace) {
         return Err(NameError::Empty);
     }
     let chars = name.chars().count();
     if chars > MAX_NAME_CHARS {
         return Err(NameError::TooLong { chars });
     }
-    match name.chars().enumerate().find(|&(_, c)| forbidden(c)) {
+    check_characters(name)
+}
+
+/// Checks a chat line: at most [`MAX_LINE_CHARS`] characters (empty is fine), none of the
+/// [forbidden](forbidden) characters.
+pub fn validate_line(line: &str) -> Result<(), NameError> {
+    let chars = line.chars().count();
+    if chars > MAX_LINE_CHARS {
+        return Err(NameError::TooLong { chars });
+    }
+    check_characters(line)
+}
+
+fn check_characters(text: &str) -> Result<(), NameError> {
+    match text.chars().enumerate().find(|&(_, c)| forbidden(c)) {
         Some((at, ch)) => Err(NameError::Forbidden { at, ch }),
         None => Ok(()),
     }
 }
 
-// Control characters can drive a terminal (ESC sequences, bell, carriage return overwriting a
-// line); bidi overrides make a name display as something else ("Trojan Source").
-fn forbidden(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+/// Characters no name or chat line may hold. Control characters can drive a terminal (ESC
+/// sequences, bell, a carriage return overwriting a line); bidirectional overrides make text
+/// display as something else ("Trojan Source"); invisible characters (Unicode
+/// `Default_Ignorable_Code_Point`) let two names that look the same differ, or hide text. The
+/// zero-width joiner and the emoji variation selectors are allowed: emoji need them.
+pub fn forbidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || (default_ignorable(c) && !matches!(c, '\u{200D}' | '\u{FE0E}' | '\u{FE0F}'))
+}
+
+/// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, Unicode 15).
+fn default_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}' | '\u{17B4}'..='\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}'
+        | '\u{FFA0}' | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// `text` with every control character shown as an escape (`\u{1b}`), for printing text that
@@ -134,6 +166,36 @@ mod tests {
         assert!(validate("nul\0").is_err());
         assert!(validate("\u{9b}31m").is_err(), "C1 CSI");
         assert!(validate("abc\u{202E}fed").is_err(), "bidi override");
+    }
+
+    #[test]
+    fn invisible_characters_are_forbidden_but_emoji_joiners_are_not() {
+        for bad in [
+            "Al\u{200B}ice",
+            "Bob\u{200F}",
+            "E\u{2060}ve",
+            "\u{FEFF}Ann",
+            "x\u{00AD}y",
+        ] {
+            assert!(
+                matches!(validate(bad), Err(NameError::Forbidden { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(validate("👩\u{200D}💻 Zoë"), Ok(()));
+        assert_eq!(validate("❤\u{FE0F}"), Ok(()));
+        // Only white space, in any script, is empty: NBSP and the ideographic space too.
+        assert_eq!(validate("\u{00A0}\u{3000} "), Err(NameError::Empty));
+    }
+
+    #[test]
+    fn chat_lines_may_be_empty_but_not_hostile() {
+        assert_eq!(validate_line(""), Ok(()));
+        assert_eq!(validate_line("hello there"), Ok(()));
+        assert!(validate_line("\u{1b}[2J").is_err());
+        assert!(validate_line("a\nb").is_err());
+        assert!(validate_line("abc\u{202E}def").is_err());
+        assert!(validate_line(&"x".repeat(1025)).is_err());
     }
 
     #[test]

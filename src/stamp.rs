@@ -17,9 +17,9 @@
 //! takes its place and [`enable`] says it is unsupported.
 
 #[cfg(target_os = "linux")]
-pub use linux::{enable, wait_until_active, StampedStream};
+pub use linux::{enable, set, wait_until_active, StampedStream};
 #[cfg(not(target_os = "linux"))]
-pub use other::{enable, wait_until_active, StampedStream};
+pub use other::{enable, set, wait_until_active, StampedStream};
 
 #[cfg(not(target_os = "linux"))]
 mod other {
@@ -48,6 +48,10 @@ mod other {
 
     pub fn wait_until_active(_limit: std::time::Duration) -> bool {
         false
+    }
+
+    pub fn set<S>(_socket: &S, _on: bool) -> io::Result<()> {
+        enable(_socket)
     }
 
     pub fn enable<S>(_socket: &S) -> io::Result<()> {
@@ -110,7 +114,12 @@ mod linux {
     /// Asks the kernel to timestamp what `socket` receives; on a listener, connections accepted
     /// from it inherit the setting.
     pub fn enable(socket: &impl AsRawFd) -> io::Result<()> {
-        let on: libc::c_int = 1;
+        set(socket, true)
+    }
+
+    /// Switches receive timestamps on or off for `socket`.
+    pub fn set(socket: &impl AsRawFd, on: bool) -> io::Result<()> {
+        let on = libc::c_int::from(on);
         // SAFETY: a valid descriptor, and a pointer and size describing a live c_int.
         let rc = unsafe {
             libc::setsockopt(

@@ -275,9 +275,17 @@ fn documented_examples() {
             "00 00 00 10 09 00 00 00 04 00 00 00 00 00 00 00 6f 76 65 72",
         ),
     ];
+    let doc = include_str!("../../PROTOCOL.md")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     for (frame, expected) in cases.into_iter().chain(chat_cases) {
         let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(hex(&encode(&frame).unwrap()), expected, "{frame:?}");
+        assert!(
+            doc.contains(&expected),
+            "PROTOCOL.md lacks the dump of {frame:?}: {expected}"
+        );
     }
 }
 

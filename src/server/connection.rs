@@ -275,6 +275,11 @@ impl<W: Wire> Connection<W> {
                 "sent a second message",
             )),
             Inbound::Chat { line } if self.sent && self.ctx.config.chat => {
+                if let Err(e) = names::validate_line(&line) {
+                    let message = format!("chat line {e}");
+                    let why = format!("sent a chat line that was refused: {message}");
+                    return Some(End::told(ErrorKind::InvalidName, message, why));
+                }
                 let chat = Event::Chat { id: self.id, line };
                 self.tell_round(chat).await;
                 None

@@ -201,7 +201,9 @@ pub struct Server {
 pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Binds a listener on `addr` (`host:port`; port 0 picks one) with `SO_REUSEADDR`, so a restarted
-/// server can bind at once, and a deep accept backlog.
+/// server can bind at once, a deep accept backlog, and kernel receive timestamps switched on
+/// before it listens. A listener bound elsewhere gets its timestamps in [`Server::new`]; any
+/// connection the kernel accepted on it before that is ordered by read time.
 pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
     use std::net::ToSocketAddrs;
     let mut last = io::Error::new(
@@ -217,6 +219,11 @@ pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
             )?;
             socket.set_reuse_address(true)?;
             socket.bind(&candidate.into())?;
+            // Before `listen`: a connection accepted before the option is on never inherits
+            // it, and its messages would be ordered by read time against others' kernel time.
+            if let Err(e) = stamp::enable(&socket) {
+                log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
+            }
             socket.listen(LISTEN_BACKLOG)?;
             Ok(std::net::TcpListener::from(socket))
         })();
@@ -242,6 +249,7 @@ impl Server {
         // Whoever bound it, its connections should carry kernel arrival times: accepted sockets
         // inherit the option (see `stamp`). Said once per server when they cannot.
         if !config.kernel_timestamps {
+            let _ = stamp::set(&listener, false);
             log::info!("kernel receive timestamps off: arrival is the time of reading");
         } else if let Err(e) = stamp::enable(&listener) {
             log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");

@@ -95,6 +95,7 @@ impl Text {
 
     fn message(&mut self, bytes: &[u8]) -> Inbound {
         let at = self.last_at.unwrap_or_else(Instant::now);
+
         if self.buf.is_empty() {
             self.quiet_until = None;
             self.stall_until = None;
