@@ -37,7 +37,7 @@ mod other {
     }
 
     impl StampedStream {
-        pub fn new(stream: TcpStream) -> StampedStream {
+        pub(crate) fn new(stream: TcpStream) -> StampedStream {
             StampedStream { stream }
         }
 
@@ -93,7 +93,7 @@ mod linux {
 
     impl StampedStream {
         /// Wraps `stream`, which was accepted from a listener with timestamps [enabled](enable).
-        pub fn new(stream: TcpStream) -> StampedStream {
+        pub(crate) fn new(stream: TcpStream) -> StampedStream {
             StampedStream {
                 stream,
                 held: None,

@@ -7,8 +7,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use arrival::rt as task;
 use arrival::server::{Config, Mode, Server};
-use async_std::task;
 use futures::channel::oneshot;
 
 /// A small deterministic generator (xorshift64*), so failures are reproducible.

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use arrival::client::{self, NameSource, Verdict};
 use arrival::protocol::{ErrorKind, Frame};
+use arrival::rt as task;
 use arrival::transcript::Transcript;
-use async_std::task;
 use common::{client, server, Proc, Raw};
 
 /// Plays one client through the library against `addr`.

@@ -18,7 +18,7 @@ use crate::stop::Stop;
 pub const ECHO_BUFFER: usize = 16 * 1024;
 
 /// Echoes until end of stream, an error, or the stop; returns the bytes echoed.
-pub async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
+pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
     let mut buf = vec![0u8; ECHO_BUFFER];
     let mut echoed = 0u64;
     let (mut input, mut output) = (&stream, &stream);
