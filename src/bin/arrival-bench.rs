@@ -275,7 +275,9 @@ fn spawn_server(common: &Common, mode: &Mode, needed: u64) -> Result<SpawnedServ
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // Every bench connection comes from one address.
     args.extend(["--max-connections".into(), (needed + 1024).to_string()]);
+    args.extend(["--max-per-address".into(), "0".into()]);
     if let Some(t) = common.server_threads {
         args.extend(["--threads".into(), t.to_string()]);
     }

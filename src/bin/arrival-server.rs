@@ -60,9 +60,17 @@ struct Opt {
     /// End a chat in which nobody has typed for this many seconds; 0 never
     #[structopt(long, default_value = "300", parse(try_from_str = parse_seconds))]
     chat_idle: Duration,
+    /// Seconds a party has to send its message once told its label; then it is timed out and
+    /// its round aborted; 0 never [default: never with --rounds 1, 60 otherwise]
+    #[structopt(long, parse(try_from_str = parse_seconds))]
+    message_timeout: Option<Duration>,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
+    /// Connections held at once from one IP address; further ones are told the server is busy;
+    /// 0 no limit
+    #[structopt(long, default_value = "256")]
+    max_per_address: usize,
     /// Executor threads [default: one per core]
     #[structopt(long)]
     threads: Option<usize>,
@@ -83,7 +91,9 @@ const REPEAT_WINDOW: Duration = Duration::from_millis(200);
 
 /// A future that resolves on the first SIGINT/SIGTERM; a further signal (other than a repeat of
 /// the first within [`REPEAT_WINDOW`]) exits at once.
-fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()>> {
+fn shutdown_on_signals(
+    stop_is_normal: bool,
+) -> std::io::Result<impl std::future::Future<Output = ()>> {
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
     let (tx, rx) = oneshot::channel::<()>();
     std::thread::spawn(move || {
@@ -111,7 +121,10 @@ fn shutdown_on_signals() -> std::io::Result<impl std::future::Future<Output = ()
                 Some(_) => {
                     eprintln!("arrival-server: second signal, exiting now");
                     flush_logging();
-                    exit(128 + signal);
+                    // The status the graceful stop would have given: 0 where stopping is the
+                    // normal end (--rounds 0, echo), 128 + the first signal otherwise.
+                    let first = SIGNAL.load(Ordering::SeqCst);
+                    exit(if stop_is_normal { 0 } else { 128 + first });
                 }
             }
         }
@@ -134,6 +147,9 @@ fn main() {
 
 /// A service-mode round that has not completed after this long is aborted, unless told otherwise.
 const SERVICE_ROUND_TIMEOUT: Duration = Duration::from_secs(60);
+/// A service-mode party that has not sent its message this long after learning its label is
+/// timed out, unless told otherwise: a party that never sends cannot hold a round.
+const SERVICE_MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn serve(opt: Opt) -> i32 {
     let labels = match (opt.labels, opt.parties) {
@@ -144,7 +160,7 @@ async fn serve(opt: Opt) -> i32 {
         eprintln!("arrival-server: --chat needs the framed wire (the text wire closes after the acknowledgment)");
         return EXIT_USAGE;
     }
-    if let Err(e) = check_labels(&labels) {
+    if let Err(e) = check_labels(&labels).and_then(|()| server::check_verdict_fits(&labels)) {
         eprintln!("arrival-server: {e}");
         return EXIT_USAGE;
     }
@@ -165,7 +181,8 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
-    let shutdown = match shutdown_on_signals() {
+    let stop_is_normal = opt.mode == Mode::Echo || opt.rounds == 0;
+    let shutdown = match shutdown_on_signals(stop_is_normal) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("arrival-server: cannot install signal handlers: {e}");
@@ -195,7 +212,12 @@ async fn serve(opt: Opt) -> i32 {
             .or((!one_shot).then_some(SERVICE_ROUND_TIMEOUT))
             .filter(|t| !t.is_zero()),
         chat_idle: Some(opt.chat_idle).filter(|t| !t.is_zero()),
+        message_timeout: opt
+            .message_timeout
+            .or((!one_shot).then_some(SERVICE_MESSAGE_TIMEOUT))
+            .filter(|t| !t.is_zero()),
         max_connections: opt.max_connections,
+        max_per_address: opt.max_per_address,
         transcript: transcript.clone(),
         style: match (one_shot, opt.quiet) {
             (true, _) => Style::Assignment,

@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -77,6 +77,8 @@ struct Connection<W> {
     sent: bool,
     /// The client may still send (it has not half-closed).
     reading: bool,
+    /// When the message must have arrived: set once the round has started.
+    message_due: Option<Instant>,
 }
 
 /// Serves one connection to its end.
@@ -99,6 +101,7 @@ pub(crate) async fn connection_loop<W: Wire>(
         round: None,
         sent: false,
         reading: true,
+        message_due: None,
     };
     let end = conn.serve().await;
     // Boxed, like the handshake and the join: an idle connection's future is held as long as
@@ -111,6 +114,7 @@ enum Turn {
     Stop,
     Out(Outbound),
     In(Inbound),
+    MessageOverdue,
 }
 
 impl<W: Wire> Connection<W> {
@@ -217,8 +221,16 @@ impl<W: Wire> Connection<W> {
                         futures::future::pending().await
                     }
                 };
+                let due = self.message_due.filter(|_| !self.sent);
+                let overdue = async move {
+                    match due {
+                        Some(due) => rt::sleep(due.saturating_duration_since(Instant::now())).await,
+                        None => futures::future::pending().await,
+                    }
+                };
                 futures::select_biased! {
                     () = stop.wait().fuse() => Turn::Stop,
+                    () = overdue.fuse() => Turn::MessageOverdue,
                     // This task holds a sender, so the outbox never ends while it runs.
                     out = outbox.next() => match out {
                         Some(out) => Turn::Out(out),
@@ -244,6 +256,17 @@ impl<W: Wire> Connection<W> {
                     if let Some(end) = self.inbound(inbound).await {
                         return end;
                     }
+                }
+                Turn::MessageOverdue => {
+                    let t = self.ctx.config.message_timeout.unwrap_or_default();
+                    return End::told(
+                        ErrorKind::Timeout,
+                        format!(
+                            "no message within {} s of the round's start",
+                            t.as_secs_f64()
+                        ),
+                        "sent no message in time",
+                    );
                 }
             }
         }
@@ -343,6 +366,7 @@ impl<W: Wire> Connection<W> {
             self.wire.render(event, &mut bytes);
             if let Outbound::Started { label, .. } = event {
                 self.wire.started(label, &self.ctx.config.labels);
+                self.message_due = self.ctx.config.message_timeout.map(|t| Instant::now() + t);
             }
         }
         let written = bytes.is_empty() || {

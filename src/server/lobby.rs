@@ -20,7 +20,7 @@ use std::sync::Arc;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
-use super::Config;
+use super::{Config, Stats};
 use crate::protocol::ErrorKind;
 use crate::round::{coordinator_loop, ConnId, Event, Outbox, RoundConfig, RoundReport};
 use crate::rt;
@@ -52,6 +52,7 @@ pub(crate) async fn lobby_loop(
     config: Config,
     reports: mpsc::Sender<RoundReport>,
     stop: Stop,
+    stats: Arc<Stats>,
 ) {
     let mut filling: HashMap<Option<String>, mpsc::Sender<Event>> = HashMap::new();
     let labels: Arc<[String]> = config.labels.clone().into();
@@ -124,12 +125,19 @@ pub(crate) async fn lobby_loop(
             };
             let mut reports = reports.clone();
             let (stop, transcript) = (stop.clone(), config.transcript.clone());
+            // Counted before it can end: the accept loop counts it down on its report.
+            stats
+                .rounds_live
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             rt::spawn(async move {
                 let report = coordinator_loop(round, rx, stop, transcript).await;
                 let _ = reports.send(report).await;
             });
             filling.insert(join.room.clone(), tx);
         }
+        stats
+            .rooms_filling
+            .store(filling.len(), std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -161,7 +169,13 @@ mod tests {
     fn lobby(config: Config) -> (mpsc::Sender<Join>, mpsc::Receiver<RoundReport>) {
         let (joins, rx) = mpsc::channel(LOBBY_CAPACITY);
         let (reports_tx, reports) = mpsc::channel(16);
-        rt::spawn(lobby_loop(rx, config, reports_tx, Stop::never()));
+        rt::spawn(lobby_loop(
+            rx,
+            config,
+            reports_tx,
+            Stop::never(),
+            Arc::default(),
+        ));
         (joins, reports)
     }
 

@@ -27,12 +27,13 @@ mod connection;
 mod echo;
 mod lobby;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
@@ -64,8 +65,13 @@ pub struct Config {
     pub round_timeout: Option<Duration>,
     /// End a chat in which nobody typed for this long.
     pub chat_idle: Option<Duration>,
+    /// Time from the round's start (a party learning its label) to that party's message; a
+    /// party that has not sent by then is timed out, and its round aborted.
+    pub message_timeout: Option<Duration>,
     /// Connections held at once; more are answered `Busy` and closed.
     pub max_connections: usize,
+    /// Connections held at once from one IP address (0: no limit); more are answered `Busy`.
+    pub max_per_address: usize,
     /// Where the user-facing lines go.
     pub transcript: Transcript,
     /// The assignment's play-by-play, one line per round, or nothing per round.
@@ -111,7 +117,9 @@ impl Default for Config {
             frame_timeout: Duration::from_secs(10),
             round_timeout: None,
             chat_idle: Some(Duration::from_secs(300)),
+            message_timeout: None,
             max_connections: 1024,
+            max_per_address: 256,
             transcript: Transcript::Silent,
             style: Style::Assignment,
             mode: Mode::Arbiter,
@@ -128,6 +136,14 @@ pub struct Stats {
     live: AtomicUsize,
     accepted: AtomicU64,
     refused_busy: AtomicU64,
+    /// Connections held per client address: admission control, not game state. Touched once
+    /// when a connection is admitted and once when it ends; entries at zero are removed, so it
+    /// never holds more than `max_connections` entries.
+    per_address: Mutex<HashMap<IpAddr, usize>>,
+    /// Rounds whose coordinator is running.
+    rounds_live: AtomicUsize,
+    /// Entries in the lobby's table of rounds still filling.
+    rooms_filling: AtomicUsize,
 }
 
 impl Stats {
@@ -143,12 +159,53 @@ impl Stats {
     }
 }
 
-/// Decrements the live count however the connection task ends.
-struct LiveGuard(Arc<Stats>);
+impl Stats {
+    /// Takes a place for a connection from `ip`, unless that address holds `limit` already
+    /// (0: no limit).
+    fn admit(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<LiveGuard> {
+        let mut table = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        let held = table.entry(ip).or_default();
+        if limit != 0 && *held >= limit {
+            if *held == 0 {
+                table.remove(&ip);
+            }
+            return None;
+        }
+        *held += 1;
+        self.live.fetch_add(1, Ordering::SeqCst);
+        Some(LiveGuard(Arc::clone(self), ip))
+    }
+
+    /// Rounds whose coordinator task is running.
+    pub fn rounds_live(&self) -> usize {
+        self.rounds_live.load(Ordering::SeqCst)
+    }
+
+    /// Entries in the lobby's table of rounds still filling (it keeps ended ones only until its
+    /// next sweep).
+    pub fn rooms_filling(&self) -> usize {
+        self.rooms_filling.load(Ordering::SeqCst)
+    }
+
+    /// Addresses currently holding connections.
+    pub fn addresses(&self) -> usize {
+        self.per_address.lock().map_or(0, |t| t.len())
+    }
+}
+
+/// Gives a connection's places back however its task ends.
+struct LiveGuard(Arc<Stats>, IpAddr);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
         self.0.live.fetch_sub(1, Ordering::SeqCst);
+        let mut table = self.0.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = table.get_mut(&self.1) {
+            *held -= 1;
+            if *held == 0 {
+                table.remove(&self.1);
+            }
+        }
     }
 }
 
@@ -308,6 +365,7 @@ impl Server {
             config.clone(),
             reports_tx,
             stop.clone(),
+            Arc::clone(&stats),
         ));
         // Every connection task holds a clone; when all are dropped, all connections are done.
         let (drain_tx, mut drained) = mpsc::channel::<std::convert::Infallible>(1);
@@ -319,6 +377,7 @@ impl Server {
 
         let mut summary = Summary::default();
         let mut next_id: ConnId = 0;
+        let mut spare = Spare::open();
         let shutdown = shutdown.fuse();
         futures::pin_mut!(shutdown);
         loop {
@@ -329,6 +388,7 @@ impl Server {
                 }
                 report = reports.next() => {
                     let Some(report) = report else { break };
+                    stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
                     summary.record(&report);
                     let rounds = ctx.config.rounds;
                     if rounds != 0 && summary.rounds_played >= rounds {
@@ -343,9 +403,16 @@ impl Server {
                         admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone());
                     }
                     Err(e) => {
-                        // Out of descriptors or the like: wait a little instead of spinning on a
-                        // listener that will fail again immediately.
-                        log::warn!("accept failed: {e}");
+                        if out_of_descriptors(&e) {
+                            let busy = busy_bytes(&ctx.config, "the server is out of file descriptors");
+                            let shed = spare.shed(&listener, &busy);
+                            summary.connections += shed;
+                            stats.refused_busy.fetch_add(shed, Ordering::SeqCst);
+                        } else {
+                            spare.note(&e);
+                        }
+                        // Wait a little instead of spinning on a listener that will fail again
+                        // at once.
                         rt::sleep(Duration::from_millis(20)).await;
                     }
                 },
@@ -359,6 +426,7 @@ impl Server {
         drop(drain_tx);
         while drained.next().await.is_some() {}
         while let Some(report) = reports.next().await {
+            stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
             summary.record(&report);
         }
         Ok(summary)
@@ -376,6 +444,126 @@ pub(crate) struct Ctx {
     pub(crate) lobby: mpsc::Sender<Join>,
 }
 
+fn out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// The refusal `config`'s wire says to a connection the server cannot take, as bytes.
+fn busy_bytes(config: &Config, why: &str) -> Vec<u8> {
+    let message = format!("{why}; try again later");
+    match config.wire {
+        Wire::Framed => {
+            crate::protocol::encode(&crate::protocol::Frame::error(ErrorKind::Busy, message))
+                .unwrap_or_default()
+        }
+        Wire::Text => format!("error: {message}\n").into_bytes(),
+    }
+}
+
+/// A descriptor held in reserve for running out of them (the libev/nginx way): when `accept`
+/// fails with `EMFILE`, the spare is closed, one waiting connection is accepted, told `Busy` and
+/// closed, and the spare is taken again. Without it, connections beyond the limit wait unanswered
+/// in the backlog. It also keeps the log to one line per [`Spare::LOG_EVERY`].
+struct Spare {
+    file: Option<std::fs::File>,
+    last_log: Option<Instant>,
+    since_log: u64,
+}
+
+impl Spare {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn open() -> Spare {
+        Spare {
+            file: std::fs::File::open("/dev/null").ok(),
+            last_log: None,
+            since_log: 0,
+        }
+    }
+
+    /// Logs an accept failure, at most once per `LOG_EVERY`.
+    fn note(&mut self, e: &io::Error) {
+        self.since_log += 1;
+        if self.last_log.is_none_or(|t| t.elapsed() >= Self::LOG_EVERY) {
+            log::warn!(
+                "accept failed: {e} ({} times since the last such line)",
+                self.since_log
+            );
+            self.last_log = Some(Instant::now());
+            self.since_log = 0;
+        }
+    }
+
+    /// Answers one waiting connection `busy` with the spare descriptor; returns how many were
+    /// answered (0 or 1).
+    fn shed(&mut self, listener: &TcpListener, busy: &[u8]) -> u64 {
+        use std::os::fd::AsRawFd;
+        self.note(&io::Error::from_raw_os_error(libc::EMFILE));
+        let Some(file) = self.file.take() else {
+            return 0;
+        };
+        drop(file);
+        // SAFETY: accept4 on our listening socket with null address pointers; the descriptor it
+        // returns is ours to close.
+        let fd = unsafe {
+            libc::accept4(
+                listener.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        let mut shed = 0;
+        if fd >= 0 {
+            let mut scratch = [0u8; 512];
+            // SAFETY: `fd` is a connected socket we own; the buffers are live and sized.
+            unsafe {
+                libc::write(fd, busy.as_ptr().cast(), busy.len());
+                // Whatever the client already sent is read off, so our close is a FIN, not
+                // a reset that could destroy the refusal.
+                while libc::read(fd, scratch.as_mut_ptr().cast(), scratch.len()) > 0 {}
+                libc::shutdown(fd, libc::SHUT_WR);
+                libc::close(fd);
+            }
+            shed = 1;
+        }
+        self.file = std::fs::File::open("/dev/null").ok();
+        shed
+    }
+}
+
+/// The largest verdict `labels` can produce (every name 64 characters of 4 bytes each) must fit
+/// in one frame; returns the largest number of such parties that fits, as an error, if not.
+pub fn check_verdict_fits(labels: &[String]) -> Result<(), String> {
+    let size = |labels: &[String]| {
+        let order: Vec<crate::protocol::Arrival> = labels
+            .iter()
+            .map(|label| crate::protocol::Arrival {
+                label: label.clone(),
+                name: "\u{1F980}".repeat(crate::names::MAX_NAME_CHARS),
+                after_micros: u64::MAX,
+            })
+            .collect();
+        let text = crate::round::ack_text(&order);
+        crate::protocol::encode(&crate::protocol::Frame::Ack { text, order })
+            .map_or(usize::MAX, |b| b.len())
+    };
+    if size(labels) != usize::MAX {
+        return Ok(());
+    }
+    let fits = (1..labels.len())
+        .rev()
+        .find(|&n| size(&labels[..n]) != usize::MAX)
+        .unwrap_or(0);
+    Err(format!(
+        "a verdict for {} parties with {}-character names would not fit in one {}-byte frame; at \
+         most {fits} parties fit",
+        labels.len(),
+        crate::names::MAX_NAME_CHARS,
+        crate::protocol::MAX_FRAME_LEN
+    ))
+}
+
 /// Starts a connection task, or refuses the connection when the server is at its limit.
 fn admit(
     stream: TcpStream,
@@ -387,34 +575,29 @@ fn admit(
 ) {
     let _ = stream.set_nodelay(true);
     let config = &ctx.config;
-    if stats.live_connections() >= config.max_connections {
-        stats.refused_busy.fetch_add(1, Ordering::SeqCst);
-        log::warn!(
-            "{peer}: refused, at the limit of {} connections",
+    let live = if stats.live_connections() >= config.max_connections {
+        Err(format!(
+            "the server is at its limit of {} connections; try again later",
             config.max_connections
-        );
-        let busy = Outbound::ended(
-            ErrorKind::Busy,
-            format!(
-                "the server is at its limit of {} connections; try again later",
-                config.max_connections
-            ),
-        );
-        let (timeout, input) = (config.frame_timeout, StampedStream::new(stream.clone()));
-        match config.wire {
-            Wire::Framed => rt::spawn(async move {
-                let _drain = drain;
-                close::refuse(stream, Framed::new(input, timeout), busy, timeout).await
-            }),
-            Wire::Text => rt::spawn(async move {
-                let _drain = drain;
-                close::refuse(stream, Text::new(input, timeout), busy, timeout).await
-            }),
-        };
-        return;
-    }
-    stats.live.fetch_add(1, Ordering::SeqCst);
-    let live = LiveGuard(Arc::clone(stats));
+        ))
+    } else {
+        stats
+            .admit(peer.ip(), config.max_per_address)
+            .ok_or_else(|| {
+                format!(
+                    "this address already holds {} connections, the most the server allows one \
+                 address; try again later",
+                    config.max_per_address
+                )
+            })
+    };
+    let live = match live {
+        Ok(live) => live,
+        Err(message) => {
+            refuse_busy(stream, peer, message, ctx, stats, drain);
+            return;
+        }
+    };
     let ctx = Arc::clone(ctx);
     rt::spawn(async move {
         let _drain = drain;
@@ -435,4 +618,30 @@ fn admit(
             }
         }
     });
+}
+
+/// Answers a connection the server will not hold `Busy`, in its wire's words, and closes it.
+fn refuse_busy(
+    stream: TcpStream,
+    peer: SocketAddr,
+    message: String,
+    ctx: &Arc<Ctx>,
+    stats: &Arc<Stats>,
+    drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    let config = &ctx.config;
+    stats.refused_busy.fetch_add(1, Ordering::SeqCst);
+    log::warn!("{peer}: refused: {message}");
+    let busy = Outbound::ended(ErrorKind::Busy, message);
+    let (timeout, input) = (config.frame_timeout, StampedStream::new(stream.clone()));
+    match config.wire {
+        Wire::Framed => rt::spawn(async move {
+            let _drain = drain;
+            close::refuse(stream, Framed::new(input, timeout), busy, timeout).await
+        }),
+        Wire::Text => rt::spawn(async move {
+            let _drain = drain;
+            close::refuse(stream, Text::new(input, timeout), busy, timeout).await
+        }),
+    };
 }
