@@ -49,6 +49,13 @@ pub async fn sleep(duration: Duration) {
     async_std::task::sleep(duration).await
 }
 
+/// Lets the executor run other tasks before this one goes on: for loops whose every await may
+/// be ready at once (a peer that streams as fast as we read), which would otherwise hold a thread
+/// and starve the rest (and, with one executor thread, the timers that bound them).
+pub async fn yield_now() {
+    async_std::task::yield_now().await
+}
+
 /// `future`'s output, or `None` if `limit` passed first.
 pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     async_std::future::timeout(limit, future).await.ok()

@@ -408,6 +408,59 @@ fn case07_a_quiet_chat_is_ended() {
     );
 }
 
+// 8. Diagnostics ------------------------------------------------------------------------------------
+
+#[test]
+fn case08_logging_with_stdout_and_stderr_closed_cannot_panic_or_wedge() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(SERVER)
+        .args(["--addr", "127.0.0.1:0", "-vvv"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut first).unwrap();
+    let addr = first.trim_end().rsplit(' ').next().unwrap().to_owned();
+    // Nobody reads either stream any more: `arrival-server -vvv 2>&1 | head -1`.
+    drop(stdout);
+    drop(child.stderr.take());
+    let x = client("X", &addr, &["--name", "Alice"]);
+    let y = client("Y", &addr, &["--name", "Bob"]);
+    assert_eq!((x.finish().code, y.finish().code), (Some(0), Some(0)));
+    assert_eq!(child.wait().unwrap().code(), Some(0), "no panic (101)");
+}
+
+#[test]
+fn case06_with_one_thread_a_streaming_peer_does_not_hold_up_others() {
+    let (srv, addr) = server(&["--rounds", "0", "--threads", "1"]);
+    // A party that is refused (a second Hello after its first) and keeps streaming while the
+    // server closes on it.
+    let mut streamer = TcpStream::connect(&addr).unwrap();
+    streamer.write_all(&hello(None)).unwrap();
+    streamer.write_all(&hello(None)).unwrap();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let pump = std::thread::spawn(move || {
+        let chunk = vec![0u8; 16 * 1024];
+        streamer
+            .set_write_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            if streamer.write(&chunk).is_err() {
+                break;
+            }
+        }
+    });
+    good_pair(&addr, Some("others"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    pump.join().unwrap();
+    drop(srv);
+}
+
 // 9. Absurd durations ----------------------------------------------------------------------------
 
 #[test]

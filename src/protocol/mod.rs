@@ -349,6 +349,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 break;
             }
             self.discarded += n as u64;
+            // A peer streaming as fast as we read must not hold the thread.
+            crate::rt::yield_now().await;
         }
     }
 

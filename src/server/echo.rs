@@ -21,6 +21,7 @@ pub const ECHO_BUFFER: usize = 16 * 1024;
 pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
     let mut buf = vec![0u8; ECHO_BUFFER];
     let mut echoed = 0u64;
+    let mut turns = 0u32;
     let (mut input, mut output) = (&stream, &stream);
     // One stop future for the connection's life, not a new one per read and write.
     let stopped = stop.wait().fuse();
@@ -38,6 +39,12 @@ pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> 
             written = output.write_all(&buf[..n]).fuse() => written?,
         }
         echoed += n as u64;
+        // Every 64 round trips, let other connections run: a fast peer's reads and writes can
+        // all be ready at once, and would otherwise hold the thread.
+        turns += 1;
+        if turns % 64 == 0 {
+            crate::rt::yield_now().await;
+        }
     }
     let _ = stream.shutdown(Shutdown::Write);
     Ok(echoed)

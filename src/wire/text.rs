@@ -271,6 +271,8 @@ impl Wire for Text {
                 break;
             }
             self.discarded += n as u64;
+            // A peer streaming as fast as we read must not hold the thread.
+            rt::yield_now().await;
         }
     }
 
