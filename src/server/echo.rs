@@ -42,7 +42,7 @@ pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> 
         // Every 64 round trips, let other connections run: a fast peer's reads and writes can
         // all be ready at once, and would otherwise hold the thread.
         turns += 1;
-        if turns % 64 == 0 {
+        if turns.is_multiple_of(64) {
             crate::rt::yield_now().await;
         }
     }
