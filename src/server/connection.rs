@@ -209,9 +209,31 @@ impl<W: Wire> Connection<W> {
     /// Plays until the round is over for this connection, the client ends it, or the server
     /// stops.
     async fn play(&mut self) -> End {
+        // Made once, not once per turn: a stop future registers with the shared signal, and a
+        // timer with the reactor.
+        let stop = self.ctx.stop.clone();
+        let stopped = stop.wait().fuse();
+        futures::pin_mut!(stopped);
+        // Boxed only once armed: most connections never wait for a message this way for long,
+        // and an idle one should not carry a timer.
+        let mut overdue: Option<std::pin::Pin<Box<_>>> = None;
         loop {
+            if overdue.is_none() && !self.sent {
+                if let Some(due) = self.message_due {
+                    let left = due.saturating_duration_since(Instant::now());
+                    overdue = Some(Box::pin(rt::sleep(left)));
+                }
+            }
+            if self.sent {
+                overdue = None;
+            }
+            let timer = async {
+                match overdue.as_mut() {
+                    Some(timer) => timer.await,
+                    None => futures::future::pending().await,
+                }
+            };
             let turn = {
-                let stop = self.ctx.stop.clone();
                 let reading = self.reading;
                 let (outbox, wire) = (&mut self.outbox, &mut self.wire);
                 let inbound = async move {
@@ -221,16 +243,9 @@ impl<W: Wire> Connection<W> {
                         futures::future::pending().await
                     }
                 };
-                let due = self.message_due.filter(|_| !self.sent);
-                let overdue = async move {
-                    match due {
-                        Some(due) => rt::sleep(due.saturating_duration_since(Instant::now())).await,
-                        None => futures::future::pending().await,
-                    }
-                };
                 futures::select_biased! {
-                    () = stop.wait().fuse() => Turn::Stop,
-                    () = overdue.fuse() => Turn::MessageOverdue,
+                    () = stopped => Turn::Stop,
+                    () = timer.fuse() => Turn::MessageOverdue,
                     // This task holds a sender, so the outbox never ends while it runs.
                     out = outbox.next() => match out {
                         Some(out) => Turn::Out(out),
@@ -244,7 +259,8 @@ impl<W: Wire> Connection<W> {
                 Turn::Out(first) => {
                     let events = batch(first, &mut self.outbox);
                     let last = events.last().is_some_and(Outbound::is_final);
-                    let written = self.write(events, self.ctx.config.frame_timeout).await;
+                    // Boxed: an idle connection's future should not carry a write's state.
+                    let written = Box::pin(self.write(events, self.ctx.config.frame_timeout)).await;
                     if last {
                         return End::Done;
                     }
@@ -253,7 +269,7 @@ impl<W: Wire> Connection<W> {
                     }
                 }
                 Turn::In(inbound) => {
-                    if let Some(end) = self.inbound(inbound).await {
+                    if let Some(end) = Box::pin(self.inbound(inbound)).await {
                         return end;
                     }
                 }
@@ -522,5 +538,33 @@ mod tests {
                 ..
             }]
         ));
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// Tens of thousands of connections wait at once, each holding this future: state that only
+    /// a write, a handshake or a close needs is boxed, so waiting stays under 1 KiB.
+    #[test]
+    fn an_idle_connection_future_stays_small() {
+        use super::*;
+        use crate::stamp::StampedStream;
+        use crate::wire::framed::Framed;
+        crate::rt::block_on(async {
+            let listener = crate::rt::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let _c = crate::rt::connect(&addr.to_string()).await.unwrap();
+            let (s, peer) = listener.accept().await.unwrap();
+            let (lobby, _rx) = mpsc::channel(1);
+            let ctx = Arc::new(Ctx {
+                config: super::super::Config::default(),
+                stop: crate::stop::Stop::never(),
+                lobby,
+            });
+            let wire = Framed::new(StampedStream::new(s.clone()), Duration::from_secs(1));
+            let fut = connection_loop(s, wire, peer, 1, ctx);
+            let size = std::mem::size_of_val(&fut);
+            assert!(size <= 1024, "the connection future is {size} bytes");
+        });
     }
 }
