@@ -35,7 +35,8 @@ struct Opt {
     /// `framed` (protocol v1, PROTOCOL.md) or `text` (the assignment's raw text; works with nc)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
-    /// After the acknowledgment, relay lines between the parties until one says `Bye`
+    /// After the acknowledgment, relay lines between the parties until one says `Bye` (framed wire
+    /// only: the assignment's text clients close after the acknowledgment)
     #[structopt(long)]
     chat: bool,
     /// Rounds to run before exiting; 0 runs until SIGINT/SIGTERM
