@@ -6,9 +6,17 @@
 //! arrive 50 µs apart are ordered correctly even if the server was busy for a millisecond and
 //! read both at once.
 //!
-//! Timestamping is switched on for the listening socket ([`enable`]); accepted connections
-//! inherit it, and it keeps Linux's global receive-timestamping on for the server's lifetime
-//! (switching it on is deferred, so a per-connection switch would miss first packets).
+//! Timestamping is switched on for the listening socket ([`enable`]) before it listens: accepted
+//! connections inherit it (one accepted earlier never does), and it keeps Linux's global
+//! receive-timestamping on for the server's lifetime. Switching that on is deferred work in the
+//! kernel, so the server waits until a probe packet comes back stamped
+//! ([`wait_until_active`]) before it serves.
+//!
+//! To wait for data, the reader borrows the runtime's readiness through a one-byte read and
+//! fetches the rest of the segment, stamped, at once: async-std exposes no readiness API of its
+//! own (its reactor's `readable()` is private), so this trick stays, confined to this file, at
+//! the cost of one extra `recvmsg` per wait. A runtime with one (smol's `Async::readable`) would
+//! replace it in `rt`.
 //!
 //! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
 //! (the option refused, or switched off by `server::Config::kernel_timestamps`),
