@@ -10,11 +10,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrival::client::{self, NameSource};
 use arrival::protocol::{self, ErrorKind, Frame, PROTOCOL_VERSION};
 use arrival::rt;
 use arrival::server::{Config, Server, Stats, Summary};
-use arrival::transcript::Transcript;
 use common::{client, server, Proc, Raw, SERVER};
 
 /// An in-process server with `config`; returns its address, counters, stop and handle.
@@ -73,21 +71,9 @@ fn read_frame(s: &mut TcpStream) -> Option<Frame> {
     rt::block_on(reader.read_frame()).ok().flatten()
 }
 
-/// One round of two real clients on `addr`, anonymous or in `room`; both must succeed.
+/// One round of two in-process clients on `addr`, anonymous or in `room`; both must succeed.
 fn good_pair(addr: &str, room: Option<&str>) {
-    let play = |name: &str| {
-        let config = client::Config {
-            addr: addr.to_owned(),
-            room: room.map(str::to_owned),
-            ..client::Config::default()
-        };
-        let name = name.to_owned();
-        rt::spawn(async move {
-            client::run(&config, NameSource::Given(name), &Transcript::Silent).await
-        })
-    };
-    let (a, b) = (play("Alice"), play("Bob"));
-    let (a, b) = rt::block_on(async { (a.await, b.await) });
+    let [a, b] = common::play_pair(addr, room);
     let (a, b) = (a.expect("Alice's round"), b.expect("Bob's round"));
     assert_eq!(a.text, b.text);
 }

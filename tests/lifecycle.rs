@@ -5,7 +5,6 @@ mod common;
 
 use std::time::Duration;
 
-use arrival::client::{self, NameSource};
 use arrival::protocol::{ErrorKind, Frame};
 use arrival::rt as task;
 use arrival::server::{Config, Server};
@@ -57,18 +56,7 @@ fn faulty_clients_then_a_good_round_leave_no_connection_behind() {
     eager.expect_closed();
     faulty += 1;
 
-    let play = |name: &str| {
-        let config = client::Config {
-            addr: addr.clone(),
-            ..client::Config::default()
-        };
-        let name = name.to_owned();
-        task::spawn(async move {
-            client::run(&config, NameSource::Given(name), &Transcript::Silent).await
-        })
-    };
-    let (a, b) = (play("Alice"), play("Bob"));
-    let (a, b) = task::block_on(async { (a.await, b.await) });
+    let [a, b] = common::play_pair(&addr, None);
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.text, b.text);
 
@@ -98,18 +86,7 @@ fn without_kernel_timestamps_a_round_is_ordered_by_read_time() {
     let server = Server::new(listener, config);
     let addr = server.local_addr().unwrap().to_string();
     let running = task::spawn(server.run(futures::future::pending()));
-    let play = |name: &str| {
-        let config = client::Config {
-            addr: addr.clone(),
-            ..client::Config::default()
-        };
-        let name = name.to_owned();
-        task::spawn(async move {
-            client::run(&config, NameSource::Given(name), &Transcript::Silent).await
-        })
-    };
-    let (a, b) = (play("Alice"), play("Bob"));
-    let (a, b) = task::block_on(async { (a.await, b.await) });
+    let [a, b] = common::play_pair(&addr, None);
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(a.text, b.text);
     let mut names: Vec<&str> = a.order.iter().map(|e| e.name.as_str()).collect();

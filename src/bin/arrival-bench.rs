@@ -426,6 +426,16 @@ fn latency_text(l: &LatencySummary) -> String {
     )
 }
 
+/// The server's and the bench's own resource use, as table rows; `extra` follows the server's.
+fn print_usage(server: Option<ProcUse>, bench: Option<ProcUse>, extra: &str) {
+    if let Some(s) = server {
+        println!("  server            {}{extra}", s.text());
+    }
+    if let Some(b) = bench {
+        println!("  arrival-bench     {}", b.text());
+    }
+}
+
 fn print_json(value: &impl Serialize) {
     match serde_json::to_string(value) {
         Ok(json) => println!("{json}"),
@@ -511,15 +521,10 @@ async fn run_rounds(run: &Run, plan: &RoundsPlan) -> i32 {
         );
         println!("  latency us        {}", latency_text(&r.latency_us));
         println!("  errors            {}", errors_text(&r.errors));
-        if let Some(s) = &r.server {
-            let per_round = r
-                .server_cpu_us_per_round
-                .map_or(String::new(), |us| format!(", {us:.0} us CPU per round"));
-            println!("  server            {}{per_round}", s.text());
-        }
-        if let Some(b) = &r.bench {
-            println!("  arrival-bench     {}", b.text());
-        }
+        let per_round = r
+            .server_cpu_us_per_round
+            .map_or(String::new(), |us| format!(", {us:.0} us CPU per round"));
+        print_usage(r.server, r.bench, &per_round);
     }
     status(&result.errors)
 }
@@ -671,12 +676,7 @@ async fn run_echo(run: &Run, plan: &bench::EchoPlan) -> i32 {
         );
         println!("  latency us        {}", latency_text(&r.latency_us));
         println!("  errors            {}", errors_text(&r.errors));
-        if let Some(s) = &r.server {
-            println!("  server            {}", s.text());
-        }
-        if let Some(b) = &r.bench {
-            println!("  arrival-bench     {}", b.text());
-        }
+        print_usage(r.server, r.bench, "");
     }
     status(&result.errors)
 }

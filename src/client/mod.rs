@@ -201,6 +201,15 @@ fn unexpected(frame: &Frame, wanted: &str) -> Error {
     ))
 }
 
+/// Checks a name given up front, before anyone is kept waiting for us, then connects: how both
+/// wires' clients begin.
+pub(crate) async fn start(config: &Config, source: &NameSource) -> Result<TcpStream, Error> {
+    if let NameSource::Given(name) = source {
+        names::validate(name).map_err(Error::InvalidName)?;
+    }
+    connect(config).await
+}
+
 /// Connects within the configured time, as both wires do.
 pub(crate) async fn connect(config: &Config) -> Result<TcpStream, Error> {
     let failed = |source| Error::Connect {
@@ -231,11 +240,7 @@ pub async fn run(
     source: NameSource,
     transcript: &Transcript,
 ) -> Result<Verdict, Error> {
-    // A name given up front is checked before anyone is kept waiting for us.
-    if let NameSource::Given(name) = &source {
-        names::validate(name).map_err(Error::InvalidName)?;
-    }
-    let stream = connect(config).await?;
+    let stream = start(config, &source).await?;
     let _ = stream.set_nodelay(true);
     let (tx, mut incoming) = mpsc::channel(4);
     let reader = rt::spawn(reader_loop(FrameReader::new(stream.clone()), tx));

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 
-use super::{connect, end_prompt, take_name, Config, Error, NameSource, Verdict};
+use super::{end_prompt, start, take_name, Config, Error, NameSource, Verdict};
 use crate::names;
 use crate::protocol::ErrorKind;
 use crate::rt::{self, TcpStream};
@@ -151,10 +151,7 @@ pub async fn run(
     source: NameSource,
     transcript: &Transcript,
 ) -> Result<Verdict, Error> {
-    if let NameSource::Given(name) = &source {
-        names::validate(name).map_err(Error::InvalidName)?;
-    }
-    let stream = connect(config).await?;
+    let stream = start(config, &source).await?;
     let mut incoming = Incoming {
         stream: stream.clone(),
         buf: Vec::new(),

@@ -205,6 +205,29 @@ pub fn client(name: &str, addr: &str, extra: &[&str]) -> Proc {
     Proc::spawn(name, CLIENT, &args)
 }
 
+/// One round of two in-process clients (the library's, not the binary) on `addr`, anonymous or
+/// in `room`; returns both results.
+pub fn play_pair(
+    addr: &str,
+    room: Option<&str>,
+) -> [Result<arrival::client::Verdict, arrival::client::Error>; 2] {
+    use arrival::client::{self, NameSource};
+    let play = |name: &str| {
+        let config = client::Config {
+            addr: addr.to_owned(),
+            room: room.map(str::to_owned),
+            ..client::Config::default()
+        };
+        let name = name.to_owned();
+        arrival::rt::spawn(async move {
+            let transcript = arrival::transcript::Transcript::Silent;
+            client::run(&config, NameSource::Given(name), &transcript).await
+        })
+    };
+    let (a, b) = (play("Alice"), play("Bob"));
+    block_on(async { [a.await, b.await] })
+}
+
 /// A hand-driven protocol peer, for saying what `arrival-client` never would.
 pub struct Raw {
     link: Link,
