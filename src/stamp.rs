@@ -12,11 +12,10 @@
 //! kernel, so the server waits until a probe packet comes back stamped
 //! ([`wait_until_active`]) before it serves.
 //!
-//! To wait for data, the reader borrows the runtime's readiness through a one-byte read and
-//! fetches the rest of the segment, stamped, at once: async-std exposes no readiness API of its
-//! own (its reactor's `readable()` is private), so this trick stays, confined to this file, at
-//! the cost of one extra `recvmsg` per wait. A runtime with one (smol's `Async::readable`) would
-//! replace it in `rt`.
+//! To wait for data, the reader uses the runtime's `peek`, which waits for readability and
+//! takes no byte, then reads everything with `recvmsg`, stamped. (async-std has no bare
+//! readiness API; a peek is one.) So no byte is ever read without its timestamp, and a read that
+//! follows one that drained the socket goes straight to the wait.
 //!
 //! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
 //! (the option refused, or switched off by `server::Config::kernel_timestamps`),
@@ -91,12 +90,18 @@ mod linux {
     use crate::rt::TcpStream;
     use futures::io::AsyncRead;
 
+    /// Waits until the socket has data (or its end), taking none of it.
+    type Readiness = Pin<Box<dyn std::future::Future<Output = io::Result<usize>> + Send>>;
+
     /// A TCP stream whose reads remember the kernel's receive time of the data they returned.
     pub struct StampedStream {
         stream: TcpStream,
-        /// A byte taken by the readiness wait (see `poll_read`), owed to the next read.
-        held: Option<u8>,
         stamp: Option<SystemTime>,
+        /// The last read took everything there was: the next one most likely finds nothing, so
+        /// it waits for readiness first instead of failing a `recvmsg`.
+        drained: bool,
+        /// The wait in progress, kept across polls (and across cancelled reads).
+        ready: Option<Readiness>,
     }
 
     impl StampedStream {
@@ -104,8 +109,9 @@ mod linux {
         pub(crate) fn new(stream: TcpStream) -> StampedStream {
             StampedStream {
                 stream,
-                held: None,
                 stamp: None,
+                drained: false,
+                ready: None,
             }
         }
 
@@ -229,41 +235,41 @@ mod linux {
             let this = &mut *self;
             let fd = this.stream.as_raw_fd();
             loop {
-                if let Some(byte) = this.held.take() {
-                    // The rest of the segment that byte came from carries the segment's timestamp.
-                    buf[0] = byte;
-                    let rest = match recv_stamped(fd, &mut buf[1..]) {
+                if this.ready.is_none() && !this.drained {
+                    match recv_stamped(fd, buf) {
                         Ok((n, stamp)) => {
-                            this.stamp = stamp;
-                            n
+                            if n > 0 {
+                                this.stamp = stamp;
+                            }
+                            this.drained = n < buf.len();
+                            return Poll::Ready(Ok(n));
                         }
-                        // The error, if lasting, shows on the next read; this one returns the byte.
-                        Err(_) => {
-                            this.stamp = None;
-                            0
-                        }
-                    };
-                    return Poll::Ready(Ok(1 + rest));
-                }
-                match recv_stamped(fd, buf) {
-                    Ok((n, stamp)) => {
-                        if n > 0 {
-                            this.stamp = stamp;
-                        }
-                        return Poll::Ready(Ok(n));
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Poll::Ready(Err(e)),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
                 }
-                // Nothing to read: let async-std wait for readability. Its read must take at least
-                // one byte, so take exactly one and fetch the rest, stamped, on the next turn.
-                let mut one = [0u8; 1];
-                match Pin::new(&mut this.stream).poll_read(cx, &mut one) {
+                // Nothing to read: let the runtime wait for readability. A peek takes no byte,
+                // so everything is then read at once by `recvmsg`, with its stamp.
+                let ready = this.ready.get_or_insert_with(|| {
+                    let stream = this.stream.clone();
+                    Box::pin(async move {
+                        let mut probe = [0u8; 1];
+                        stream.peek(&mut probe).await
+                    })
+                });
+                match ready.as_mut().poll(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(0)) => return Poll::Ready(Ok(0)),
-                    Poll::Ready(Ok(_)) => this.held = Some(one[0]),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(result) => {
+                        this.ready = None;
+                        this.drained = false;
+                        match result {
+                            // The end of the stream: nothing will ever come.
+                            Ok(0) => return Poll::Ready(Ok(0)),
+                            Ok(_) => continue,
+                            Err(e) => return Poll::Ready(Err(e)),
+                        }
+                    }
                 }
             }
         }
