@@ -242,6 +242,11 @@ pub async fn rounds(
     let started = Instant::now();
     let deadline = plan.duration.map(|d| started + d);
     let budget = Arc::new(AtomicU64::new(0));
+    log::info!(
+        "rounds: {} drivers of {} parties each",
+        plan.concurrency,
+        plan.parties
+    );
     let drivers = (0..plan.concurrency).map(|driver| {
         let (addr, plan) = (addr.to_owned(), plan.clone());
         let (budget, progress, fatal) = (Arc::clone(&budget), Arc::clone(&progress), fatal.clone());

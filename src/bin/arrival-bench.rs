@@ -208,6 +208,10 @@ async fn run(common: Common, mode: Mode) -> i32 {
         },
         |s| s.addr.clone(),
     );
+    log::info!(
+        "driving {addr}{}; {needed} connections at once",
+        if server.is_some() { " (spawned)" } else { "" }
+    );
     let run = Run {
         addr,
         server_pid: server

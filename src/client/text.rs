@@ -159,7 +159,12 @@ pub async fn run(
     };
     let label = match label {
         Some(label) => label,
-        None => greeting(config, &mut incoming, transcript).await?,
+        None => {
+            if config.interactive {
+                eprintln!("Waiting for the server's greeting (the round to start)...");
+            }
+            greeting(config, &mut incoming, transcript).await?
+        }
     };
 
     let name = match source {
