@@ -789,3 +789,15 @@ fn a_party_leaving_ends_the_chat_for_the_others() {
         );
     })
 }
+
+#[test]
+fn a_waiting_round_future_is_small() {
+    let (_tx, rx) = mpsc::channel(4);
+    let mut cfg = config(&["X", "Y"]);
+    cfg.timeout = Some(Duration::from_secs(60));
+    let fut = coordinator_loop(cfg, rx, Stop::never(), Transcript::Silent);
+    // A waiting round is held as long as its first party waits: its completion and chat states
+    // are boxed so that waiting stays under 1 KiB.
+    let size = std::mem::size_of_val(&fut);
+    assert!(size <= 1024, "the round future is {size} bytes");
+}
