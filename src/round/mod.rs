@@ -8,7 +8,8 @@
 //! the wire's business (`wire`), never the round's. Nothing else reads or writes round state.
 //!
 //! Layout: this file holds the state machine and the loop; `verdict` the order and the English
-//! sentences; `chat` the relay that follows a verdict on chat servers.
+//! sentences; `chat` the relay that follows a verdict on chat servers; [`session`] the quiz
+//! session (many rounds in a room, scores, reaction order), not yet reachable from the wire.
 //!
 //! Invariants:
 //! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
@@ -29,6 +30,7 @@
 //! `Arrived`.
 
 mod chat;
+pub mod session;
 mod verdict;
 
 pub use verdict::ack_text;
