@@ -310,8 +310,8 @@ fn case07_an_oversized_length_is_rejected_before_and_after_the_handshake() {
 #[test]
 fn case08_undecodable_empty_truncated_unknown_and_wrong_version() {
     let (mut srv, addr) = server(&[]);
-    let hello_v2 = arrival::protocol::encode(&Frame::Hello {
-        version: 2,
+    let hello_v9 = arrival::protocol::encode(&Frame::Hello {
+        version: 9,
         room: None,
     })
     .unwrap();
@@ -346,10 +346,10 @@ fn case08_undecodable_empty_truncated_unknown_and_wrong_version() {
         ),
         (
             "wrong version",
-            hello_v2,
+            hello_v9,
             false,
             ErrorKind::Version,
-            "unsupported protocol version 2; this server speaks version 1",
+            "unsupported protocol version 9; this server speaks versions 1 to 2",
         ),
     ];
     for (what, bytes, then_eof, kind, text) in cases {

@@ -65,6 +65,19 @@ struct Opt {
     /// its round aborted; 0 never [default: never with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     message_timeout: Option<Duration>,
+    /// Quiz sessions (protocol 2): rank a round's answers by `arrival` or by `reaction` time
+    /// (arrival minus each party's measured round trip)
+    #[structopt(long, default_value = "arrival")]
+    order: arrival::round::session::Order,
+    /// Quiz sessions: rounds before a session ends
+    #[structopt(long, default_value = "5")]
+    session_rounds: u64,
+    /// Quiz sessions: seconds between rounds, spent measuring each party's round trip
+    #[structopt(long, default_value = "2", parse(try_from_str = parse_seconds))]
+    session_pause: Duration,
+    /// Quiz sessions: seconds a round waits for answers
+    #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
+    answer_timeout: Duration,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -229,6 +242,16 @@ async fn serve(opt: Opt) -> i32 {
         wire: opt.wire,
         chat: opt.chat,
         kernel_timestamps: true,
+        session: arrival::round::session::SessionConfig {
+            // At least two parties, or as many as --parties asks for.
+            min_parties: opt.parties.unwrap_or(2).max(2),
+            rounds: opt.session_rounds.max(1),
+            order: opt.order,
+            answer_timeout: opt.answer_timeout,
+            ping_every: opt.session_pause / 5,
+            pings: 5,
+            ..arrival::round::session::SessionConfig::default()
+        },
     };
     let rounds = config.rounds;
     let summary = match server::run(listener, config, shutdown).await {

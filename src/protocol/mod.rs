@@ -27,8 +27,14 @@ use bincode::Options;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::{Deserialize, Serialize};
 
-/// The protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Welcome`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Join`].
+/// Version 2 adds quiz sessions (`Join` .. `SessionOver`); a server answers a `Hello` of either
+/// version with `Welcome` carrying the lower of the two, and a version-1 client plays exactly as
+/// before.
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// The oldest protocol version this build still speaks.
+pub const OLDEST_VERSION: u16 = 1;
 
 /// Largest payload a frame may carry, in bytes (the length prefix excluded).
 pub const MAX_FRAME_LEN: u32 = 64 * 1024;
@@ -70,6 +76,59 @@ pub enum Frame {
     Relayed { from: String, line: String },
     /// Server → client: the chat is over (someone said `Bye`, or left); the server closes next.
     ChatOver { message: String },
+    /// Protocol 2. Client → server, instead of `Hello`: join the quiz session of `room` as
+    /// `name`, and stay for its rounds. `version` and `room` sit where `Hello` has them, so a
+    /// balancer hashing the room's bytes pins a room to one server whichever frame opens it.
+    Join {
+        version: u16,
+        room: Option<String>,
+        name: String,
+    },
+    /// Protocol 2. Server → client: answer with `Pong` carrying `seq` at once (round-trip time).
+    Ping { seq: u32 },
+    /// Protocol 2. Client → server: the answer to `Ping { seq }`.
+    Pong { seq: u32 },
+    /// Protocol 2. Server → client: round `round` of the session starts now; answer once.
+    Go { round: u64 },
+    /// Protocol 2. Client → server: this party's answer to the current round.
+    Answer,
+    /// Protocol 2. Server → client: the round's result, parties in the session's order
+    /// (non-answering last), with the running scores; `text` says it in a sentence. (Boxed in
+    /// memory only: on the wire it is its fields, like any other frame.)
+    Result(Box<SessionResult>),
+    /// Protocol 2. Server → client: the session is over; the final scores. The server closes next.
+    SessionOver { scores: Vec<Score> },
+}
+
+/// Protocol 2: a session round's result, as [`Frame::Result`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionResult {
+    pub round: u64,
+    pub text: String,
+    pub order: Vec<Reaction>,
+    pub scores: Vec<Score>,
+}
+
+/// Protocol 2: one party's line of a session round's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reaction {
+    pub name: String,
+    /// Whether it answered within the round's time limit; if not, the figures are absent.
+    pub answered: bool,
+    /// From `Go` leaving the server to the answer arriving.
+    pub after_go_micros: Option<u64>,
+    /// The party's round-trip estimate (the least of its recent `Ping`/`Pong` samples); `None`
+    /// if it has none yet, and then it is ranked by arrival whatever the order.
+    pub rtt_micros: Option<u64>,
+    /// `after_go` − `rtt`: how long the party took to react; may be slightly negative.
+    pub reaction_micros: Option<i64>,
+}
+
+/// Protocol 2: a party's running score in a session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Score {
+    pub name: String,
+    pub points: u64,
 }
 
 /// One entry of an acknowledgment's arrival order.
@@ -138,6 +197,13 @@ impl Frame {
             Frame::Chat { .. } => "Chat",
             Frame::Relayed { .. } => "Relayed",
             Frame::ChatOver { .. } => "ChatOver",
+            Frame::Join { .. } => "Join",
+            Frame::Ping { .. } => "Ping",
+            Frame::Pong { .. } => "Pong",
+            Frame::Go { .. } => "Go",
+            Frame::Answer => "Answer",
+            Frame::Result(_) => "Result",
+            Frame::SessionOver { .. } => "SessionOver",
         }
     }
 

@@ -82,6 +82,15 @@ pub enum Outbound {
     ChatOver { message: String },
     /// The connection is refused, or its round ends without a verdict; the connection closes.
     Ended { kind: ErrorKind, message: String },
+    /// Sessions: answer with `Pong { seq }` at once. `sent` is when the session sent it.
+    Ping { seq: u32, sent: Instant },
+    /// Sessions: round `round` starts now. `sent` is when the session sent it.
+    Go { round: u64, sent: Instant },
+    /// Sessions: a round's result and the running scores. Boxed: it is the largest event, and
+    /// every connection's future holds one event's room.
+    RoundResult(Box<RoundResult>),
+    /// Sessions: the session is over; the connection closes.
+    SessionOver { scores: Vec<crate::protocol::Score> },
 }
 
 impl Outbound {
@@ -100,9 +109,13 @@ impl Outbound {
             Outbound::Verdict { last: true, .. }
                 | Outbound::ChatOver { .. }
                 | Outbound::Ended { .. }
+                | Outbound::SessionOver { .. }
         )
     }
 }
+
+/// A session round's result, as [`Outbound::RoundResult`] carries it.
+pub use crate::protocol::SessionResult as RoundResult;
 
 /// What connection actors (and the lobby, for `Join`) tell a coordinator.
 #[derive(Debug)]

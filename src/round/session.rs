@@ -3,11 +3,10 @@
 //!
 //! Owns one session's state: who is present, each party's round-trip-time samples, the current
 //! round's answers and the running scores. It is one task ([`session_loop`]) fed by
-//! [`SessionEvent`]s; it answers each party through its own channel with [`SessionOut`] events.
-//!
-//! **Status: a tested building block, not yet reachable from the wire.** Protocol v2's frames
-//! (`Join`, `Ping`, `Pong`, `Go`, `Answer`, `Result`, `SessionOver`), the lobby's routing of v2
-//! joins to sessions and `arrival-client --stay` are what connect it; see the closing notes.
+//! [`SessionEvent`]s; it answers each party through its outbox with the session's
+//! [`Outbound`] events (`Admitted`, `Ping`, `Go`, `RoundResult`, `SessionOver`), which the framed
+//! wire sends as protocol 2's frames. The lobby routes protocol-2 `Join`s to the session of
+//! their room.
 //!
 //! How a session runs:
 //! 1. It waits until at least `min_parties` are present.
@@ -35,9 +34,22 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
-use super::ConnId;
+use super::{ConnId, Outbound, Outbox, Style};
+use crate::protocol::{Reaction, Score};
 use crate::rt;
 use crate::stop::Stop;
+use crate::transcript::Transcript;
+
+impl std::str::FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Order, String> {
+        match s {
+            "arrival" => Ok(Order::Arrival),
+            "reaction" => Ok(Order::Reaction),
+            _ => Err(format!("`{s}` is not an order (arrival, reaction)")),
+        }
+    }
+}
 
 /// How a session ranks the answers of a round.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +75,8 @@ pub struct SessionConfig {
     pub ping_every: Duration,
     /// Round-trip samples a party's estimate is the minimum of.
     pub rtt_window: usize,
+    /// What the session prints: each round's result and the final scores (nothing when quiet).
+    pub style: Style,
 }
 
 impl Default for SessionConfig {
@@ -76,6 +90,7 @@ impl Default for SessionConfig {
             pings: 5,
             ping_every: Duration::from_millis(20),
             rtt_window: 16,
+            style: Style::Assignment,
         }
     }
 }
@@ -88,7 +103,7 @@ pub enum SessionEvent {
     Join {
         id: ConnId,
         name: String,
-        reply: mpsc::Sender<SessionOut>,
+        reply: Outbox,
         admitted: oneshot::Sender<bool>,
     },
     /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived.
@@ -97,46 +112,6 @@ pub enum SessionEvent {
     Answer { id: ConnId, at: Instant },
     /// A party is gone.
     Left { id: ConnId },
-}
-
-/// One party's line of a round's result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reaction {
-    pub name: String,
-    /// Whether it answered within the time limit; if not, the figures below are absent.
-    pub answered: bool,
-    /// From `Go` leaving the server to the answer arriving.
-    pub after_go_micros: Option<u64>,
-    /// The party's round-trip estimate; `None` if it has no samples yet (then it is ranked by
-    /// arrival, whatever the order).
-    pub rtt_micros: Option<u64>,
-    /// `after_go` − `rtt`: how long the party took to react. May be slightly negative when the
-    /// estimate is above the round trip this answer really took.
-    pub reaction_micros: Option<i64>,
-}
-
-/// A party's running score.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Score {
-    pub name: String,
-    pub points: u64,
-}
-
-/// What a session tells one of its parties.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionOut {
-    /// Answer with a `Pong` carrying `seq` at once. `sent` is when the session sent it.
-    Ping { seq: u32, sent: Instant },
-    /// Round `round` starts now: answer once. `sent` is when the session sent it.
-    Go { round: u64, sent: Instant },
-    /// The round's result: parties in the session's order (non-answering last), and the scores.
-    Result {
-        round: u64,
-        order: Vec<Reaction>,
-        scores: Vec<Score>,
-    },
-    /// The session is over: final scores. Nothing follows.
-    Over { scores: Vec<Score> },
 }
 
 /// What a finished session amounted to.
@@ -149,7 +124,7 @@ pub struct SessionReport {
 struct Party {
     id: ConnId,
     name: String,
-    reply: mpsc::Sender<SessionOut>,
+    reply: Outbox,
     /// Recent round-trip samples, newest last.
     rtts: VecDeque<Duration>,
     /// Pings sent and not yet answered: (seq, when sent).
@@ -191,6 +166,9 @@ impl Session {
             } => {
                 let free = !self.parties.iter().any(|p| p.name == name);
                 if admitted.send(free).is_ok() && free {
+                    let mut reply = reply;
+                    // Like a round, the session answers the handshake once it takes the party.
+                    let _ = reply.try_send(Outbound::Admitted);
                     self.parties.push(Party {
                         id,
                         name,
@@ -227,7 +205,7 @@ impl Session {
     }
 
     /// Sends `out(party)` to every party; drops those that cannot take it.
-    fn send_all(&mut self, mut out: impl FnMut(&Party) -> SessionOut) {
+    fn send_all(&mut self, mut out: impl FnMut(&Party) -> Outbound) {
         self.parties.retain_mut(|p| {
             let event = out(p);
             p.reply.try_send(event).is_ok()
@@ -245,7 +223,7 @@ impl Session {
                 p.pings.remove(0);
             }
         }
-        self.send_all(|_| SessionOut::Ping { seq, sent });
+        self.send_all(|_| Outbound::Ping { seq, sent });
     }
 
     fn scores(&self) -> Vec<Score> {
@@ -305,12 +283,69 @@ impl Session {
     }
 }
 
+/// `Round 3: Ann 12.3 ms before Ben 20.1 ms (reaction times); Cid did not answer`. A party
+/// ranked by arrival for lack of a round-trip estimate is marked `*`.
+pub fn result_text(round: u64, order: &[Reaction], by: Order) -> String {
+    let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
+    let answered: Vec<String> = order
+        .iter()
+        .filter(|r| r.answered)
+        .map(|r| match (by, r.reaction_micros) {
+            (Order::Reaction, Some(reaction)) => format!("{} {}", r.name, ms(reaction)),
+            (Order::Reaction, None) => {
+                format!("{} {}*", r.name, ms(r.after_go_micros.unwrap_or(0) as i64))
+            }
+            (Order::Arrival, _) => {
+                format!("{} {}", r.name, ms(r.after_go_micros.unwrap_or(0) as i64))
+            }
+        })
+        .collect();
+    let mut text = format!("Round {round}: ");
+    if answered.is_empty() {
+        text.push_str("nobody answered");
+    } else {
+        text.push_str(&answered.join(" before "));
+        text.push_str(match by {
+            Order::Arrival => " (arrival after go)",
+            Order::Reaction => " (reaction times)",
+        });
+    }
+    let silent: Vec<&str> = order
+        .iter()
+        .filter(|r| !r.answered)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !silent.is_empty() {
+        text.push_str(&format!("; {} did not answer", silent.join(", ")));
+    }
+    text
+}
+
+/// `Final scores: Ann 3, Ben 1, Dot 1`.
+pub fn scores_text(scores: &[Score]) -> String {
+    let list: Vec<String> = scores
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.points))
+        .collect();
+    format!("Final scores: {}", list.join(", "))
+}
+
 /// Runs one session to its end; see the module docs.
 pub async fn session_loop(
     config: SessionConfig,
     mut events: mpsc::Receiver<SessionEvent>,
     stop: Stop,
+    transcript: Transcript,
 ) -> SessionReport {
+    let (room, style) = (config.room.clone(), config.style);
+    let say = move |line: String| {
+        let room = room.as_deref().unwrap_or("-");
+        match style {
+            Style::Assignment => transcript.line(format!("Session [{room}] {line}")),
+            Style::Summary => transcript.stamped(format!("Session [{room}] {line}")),
+            Style::Quiet => {}
+        }
+    };
     let mut session = Session {
         config,
         parties: Vec::new(),
@@ -366,7 +401,7 @@ pub async fn session_loop(
             p.answer = None;
         }
         let go = Instant::now();
-        session.send_all(|_| SessionOut::Go { round, sent: go });
+        session.send_all(|_| Outbound::Go { round, sent: go });
         let until = go + session.config.answer_timeout;
         while session
             .parties
@@ -381,11 +416,15 @@ pub async fn session_loop(
         }
         let order = session.result(go);
         let scores = session.scores();
-        session.send_all(|_| SessionOut::Result {
+        let text = result_text(round, &order, session.config.order);
+        say(text.clone());
+        let result = super::RoundResult {
             round,
+            text,
             order: order.clone(),
             scores: scores.clone(),
-        });
+        };
+        session.send_all(|_| Outbound::RoundResult(Box::new(result.clone())));
         for p in &mut session.parties {
             p.playing = false;
         }
@@ -394,7 +433,11 @@ pub async fn session_loop(
         }
     }
     let scores = session.scores();
-    session.send_all(|_| SessionOut::Over {
+    say(format!(
+        "over after {round} rounds. {}",
+        scores_text(&scores)
+    ));
+    session.send_all(|_| Outbound::SessionOver {
         scores: scores.clone(),
     });
     SessionReport {

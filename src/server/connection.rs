@@ -20,10 +20,11 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::close::{linger, write_all};
-use super::lobby::{Join, Placement};
+use super::lobby::{Join, Placement, Room};
 use super::Ctx;
 use crate::names;
-use crate::protocol::{ErrorKind, PROTOCOL_VERSION};
+use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
+use crate::round::session::SessionEvent;
 use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
 use crate::rt::{self, TcpStream};
 use crate::wire::{Inbound, Wire};
@@ -72,7 +73,8 @@ struct Connection<W> {
     /// Handed to the lobby and the round; this task alone receives from it.
     outbox_tx: Outbox,
     outbox: mpsc::Receiver<Outbound>,
-    round: Option<mpsc::Sender<Event>>,
+    /// The round, or the session, it was placed in.
+    room: Option<Room>,
     /// Its one message has gone to the round.
     sent: bool,
     /// The client may still send (it has not half-closed).
@@ -98,7 +100,7 @@ pub(crate) async fn connection_loop<W: Wire>(
         ctx,
         outbox_tx,
         outbox,
-        round: None,
+        room: None,
         sent: false,
         reading: true,
         message_due: None,
@@ -119,29 +121,34 @@ enum Turn {
 
 impl<W: Wire> Connection<W> {
     async fn serve(&mut self) -> End {
-        let room = if W::HANDSHAKE {
-            match Box::pin(self.handshake()).await {
-                Ok(room) => room,
-                Err(end) => return end,
-            }
-        } else {
-            None
-        };
-        if let Err(end) = Box::pin(self.join(room)).await {
+        // Boxed: the handshake's and the placement's state are gone once the connection plays,
+        // and an idle connection's future should hold only what waiting needs.
+        if let Err(end) = Box::pin(self.enter()).await {
             return end;
         }
         self.play().await
     }
 
-    /// Reads and checks the `Hello`; returns the requested room.
-    async fn handshake(&mut self) -> Result<Option<String>, End> {
+    /// Handshake (framed only), then placement in a round or a session.
+    async fn enter(&mut self) -> Result<(), End> {
+        let (room, session) = if W::HANDSHAKE {
+            self.handshake().await?
+        } else {
+            (None, None)
+        };
+        self.join(room, session).await
+    }
+
+    /// Reads and checks the `Hello` (or protocol 2's `Join`); returns the requested room and,
+    /// for a session, the name to play under.
+    async fn handshake(&mut self) -> Result<(Option<String>, Option<String>), End> {
         let limit = self.ctx.config.handshake_timeout;
         let stop = self.ctx.stop.clone();
         let next = futures::select_biased! {
             () = stop.wait().fuse() => return Err(End::Stopping),
             next = rt::bounded(limit, self.wire.next()).fuse() => next,
         };
-        let (version, room) = match next {
+        let (version, room, session) = match next {
             None => {
                 let message = format!("no handshake within {} s", limit.as_secs_f64());
                 return Err(End::told(
@@ -150,16 +157,30 @@ impl<W: Wire> Connection<W> {
                     "sent no handshake in time",
                 ));
             }
-            Some(Inbound::Hello { version, room }) => (version, room),
+            Some(Inbound::Hello { version, room }) => (version, room, None),
+            Some(Inbound::Join(join)) => (join.version, join.room, Some(join.name)),
             Some(Inbound::Message { .. }) => return Err(expected_hello("Message")),
             Some(Inbound::Chat { .. }) => return Err(expected_hello("Chat")),
             Some(other) => return Err(self.peer_end(other)),
         };
-        if version != PROTOCOL_VERSION {
+        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
             let message = format!(
-                "unsupported protocol version {version}; this server speaks version {PROTOCOL_VERSION}"
+                "unsupported protocol version {version}; this server speaks versions \
+                 {OLDEST_VERSION} to {PROTOCOL_VERSION}"
             );
             return Err(End::told(ErrorKind::Version, message.clone(), message));
+        }
+        if session.is_some() && version < 2 {
+            let message = format!("Join needs protocol version 2 or later, not {version}");
+            return Err(End::told(ErrorKind::Version, message.clone(), message));
+        }
+        // `Welcome` answers in the client's own version: a version-1 client sees version 1.
+        self.wire.negotiated(version);
+        if let Some(name) = &session {
+            if let Err(e) = names::validate(name) {
+                let message = format!("name {e}");
+                return Err(End::told(ErrorKind::InvalidName, message.clone(), message));
+            }
         }
         if let Some(room) = &room {
             if let Err(e) = names::validate(room) {
@@ -168,16 +189,17 @@ impl<W: Wire> Connection<W> {
             }
         }
         // The answer (`Admitted`) comes from the round that takes us, or a refusal instead.
-        Ok(room)
+        Ok((room, session))
     }
 
-    /// Asks the lobby for a place in a round.
-    async fn join(&mut self, room: Option<String>) -> Result<(), End> {
+    /// Asks the lobby for a place in a round, or in a session.
+    async fn join(&mut self, room: Option<String>, session: Option<String>) -> Result<(), End> {
         let (placed, answer) = oneshot::channel();
         let join = Join {
             id: self.id,
             peer: self.peer,
             room,
+            session,
             reply: self.outbox_tx.clone(),
             placed,
         };
@@ -195,9 +217,9 @@ impl<W: Wire> Connection<W> {
             )),
             // The lobby is gone: the server is stopping.
             Some(None) => Err(End::Stopping),
-            Some(Some(Ok(Placement { label, round }))) => {
+            Some(Some(Ok(Placement { label, room }))) => {
                 log::debug!("{}: placed as {label}", self.peer);
-                self.round = Some(round);
+                self.room = Some(room);
                 Ok(())
             }
             Some(Some(Err((kind, message)))) => {
@@ -290,6 +312,9 @@ impl<W: Wire> Connection<W> {
 
     /// Handles what the client said; `Some` ends the connection.
     async fn inbound(&mut self, inbound: Inbound) -> Option<End> {
+        if matches!(self.room, Some(Room::Session(_))) {
+            return self.session_inbound(inbound).await;
+        }
         match inbound {
             Inbound::Message { name, at } if !self.sent => {
                 if let Err(e) = names::validate(&name) {
@@ -338,6 +363,11 @@ impl<W: Wire> Connection<W> {
                 "unexpected Hello frame; expected Message",
                 "sent an unexpected Hello frame",
             )),
+            Inbound::Join(_) | Inbound::Pong { .. } | Inbound::Answer { .. } => Some(End::told(
+                ErrorKind::Protocol,
+                "a session frame in a round; expected Message",
+                "sent a session frame in a round",
+            )),
             // Half-close after its message: the client is done sending but still reads, and is
             // owed its verdict (on a chat server, its closed side is its goodbye).
             Inbound::Closed if self.sent && !self.ctx.config.chat => {
@@ -346,6 +376,36 @@ impl<W: Wire> Connection<W> {
             }
             other => Some(self.peer_end(other)),
         }
+    }
+
+    /// A session party's inbound event; `Some` ends the connection.
+    async fn session_inbound(&mut self, inbound: Inbound) -> Option<End> {
+        let event = match inbound {
+            Inbound::Pong { seq, at } => SessionEvent::Pong {
+                id: self.id,
+                seq,
+                at,
+            },
+            Inbound::Answer { at } => SessionEvent::Answer { id: self.id, at },
+            Inbound::Closed => return Some(End::quiet("left the session")),
+            Inbound::Failed(why) => return Some(End::quiet(why)),
+            Inbound::Bad { kind, message } => {
+                let why = format!("sent a bad frame: {message}");
+                return Some(End::told(kind, message, why));
+            }
+            _ => {
+                return Some(End::told(
+                    ErrorKind::Protocol,
+                    "in a session a client sends only Pong and Answer",
+                    "sent a frame a session does not take",
+                ))
+            }
+        };
+        if let Some(Room::Session(session)) = &mut self.room {
+            let limit = self.ctx.config.frame_timeout;
+            let _ = rt::bounded(limit, session.send(event)).await;
+        }
+        None
     }
 
     /// The end for an inbound event that finishes the connection.
@@ -368,9 +428,11 @@ impl<W: Wire> Connection<W> {
     /// Sends `event` to the round, if there is one and it is still running.
     async fn tell_round(&mut self, event: Event) -> bool {
         let limit = self.ctx.config.frame_timeout;
-        match &mut self.round {
-            Some(round) => matches!(rt::bounded(limit, round.send(event)).await, Some(Ok(()))),
-            None => false,
+        match &mut self.room {
+            Some(Room::Round(round)) => {
+                matches!(rt::bounded(limit, round.send(event)).await, Some(Ok(())))
+            }
+            _ => false,
         }
     }
 
@@ -425,10 +487,17 @@ impl<W: Wire> Connection<W> {
             }
             End::Peer { tell, why } => {
                 log::warn!("{}: {why}", self.peer);
-                if let Some(mut round) = self.round.take() {
-                    let left = Event::Left { id: self.id, why };
-                    let limit = self.ctx.config.frame_timeout;
-                    let _ = rt::bounded(limit, round.send(left)).await;
+                let limit = self.ctx.config.frame_timeout;
+                match self.room.take() {
+                    Some(Room::Round(mut round)) => {
+                        let left = Event::Left { id: self.id, why };
+                        let _ = rt::bounded(limit, round.send(left)).await;
+                    }
+                    Some(Room::Session(mut session)) => {
+                        let left = SessionEvent::Left { id: self.id };
+                        let _ = rt::bounded(limit, session.send(left)).await;
+                    }
+                    None => {}
                 }
                 if let Some((kind, message)) = tell {
                     let limit = self.ctx.config.frame_timeout;
@@ -544,7 +613,8 @@ mod tests {
 #[cfg(test)]
 mod size {
     /// Tens of thousands of connections wait at once, each holding this future: state that only
-    /// a write, a handshake or a close needs is boxed, so waiting stays under 1 KiB.
+    /// a write, a handshake or a close needs is boxed, so that waiting stays small (1,040 bytes
+    /// with sessions; the guard catches a write's or a handshake's state creeping back inline).
     #[test]
     fn an_idle_connection_future_stays_small() {
         use super::*;
@@ -564,7 +634,7 @@ mod size {
             let wire = Framed::new(StampedStream::new(s.clone()), Duration::from_secs(1));
             let fut = connection_loop(s, wire, peer, 1, ctx);
             let size = std::mem::size_of_val(&fut);
-            assert!(size <= 1024, "the connection future is {size} bytes");
+            assert!(size <= 1100, "the connection future is {size} bytes");
         });
     }
 }

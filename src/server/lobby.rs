@@ -1,8 +1,11 @@
-//! The lobby: which round a connection plays in.
+//! The lobby: which round, or which quiz session, a connection plays in.
 //!
-//! Owns the table of rounds still filling, keyed by room (`None` for anonymous rounds), and the
-//! count of rounds started. It alone creates rounds (one coordinator task each) and routes each
-//! joining connection to the round filling for its room, creating one when there is none.
+//! Owns the table of rounds still filling, keyed by room (`None` for anonymous rounds), the table
+//! of running sessions (protocol 2's `Join`), keyed by room, and the count of rounds started. It
+//! alone creates rounds (one coordinator task each) and sessions (one session task each), and
+//! routes each joining connection to the round filling, or the session running, for its room,
+//! creating one when there is none. A session counts as one round of the server's budget; a
+//! party may join a running session whatever the budget.
 //!
 //! Invariants:
 //! - A round leaves the table the moment it is full; one that ended while filling (abandoned by
@@ -22,7 +25,8 @@ use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::{Config, Stats};
 use crate::protocol::ErrorKind;
-use crate::round::{coordinator_loop, ConnId, Event, Outbox, RoundConfig, RoundReport};
+use crate::round::session::{session_loop, SessionEvent};
+use crate::round::{coordinator_loop, ConnId, Event, Outbox, Outcome, RoundConfig, RoundReport};
 use crate::rt;
 use crate::stop::Stop;
 
@@ -34,14 +38,23 @@ pub(crate) struct Join {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) room: Option<String>,
+    /// A protocol-2 `Join`: the name to play a session under.
+    pub(crate) session: Option<String>,
     pub(crate) reply: Outbox,
     pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
 
 /// Where the lobby put a connection.
 pub(crate) struct Placement {
+    /// The label in a round, or the name in a session.
     pub(crate) label: String,
-    pub(crate) round: mpsc::Sender<Event>,
+    pub(crate) room: Room,
+}
+
+/// What a placed connection talks to.
+pub(crate) enum Room {
+    Round(mpsc::Sender<Event>),
+    Session(mpsc::Sender<SessionEvent>),
 }
 
 /// Routes each joining connection to the round filling for its room, creating rounds as needed
@@ -55,6 +68,7 @@ pub(crate) async fn lobby_loop(
     stats: Arc<Stats>,
 ) {
     let mut filling: HashMap<Option<String>, mpsc::Sender<Event>> = HashMap::new();
+    let mut sessions: HashMap<Option<String>, mpsc::Sender<SessionEvent>> = HashMap::new();
     let labels: Arc<[String]> = config.labels.clone().into();
     let mut created: u64 = 0;
     let mut started: u64 = 0;
@@ -68,9 +82,32 @@ pub(crate) async fn lobby_loop(
                 None => break,
             },
         };
-        if filling.len() > 2 * swept_at + 64 {
+        if filling.len() + sessions.len() > 2 * swept_at + 64 {
             filling.retain(|_, round| !round.is_closed());
-            swept_at = filling.len();
+            sessions.retain(|_, session| !session.is_closed());
+            swept_at = filling.len() + sessions.len();
+        }
+        if let Some(name) = join.session.clone() {
+            let budget_left = config.rounds == 0 || started < config.rounds;
+            let placed = place_in_session(
+                &mut sessions,
+                join,
+                name,
+                budget_left,
+                &config,
+                &reports,
+                &stop,
+                &stats,
+            )
+            .await;
+            if placed {
+                started += 1;
+            }
+            stats.rooms_filling.store(
+                filling.len() + sessions.len(),
+                std::sync::atomic::Ordering::SeqCst,
+            );
+            continue;
         }
         if config.rounds != 0 && started >= config.rounds {
             let message = if config.rounds == 1 {
@@ -104,7 +141,7 @@ pub(crate) async fn lobby_loop(
                     }
                     let placement = Placement {
                         label: admit.label,
-                        round,
+                        room: Room::Round(round),
                     };
                     let _ = join.placed.send(Ok(placement));
                     break;
@@ -135,9 +172,97 @@ pub(crate) async fn lobby_loop(
             });
             filling.insert(join.room.clone(), tx);
         }
+        stats.rooms_filling.store(
+            filling.len() + sessions.len(),
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+/// Routes a protocol-2 `Join` to its room's session, creating the session if there is none and
+/// the budget allows. Returns whether a session was created.
+#[allow(clippy::too_many_arguments)]
+async fn place_in_session(
+    sessions: &mut HashMap<Option<String>, mpsc::Sender<SessionEvent>>,
+    join: Join,
+    name: String,
+    budget_left: bool,
+    config: &Config,
+    reports: &mpsc::Sender<RoundReport>,
+    stop: &Stop,
+    stats: &Arc<Stats>,
+) -> bool {
+    let mut created = false;
+    loop {
+        if let Some(session) = sessions.get(&join.room) {
+            let mut session = session.clone();
+            let (admitted, answer) = oneshot::channel();
+            let event = SessionEvent::Join {
+                id: join.id,
+                name: name.clone(),
+                reply: join.reply.clone(),
+                admitted,
+            };
+            let asked = async {
+                session.send(event).await.ok()?;
+                answer.await.ok()
+            };
+            match rt::bounded(config.frame_timeout, asked).await.flatten() {
+                Some(true) => {
+                    let placement = Placement {
+                        label: name,
+                        room: Room::Session(session),
+                    };
+                    let _ = join.placed.send(Ok(placement));
+                }
+                Some(false) => {
+                    let message = format!("the name {name} is taken in this session");
+                    let _ = join.placed.send(Err((ErrorKind::InvalidName, message)));
+                }
+                // That session has ended: the room gets a new one.
+                None => {
+                    sessions.remove(&join.room);
+                    continue;
+                }
+            }
+            return created;
+        }
+        if !budget_left || created {
+            let message =
+                "all rounds of this server are taken; no new session can start".to_owned();
+            let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
+            return false;
+        }
+        let (tx, rx) = mpsc::channel(64);
+        let session_config = crate::round::session::SessionConfig {
+            room: join.room.clone(),
+            style: config.style,
+            ..config.session.clone()
+        };
+        let mut reports = reports.clone();
+        let (stop, transcript, room) = (stop.clone(), config.transcript.clone(), join.room.clone());
         stats
-            .rooms_filling
-            .store(filling.len(), std::sync::atomic::Ordering::SeqCst);
+            .rounds_live
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        rt::spawn(async move {
+            let report = session_loop(session_config, rx, stop, transcript).await;
+            let report = RoundReport {
+                id: 0,
+                room,
+                started: report.rounds > 0,
+                outcome: if report.rounds > 0 {
+                    Outcome::Completed {
+                        order: Vec::new(),
+                        undelivered: Vec::new(),
+                    }
+                } else {
+                    Outcome::Abandoned
+                },
+            };
+            let _ = reports.send(report).await;
+        });
+        sessions.insert(join.room.clone(), tx);
+        created = true;
     }
 }
 
@@ -159,6 +284,7 @@ mod tests {
             id,
             peer: SocketAddr::from(([127, 0, 0, 1], 40000 + id as u16)),
             room: room.map(str::to_owned),
+            session: None,
             reply,
             placed,
         };
@@ -264,7 +390,9 @@ mod tests {
         block_on(async {
             let (mut joins, mut reports) = lobby(Config::default());
             let early = place(&mut joins, 1, Some("x")).await;
-            let mut round = early.answer.expect("placed").round;
+            let Room::Round(mut round) = early.answer.expect("placed").room else {
+                panic!("a round")
+            };
             round
                 .send(Event::Left {
                     id: 1,

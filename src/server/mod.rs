@@ -85,6 +85,8 @@ pub struct Config {
     /// Order by the kernel's receive time (see `stamp`); off, or where the platform has none,
     /// by the time each message was read.
     pub kernel_timestamps: bool,
+    /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
+    pub session: crate::round::session::SessionConfig,
 }
 
 /// What the server does with a connection.
@@ -126,6 +128,7 @@ impl Default for Config {
             wire: Wire::Framed,
             chat: false,
             kernel_timestamps: true,
+            session: crate::round::session::SessionConfig::default(),
         }
     }
 }

@@ -14,22 +14,28 @@ use crate::stamp::StampedStream;
 /// A framed connection's read half.
 pub(crate) struct Framed {
     frames: FrameReader<StampedStream>,
+    /// The version the handshake settled on; `Welcome` says it.
+    version: u16,
 }
 
 impl Framed {
     pub(crate) fn new(input: StampedStream, frame_timeout: Duration) -> Framed {
         Framed {
             frames: FrameReader::new(input).with_frame_timeout(Some(frame_timeout)),
+            version: PROTOCOL_VERSION,
         }
     }
 }
 
-/// The frame that says `event`.
+/// The frame that says `event` (`Welcome` in the newest version; see [`to_frame_in`]).
 pub fn to_frame(event: &Outbound) -> Frame {
+    to_frame_in(event, PROTOCOL_VERSION)
+}
+
+/// The frame that says `event` to a peer speaking protocol `version`.
+pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
     match event {
-        Outbound::Admitted => Frame::Welcome {
-            version: PROTOCOL_VERSION,
-        },
+        Outbound::Admitted => Frame::Welcome { version },
         Outbound::Started { round, label } => Frame::Connected {
             round: *round,
             label: label.clone(),
@@ -47,6 +53,12 @@ pub fn to_frame(event: &Outbound) -> Frame {
             message: message.clone(),
         },
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
+        Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
+        Outbound::Go { round, .. } => Frame::Go { round: *round },
+        Outbound::RoundResult(r) => Frame::Result(r.clone()),
+        Outbound::SessionOver { scores } => Frame::SessionOver {
+            scores: scores.clone(),
+        },
     }
 }
 
@@ -62,6 +74,22 @@ impl Wire for Framed {
                 at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
             },
             Ok(Some(Frame::Chat { line })) => Inbound::Chat { line },
+            Ok(Some(Frame::Join {
+                version,
+                room,
+                name,
+            })) => Inbound::Join(Box::new(super::JoinRequest {
+                version,
+                room,
+                name,
+            })),
+            Ok(Some(Frame::Pong { seq })) => Inbound::Pong {
+                seq,
+                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
+            },
+            Ok(Some(Frame::Answer)) => Inbound::Answer {
+                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
+            },
             Ok(Some(other)) => Inbound::Bad {
                 kind: ErrorKind::Protocol,
                 message: format!("unexpected {} frame from a client", other.kind_name()),
@@ -78,8 +106,12 @@ impl Wire for Framed {
         }
     }
 
+    fn negotiated(&mut self, version: u16) {
+        self.version = version;
+    }
+
     fn render(&self, event: &Outbound, out: &mut Vec<u8>) {
-        match protocol::encode(&to_frame(event)) {
+        match protocol::encode(&to_frame_in(event, self.version)) {
             Ok(bytes) => out.extend_from_slice(&bytes),
             // Only a frame over the size limit fails; the limits on names and parties make every
             // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.

@@ -44,6 +44,13 @@ impl std::str::FromStr for WireKind {
 pub(crate) enum Inbound {
     /// The framed handshake.
     Hello { version: u16, room: Option<String> },
+    /// Protocol 2's handshake for a quiz session. Boxed: it is the largest event and comes once,
+    /// while every connection's future holds one event's room.
+    Join(Box<JoinRequest>),
+    /// A session party's answer to a ping; `at` is when it arrived.
+    Pong { seq: u32, at: Instant },
+    /// A session party's answer to the current round; `at` is when it arrived.
+    Answer { at: Instant },
     /// A party's message; `at` is when it arrived (kernel receive time, or read time).
     Message { name: String, at: Instant },
     /// A chat line.
@@ -56,6 +63,14 @@ pub(crate) enum Inbound {
     Failed(String),
 }
 
+/// Protocol 2's `Join`, as the connection needs it.
+#[derive(Debug)]
+pub(crate) struct JoinRequest {
+    pub(crate) version: u16,
+    pub(crate) room: Option<String>,
+    pub(crate) name: String,
+}
+
 /// A server connection's codec. See the module docs.
 pub(crate) trait Wire: Send {
     /// Whether a connection must send `Hello` before it is placed in a round.
@@ -66,6 +81,9 @@ pub(crate) trait Wire: Send {
 
     /// Appends the bytes that say `event` to `out` (possibly none).
     fn render(&self, event: &Outbound, out: &mut Vec<u8>);
+
+    /// The handshake settled on protocol `version`.
+    fn negotiated(&mut self, _version: u16) {}
 
     /// The round started and this connection plays as `label` among `labels`.
     fn started(&mut self, _label: &str, _labels: &[String]) {}

@@ -255,6 +255,16 @@ impl Wire for Text {
             Outbound::Ended { message, .. } => {
                 out.extend_from_slice(format!("error: {message}\n").as_bytes())
             }
+            // Sessions are framed only (a text connection never joins one); said plainly all
+            // the same, so no event is ever silently lost.
+            Outbound::Ping { .. } => {}
+            Outbound::Go { round, .. } => {
+                out.extend_from_slice(format!("Round {round}: go!\n").as_bytes())
+            }
+            Outbound::RoundResult(r) => out.extend_from_slice(format!("{}\n", r.text).as_bytes()),
+            Outbound::SessionOver { scores } => out.extend_from_slice(
+                format!("{}\n", crate::round::session::scores_text(scores)).as_bytes(),
+            ),
         }
     }
 

@@ -8,14 +8,16 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
 use super::*;
+use crate::round::Outbound;
 use crate::rt::{self, block_on};
 use crate::stop::Stop;
+use crate::transcript::Transcript;
 
 struct SimParty {
     id: ConnId,
     name: &'static str,
     rtt: Duration,
-    rx: mpsc::Receiver<SessionOut>,
+    rx: mpsc::Receiver<Outbound>,
 }
 
 struct Sim {
@@ -31,7 +33,7 @@ fn ms(n: u64) -> Duration {
 impl Sim {
     fn start(config: SessionConfig) -> (Sim, rt::JoinHandle<SessionReport>) {
         let (tx, rx) = mpsc::channel(64);
-        let session = rt::spawn(session_loop(config, rx, Stop::never()));
+        let session = rt::spawn(session_loop(config, rx, Stop::never(), Transcript::Silent));
         (
             Sim {
                 tx,
@@ -43,7 +45,7 @@ impl Sim {
     }
 
     async fn join(&mut self, name: &'static str, rtt: Duration) -> bool {
-        let (reply, rx) = mpsc::channel(64);
+        let (reply, rx) = mpsc::channel::<Outbound>(64);
         let (admitted, answer) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
@@ -58,6 +60,8 @@ impl Sim {
             .unwrap();
         let ok = answer.await.unwrap();
         if ok {
+            let mut rx = rx;
+            assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
             self.parties.push(SimParty { id, name, rtt, rx });
         }
         ok
@@ -88,7 +92,7 @@ impl Sim {
         for p in &mut self.parties {
             loop {
                 match p.rx.next().await.expect("the session ended early") {
-                    SessionOut::Ping { seq, sent } => {
+                    Outbound::Ping { seq, sent } => {
                         let pong = SessionEvent::Pong {
                             id: p.id,
                             seq,
@@ -96,7 +100,7 @@ impl Sim {
                         };
                         self.tx.send(pong).await.unwrap();
                     }
-                    SessionOut::Go { round, sent } => {
+                    Outbound::Go { round, sent } => {
                         gos.push((round, sent));
                         break;
                     }
@@ -129,11 +133,7 @@ impl Sim {
         let mut results = Vec::new();
         for p in &mut self.parties {
             match p.rx.next().await {
-                Some(SessionOut::Result {
-                    round: r,
-                    order,
-                    scores,
-                }) => results.push((r, order, scores)),
+                Some(Outbound::RoundResult(r)) => results.push((r.round, r.order, r.scores)),
                 other => panic!("{}: expected Result, got {other:?}", p.name),
             }
         }
@@ -148,7 +148,7 @@ impl Sim {
         let mut finals = Vec::new();
         for p in &mut self.parties {
             match p.rx.next().await {
-                Some(SessionOut::Over { scores }) => finals.push(scores),
+                Some(Outbound::SessionOver { scores }) => finals.push(scores),
                 other => panic!("{}: expected Over, got {other:?}", p.name),
             }
         }
