@@ -670,3 +670,64 @@ mod tests {
         assert_eq!(Latencies::default().summary(), LatencySummary::default());
     }
 }
+
+/// A user-space relay that holds every byte for `delay` in each direction: a party behind it is
+/// `delay` further away each way (its round trip is longer by twice that). Serves connections
+/// accepted on `listener` by relaying each to `target`, until the returned handle is dropped with
+/// the process (it is for benchmarks and tests).
+pub fn delay_proxy(
+    listener: std::net::TcpListener,
+    target: String,
+    delay: Duration,
+) -> io::Result<task::JoinHandle<()>> {
+    let listener = crate::rt::listener(listener)?;
+    Ok(task::spawn(async move {
+        while let Ok((inbound, _)) = listener.accept().await {
+            let target = target.clone();
+            task::spawn(async move {
+                let Ok(outbound) = crate::rt::connect(&target).await else {
+                    return;
+                };
+                let _ = (inbound.set_nodelay(true), outbound.set_nodelay(true));
+                futures::join!(
+                    delayed_pump(inbound.clone(), outbound.clone(), delay),
+                    delayed_pump(outbound, inbound, delay)
+                );
+            });
+        }
+    }))
+}
+
+/// Copies `from` to `to`, each chunk written `delay` after it was read; the end of `from` becomes
+/// a half-close of `to` once everything before it is written.
+async fn delayed_pump(from: crate::rt::TcpStream, to: crate::rt::TcpStream, delay: Duration) {
+    use futures::io::AsyncReadExt;
+    use futures::SinkExt;
+    // Bounded: a peer that sends faster than the other end reads is held back by TCP.
+    let (mut tx, mut rx) = futures::channel::mpsc::channel::<(Instant, Vec<u8>)>(256);
+    let reader = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut input = &from;
+        while let Ok(n) = input.read(&mut buf).await {
+            if n == 0
+                || tx
+                    .send((Instant::now() + delay, buf[..n].to_vec()))
+                    .await
+                    .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let writer = async move {
+        let mut output = &to;
+        while let Some((due, bytes)) = rx.next().await {
+            task::sleep(due.saturating_duration_since(Instant::now())).await;
+            if output.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown(std::net::Shutdown::Write);
+    };
+    futures::join!(reader, writer);
+}

@@ -1,0 +1,233 @@
+//! Issue 12: quiz sessions end to end over loopback, protocol 2 on the wire: scripted parties
+//! answer pings at once and each `Go` after a set delay; one party can sit behind the delay
+//! proxy. The session's own rules (scores over joins and leaves, a party that does not answer)
+//! are tested on channels in `round::session`.
+
+mod common;
+
+use std::time::Duration;
+
+use arrival::client::Link;
+use arrival::protocol::{ErrorKind, Frame, SessionResult};
+use arrival::round::session::{Order, SessionConfig};
+use arrival::rt;
+use arrival::server::{Config, Server};
+
+/// An in-process server whose sessions run `rounds` rounds in `order`.
+fn server(rounds: u64, order: Order) -> (String, futures::channel::oneshot::Sender<()>) {
+    let listener = arrival::server::bind("127.0.0.1:0").unwrap();
+    let config = Config {
+        rounds: 0,
+        session: SessionConfig {
+            rounds,
+            order,
+            answer_timeout: Duration::from_secs(5),
+            pings: 4,
+            ping_every: Duration::from_millis(20),
+            ..SessionConfig::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::new(listener, config);
+    let addr = server.local_addr().unwrap().to_string();
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    rt::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// Joins `room` as `name`; returns the link once welcomed in protocol 2.
+async fn join(addr: &str, room: &str, name: &str) -> Link {
+    let mut link = Link::connect(addr).await.unwrap();
+    link.send(&Frame::Join {
+        version: 2,
+        room: Some(room.into()),
+        name: name.into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        link.recv().await.unwrap(),
+        Some(Frame::Welcome { version: 2 })
+    );
+    link
+}
+
+/// Plays until the session is over: pongs at once, answers each `Go` after `answer_after`.
+/// Returns every result and the final scores.
+async fn play(mut link: Link, answer_after: Duration) -> (Vec<SessionResult>, Vec<(String, u64)>) {
+    let mut results = Vec::new();
+    loop {
+        match link.recv().await.unwrap() {
+            Some(Frame::Ping { seq }) => link.send(&Frame::Pong { seq }).await.unwrap(),
+            Some(Frame::Go { .. }) => {
+                rt::sleep(answer_after).await;
+                link.send(&Frame::Answer).await.unwrap();
+            }
+            Some(Frame::Result(r)) => results.push(*r),
+            Some(Frame::SessionOver { scores }) => {
+                let scores = scores.into_iter().map(|s| (s.name, s.points)).collect();
+                return (results, scores);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn names(r: &SessionResult) -> Vec<&str> {
+    r.order.iter().map(|x| x.name.as_str()).collect()
+}
+
+#[test]
+fn a_session_of_three_plays_its_rounds_and_ends_with_the_scores() {
+    let (addr, _stop) = server(2, Order::Arrival);
+    let outcomes = rt::block_on(async {
+        let ann = join(&addr, "quiz", "Ann").await;
+        let ben = join(&addr, "quiz", "Ben").await;
+        let cid = join(&addr, "quiz", "Cid").await;
+        // Answers 60 ms apart: far more than any scheduling noise on loopback.
+        let parties = [(ann, 0), (ben, 60), (cid, 120)]
+            .map(|(link, ms)| rt::spawn(play(link, Duration::from_millis(ms))));
+        let mut outcomes = Vec::new();
+        for p in parties {
+            outcomes.push(p.await);
+        }
+        outcomes
+    });
+    for (results, scores) in &outcomes {
+        assert_eq!(results.len(), 2);
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r.round, i as u64 + 1);
+            assert_eq!(names(r), ["Ann", "Ben", "Cid"]);
+            assert!(r.order.iter().all(|x| x.answered && x.rtt_micros.is_some()));
+            assert!(
+                r.text.starts_with(&format!("Round {}: Ann ", i + 1)),
+                "{}",
+                r.text
+            );
+        }
+        assert_eq!(
+            scores,
+            &[
+                ("Ann".to_owned(), 2),
+                ("Ben".to_owned(), 0),
+                ("Cid".to_owned(), 0)
+            ]
+        );
+    }
+    assert_eq!(
+        outcomes[0].0, outcomes[1].0,
+        "every party gets the same results"
+    );
+}
+
+/// The issue's scenario over real sockets: Far sits behind a 40 ms delay proxy (80 ms more round
+/// trip) and reacts 20 ms sooner than Near. By arrival Near wins; by reaction Far does.
+#[test]
+fn reaction_order_names_the_delayed_party_that_reacted_first() {
+    for (order, first) in [(Order::Reaction, "Far"), (Order::Arrival, "Near")] {
+        let (addr, _stop) = server(1, order);
+        let proxy_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy_addr = proxy_listener.local_addr().unwrap().to_string();
+        let _proxy =
+            arrival::bench::delay_proxy(proxy_listener, addr.clone(), Duration::from_millis(40))
+                .unwrap();
+        let (far, near) = rt::block_on(async {
+            let far = join(&proxy_addr, "buzz", "Far").await;
+            let near = join(&addr, "buzz", "Near").await;
+            let far = rt::spawn(play(far, Duration::ZERO));
+            let near = rt::spawn(play(near, Duration::from_millis(20)));
+            (far.await, near.await)
+        });
+        let result = &far.0[0];
+        assert_eq!(result, &near.0[0]);
+        assert_eq!(result.order[0].name, first, "{order:?}: {}", result.text);
+        let rtt = |name: &str| {
+            let r = result.order.iter().find(|x| x.name == name).unwrap();
+            r.rtt_micros.unwrap()
+        };
+        // The proxy adds 80 ms to Far's round trip; the estimate cannot be below it.
+        assert!(rtt("Far") >= 80_000, "{}", rtt("Far"));
+        assert!(rtt("Near") < rtt("Far"));
+    }
+}
+
+#[test]
+fn a_version_1_client_plays_one_shot_rounds_exactly_as_before() {
+    let (addr, _stop) = server(1, Order::Arrival);
+    let verdicts = rt::block_on(async {
+        let mut x = Link::connect(&addr).await.unwrap();
+        let mut y = Link::connect(&addr).await.unwrap();
+        for link in [&mut x, &mut y] {
+            link.send(&Frame::Hello {
+                version: 1,
+                room: None,
+            })
+            .await
+            .unwrap();
+            assert_eq!(
+                link.recv().await.unwrap(),
+                Some(Frame::Welcome { version: 1 })
+            );
+        }
+        let mut verdicts = Vec::new();
+        for (link, name) in [(&mut x, "Alice"), (&mut y, "Bob")] {
+            assert!(matches!(
+                link.recv().await.unwrap(),
+                Some(Frame::Connected { .. })
+            ));
+            link.send(&Frame::Message { name: name.into() })
+                .await
+                .unwrap();
+        }
+        for link in [&mut x, &mut y] {
+            match link.recv().await.unwrap() {
+                Some(Frame::Ack { text, .. }) => verdicts.push(text),
+                other => panic!("{other:?}"),
+            }
+        }
+        verdicts
+    });
+    assert_eq!(verdicts[0], verdicts[1]);
+    assert!(verdicts[0].contains(" received before "), "{}", verdicts[0]);
+}
+
+#[test]
+fn joins_are_refused_in_version_1_and_under_a_taken_name() {
+    let (addr, _stop) = server(1, Order::Arrival);
+    rt::block_on(async {
+        let mut old = Link::connect(&addr).await.unwrap();
+        old.send(&Frame::Join {
+            version: 1,
+            room: Some("q".into()),
+            name: "Ann".into(),
+        })
+        .await
+        .unwrap();
+        match old.recv().await.unwrap() {
+            Some(Frame::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::Version);
+                assert_eq!(message, "Join needs protocol version 2 or later, not 1");
+            }
+            other => panic!("{other:?}"),
+        }
+        let _ann = join(&addr, "q", "Ann").await;
+        let mut again = Link::connect(&addr).await.unwrap();
+        again
+            .send(&Frame::Join {
+                version: 2,
+                room: Some("q".into()),
+                name: "Ann".into(),
+            })
+            .await
+            .unwrap();
+        match again.recv().await.unwrap() {
+            Some(Frame::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::InvalidName);
+                assert_eq!(message, "the name Ann is taken in this session");
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
