@@ -644,33 +644,6 @@ pub async fn echo(
     total
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latencies_keep_their_distribution_when_merged() {
-        let mut a = Latencies::default();
-        let mut b = Latencies::default();
-        for us in 1..=1000u64 {
-            a.record(Duration::from_micros(us));
-            b.record(Duration::from_micros(us * 1000));
-        }
-        let mut total = Latencies::default();
-        total.merge(&a);
-        total.merge(&b);
-        let s = total.summary();
-        assert_eq!(s.samples, 2000);
-        assert_eq!(s.min, 1);
-        // Three significant digits: within 0.1% of the true values.
-        assert!((999..=1001).contains(&s.p50), "{s:?}");
-        assert!((979_000..=981_000).contains(&s.p99), "{s:?}");
-        assert!((999_000..=1_001_000).contains(&s.max), "{s:?}");
-        assert!(s.p90 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.p99_9);
-        assert_eq!(Latencies::default().summary(), LatencySummary::default());
-    }
-}
-
 /// A user-space relay that holds every byte for `delay` in each direction: a party behind it is
 /// `delay` further away each way (its round trip is longer by twice that). Serves connections
 /// accepted on `listener` by relaying each to `target`, until the returned handle is dropped with
@@ -730,4 +703,31 @@ async fn delayed_pump(from: crate::rt::TcpStream, to: crate::rt::TcpStream, dela
         let _ = to.shutdown(std::net::Shutdown::Write);
     };
     futures::join!(reader, writer);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_keep_their_distribution_when_merged() {
+        let mut a = Latencies::default();
+        let mut b = Latencies::default();
+        for us in 1..=1000u64 {
+            a.record(Duration::from_micros(us));
+            b.record(Duration::from_micros(us * 1000));
+        }
+        let mut total = Latencies::default();
+        total.merge(&a);
+        total.merge(&b);
+        let s = total.summary();
+        assert_eq!(s.samples, 2000);
+        assert_eq!(s.min, 1);
+        // Three significant digits: within 0.1% of the true values.
+        assert!((999..=1001).contains(&s.p50), "{s:?}");
+        assert!((979_000..=981_000).contains(&s.p99), "{s:?}");
+        assert!((999_000..=1_001_000).contains(&s.max), "{s:?}");
+        assert!(s.p90 <= s.p95 && s.p95 <= s.p99 && s.p99 <= s.p99_9);
+        assert_eq!(Latencies::default().summary(), LatencySummary::default());
+    }
 }
