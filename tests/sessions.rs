@@ -231,3 +231,58 @@ fn joins_are_refused_in_version_1_and_under_a_taken_name() {
         }
     });
 }
+
+/// The binaries: a server and three `arrival-client --stay` players, each answering every round
+/// with a line of standard input. A session counts as one round, so the one-shot server exits
+/// after it.
+#[test]
+fn three_players_with_the_real_client_to_the_final_scores() {
+    let (mut srv, addr) = common::server(&[
+        "--parties",
+        "3",
+        "--session-rounds",
+        "2",
+        "--session-pause",
+        "0.1",
+    ]);
+    let players: Vec<common::Proc> = ["Ann", "Ben", "Cid"]
+        .iter()
+        .map(|name| {
+            let args = ["--stay", "--room", "quiz", "--name", name];
+            let mut p = common::client(name, &addr, &args);
+            p.send_stdin("\n\n");
+            p
+        })
+        .collect();
+    let mut total = 0;
+    for p in players {
+        let name = p.name.clone();
+        let out = p.finish();
+        assert_eq!(out.code, Some(0), "{name}: {out:?}");
+        let lines = &out.stdout;
+        assert_eq!(lines[0], format!("Joined the quiz in room quiz as {name}"));
+        assert_eq!(lines[1], "Round 1: go!");
+        assert!(lines[2].starts_with("Round 1: "), "{lines:?}");
+        assert!(lines[3].starts_with("Scores: "), "{lines:?}");
+        assert_eq!(lines[4], "Round 2: go!");
+        let last = lines.last().unwrap();
+        assert!(last.starts_with("Final scores: "), "{lines:?}");
+        total = last
+            .trim_start_matches("Final scores: ")
+            .split(", ")
+            .map(|s| s.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum();
+    }
+    assert_eq!(total, 2, "one point a round");
+    let srv_out = {
+        srv.wait_for("the session's end", |l| {
+            l.starts_with("Session [quiz] over after 2 rounds")
+        });
+        srv.finish()
+    };
+    assert_eq!(srv_out.code, Some(0), "{srv_out:?}");
+    assert!(srv_out
+        .stdout
+        .iter()
+        .any(|l| l.starts_with("Session [quiz] Round 1: ")));
+}

@@ -33,6 +33,10 @@ struct Opt {
     /// the client to speak first)
     #[structopt(long)]
     label: Option<String>,
+    /// Quiz: join the room's session and stay for its rounds (needs --name); press Enter to
+    /// answer each round
+    #[structopt(long)]
+    stay: bool,
     /// Seconds to wait for the connection and for the round to start (framed: the handshake;
     /// text: the greeting)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
@@ -67,6 +71,39 @@ fn main() {
         },
     };
     let transcript = Transcript::Stdout;
+    if opt.stay {
+        let name = match source {
+            NameSource::Given(name) => Some(name),
+            NameSource::Stdin { .. } => None,
+        };
+        let code = match (opt.wire, name) {
+            (Wire::Text, _) => {
+                eprintln!("arrival-client: --stay needs the framed wire (sessions are protocol 2)");
+                2
+            }
+            (_, None) => {
+                eprintln!(
+                    "arrival-client: --stay needs --name (the name to play the session under)"
+                );
+                2
+            }
+            (Wire::Framed, Some(name)) => {
+                match arrival::rt::block_on(arrival::client::session::run(
+                    &config,
+                    name,
+                    &transcript,
+                )) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("arrival-client: {e}");
+                        e.exit_code()
+                    }
+                }
+            }
+        };
+        flush_logging();
+        exit(code);
+    }
     let result = arrival::rt::block_on(async {
         match opt.wire {
             Wire::Framed => client::run(&config, source, &transcript).await,

@@ -10,6 +10,7 @@
 //! Everything the server sends is escaped before it reaches a terminal (see
 //! [`names::printable`]): a hostile server cannot drive ours.
 
+pub mod session;
 pub mod text;
 
 use std::fmt;
@@ -156,11 +157,11 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-type Incoming = mpsc::Receiver<Result<Frame, String>>;
+pub(crate) type Incoming = mpsc::Receiver<Result<Frame, String>>;
 
 /// Forwards the server's frames; the item after the last frame (or instead of it) is `Err` with
 /// why the stream ended.
-async fn reader_loop(
+pub(crate) async fn reader_loop(
     mut frames: FrameReader<TcpStream>,
     mut tx: mpsc::Sender<Result<Frame, String>>,
 ) {
@@ -176,7 +177,7 @@ async fn reader_loop(
         // After these, nothing more is read: the server closes.
         let last = matches!(
             item,
-            Err(_) | Ok(Frame::Error { .. } | Frame::ChatOver { .. })
+            Err(_) | Ok(Frame::Error { .. } | Frame::ChatOver { .. } | Frame::SessionOver { .. })
         );
         if tx.send(item).await.is_err() || last {
             break;
@@ -185,7 +186,7 @@ async fn reader_loop(
 }
 
 /// The next frame from the server; an `Error` frame or a broken stream becomes an `Err`.
-async fn expect(incoming: &mut Incoming) -> Result<Frame, Error> {
+pub(crate) async fn expect(incoming: &mut Incoming) -> Result<Frame, Error> {
     match incoming.next().await {
         Some(Ok(Frame::Error { kind, message })) => Err(Error::Refused { kind, message }),
         Some(Ok(frame)) => Ok(frame),
@@ -194,7 +195,7 @@ async fn expect(incoming: &mut Incoming) -> Result<Frame, Error> {
     }
 }
 
-fn unexpected(frame: &Frame, wanted: &str) -> Error {
+pub(crate) fn unexpected(frame: &Frame, wanted: &str) -> Error {
     Error::Lost(format!(
         "protocol error: the server sent {} where {wanted} was expected",
         frame.kind_name()
@@ -227,7 +228,7 @@ pub(crate) async fn connect(config: &Config) -> Result<TcpStream, Error> {
 }
 
 /// The client's one writer: the exchange's task, never the reader.
-async fn send(mut stream: &TcpStream, frame: Frame) -> Result<(), Error> {
+pub(crate) async fn send(mut stream: &TcpStream, frame: Frame) -> Result<(), Error> {
     protocol::write_frame(&mut stream, &frame)
         .await
         .map_err(|e| Error::Lost(format!("lost the connection to the server: {e}")))
