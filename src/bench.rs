@@ -705,6 +705,219 @@ async fn delayed_pump(from: crate::rt::TcpStream, to: crate::rt::TcpStream, dela
     futures::join!(reader, writer);
 }
 
+/// What to run in the quiz fairness trial.
+#[derive(Debug, Clone)]
+pub struct QuizFairnessPlan {
+    /// How much further away (each way) the far party is: it sits behind a delay proxy.
+    pub delay: Duration,
+    /// How much sooner the far party reacts than the near one.
+    pub head_start: Duration,
+    pub trials: usize,
+}
+
+/// Figures from the quiz fairness trial. The far party is truly quicker in every round.
+#[derive(Default)]
+pub struct QuizFairnessReport {
+    pub rounds: usize,
+    /// Rounds in which each order named the far (truly quicker) party first.
+    pub arrival_right: usize,
+    pub reaction_right: usize,
+    /// |measured reaction − true reaction|, both parties, microseconds.
+    pub reaction_error: Latencies,
+    /// Measured reactions below the true one (the round-trip estimate was too high).
+    pub reaction_error_negative: u64,
+    pub errors: Errors,
+}
+
+/// A scripted session party: pongs at once, answers every `Go` after `reaction`, forwards each
+/// result to `results`, ends with the session.
+async fn quiz_party(
+    addr: String,
+    room: String,
+    name: String,
+    reaction: Duration,
+    mut results: Option<futures::channel::mpsc::Sender<protocol::SessionResult>>,
+    progress: Arc<AtomicU64>,
+) -> Result<(), String> {
+    use futures::SinkExt;
+    let mut link = Link::connect(&addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let join = Frame::Join {
+        version: PROTOCOL_VERSION,
+        room: Some(room),
+        name,
+    };
+    let sent = |e: io::Error| format!("write: {}", e.kind());
+    link.send(&join).await.map_err(sent)?;
+    loop {
+        let frame = match task::timeout(IO_TIMEOUT, link.recv()).await {
+            None => return Err("timeout".into()),
+            Some(Ok(Some(frame))) => frame,
+            Some(Ok(None)) => return Err("closed by server".into()),
+            Some(Err(e)) => return Err(format!("read: {e}")),
+        };
+        match frame {
+            Frame::Welcome { .. } => {}
+            Frame::Ping { seq } => link.send(&Frame::Pong { seq }).await.map_err(sent)?,
+            Frame::Go { .. } => {
+                if !reaction.is_zero() {
+                    task::sleep(reaction).await;
+                }
+                link.send(&Frame::Answer).await.map_err(sent)?;
+            }
+            Frame::Result(r) => {
+                if let Some(tx) = results.as_mut() {
+                    progress.fetch_add(1, Ordering::Relaxed);
+                    let _ = tx.send(*r).await;
+                }
+            }
+            Frame::SessionOver { .. } => return Ok(()),
+            Frame::Error { kind, .. } => return Err(format!("server: {kind}")),
+            other => return Err(format!("protocol: unexpected {}", other.kind_name())),
+        }
+    }
+}
+
+/// One session of `plan.trials` rounds between a far party (behind a delay proxy of
+/// `plan.delay`, reacting at once) and a near one (direct, reacting `plan.head_start` later).
+/// The server must run sessions of `plan.trials` rounds; every result carries both orders'
+/// figures, so one run counts how often each names the far party first.
+pub async fn quiz_fairness(
+    addr: &str,
+    plan: &QuizFairnessPlan,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> QuizFairnessReport {
+    let mut report = QuizFairnessReport::default();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| Ok((l.local_addr()?, l)))
+        .and_then(|(proxy_addr, l)| Ok((proxy_addr, delay_proxy(l, addr.to_owned(), plan.delay)?)));
+    let (proxy_addr, _proxy) = match proxy {
+        Ok(p) => p,
+        Err(e) => {
+            report.errors.insert(format!("proxy: {e}"), 1);
+            return report;
+        }
+    };
+    let room = format!("quiz-fairness-{}", std::process::id());
+    let (tx, mut rx) = futures::channel::mpsc::channel(16);
+    let far = task::spawn(quiz_party(
+        proxy_addr.to_string(),
+        room.clone(),
+        "Far".to_owned(),
+        Duration::ZERO,
+        Some(tx),
+        progress,
+    ));
+    let near = task::spawn(quiz_party(
+        addr.to_owned(),
+        room,
+        "Near".to_owned(),
+        plan.head_start,
+        None,
+        Arc::default(),
+    ));
+    let true_reaction = |name: &str| {
+        if name == "Far" {
+            0
+        } else {
+            plan.head_start.as_micros() as i64
+        }
+    };
+    while let Some(result) = rx.next().await {
+        report.rounds += 1;
+        let answered: Vec<&protocol::Reaction> =
+            result.order.iter().filter(|r| r.answered).collect();
+        let by_arrival = answered.iter().min_by_key(|r| r.after_go_micros);
+        let by_reaction = answered.iter().min_by_key(|r| {
+            r.reaction_micros
+                .unwrap_or(r.after_go_micros.unwrap_or(0) as i64)
+        });
+        report.arrival_right += usize::from(by_arrival.is_some_and(|r| r.name == "Far"));
+        report.reaction_right += usize::from(by_reaction.is_some_and(|r| r.name == "Far"));
+        for r in &answered {
+            if let Some(measured) = r.reaction_micros {
+                let error = measured - true_reaction(&r.name);
+                report
+                    .reaction_error
+                    .record(Duration::from_micros(error.unsigned_abs()));
+                report.reaction_error_negative += u64::from(error < 0);
+            }
+        }
+    }
+    for (who, party) in [("far", far.await), ("near", near.await)] {
+        if let Err(e) = party {
+            fatal.check(&e);
+            *report.errors.entry(format!("{who}: {e}")).or_default() += 1;
+        }
+    }
+    report
+}
+
+/// What to run in sessions mode.
+#[derive(Debug, Clone)]
+pub struct SessionsPlan {
+    /// Sessions at once.
+    pub sessions: usize,
+    /// Parties in each.
+    pub parties: usize,
+}
+
+/// Figures from sessions mode.
+#[derive(Default)]
+pub struct SessionsReport {
+    /// Rounds every party of a session got the result of.
+    pub rounds: u64,
+    pub elapsed: Duration,
+    pub errors: Errors,
+}
+
+/// `plan.sessions` sessions of `plan.parties` parties each, every party answering at once,
+/// until the server ends the sessions (its `--session-rounds`). `progress` counts rounds.
+pub async fn sessions(
+    addr: &str,
+    plan: &SessionsPlan,
+    progress: Arc<AtomicU64>,
+    fatal: Fatal,
+) -> SessionsReport {
+    let started = Instant::now();
+    let mut parties = Vec::new();
+    for s in 0..plan.sessions {
+        let room = format!("sessions-{}-{s}", std::process::id());
+        for p in 0..plan.parties {
+            let (addr, room) = (addr.to_owned(), room.clone());
+            // The first party of each session counts its rounds.
+            let counter = if p == 0 {
+                Arc::clone(&progress)
+            } else {
+                Arc::default()
+            };
+            let (tx, mut rx) = futures::channel::mpsc::channel(16);
+            task::spawn(async move { while rx.next().await.is_some() {} });
+            let tx = (p == 0).then_some(tx);
+            parties.push(task::spawn(quiz_party(
+                addr,
+                room,
+                format!("P{}", p + 1),
+                Duration::ZERO,
+                tx,
+                counter,
+            )));
+        }
+    }
+    let mut report = SessionsReport::default();
+    for party in parties {
+        if let Err(e) = party.await {
+            fatal.check(&e);
+            *report.errors.entry(e).or_default() += 1;
+        }
+    }
+    report.rounds = progress.load(Ordering::Relaxed);
+    report.elapsed = started.elapsed();
+    report
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,13 +126,37 @@ enum Mode {
         common: Common,
     },
     /// Two parties send G microseconds apart; how often does the server name the right one first?
+    /// With --delay-ms: a quiz session in which one party sits behind a delay proxy and reacts
+    /// --head-start-ms sooner; how often does each order (arrival, reaction) name it first?
     Fairness {
         /// Gaps to try, in microseconds
         #[structopt(long, default_value = "1000,100,50,20,10,5", use_delimiter = true)]
         gaps: Vec<u64>,
-        /// Trials per gap
+        /// Trials per gap (or rounds of the quiz session)
         #[structopt(short, long, default_value = "1000")]
         trials: usize,
+        /// Quiz trial: put one party behind a proxy holding every byte this many milliseconds
+        /// each way
+        #[structopt(long)]
+        delay_ms: Option<u64>,
+        /// Quiz trial: how many milliseconds sooner the delayed party reacts
+        #[structopt(long, default_value = "5")]
+        head_start_ms: u64,
+        #[structopt(flatten)]
+        common: Common,
+    },
+    /// Quiz sessions: C sessions of P parties held open, every party answering at once; rounds
+    /// per second (the server's --session-rounds ends them)
+    Sessions {
+        /// Sessions at once
+        #[structopt(short = "c", long, default_value = "8")]
+        sessions: usize,
+        /// Parties in each session
+        #[structopt(short, long, default_value = "3")]
+        parties: usize,
+        /// Rounds per session (given to a spawned server)
+        #[structopt(short = "n", long, default_value = "100")]
+        rounds: u64,
         #[structopt(flatten)]
         common: Common,
     },
@@ -145,7 +169,8 @@ impl Mode {
             Mode::Rounds { common, .. }
             | Mode::Idle { common, .. }
             | Mode::Echo { common, .. }
-            | Mode::Fairness { common, .. } => common,
+            | Mode::Fairness { common, .. }
+            | Mode::Sessions { common, .. } => common,
         };
         std::mem::take(common)
     }
@@ -160,6 +185,9 @@ impl Mode {
             } => concurrency * parties,
             Mode::Idle { connections, .. } | Mode::Echo { connections, .. } => *connections,
             Mode::Fairness { .. } => 2,
+            Mode::Sessions {
+                sessions, parties, ..
+            } => sessions * parties,
         }) as u64
     }
 }
@@ -242,7 +270,29 @@ async fn run(common: Common, mode: Mode) -> i32 {
             idle_window,
             ..
         } => run_idle(&run, connections, idle_window).await,
+        Mode::Fairness {
+            delay_ms: Some(delay),
+            head_start_ms,
+            trials,
+            ..
+        } => {
+            let plan = bench::QuizFairnessPlan {
+                delay: Duration::from_millis(delay),
+                head_start: Duration::from_millis(head_start_ms),
+                trials,
+            };
+            run_quiz_fairness(&run, &plan).await
+        }
         Mode::Fairness { gaps, trials, .. } => run_fairness(&run, &gaps, trials).await,
+        Mode::Sessions {
+            sessions,
+            parties,
+            rounds,
+            ..
+        } => {
+            let plan = bench::SessionsPlan { sessions, parties };
+            run_sessions(&run, &plan, rounds).await
+        }
         Mode::Echo {
             connections,
             size,
@@ -289,7 +339,35 @@ fn spawn_server(common: &Common, mode: &Mode, needed: u64) -> Result<SpawnedServ
         Mode::Rounds { parties, .. } => args.extend(["--parties".into(), parties.to_string()]),
         Mode::Echo { .. } => args.extend(["--mode".into(), "echo".into()]),
         Mode::Idle { .. } => args.extend(["--round-timeout".into(), "3600".into()]),
+        Mode::Fairness {
+            delay_ms: Some(_),
+            trials,
+            ..
+        } => {
+            let session = [
+                "--session-rounds",
+                &trials.to_string(),
+                "--session-pause",
+                "0.1",
+            ]
+            .map(str::to_owned);
+            args.extend(session);
+            args.extend(["--answer-timeout".into(), "5".into()]);
+        }
         Mode::Fairness { .. } => {}
+        Mode::Sessions {
+            parties, rounds, ..
+        } => {
+            let session = [
+                "--session-rounds",
+                &rounds.to_string(),
+                "--session-pause",
+                "0",
+            ]
+            .map(str::to_owned);
+            args.extend(session);
+            args.extend(["--parties".into(), parties.to_string()]);
+        }
     }
     SpawnedServer::start(&program, &args)
         .map_err(|e| format!("cannot start {}: {e}", program.display()))
@@ -783,6 +861,132 @@ async fn run_fairness(run: &Run, gaps: &[u64], trials: usize) -> i32 {
     } else {
         0
     }
+}
+
+#[derive(Serialize)]
+struct QuizFairnessResult {
+    mode: &'static str,
+    addr: String,
+    delay_ms: u64,
+    head_start_ms: u64,
+    rounds: usize,
+    /// Rounds in which ordering by arrival named the truly quicker (delayed) party first.
+    arrival_right: usize,
+    /// Rounds in which ordering by reaction time named it first.
+    reaction_right: usize,
+    /// |measured − true reaction time| of both parties, microseconds.
+    reaction_error_us: LatencySummary,
+    /// Measured reactions below the true one.
+    reaction_error_negative: u64,
+    errors: Errors,
+}
+
+async fn run_quiz_fairness(run: &Run, plan: &bench::QuizFairnessPlan) -> i32 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(
+        "rounds",
+        Arc::clone(&counter),
+        Some(plan.trials as u64),
+        None,
+    );
+    let report = bench::quiz_fairness(&run.addr, plan, counter, run.fatal.clone()).await;
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        return EXIT_CANNOT_RUN;
+    }
+    let result = QuizFairnessResult {
+        mode: "quiz-fairness",
+        addr: run.addr.clone(),
+        delay_ms: plan.delay.as_millis() as u64,
+        head_start_ms: plan.head_start.as_millis() as u64,
+        rounds: report.rounds,
+        arrival_right: report.arrival_right,
+        reaction_right: report.reaction_right,
+        reaction_error_us: report.reaction_error.summary(),
+        reaction_error_negative: report.reaction_error_negative,
+        errors: report.errors,
+    };
+    if run.json {
+        print_json(&result);
+    } else {
+        let r = &result;
+        println!(
+            "quiz fairness: Far is {} ms further away each way and reacts {} ms sooner than Near",
+            r.delay_ms, r.head_start_ms
+        );
+        println!("  rounds            {:>10}", r.rounds);
+        println!(
+            "  by arrival        {:>10} of {} name Far (the truly quicker) first",
+            r.arrival_right, r.rounds
+        );
+        println!(
+            "  by reaction       {:>10} of {} name Far first",
+            r.reaction_right, r.rounds
+        );
+        println!(
+            "  reaction error us {}  ({} below the truth)",
+            latency_text(&r.reaction_error_us),
+            r.reaction_error_negative
+        );
+        println!("  errors            {}", errors_text(&r.errors));
+    }
+    status(&result.errors)
+}
+
+#[derive(Serialize)]
+struct SessionsResult {
+    mode: &'static str,
+    addr: String,
+    sessions: usize,
+    parties: usize,
+    seconds: f64,
+    rounds: u64,
+    rounds_per_s: f64,
+    server: Option<ProcUse>,
+    bench: Option<ProcUse>,
+    errors: Errors,
+}
+
+async fn run_sessions(run: &Run, plan: &bench::SessionsPlan, rounds: u64) -> i32 {
+    let counter = Arc::new(AtomicU64::new(0));
+    let total = rounds * plan.sessions as u64;
+    let progress = Progress::start("rounds", Arc::clone(&counter), Some(total), None);
+    let usage = Usage::start(run.server_pid);
+    let report = bench::sessions(&run.addr, plan, counter, run.fatal.clone()).await;
+    let (server, own) = usage.finish();
+    progress.finish().await;
+    if run.fatal.get().is_some() {
+        return EXIT_CANNOT_RUN;
+    }
+    let secs = report.elapsed.as_secs_f64();
+    let result = SessionsResult {
+        mode: "sessions",
+        addr: run.addr.clone(),
+        sessions: plan.sessions,
+        parties: plan.parties,
+        seconds: secs,
+        rounds: report.rounds,
+        rounds_per_s: report.rounds as f64 / secs,
+        server,
+        bench: own,
+        errors: report.errors,
+    };
+    if run.json {
+        print_json(&result);
+    } else {
+        let r = &result;
+        println!(
+            "sessions: {} sessions of {} parties held open, every party answering at once, {secs:.2} s",
+            r.sessions, r.parties
+        );
+        println!(
+            "  rounds            {:>10}   ({:.0}/s)",
+            r.rounds, r.rounds_per_s
+        );
+        println!("  errors            {}", errors_text(&r.errors));
+        print_usage(r.server, r.bench, "");
+    }
+    status(&result.errors)
 }
 
 #[cfg(test)]

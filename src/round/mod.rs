@@ -54,9 +54,11 @@ pub type ConnId = u64;
 pub type Outbox = mpsc::Sender<Outbound>;
 
 /// Capacity of a connection's outbox. Before its chat, a round sends a connection at most
-/// `Admitted`, `Started` and one final event, so `try_send` into a live outbox cannot fail for
-/// lack of room; the chat's relayed lines are sent with back-pressure.
-pub const OUTBOX_CAPACITY: usize = 4;
+/// `Admitted`, `Started` and one final event; a session at most a round's pings (the server
+/// sends 5), `Go` and the result between two of the connection's writes. So `try_send` into a
+/// live outbox cannot fail for lack of room; the chat's relayed lines are sent with
+/// back-pressure. A queued event costs memory only while it is queued.
+pub const OUTBOX_CAPACITY: usize = 16;
 
 /// What a round tells one of its connections: domain events, rendered by each wire in its own
 /// way (`wire::framed` as frames, `wire::text` as the assignment's sentences).
