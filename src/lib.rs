@@ -7,9 +7,9 @@
 //! | [`rt`] | the async runtime (async-std): tasks, timers, sockets, stdin | know about rounds, frames or wires |
 //! | [`protocol`] | protocol v1: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
-//! | [`round`] | one round: the coordinator actor, its state machine, the verdict, its English, the chat | touch sockets, bytes or clocks |
+//! | [`round`] | one round: the coordinator actor, its state machine, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order) | touch sockets, bytes or clocks |
 //! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo | interpret bytes or round rules |
-//! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`] | — |
+//! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`], [`client::session`] | — |
 //! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order | interpret bytes |
 //! | [`names`] | what a name may be | — |
 //! | [`stop`], [`transcript`], [`cli`] | the stop broadcast; where user-facing lines go; what the binaries share | — |
@@ -26,8 +26,10 @@
 //!   round's report → accept loop. Every channel is bounded, every wait for another task is
 //!   bounded in time, and shutdown is a [`stop::Stop`] broadcast plus dropped senders: `run`
 //!   returns only after every task has ended.
-//! - **Rounds speak domain events** ([`round::Outbound`]); wires alone turn them into bytes, and
-//!   inbound bytes into [`wire`] events. The framed and text wires share one connection actor.
+//! - **Rounds and sessions speak domain events** ([`round::Outbound`]); wires alone turn them
+//!   into bytes, and inbound bytes into [`wire`] events. The framed and text wires share one
+//!   connection actor. Protocol versions 1 and 2 share it too: a version-1 client never sees a
+//!   version-2 frame.
 //! - **Order is by arrival instant only** (kernel receive time where the platform gives it),
 //!   never by connection order, label or event order.
 //! - **Only [`rt`] names the runtime**; public signatures take `std` types.

@@ -275,11 +275,59 @@ fn documented_examples() {
             "00 00 00 10 09 00 00 00 04 00 00 00 00 00 00 00 6f 76 65 72",
         ),
     ];
+    let session_cases: Vec<(Frame, &str)> = vec![
+        (
+            Frame::Join {
+                version: 2,
+                room: Some("quiz".into()),
+                name: "Ann".into(),
+            },
+            "00 00 00 1e 0a 00 00 00 02 00 01 04 00 00 00 00 00 00 00 71 75 69 7a 03 00 00 00 00 00 00 00 41 6e 6e",
+        ),
+        (Frame::Ping { seq: 7 }, "00 00 00 08 0b 00 00 00 07 00 00 00"),
+        (Frame::Pong { seq: 7 }, "00 00 00 08 0c 00 00 00 07 00 00 00"),
+        (
+            Frame::Go { round: 3 },
+            "00 00 00 0c 0d 00 00 00 03 00 00 00 00 00 00 00",
+        ),
+        (Frame::Answer, "00 00 00 04 0e 00 00 00"),
+        (
+            Frame::Result(Box::new(SessionResult {
+                round: 3,
+                text: "R3".into(),
+                order: vec![Reaction {
+                    name: "Ann".into(),
+                    answered: true,
+                    after_go_micros: Some(1500),
+                    rtt_micros: Some(1000),
+                    reaction_micros: Some(500),
+                }],
+                scores: vec![Score {
+                    name: "Ann".into(),
+                    points: 2,
+                }],
+            })),
+            "00 00 00 60 0f 00 00 00 03 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00 52 33 \
+             01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 01 01 dc 05 00 00 00 00 \
+             00 00 01 e8 03 00 00 00 00 00 00 01 f4 01 00 00 00 00 00 00 01 00 00 00 00 00 00 \
+             00 03 00 00 00 00 00 00 00 41 6e 6e 02 00 00 00 00 00 00 00",
+        ),
+        (
+            Frame::SessionOver {
+                scores: vec![Score {
+                    name: "Ann".into(),
+                    points: 2,
+                }],
+            },
+            "00 00 00 1f 10 00 00 00 01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e \
+             02 00 00 00 00 00 00 00",
+        ),
+    ];
     let doc = include_str!("../../PROTOCOL.md")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for (frame, expected) in cases.into_iter().chain(chat_cases) {
+    for (frame, expected) in cases.into_iter().chain(chat_cases).chain(session_cases) {
         let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(hex(&encode(&frame).unwrap()), expected, "{frame:?}");
         assert!(
