@@ -11,10 +11,10 @@
 //!
 //! - This file: the accept loop owns the listener, the connection limit and the tally of finished
 //!   rounds; it decides when the server stops (rounds done, or the caller's shutdown future).
-//! - [`lobby`]: the table of rounds still filling, by room; it alone creates rounds.
-//! - [`connection`]: one task per socket, both wires, its only reader and writer.
-//! - [`close`]: the last write and the close (linger) for every connection.
-//! - [`echo`]: the RFC 862 echo connection.
+//! - `lobby`: the table of rounds still filling, by room; it alone creates rounds.
+//! - `connection`: one task per socket, both wires, its only reader and writer.
+//! - `close`: the last write and the close (linger) for every connection.
+//! - `echo`: the RFC 862 echo connection.
 //!
 //! Shutdown: the accept loop fires a [`Stop`]; connections say what they have queued and then
 //! `ShuttingDown`, rounds and the lobby return. `run` returns only after every connection task

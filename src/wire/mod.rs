@@ -1,6 +1,6 @@
 //! How a server connection speaks: arrival's framed protocol, or the assignment's raw text.
 //!
-//! A wire is a small codec: it reads the next [`Inbound`] event from its half of the socket
+//! A wire is a small codec: it reads the next `Inbound` event from its half of the socket
 //! (how a handshake looks, how a message is delimited, which prefixes it strips) and renders the
 //! round's [`Outbound`] events as bytes. The connection actor (`server::connection`) knows
 //! nothing of bytes; the round knows nothing of wires. Each wire's `next` is cancel-safe: the
