@@ -433,8 +433,9 @@ pub async fn session_loop(
         }
     }
     let scores = session.scores();
+    let rounds = if round == 1 { "round" } else { "rounds" };
     say(format!(
-        "over after {round} rounds. {}",
+        "over after {round} {rounds}. {}",
         scores_text(&scores)
     ));
     session.send_all(|_| Outbound::SessionOver {
