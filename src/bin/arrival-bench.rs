@@ -490,6 +490,24 @@ impl Progress {
     }
 }
 
+/// Runs a measurement with its progress bar and both processes' resource use around it. `None`
+/// when the run could not go on: no figures then, the caller says why.
+async fn measure<F: std::future::Future>(
+    run: &Run,
+    what: &'static str,
+    total: Option<u64>,
+    duration: Option<Duration>,
+    body: impl FnOnce(Arc<AtomicU64>) -> F,
+) -> Option<(F::Output, Option<ProcUse>, Option<ProcUse>)> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start(what, Arc::clone(&counter), total, duration);
+    let usage = Usage::start(run.server_pid);
+    let report = body(counter).await;
+    let (server, own) = usage.finish();
+    progress.finish().await;
+    run.fatal.get().is_none().then_some((report, server, own))
+}
+
 fn errors_text(errors: &Errors) -> String {
     if errors.is_empty() {
         return "none".into();
@@ -556,16 +574,13 @@ struct RoundsResult {
 }
 
 async fn run_rounds(run: &Run, plan: &RoundsPlan) -> i32 {
-    let counter = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start("rounds", Arc::clone(&counter), plan.rounds, plan.duration);
-    let usage = Usage::start(run.server_pid);
-    let report = bench::rounds(&run.addr, plan, counter, run.fatal.clone()).await;
-    let (server, own) = usage.finish();
-    progress.finish().await;
-    if run.fatal.get().is_some() {
-        // No figures from a run that could not go on: the caller says why.
+    let measured = measure(run, "rounds", plan.rounds, plan.duration, |counter| {
+        bench::rounds(&run.addr, plan, counter, run.fatal.clone())
+    })
+    .await;
+    let Some((report, server, own)) = measured else {
         return EXIT_CANNOT_RUN;
-    }
+    };
     let secs = report.elapsed.as_secs_f64();
     let result = RoundsResult {
         mode: "rounds",
@@ -720,16 +735,13 @@ struct EchoResult {
 }
 
 async fn run_echo(run: &Run, plan: &bench::EchoPlan) -> i32 {
-    let counter = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start("messages", Arc::clone(&counter), None, Some(plan.duration));
-    let usage = Usage::start(run.server_pid);
-    let report = bench::echo(&run.addr, plan, counter, run.fatal.clone()).await;
-    let (server, own) = usage.finish();
-    progress.finish().await;
-    if run.fatal.get().is_some() {
-        // No figures from a run that could not go on: the caller says why.
+    let measured = measure(run, "messages", None, Some(plan.duration), |counter| {
+        bench::echo(&run.addr, plan, counter, run.fatal.clone())
+    })
+    .await;
+    let Some((report, server, own)) = measured else {
         return EXIT_CANNOT_RUN;
-    }
+    };
     let secs = report.elapsed.as_secs_f64();
     let result = EchoResult {
         mode: "echo",
@@ -948,16 +960,14 @@ struct SessionsResult {
 }
 
 async fn run_sessions(run: &Run, plan: &bench::SessionsPlan, rounds: u64) -> i32 {
-    let counter = Arc::new(AtomicU64::new(0));
     let total = rounds * plan.sessions as u64;
-    let progress = Progress::start("rounds", Arc::clone(&counter), Some(total), None);
-    let usage = Usage::start(run.server_pid);
-    let report = bench::sessions(&run.addr, plan, counter, run.fatal.clone()).await;
-    let (server, own) = usage.finish();
-    progress.finish().await;
-    if run.fatal.get().is_some() {
+    let measured = measure(run, "rounds", Some(total), None, |counter| {
+        bench::sessions(&run.addr, plan, counter, run.fatal.clone())
+    })
+    .await;
+    let Some((report, server, own)) = measured else {
         return EXIT_CANNOT_RUN;
-    }
+    };
     let secs = report.elapsed.as_secs_f64();
     let result = SessionsResult {
         mode: "sessions",

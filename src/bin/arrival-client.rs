@@ -87,19 +87,9 @@ fn main() {
                 );
                 2
             }
-            (Wire::Framed, Some(name)) => {
-                match arrival::rt::block_on(arrival::client::session::run(
-                    &config,
-                    name,
-                    &transcript,
-                )) {
-                    Ok(_) => 0,
-                    Err(e) => {
-                        eprintln!("arrival-client: {e}");
-                        e.exit_code()
-                    }
-                }
-            }
+            (Wire::Framed, Some(name)) => status(arrival::rt::block_on(
+                arrival::client::session::run(&config, name, &transcript),
+            )),
         };
         flush_logging();
         exit(code);
@@ -110,13 +100,18 @@ fn main() {
             Wire::Text => arrival::client::text::run(&config, opt.label, source, &transcript).await,
         }
     });
-    let code = match result {
+    let code = status(result);
+    flush_logging();
+    exit(code);
+}
+
+/// The exit status for an outcome; an error is also said, in one line.
+fn status<T>(result: Result<T, client::Error>) -> i32 {
+    match result {
         Ok(_) => 0,
         Err(e) => {
             eprintln!("arrival-client: {e}");
             e.exit_code()
         }
-    };
-    flush_logging();
-    exit(code);
+    }
 }
