@@ -238,8 +238,8 @@ fn a_text_client_that_half_closes_after_its_message_gets_the_verdict() {
     );
 }
 
-#[test]
-fn a_framed_client_that_half_closes_after_its_message_gets_the_verdict() {
+/// A framed round at its barrier: X driven by hand, Y a real client waiting at its prompt.
+fn framed_barrier() -> (common::Proc, Raw, common::Proc) {
     let (mut srv, addr) = server(&[]);
     let mut x = Raw::connect(&addr);
     x.hello();
@@ -247,6 +247,12 @@ fn a_framed_client_that_half_closes_after_its_message_gets_the_verdict() {
     let mut y = client("Y", &addr, &[]);
     assert!(matches!(x.recv(), Some(Frame::Connected { .. })));
     y.expect_line("Client Y connected");
+    (srv, x, y)
+}
+
+#[test]
+fn a_framed_client_that_half_closes_after_its_message_gets_the_verdict() {
+    let (srv, mut x, mut y) = framed_barrier();
     x.send(&Frame::Message {
         name: "Alice".into(),
     });
@@ -268,13 +274,7 @@ fn a_framed_client_that_half_closes_after_its_message_gets_the_verdict() {
 
 #[test]
 fn a_framed_client_that_half_closes_before_its_message_has_left() {
-    let (mut srv, addr) = server(&[]);
-    let mut x = Raw::connect(&addr);
-    x.hello();
-    srv.wait_for("X", |l| l.starts_with("Client X connected from"));
-    let mut y = client("Y", &addr, &[]);
-    assert!(matches!(x.recv(), Some(Frame::Connected { .. })));
-    y.expect_line("Client Y connected");
+    let (srv, mut x, mut y) = framed_barrier();
     x.shutdown_write();
     let line = y.wait_for_stderr("the abort", |_| true);
     assert_eq!(
