@@ -398,19 +398,7 @@ fn case07_a_quiet_chat_is_ended() {
 
 #[test]
 fn case08_logging_with_stdout_and_stderr_closed_cannot_panic_or_wedge() {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(SERVER)
-        .args(["--addr", "127.0.0.1:0", "-vvv"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut first).unwrap();
-    let addr = first.trim_end().rsplit(' ').next().unwrap().to_owned();
+    let (mut child, addr, stdout) = common::server_with_pipes(&["-vvv"]);
     // Nobody reads either stream any more: `arrival-server -vvv 2>&1 | head -1`.
     drop(stdout);
     drop(child.stderr.take());

@@ -5,9 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
 
 use common::{client, server, Proc, BENCH, SERVER};
 
@@ -65,17 +63,7 @@ fn with_vv_stdout_is_exactly_the_transcript_and_stderr_has_the_diagnostics() {
 
 #[test]
 fn with_vv_and_stdout_closed_early_both_clients_get_their_verdicts() {
-    let mut child = Command::new(SERVER)
-        .args(["--addr", "127.0.0.1:0", "-vv"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    stdout.read_line(&mut first).unwrap();
-    let addr = first.trim_end().rsplit(' ').next().unwrap().to_owned();
+    let (mut child, addr, stdout) = common::server_with_pipes(&["-vv"]);
     // As `arrival-server -vv | head -1` does: the reader goes away after one line.
     drop(stdout);
     let stderr = child.stderr.take().unwrap();

@@ -198,6 +198,34 @@ pub fn server(extra: &[&str]) -> (Proc, String) {
     (proc, addr)
 }
 
+/// Starts `arrival-server` on a free port with `extra` arguments and its own pipes, so a test
+/// can close them early; returns the child, its address and its stdout after the first line.
+pub fn server_with_pipes(
+    extra: &[&str],
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+) {
+    let mut child = Command::new(SERVER)
+        .args(["--addr", "127.0.0.1:0"])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {SERVER}: {e}"));
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let addr = first
+        .trim_end()
+        .strip_prefix("arrival-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    (child, addr, stdout)
+}
+
 /// Starts `arrival-client` against `addr`.
 pub fn client(name: &str, addr: &str, extra: &[&str]) -> Proc {
     let mut args = vec!["--addr", addr];
