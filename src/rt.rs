@@ -1,6 +1,7 @@
 //! The async runtime, and the only module that names it.
 //!
-//! Owns every use of async-std: spawning and joining tasks, blocking on a future, timers,
+//! Owns every use of async-std (and of async-io, the reactor under async-std's sockets, for the
+//! readiness API async-std does not expose): spawning and joining tasks, blocking on a future, timers,
 //! sockets, standard input and the executor's thread count. Everything else goes through these
 //! names, so moving to another runtime (smol, say) is a change to this file alone. Public
 //! signatures elsewhere take `std::net` types; the runtime's types stay inside the crate.
@@ -9,16 +10,127 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
 
-/// A connected TCP socket on the runtime's reactor. Cheap to clone: clones share the socket.
+/// A connected TCP socket on the runtime's reactor, for clients. Cheap to clone: clones share
+/// the socket.
 pub(crate) type TcpStream = async_std::net::TcpStream;
-/// A listening socket on the runtime's reactor.
+/// A listening socket for [`TcpStream`]s (the bench's relay; tests).
 pub(crate) type TcpListener = async_std::net::TcpListener;
+
+/// A server connection on the runtime's reactor (async-io's, which async-std's own sockets sit
+/// on). Unlike async-std's stream it can wait for readability without reading, so the
+/// timestamping reader (`stamp`) goes straight from readiness to one `recvmsg`. Cheap to clone:
+/// clones share the socket.
+#[derive(Clone)]
+pub(crate) struct Socket(Arc<async_io::Async<std::net::TcpStream>>);
+
+impl Socket {
+    /// Ready once the reactor has seen the socket readable since this task last got `Pending`.
+    /// Readiness can be stale: the read that follows may still find nothing.
+    pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.0.poll_readable(cx)
+    }
+
+    pub(crate) fn get_ref(&self) -> &std::net::TcpStream {
+        self.0.get_ref()
+    }
+
+    /// Wraps a connected `std` stream; it must already be non-blocking.
+    fn from_nonblocking(stream: std::net::TcpStream) -> io::Result<Socket> {
+        Ok(Socket(Arc::new(async_io::Async::new_nonblocking(stream)?)))
+    }
+
+    /// Wraps a connected `std` stream for the reactor.
+    #[cfg(test)]
+    pub(crate) fn from_std(stream: std::net::TcpStream) -> io::Result<Socket> {
+        stream.set_nonblocking(true)?;
+        Socket::from_nonblocking(stream)
+    }
+}
+
+impl std::os::fd::AsRawFd for Socket {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+impl futures::AsyncRead for &Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_read(cx, buf)
+    }
+}
+
+impl futures::AsyncWrite for &Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut &*self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut &*self.0).poll_close(cx)
+    }
+}
+
+/// A server's listening socket on the runtime's reactor.
+pub(crate) struct Listener(async_io::Async<std::net::TcpListener>);
+
+impl Listener {
+    pub(crate) fn new(listener: std::net::TcpListener) -> io::Result<Listener> {
+        Ok(Listener(async_io::Async::new(listener)?))
+    }
+
+    /// The next connection. Accepted non-blocking in the one `accept4` (std's accept and
+    /// async-std's take another system call to switch that on, for every connection).
+    pub(crate) async fn accept(&self) -> io::Result<(Socket, SocketAddr)> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let fd = self.0.as_raw_fd();
+        let (stream, peer) = self
+            .0
+            .read_with(|_| {
+                // SAFETY: accept4 on our listening socket, writing the peer's address into the
+                // storage and length socket2 provides; the descriptor it returns is ours.
+                let (conn, addr) = unsafe {
+                    socket2::SockAddr::try_init(|storage, len| {
+                        let flags = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+                        match libc::accept4(fd, storage.cast(), len, flags) {
+                            -1 => Err(io::Error::last_os_error()),
+                            conn => Ok(std::net::TcpStream::from_raw_fd(conn)),
+                        }
+                    })?
+                };
+                let peer = addr
+                    .as_socket()
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "not an IP peer"))?;
+                Ok((conn, peer))
+            })
+            .await?;
+        Ok((Socket::from_nonblocking(stream)?, peer))
+    }
+}
+
+impl std::os::fd::AsRawFd for Listener {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
 
 /// A spawned task; awaiting it yields its output. Dropping it detaches the task (it runs on).
 pub struct JoinHandle<T>(async_std::task::JoinHandle<T>);
@@ -61,7 +173,7 @@ pub async fn timeout<F: Future>(limit: Duration, future: F) -> Option<F::Output>
     async_std::future::timeout(limit, future).await.ok()
 }
 
-/// Wraps a bound `std` listener for the reactor.
+/// Wraps a bound `std` listener for the reactor, accepting [`TcpStream`]s.
 pub(crate) fn listener(listener: std::net::TcpListener) -> io::Result<TcpListener> {
     listener.set_nonblocking(true)?;
     Ok(TcpListener::from(listener))
@@ -85,13 +197,6 @@ pub fn set_threads(threads: Option<usize>) {
         // Read once by async-std when its runtime starts; nothing else is running yet.
         std::env::set_var("ASYNC_STD_THREAD_COUNT", n.to_string());
     }
-}
-
-/// Wraps a connected `std` stream for the reactor.
-#[cfg(test)]
-pub(crate) fn stream(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-    stream.set_nonblocking(true)?;
-    Ok(TcpStream::from(stream))
 }
 
 /// Awaits `fut` within `limit`; `None` if the limit passed. The timer is armed only if `fut`

@@ -12,10 +12,9 @@
 //! kernel, so the server waits until a probe packet comes back stamped
 //! ([`wait_until_active`]) before it serves.
 //!
-//! To wait for data, the reader uses the runtime's `peek`, which waits for readability and
-//! takes no byte, then reads everything with `recvmsg`, stamped. (async-std has no bare
-//! readiness API; a peek is one.) So no byte is ever read without its timestamp, and a read that
-//! follows one that drained the socket goes straight to the wait.
+//! To wait for data, the reader asks the reactor for readability (which takes no byte), then
+//! reads everything with one `recvmsg`, stamped. So no byte is ever read without its timestamp,
+//! and a read that follows one that drained the socket goes straight to the wait.
 //!
 //! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
 //! (the option refused, or switched off by `server::Config::kernel_timestamps`),
@@ -35,16 +34,16 @@ mod other {
     use std::task::{Context, Poll};
     use std::time::Instant;
 
-    use crate::rt::TcpStream;
+    use crate::rt::Socket;
     use futures::io::AsyncRead;
 
     /// Without kernel timestamps: a plain reader whose arrival is always unknown.
     pub struct StampedStream {
-        stream: TcpStream,
+        stream: Socket,
     }
 
     impl StampedStream {
-        pub(crate) fn new(stream: TcpStream) -> StampedStream {
+        pub(crate) fn new(stream: Socket) -> StampedStream {
             StampedStream { stream }
         }
 
@@ -74,7 +73,7 @@ mod other {
             cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut self.stream).poll_read(cx, buf)
+            Pin::new(&mut &self.stream).poll_read(cx, buf)
         }
     }
 }
@@ -87,31 +86,25 @@ mod linux {
     use std::task::{Context, Poll};
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use crate::rt::TcpStream;
+    use crate::rt::Socket;
     use futures::io::AsyncRead;
-
-    /// Waits until the socket has data (or its end), taking none of it.
-    type Readiness = Pin<Box<dyn std::future::Future<Output = io::Result<usize>> + Send>>;
 
     /// A TCP stream whose reads remember the kernel's receive time of the data they returned.
     pub struct StampedStream {
-        stream: TcpStream,
+        stream: Socket,
         stamp: Option<SystemTime>,
-        /// The last read took everything there was: the next one most likely finds nothing, so
-        /// it waits for readiness first instead of failing a `recvmsg`.
+        /// The last read took everything there was, or found nothing: the next one most likely
+        /// finds nothing, so it waits for readiness first instead of failing a `recvmsg`.
         drained: bool,
-        /// The wait in progress, kept across polls (and across cancelled reads).
-        ready: Option<Readiness>,
     }
 
     impl StampedStream {
         /// Wraps `stream`, which was accepted from a listener with timestamps [enabled](enable).
-        pub(crate) fn new(stream: TcpStream) -> StampedStream {
+        pub(crate) fn new(stream: Socket) -> StampedStream {
             StampedStream {
                 stream,
                 stamp: None,
                 drained: false,
-                ready: None,
             }
         }
 
@@ -235,7 +228,7 @@ mod linux {
             let this = &mut *self;
             let fd = this.stream.as_raw_fd();
             loop {
-                if this.ready.is_none() && !this.drained {
+                if !this.drained {
                     match recv_stamped(fd, buf) {
                         Ok((n, stamp)) => {
                             if n > 0 {
@@ -244,32 +237,19 @@ mod linux {
                             this.drained = n < buf.len();
                             return Poll::Ready(Ok(n));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        // Until the reactor says otherwise, polls (the task is woken by
+                        // other things too) go straight to the wait, not to a failing read.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => this.drained = true,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                         Err(e) => return Poll::Ready(Err(e)),
                     }
                 }
-                // Nothing to read: let the runtime wait for readability. A peek takes no byte,
-                // so everything is then read at once by `recvmsg`, with its stamp.
-                let ready = this.ready.get_or_insert_with(|| {
-                    let stream = this.stream.clone();
-                    Box::pin(async move {
-                        let mut probe = [0u8; 1];
-                        stream.peek(&mut probe).await
-                    })
-                });
-                match ready.as_mut().poll(cx) {
+                // Nothing to read: wait for readability, then read everything at once, stamped.
+                // Readiness is kept by the reactor across polls (and cancelled reads).
+                match this.stream.poll_readable(cx) {
                     Poll::Pending => return Poll::Pending,
-                    Poll::Ready(result) => {
-                        this.ready = None;
-                        this.drained = false;
-                        match result {
-                            // The end of the stream: nothing will ever come.
-                            Ok(0) => return Poll::Ready(Ok(0)),
-                            Ok(_) => continue,
-                            Err(e) => return Poll::Ready(Err(e)),
-                        }
-                    }
+                    Poll::Ready(Ok(())) => this.drained = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 }
             }
         }
@@ -279,7 +259,7 @@ mod linux {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use crate::rt::{self, block_on, TcpListener, TcpStream};
+    use crate::rt::{self, block_on, TcpStream};
     use futures::{AsyncReadExt, AsyncWriteExt};
     use std::time::{Duration, Instant};
 
@@ -288,9 +268,10 @@ mod tests {
     #[test]
     fn arrival_is_when_the_kernel_received_not_when_we_read() {
         block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             enable(&listener).unwrap();
             let addr = listener.local_addr().unwrap();
+            let listener = rt::Listener::new(listener).unwrap();
             // Linux turns receive timestamping on through deferred work; probe until it is on.
             let mut probes = 0;
             let (mut sender, mut stamped) = loop {
@@ -337,10 +318,10 @@ mod tests {
     #[test]
     fn without_timestamps_arrival_is_unknown() {
         block_on(async {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let mut sender = TcpStream::connect(listener.local_addr().unwrap())
-                .await
-                .unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let listener = rt::Listener::new(listener).unwrap();
+            let mut sender = TcpStream::connect(addr).await.unwrap();
             let (accepted, _) = listener.accept().await.unwrap();
             let mut stamped = StampedStream::new(accepted);
             sender.write_all(b"data").await.unwrap();

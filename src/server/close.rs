@@ -13,14 +13,14 @@ use std::time::Duration;
 
 use futures::AsyncWriteExt;
 
-use crate::rt::{self, TcpStream};
+use crate::rt::{self, Socket};
 use crate::wire::Wire;
 
 /// The longest a closing connection reads (and discards) before it closes regardless.
 pub(crate) const LINGER: Duration = Duration::from_secs(1);
 
 /// Writes all of `bytes` and flushes.
-pub(crate) async fn write_all(mut out: &TcpStream, bytes: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_all(mut out: &Socket, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes).await?;
     out.flush().await
 }
@@ -48,7 +48,7 @@ pub(crate) async fn linger<W: Wire>(wire: &mut W, patient: bool) {
 /// Refuses a connection before any actor is started for it (the server is at its limit): says
 /// `event` the way `wire` would, then closes as above.
 pub(crate) async fn refuse<W: Wire>(
-    out: TcpStream,
+    out: Socket,
     mut wire: W,
     event: crate::round::Outbound,
     write_timeout: Duration,
@@ -56,7 +56,7 @@ pub(crate) async fn refuse<W: Wire>(
     let mut bytes = Vec::new();
     wire.render(&event, &mut bytes);
     let _ = rt::bounded(write_timeout, write_all(&out, &bytes)).await;
-    let _ = out.shutdown(std::net::Shutdown::Write);
+    let _ = out.get_ref().shutdown(std::net::Shutdown::Write);
     // A real client has sent its Hello by now; leaving it unread would turn our close into a
     // reset that can destroy the refusal we just wrote.
     linger(&mut wire, true).await;

@@ -26,7 +26,7 @@ use crate::names;
 use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
 use crate::round::session::SessionEvent;
 use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
-use crate::rt::{self, TcpStream};
+use crate::rt::{self, Socket};
 use crate::wire::{Inbound, Wire};
 
 /// Once the server stops, the most a connection still spends writing what it has to say.
@@ -67,7 +67,7 @@ struct Connection<W> {
     id: ConnId,
     peer: SocketAddr,
     /// The write side; the wire holds the read side.
-    out: TcpStream,
+    out: Socket,
     wire: W,
     ctx: Arc<Ctx>,
     /// Handed to the lobby and the round; this task alone receives from it.
@@ -85,7 +85,7 @@ struct Connection<W> {
 
 /// Serves one connection to its end.
 pub(crate) async fn connection_loop<W: Wire>(
-    out: TcpStream,
+    out: Socket,
     wire: W,
     peer: SocketAddr,
     id: ConnId,
@@ -506,7 +506,7 @@ impl<W: Wire> Connection<W> {
                 }
             }
         }
-        let _ = self.out.shutdown(std::net::Shutdown::Write);
+        let _ = self.out.get_ref().shutdown(std::net::Shutdown::Write);
         linger(&mut self.wire, stopping).await;
     }
 }
@@ -621,8 +621,9 @@ mod size {
         use crate::stamp::StampedStream;
         use crate::wire::framed::Framed;
         crate::rt::block_on(async {
-            let listener = crate::rt::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             let addr = listener.local_addr().unwrap();
+            let listener = crate::rt::Listener::new(listener).unwrap();
             let _c = crate::rt::connect(&addr.to_string()).await.unwrap();
             let (s, peer) = listener.accept().await.unwrap();
             let (lobby, _rx) = mpsc::channel(1);

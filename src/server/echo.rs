@@ -9,7 +9,7 @@
 use std::io;
 use std::net::Shutdown;
 
-use crate::rt::TcpStream;
+use crate::rt::Socket;
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
 
 use crate::stop::Stop;
@@ -18,7 +18,7 @@ use crate::stop::Stop;
 pub const ECHO_BUFFER: usize = 16 * 1024;
 
 /// Echoes until end of stream, an error, or the stop; returns the bytes echoed.
-pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> {
+pub(crate) async fn echo_loop(stream: Socket, stop: Stop) -> io::Result<u64> {
     let mut buf = vec![0u8; ECHO_BUFFER];
     let mut echoed = 0u64;
     let mut turns = 0u32;
@@ -46,6 +46,6 @@ pub(crate) async fn echo_loop(stream: TcpStream, stop: Stop) -> io::Result<u64> 
             crate::rt::yield_now().await;
         }
     }
-    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.get_ref().shutdown(Shutdown::Write);
     Ok(echoed)
 }

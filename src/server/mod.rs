@@ -40,7 +40,7 @@ use futures::{FutureExt, StreamExt};
 
 use crate::protocol::ErrorKind;
 use crate::round::{ConnId, Outbound, Outcome, RoundReport, Style};
-use crate::rt::{self, TcpListener, TcpStream};
+use crate::rt::{self, Listener, Socket};
 use crate::stamp::{self, StampedStream};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
@@ -359,7 +359,7 @@ impl Server {
             },
             config.max_connections
         );
-        let listener = rt::listener(listener)?;
+        let listener = Listener::new(listener)?;
         let (trigger, stop) = Stop::new();
         let (reports_tx, mut reports) = mpsc::channel::<RoundReport>(64);
         let (lobby_tx, lobby_rx) = mpsc::channel::<Join>(LOBBY_CAPACITY);
@@ -436,7 +436,7 @@ impl Server {
     }
 }
 
-async fn accept(listener: &TcpListener) -> io::Result<(TcpStream, SocketAddr)> {
+async fn accept(listener: &Listener) -> io::Result<(Socket, SocketAddr)> {
     listener.accept().await
 }
 
@@ -499,7 +499,7 @@ impl Spare {
 
     /// Answers one waiting connection `busy` with the spare descriptor; returns how many were
     /// answered (0 or 1).
-    fn shed(&mut self, listener: &TcpListener, busy: &[u8]) -> u64 {
+    fn shed(&mut self, listener: &Listener, busy: &[u8]) -> u64 {
         use std::os::fd::AsRawFd;
         self.note(&io::Error::from_raw_os_error(libc::EMFILE));
         let Some(file) = self.file.take() else {
@@ -569,14 +569,14 @@ pub fn check_verdict_fits(labels: &[String]) -> Result<(), String> {
 
 /// Starts a connection task, or refuses the connection when the server is at its limit.
 fn admit(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     id: ConnId,
     ctx: &Arc<Ctx>,
     stats: &Arc<Stats>,
     drain: mpsc::Sender<std::convert::Infallible>,
 ) {
-    let _ = stream.set_nodelay(true);
+    let _ = stream.get_ref().set_nodelay(true);
     let config = &ctx.config;
     let live = if stats.live_connections() >= config.max_connections {
         Err(format!(
@@ -625,7 +625,7 @@ fn admit(
 
 /// Answers a connection the server will not hold `Busy`, in its wire's words, and closes it.
 fn refuse_busy(
-    stream: TcpStream,
+    stream: Socket,
     peer: SocketAddr,
     message: String,
     ctx: &Arc<Ctx>,

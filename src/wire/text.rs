@@ -405,7 +405,7 @@ mod tests {
             let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
             std::mem::forget(client);
             let (accepted, _) = listener.accept().unwrap();
-            let stream = rt::block_on(async { rt::stream(accepted) }).unwrap();
+            let stream = rt::block_on(async { rt::Socket::from_std(accepted) }).unwrap();
             Text::new(StampedStream::new(stream), Duration::from_secs(10))
         }
     }
