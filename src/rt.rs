@@ -38,6 +38,38 @@ impl Socket {
         self.0.poll_readable(cx)
     }
 
+    /// Reads into `buf`, trying the socket at once only if the last read did not find it
+    /// `drained`: after a short or failed read the next one would most likely fail, so it waits
+    /// for readiness first (one `epoll_ctl` instead of a failing `read` and then that).
+    pub(crate) fn poll_read_when_ready(
+        &self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+        drained: &mut bool,
+    ) -> Poll<io::Result<usize>> {
+        use std::io::Read;
+        loop {
+            if !*drained {
+                match (&mut self.0.get_ref()).read(buf) {
+                    Ok(n) => {
+                        *drained = n < buf.len();
+                        return Poll::Ready(Ok(n));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => *drained = true,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if *drained {
+                match self.0.poll_readable(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => *drained = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                }
+            }
+        }
+    }
+
     pub(crate) fn get_ref(&self) -> &std::net::TcpStream {
         self.0.get_ref()
     }

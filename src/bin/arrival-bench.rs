@@ -32,7 +32,7 @@ struct Common {
     /// Start an arrival-server (found next to this binary) on a free port, and stop it afterwards
     #[structopt(long)]
     spawn_server: bool,
-    /// Executor threads of the spawned server [default: one per core]
+    /// Executor threads of the spawned server [default: the server's own, 1]
     #[structopt(long)]
     server_threads: Option<usize>,
     /// Pid of the server, to report its CPU time and memory (known already with --spawn-server)

@@ -85,9 +85,10 @@ struct Opt {
     /// 0 no limit
     #[structopt(long, default_value = "256")]
     max_per_address: usize,
-    /// Executor threads [default: one per core]
-    #[structopt(long)]
-    threads: Option<usize>,
+    /// Executor threads; 0 one per core. One was measured cheapest and fastest (README,
+    /// Performance): the server's time is mostly the kernel's, and more threads add wake-ups
+    #[structopt(long, default_value = "1")]
+    threads: usize,
     /// Service mode: print no line per round, only the summary when the server stops
     #[structopt(short, long)]
     quiet: bool,
@@ -150,7 +151,7 @@ fn shutdown_on_signals(
 
 fn main() {
     let opt: Opt = parse_args();
-    arrival::rt::set_threads(opt.threads);
+    arrival::rt::set_threads(Some(opt.threads));
     init_logging(opt.verbose);
     // On the executor, not the main thread: the accept loop then shares a thread with the
     // connections it starts instead of waking another one for each.

@@ -10,7 +10,7 @@ use std::io;
 use std::net::Shutdown;
 
 use crate::rt::Socket;
-use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use futures::{AsyncWriteExt, FutureExt};
 
 use crate::stop::Stop;
 
@@ -22,14 +22,15 @@ pub(crate) async fn echo_loop(stream: Socket, stop: Stop) -> io::Result<u64> {
     let mut buf = vec![0u8; ECHO_BUFFER];
     let mut echoed = 0u64;
     let mut turns = 0u32;
-    let (mut input, mut output) = (&stream, &stream);
+    let mut output = &stream;
+    let mut drained = false;
     // One stop future for the connection's life, not a new one per read and write.
     let stopped = stop.wait().fuse();
     futures::pin_mut!(stopped);
     loop {
         let n = futures::select_biased! {
             () = stopped => break,
-            n = input.read(&mut buf).fuse() => n?,
+            n = futures::future::poll_fn(|cx| stream.poll_read_when_ready(cx, &mut buf, &mut drained)).fuse() => n?,
         };
         if n == 0 {
             break;
