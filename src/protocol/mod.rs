@@ -531,7 +531,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let n = match (self.deadline, self.frame_timeout) {
             (Some(deadline), Some(timeout)) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                match crate::rt::timeout(left, read).await {
+                // Boxed: a timer is large, and a reader waiting between frames (every idle
+                // connection) should not carry room for one.
+                match Box::pin(crate::rt::timeout(left, read)).await {
                     Some(r) => r,
                     None => {
                         return Err(ReadError::Stalled {

@@ -553,21 +553,16 @@ impl Round {
 /// The loop ends when the round completes, is aborted (a party left, the round timed out, the
 /// `stop` fired), when every party left before the barrier (abandoned), or when every sender of
 /// `events` is gone before completion.
-pub async fn coordinator_loop(
+///
+/// An `async` block over state made beforehand rather than an `async fn`: an `async fn` keeps its
+/// arguments beside the locals made from them, and a round waiting for its parties is held as
+/// long as they wait.
+pub fn coordinator_loop(
     config: RoundConfig,
     mut events: mpsc::Receiver<Event>,
     stop: Stop,
     transcript: Transcript,
-) -> RoundReport {
-    // Made once for the round's life, not once per event: an idle round holds them as it waits.
-    // A round is created for its first party, so its clock starts with that party.
-    let timer = match config.timeout {
-        Some(t) => futures::future::Either::Left(crate::rt::sleep(t)),
-        None => futures::future::Either::Right(futures::future::pending::<()>()),
-    }
-    .fuse();
-    let stopped = stop.wait().fuse();
-    futures::pin_mut!(timer, stopped);
+) -> impl std::future::Future<Output = RoundReport> {
     let slots = (0..config.labels.len()).map(|_| None).collect();
     let mut round = Round {
         config,
@@ -576,38 +571,49 @@ pub async fn coordinator_loop(
         delivered_events: 0,
         transcript,
     };
-    loop {
-        futures::select_biased! {
-            () = stopped => {
-                let reason = "the server is shutting down".to_owned();
-                return round.abort(ErrorKind::ShuttingDown, reason);
-            }
-            () = timer => {
-                let t = round.config.timeout.unwrap_or_default();
-                let reason = format!("the round did not complete within {} s", t.as_secs_f64());
-                return round.abort(ErrorKind::RoundTimeout, reason);
-            }
-            event = events.next() => match event {
-                Some(event) => match round.handle(event) {
-                    Step::Continue => {}
-                    // Boxed: the completion state is large and lives only briefly, while an idle
-                    // round's future is held for as long as it waits.
-                    Step::Complete if round.config.chat => {
-                        return Box::pin(chat::chat(round, &mut events, &stop)).await
-                    }
-                    Step::Complete => return Box::pin(round.complete()).await,
-                    Step::Abort(kind, reason) => return round.abort(kind, reason),
-                    Step::Empty => {
-                        log::info!("round {}: every party left; abandoned", round.config.id);
-                        return round.report(Outcome::Abandoned);
+    async move {
+        // Made once for the round's life, not once per event: an idle round holds them as it
+        // waits. A round is created for its first party, so its clock starts with that party.
+        let timer = match round.config.timeout {
+            Some(t) => futures::future::Either::Left(crate::rt::sleep(t)),
+            None => futures::future::Either::Right(futures::future::pending::<()>()),
+        }
+        .fuse();
+        let stopped = stop.wait().fuse();
+        futures::pin_mut!(timer, stopped);
+        loop {
+            futures::select_biased! {
+                () = stopped => {
+                    let reason = "the server is shutting down".to_owned();
+                    return round.abort(ErrorKind::ShuttingDown, reason);
+                }
+                () = timer => {
+                    let t = round.config.timeout.unwrap_or_default();
+                    let reason = format!("the round did not complete within {} s", t.as_secs_f64());
+                    return round.abort(ErrorKind::RoundTimeout, reason);
+                }
+                event = events.next() => match event {
+                    Some(event) => match round.handle(event) {
+                        Step::Continue => {}
+                        // Boxed: the completion state is large and lives only briefly, while an idle
+                        // round's future is held for as long as it waits.
+                        Step::Complete if round.config.chat => {
+                            return Box::pin(chat::chat(round, &mut events, &stop)).await
+                        }
+                        Step::Complete => return Box::pin(round.complete()).await,
+                        Step::Abort(kind, reason) => return round.abort(kind, reason),
+                        Step::Empty => {
+                            log::info!("round {}: every party left; abandoned", round.config.id);
+                            return round.report(Outcome::Abandoned);
+                        }
+                    },
+                    None if round.is_empty() => return round.report(Outcome::Abandoned),
+                    None => {
+                        let reason = "every connection of the round is gone".to_owned();
+                        return round.abort(ErrorKind::PartyLeft, reason);
                     }
                 },
-                None if round.is_empty() => return round.report(Outcome::Abandoned),
-                None => {
-                    let reason = "every connection of the round is gone".to_owned();
-                    return round.abort(ErrorKind::PartyLeft, reason);
-                }
-            },
+            }
         }
     }
 }

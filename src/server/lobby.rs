@@ -166,10 +166,12 @@ pub(crate) async fn lobby_loop(
             stats
                 .rounds_live
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            rt::spawn(async move {
-                let report = coordinator_loop(round, rx, stop, transcript).await;
+            // The round's own future with the report's delivery chained on, not an async block
+            // around it that would hold its arguments a second time while the round waits.
+            let round = coordinator_loop(round, rx, stop, transcript);
+            rt::spawn(round.then(move |report| async move {
                 let _ = reports.send(report).await;
-            });
+            }));
             filling.insert(join.room.clone(), tx);
         }
         stats.rooms_filling.store(

@@ -47,6 +47,7 @@ use crate::transcript::Transcript;
 use crate::wire::framed::Framed;
 use crate::wire::text::Text;
 pub use crate::wire::WireKind as Wire;
+use connection::Connection;
 use lobby::{lobby_loop, Join, LOBBY_CAPACITY};
 
 /// Server settings. `Default` is the assignment: one round of X and Y, then exit.
@@ -602,25 +603,34 @@ fn admit(
         }
     };
     let ctx = Arc::clone(ctx);
-    rt::spawn(async move {
-        let _drain = drain;
-        let _live = live;
-        let timeout = ctx.config.frame_timeout;
-        match (ctx.config.mode, ctx.config.wire) {
-            (Mode::Echo, _) => match echo::echo_loop(stream, ctx.stop.clone()).await {
-                Ok(bytes) => log::debug!("{peer}: echoed {bytes} bytes"),
-                Err(e) => log::info!("{peer}: echo ended: {e}"),
-            },
-            (Mode::Arbiter, Wire::Framed) => {
-                let wire = Framed::new(StampedStream::new(stream.clone()), timeout);
-                connection::connection_loop(stream, wire, peer, id, ctx).await
-            }
-            (Mode::Arbiter, Wire::Text) => {
-                let wire = Text::new(StampedStream::new(stream.clone()), timeout);
-                connection::connection_loop(stream, wire, peer, id, ctx).await
-            }
+    let timeout = ctx.config.frame_timeout;
+    // The task's future is the connection's own, built before the spawn, with the guards riding
+    // along in `map` (dropped when it ends, the live count before the drain sender): an async
+    // block around it would hold its arguments a second time, and one task for all three kinds
+    // of connection would be as big as the largest (a text connection's).
+    let held = (live, drain);
+    match (ctx.config.mode, ctx.config.wire) {
+        (Mode::Echo, _) => {
+            let echo = echo::echo_loop(stream, ctx.stop.clone());
+            rt::spawn(echo.map(move |echoed| {
+                drop(held);
+                match echoed {
+                    Ok(bytes) => log::debug!("{peer}: echoed {bytes} bytes"),
+                    Err(e) => log::info!("{peer}: echo ended: {e}"),
+                }
+            }))
         }
-    });
+        (Mode::Arbiter, Wire::Framed) => {
+            let wire = Framed::new(StampedStream::new(stream.clone()), timeout);
+            let conn = Connection::new(stream, wire, peer, id, ctx);
+            rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))
+        }
+        (Mode::Arbiter, Wire::Text) => {
+            let wire = Text::new(StampedStream::new(stream.clone()), timeout);
+            let conn = Connection::new(stream, wire, peer, id, ctx);
+            rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))
+        }
+    };
 }
 
 /// Answers a connection the server will not hold `Busy`, in its wire's words, and closes it.
