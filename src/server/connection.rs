@@ -135,39 +135,54 @@ impl<W: Wire> Connection<W> {
         self.play().await
     }
 
-    /// Handshake (framed only), then placement in a round or a session.
+    /// Handshake (framed only), then placement in a round or a session, together bounded by the
+    /// handshake timeout: one deadline, so one timer per connection rather than one per phase.
     async fn enter(&mut self) -> Result<(), End> {
-        let (room, session) = if W::HANDSHAKE {
-            self.handshake().await?
-        } else {
-            (None, None)
-        };
-        self.join(room, session).await
+        let limit = self.ctx.config.handshake_timeout;
+        let mut handshaken = !W::HANDSHAKE;
+        let entered = rt::bounded(limit, async {
+            let (room, session) = if W::HANDSHAKE {
+                self.handshake().await?
+            } else {
+                (None, None)
+            };
+            handshaken = true;
+            self.join(room, session).await
+        })
+        .await;
+        match entered {
+            Some(entered) => entered,
+            None if !handshaken => {
+                let message = format!("no handshake within {} s", limit.as_secs_f64());
+                Err(End::told(
+                    ErrorKind::Timeout,
+                    message,
+                    "sent no handshake in time",
+                ))
+            }
+            // The lobby answers promptly; the bound only keeps a wedged server from holding us.
+            None => Err(End::told(
+                ErrorKind::Busy,
+                "the server could not place the connection in time; try again later",
+                "was not placed in time",
+            )),
+        }
     }
 
     /// Reads and checks the `Hello` (or protocol 2's `Join`); returns the requested room and,
     /// for a session, the name to play under.
     async fn handshake(&mut self) -> Result<(Option<String>, Option<String>), End> {
-        let limit = self.ctx.config.handshake_timeout;
         let stop = self.ctx.stop.clone();
         let next = futures::select_biased! {
             () = stop.wait().fuse() => return Err(End::Stopping),
-            next = rt::bounded(limit, self.wire.next()).fuse() => next,
+            next = self.wire.next().fuse() => next,
         };
         let (version, room, session) = match next {
-            None => {
-                let message = format!("no handshake within {} s", limit.as_secs_f64());
-                return Err(End::told(
-                    ErrorKind::Timeout,
-                    message,
-                    "sent no handshake in time",
-                ));
-            }
-            Some(Inbound::Hello { version, room }) => (version, room, None),
-            Some(Inbound::Join(join)) => (join.version, join.room, Some(join.name)),
-            Some(Inbound::Message { .. }) => return Err(expected_hello("Message")),
-            Some(Inbound::Chat { .. }) => return Err(expected_hello("Chat")),
-            Some(other) => return Err(self.peer_end(other)),
+            Inbound::Hello { version, room } => (version, room, None),
+            Inbound::Join(join) => (join.version, join.room, Some(join.name)),
+            Inbound::Message { .. } => return Err(expected_hello("Message")),
+            Inbound::Chat { .. } => return Err(expected_hello("Chat")),
+            other => return Err(self.peer_end(other)),
         };
         if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
             let message = format!(
@@ -214,23 +229,16 @@ impl<W: Wire> Connection<W> {
             lobby.send(join).await.ok()?;
             answer.await.ok()
         };
-        // The lobby answers promptly; the bound only keeps a wedged server from holding us.
-        match rt::bounded(self.ctx.config.handshake_timeout, asked).await {
-            None => Err(End::told(
-                ErrorKind::Busy,
-                "the server could not place the connection in time; try again later",
-                "was not placed in time",
-            )),
+        // Bounded by the caller (`enter`).
+        match asked.await {
             // The lobby is gone: the server is stopping.
-            Some(None) => Err(End::Stopping),
-            Some(Some(Ok(Placement { label, room }))) => {
+            None => Err(End::Stopping),
+            Some(Ok(Placement { label, room })) => {
                 log::debug!("{}: placed as {label}", self.peer);
                 self.room = Some(room);
                 Ok(())
             }
-            Some(Some(Err((kind, message)))) => {
-                Err(End::told(kind, message, "was refused a place"))
-            }
+            Some(Err((kind, message))) => Err(End::told(kind, message, "was refused a place")),
         }
     }
 
