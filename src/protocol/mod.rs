@@ -298,22 +298,66 @@ fn codec() -> impl Options {
 /// assert_eq!(hello, [0, 0, 0, 7, 0, 0, 0, 0, 1, 0, 0]);
 /// ```
 pub fn encode(frame: &Frame) -> io::Result<Vec<u8>> {
-    let payload = codec()
-        .serialize(frame)
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&n| n <= MAX_FRAME_LEN)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("frame of {} bytes exceeds the maximum", payload.len()),
-            )
-        })?;
-    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(&payload);
+    let mut out = Vec::new();
+    encode_into(frame, &mut out)?;
     Ok(out)
+}
+
+/// Appends one frame, length prefix included, to `out`: serialized in place, so a frame costs no
+/// allocation of its own (the server renders every event this way). `frame` is a [`Frame`] or a
+/// [`FrameRef`]. On error `out` is left as it was.
+pub fn encode_into(frame: &impl Serialize, out: &mut Vec<u8>) -> io::Result<()> {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN]);
+    if let Err(e) = codec().serialize_into(&mut *out, frame) {
+        out.truncate(start);
+        return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string()));
+    }
+    let len = out.len() - start - HEADER_LEN;
+    match u32::try_from(len).ok().filter(|&n| n <= MAX_FRAME_LEN) {
+        Some(n) => {
+            out[start..start + HEADER_LEN].copy_from_slice(&n.to_be_bytes());
+            Ok(())
+        }
+        None => {
+            out.truncate(start);
+            Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("frame of {len} bytes exceeds the maximum"),
+            ))
+        }
+    }
+}
+
+/// The frames a server sends in every round, borrowing what a [`Frame`] would own, so that a
+/// verdict is encoded for each party without copying it. Each encodes exactly as its `Frame`
+/// (same variant index and fields; a test checks), so a reader decodes a `Frame`.
+#[derive(Debug, Clone, Copy)]
+pub enum FrameRef<'a> {
+    Connected { round: u64, label: &'a str },
+    Ack { text: &'a str, order: &'a [Arrival] },
+}
+
+impl Serialize for FrameRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        // The variant indices of `Frame::Connected` and `Frame::Ack`: its variants are appended
+        // to, never reordered.
+        match *self {
+            FrameRef::Connected { round, label } => {
+                let mut v = serializer.serialize_struct_variant("Frame", 2, "Connected", 2)?;
+                v.serialize_field("round", &round)?;
+                v.serialize_field("label", label)?;
+                v.end()
+            }
+            FrameRef::Ack { text, order } => {
+                let mut v = serializer.serialize_struct_variant("Frame", 4, "Ack", 2)?;
+                v.serialize_field("text", text)?;
+                v.serialize_field("order", order)?;
+                v.end()
+            }
+        }
+    }
 }
 
 /// Decodes one payload (the bytes after the length prefix).

@@ -622,3 +622,64 @@ proptest! {
         prop_assert_eq!(got, frames);
     }
 }
+
+/// The borrowed frames the server renders each round encode exactly as the frames a client
+/// decodes: same variant index, same fields.
+#[test]
+fn borrowed_frames_encode_as_their_frames() {
+    let order = vec![
+        Arrival {
+            label: "X".into(),
+            name: "Alice".into(),
+            after_micros: 0,
+        },
+        Arrival {
+            label: "Y".into(),
+            name: "Bob".into(),
+            after_micros: 38,
+        },
+    ];
+    let text = "X: Alice received before Y: Bob";
+    let owned = Frame::Ack {
+        text: text.into(),
+        order: order.clone(),
+    };
+    let mut borrowed = vec![0xAA];
+    encode_into(
+        &FrameRef::Ack {
+            text,
+            order: &order,
+        },
+        &mut borrowed,
+    )
+    .unwrap();
+    // Appended after what was there, which it leaves alone.
+    assert_eq!(borrowed[0], 0xAA);
+    assert_eq!(borrowed[1..], encode(&owned).unwrap()[..]);
+
+    let owned = Frame::Connected {
+        round: 7,
+        label: "Y".into(),
+    };
+    let mut borrowed = Vec::new();
+    encode_into(
+        &FrameRef::Connected {
+            round: 7,
+            label: "Y",
+        },
+        &mut borrowed,
+    )
+    .unwrap();
+    assert_eq!(borrowed, encode(&owned).unwrap());
+}
+
+/// A frame too large to send leaves the buffer as it was.
+#[test]
+fn a_frame_over_the_limit_is_refused_and_appends_nothing() {
+    let huge = Frame::Chat {
+        line: "x".repeat(MAX_FRAME_LEN as usize),
+    };
+    let mut out = vec![1, 2, 3];
+    assert!(encode_into(&huge, &mut out).is_err());
+    assert_eq!(out, [1, 2, 3]);
+}

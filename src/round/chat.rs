@@ -24,6 +24,10 @@ pub(super) async fn chat(
     stop: &Stop,
 ) -> RoundReport {
     let (order, text) = round.verdict();
+    let (shared_order, shared_text): (
+        std::sync::Arc<[crate::protocol::Arrival]>,
+        std::sync::Arc<str>,
+    ) = (order.as_slice().into(), text.as_str().into());
     let mut undelivered = Vec::new();
     for (slot, party) in round.slots.iter_mut().enumerate() {
         let label = round.config.labels[slot].clone();
@@ -32,8 +36,8 @@ pub(super) async fn chat(
             continue;
         };
         let verdict = Outbound::Verdict {
-            text: text.clone(),
-            order: order.clone(),
+            text: std::sync::Arc::clone(&shared_text),
+            order: std::sync::Arc::clone(&shared_order),
             last: false,
             delivered: None,
         };

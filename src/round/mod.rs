@@ -71,8 +71,9 @@ pub enum Outbound {
     /// The verdict: the order as data and as a sentence. `last` closes the connection after it
     /// (no chat follows); `delivered` is told whether it was written.
     Verdict {
-        text: String,
-        order: Vec<Arrival>,
+        /// Shared by every party's event: one verdict, however many parties.
+        text: Arc<str>,
+        order: Arc<[Arrival]>,
         last: bool,
         delivered: Option<oneshot::Sender<bool>>,
     },
@@ -497,6 +498,8 @@ impl Round {
     /// (or could not be), so the final line states what actually happened.
     async fn complete(self) -> RoundReport {
         let (order, text) = self.verdict();
+        let (shared_order, shared_text): (Arc<[Arrival]>, Arc<str>) =
+            (order.as_slice().into(), text.as_str().into());
         let mut pending = Vec::new();
         let mut undelivered = Vec::new();
         for (slot, party) in self.slots.iter().enumerate() {
@@ -507,8 +510,8 @@ impl Round {
                 .and_then(|mut reply| {
                     let (tx, rx) = oneshot::channel();
                     let verdict = Outbound::Verdict {
-                        text: text.clone(),
-                        order: order.clone(),
+                        text: Arc::clone(&shared_text),
+                        order: Arc::clone(&shared_order),
                         last: true,
                         delivered: Some(tx),
                     };

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Inbound, Wire};
-use crate::protocol::{self, ErrorKind, Frame, FrameReader, ReadError, PROTOCOL_VERSION};
+use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, PROTOCOL_VERSION};
 use crate::round::Outbound;
 use crate::stamp::StampedStream;
 
@@ -41,8 +41,8 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
             label: label.clone(),
         },
         Outbound::Verdict { text, order, .. } => Frame::Ack {
-            text: text.clone(),
-            order: order.clone(),
+            text: text.to_string(),
+            order: order.to_vec(),
         },
         Outbound::ChatOpen => Frame::ChatOpen,
         Outbound::Relayed { from, line } => Frame::Relayed {
@@ -111,11 +111,25 @@ impl Wire for Framed {
     }
 
     fn render(&self, event: &Outbound, out: &mut Vec<u8>) {
-        match protocol::encode(&to_frame_in(event, self.version)) {
-            Ok(bytes) => out.extend_from_slice(&bytes),
-            // Only a frame over the size limit fails; the limits on names and parties make every
-            // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
-            Err(e) => log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name()),
+        // Every round's `Connected` and verdict are encoded from the event itself, not from a
+        // `Frame` copied out of it.
+        let encoded = match event {
+            Outbound::Started { round, label } => protocol::encode_into(
+                &FrameRef::Connected {
+                    round: *round,
+                    label,
+                },
+                out,
+            ),
+            Outbound::Verdict { text, order, .. } => {
+                protocol::encode_into(&FrameRef::Ack { text, order }, out)
+            }
+            other => protocol::encode_into(&to_frame_in(other, self.version), out),
+        };
+        // Only a frame over the size limit fails; the limits on names and parties make every
+        // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
+        if let Err(e) = encoded {
+            log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name());
         }
     }
 

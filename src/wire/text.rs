@@ -386,7 +386,7 @@ mod tests {
         assert_eq!(
             render(Outbound::Verdict {
                 text: "X: Alice received before Y: Bob".into(),
-                order: vec![],
+                order: Vec::new().into(),
                 last: true,
                 delivered: None
             }),
