@@ -188,9 +188,12 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     async_std::task::block_on(future)
 }
 
-/// Resolves after `duration`.
-pub async fn sleep(duration: Duration) {
-    async_std::task::sleep(duration).await
+/// Resolves after `duration`. The reactor's own timer, not async-std's `sleep` (which wraps it
+/// in a timeout around a pending future): rounds and connections hold one while they wait, and
+/// this one is half the size.
+pub fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
+    use futures::FutureExt;
+    async_io::Timer::after(duration).map(drop)
 }
 
 /// Lets the executor run other tasks before this one goes on: for loops whose every await may
