@@ -4,7 +4,7 @@
 //!
 //! | module | owns | must not |
 //! |---|---|---|
-//! | [`rt`] | the async runtime (async-std): tasks, timers, sockets, stdin | know about rounds, frames or wires |
+//! | [`rt`] | the async runtime (async-std, and async-io for readiness): tasks, timers, sockets, stdin | know about rounds, frames or wires |
 //! | [`protocol`] | protocol v1: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
 //! | [`round`] | one round: the coordinator actor, its state machine, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order) | touch sockets, bytes or clocks |
