@@ -1,10 +1,11 @@
 //! The async runtime, and the only module that names it.
 //!
-//! Owns every use of async-std (and of async-io, the reactor under async-std's sockets, for the
-//! readiness API async-std does not expose): spawning and joining tasks, blocking on a future, timers,
-//! sockets, standard input and the executor's thread count. Everything else goes through these
-//! names, so moving to another runtime (smol, say) is a change to this file alone. Public
-//! signatures elsewhere take `std::net` types; the runtime's types stay inside the crate.
+//! Owns every use of async-std, and of async-io (the reactor under async-std's sockets, for the
+//! readiness API and the timer async-std does not expose): spawning and joining tasks, blocking
+//! on a future, timers, sockets, standard input and the executor's thread count. Everything else
+//! goes through these names, so moving to another runtime (smol, say) is a change to this file
+//! alone. Public signatures elsewhere take `std::net` types; the runtime's types stay inside the
+//! crate.
 //!
 //! It must not know about rounds, frames or wires.
 
