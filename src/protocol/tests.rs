@@ -82,6 +82,22 @@ impl AsyncRead for ThenSilence {
     }
 }
 
+/// X's Alice, then Y's Bob `margin` microseconds later.
+fn alice_before_bob(margin: u64) -> Vec<Arrival> {
+    vec![
+        Arrival {
+            label: "X".into(),
+            name: "Alice".into(),
+            after_micros: 0,
+        },
+        Arrival {
+            label: "Y".into(),
+            name: "Bob".into(),
+            after_micros: margin,
+        },
+    ]
+}
+
 fn every_frame() -> Vec<Frame> {
     vec![
         Frame::Hello {
@@ -107,18 +123,7 @@ fn every_frame() -> Vec<Frame> {
         },
         Frame::Ack {
             text: "X: Alice received before Y: Bob".into(),
-            order: vec![
-                Arrival {
-                    label: "X".into(),
-                    name: "Alice".into(),
-                    after_micros: 0,
-                },
-                Arrival {
-                    label: "Y".into(),
-                    name: "Bob".into(),
-                    after_micros: 1234,
-                },
-            ],
+            order: alice_before_bob(1234),
         },
         Frame::error(ErrorKind::PartyLeft, "Client Y left"),
         Frame::error(ErrorKind::ShuttingDown, ""),
@@ -221,18 +226,7 @@ fn documented_examples() {
         (
             Frame::Ack {
                 text: "X: Alice received before Y: Bob".into(),
-                order: vec![
-                    Arrival {
-                        label: "X".into(),
-                        name: "Alice".into(),
-                        after_micros: 0,
-                    },
-                    Arrival {
-                        label: "Y".into(),
-                        name: "Bob".into(),
-                        after_micros: 412,
-                    },
-                ],
+                order: alice_before_bob(412),
             },
             "00 00 00 6d 04 00 00 00 1f 00 00 00 00 00 00 00 \
              58 3a 20 41 6c 69 63 65 20 72 65 63 65 69 76 65 \
@@ -627,18 +621,7 @@ proptest! {
 /// decodes: same variant index, same fields.
 #[test]
 fn borrowed_frames_encode_as_their_frames() {
-    let order = vec![
-        Arrival {
-            label: "X".into(),
-            name: "Alice".into(),
-            after_micros: 0,
-        },
-        Arrival {
-            label: "Y".into(),
-            name: "Bob".into(),
-            after_micros: 38,
-        },
-    ];
+    let order = alice_before_bob(38);
     let text = "X: Alice received before Y: Bob";
     let owned = Frame::Ack {
         text: text.into(),
