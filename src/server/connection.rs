@@ -467,8 +467,9 @@ impl<W: Wire> Connection<W> {
                 stop.wait().await;
                 rt::sleep(STOP_WRITE_BOUND).await;
             };
-            // Boxed, so an idle connection's future does not carry a write's state.
-            let write = Box::pin(rt::bounded(limit, write_all(&self.out, &bytes)));
+            // Not boxed: every caller boxes `write` itself, so an idle connection's future
+            // never carries a write's state.
+            let write = rt::bounded(limit, write_all(&self.out, &bytes));
             futures::select_biased! {
                 written = write.fuse() => matches!(written, Some(Ok(()))),
                 () = abandon.fuse() => false,
