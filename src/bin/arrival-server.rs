@@ -48,7 +48,7 @@ struct Opt {
     /// Labels of a round's parties, comma-separated, in the order connections take them [default: X,Y]
     #[structopt(long, use_delimiter = true)]
     labels: Option<Vec<String>>,
-    /// Seconds a new connection has to complete its handshake
+    /// Seconds a new connection has to complete its handshake and be placed in a round
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     handshake_timeout: Duration,
     /// Seconds a frame may take from its first byte to its last (and a write may take)

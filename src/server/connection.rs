@@ -6,11 +6,11 @@
 //! never waits for another task without a bound. It knows nothing of bytes (the wire does) and
 //! nothing of round rules beyond "one message per party" (the round does).
 //!
-//! Its life: handshake (framed only; bounded by the handshake timeout), placement by the lobby
-//! (bounded), then play until a final event is written, the client leaves or breaks a rule, or
-//! the server stops; then [`finish`](Connection::finish) says what is left to say and closes
-//! (see `close`). A client that half-closes after its message still gets its verdict; one that
-//! half-closes before it has left.
+//! Its life: handshake (framed only) and placement by the lobby, together bounded by the
+//! handshake timeout, then play until a final event is written, the client leaves or breaks a
+//! rule, or the server stops; then [`finish`](Connection::finish) says what is left to say and
+//! closes (see `close`). A client that half-closes after its message still gets its verdict; one
+//! that half-closes before it has left.
 
 use std::future::Future;
 use std::net::SocketAddr;
