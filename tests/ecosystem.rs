@@ -178,3 +178,41 @@ fn the_bench_takes_its_options_after_the_mode_and_writes_json() {
         out.stderr
     );
 }
+
+/// A reader that stops reading stdout (a paused pager, a pipe nobody drains) must not stall the
+/// server: rounds go on, lines beyond what can wait are dropped and counted, and the count is
+/// said once stdout moves again.
+#[test]
+fn a_stdout_nobody_reads_does_not_stall_the_rounds() {
+    let (mut child, addr, stdout) = common::server_with_pipes(&["--rounds", "0"]);
+    let stderr = child.stderr.take().unwrap();
+    let errs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    // A service line is about 100 bytes: 2,500 rounds are far more than a pipe holds (64 KiB)
+    // plus the lines the server queues (1,024). Written synchronously, they stalled it.
+    let args = ["rounds", "-n", "2500", "-c", "8", "--addr", &addr];
+    let bench = Proc::spawn("bench", BENCH, &args).finish();
+    assert_eq!(bench.code, Some(0), "{bench:?}");
+    // SAFETY: signalling our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let lines: Vec<String> = std::io::BufRead::lines(stdout)
+        .map(Result::unwrap)
+        .collect();
+    let status = child.wait().unwrap();
+    let errs = errs.join().unwrap();
+    assert_eq!(status.code(), Some(0), "{errs}");
+    let dropped: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.ends_with("transcript lines dropped: stdout was not being read)"))
+        .collect();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    let rounds = lines.iter().filter(|l| l.contains(" Round ")).count();
+    assert!(
+        rounds > 1000 && rounds < 2500,
+        "{rounds} round lines: some written, some dropped"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with("Summary")),
+        "{:?}",
+        lines.last()
+    );
+}

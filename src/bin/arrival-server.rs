@@ -135,6 +135,7 @@ fn shutdown_on_signals(
                 }
                 Some(_) => {
                     eprintln!("arrival-server: second signal, exiting now");
+                    arrival::transcript::flush_queued(Duration::from_millis(200));
                     flush_logging();
                     // The status the graceful stop would have given: 0 where stopping is the
                     // normal end (--rounds 0, echo), 128 + the first signal otherwise.
@@ -156,6 +157,8 @@ fn main() {
     // On the executor, not the main thread: the accept loop then shares a thread with the
     // connections it starts instead of waking another one for each.
     let code = arrival::rt::block_on(arrival::rt::spawn(serve(opt)));
+    // The transcript's last lines, unless stdout is stuck (then they are lost, not waited for).
+    arrival::transcript::flush_queued(Duration::from_secs(1));
     flush_logging();
     exit(code);
 }
@@ -204,7 +207,8 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
-    let transcript = Transcript::Stdout;
+    // Through a writer thread: a reader that stops reading stdout must not stall the rounds.
+    let transcript = Transcript::StdoutQueued;
     match listener.local_addr() {
         Ok(addr) => transcript.line(format!("arrival-server listening on {addr}")),
         Err(e) => {
