@@ -50,6 +50,15 @@ impl Transcript {
         }
     }
 
+    /// A line said when nothing else is running (the server's summary): queued, it may wait (at
+    /// most `limit`) for room behind a slow stdout instead of being dropped.
+    pub fn last_line(&self, line: impl AsRef<str>, limit: Duration) {
+        match self {
+            Transcript::StdoutQueued => queued::send_waiting(line.as_ref().to_owned(), limit),
+            other => other.line(line),
+        }
+    }
+
     /// A line that starts with the time it was written (UTC, RFC 3339 with milliseconds), for
     /// service-mode lines read long after the fact.
     pub fn stamped(&self, line: impl AsRef<str>) {
@@ -78,12 +87,14 @@ pub fn flush_queued(limit: Duration) -> bool {
 mod queued {
     use std::io::{self, Write};
     use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
     use std::sync::OnceLock;
     use std::time::{Duration, Instant};
 
     /// Lines held while stdout is not being read; beyond them, lines are dropped and counted.
     const QUEUE: usize = 1024;
+    /// The most a line waits for the lines after it, so that they go out together.
+    const BATCH_EVERY: Duration = Duration::from_millis(2);
 
     static WRITER: OnceLock<SyncSender<String>> = OnceLock::new();
     /// Lines queued and not yet written.
@@ -92,31 +103,69 @@ mod queued {
     static DROPPED: AtomicU64 = AtomicU64::new(0);
 
     pub(super) fn send(line: String) {
-        let writer = WRITER.get_or_init(|| {
-            let (tx, rx) = sync_channel::<String>(QUEUE);
-            std::thread::spawn(move || {
-                let mut stdout = io::stdout();
-                for line in rx {
-                    let dropped = DROPPED.swap(0, Ordering::SeqCst);
-                    if dropped > 0 {
-                        let _ = writeln!(
-                            stdout,
-                            "({dropped} transcript lines dropped: stdout was not being read)"
-                        );
-                    }
-                    // A closed stdout is no reason to stop the server; the line is lost.
-                    let _ = writeln!(stdout, "{line}");
-                    let _ = stdout.flush();
-                    PENDING.fetch_sub(1, Ordering::SeqCst);
-                }
-            });
-            tx
-        });
+        let writer = writer();
         PENDING.fetch_add(1, Ordering::SeqCst);
         if writer.try_send(line).is_err() {
             PENDING.fetch_sub(1, Ordering::SeqCst);
             if DROPPED.fetch_add(1, Ordering::SeqCst) == 0 {
                 log::warn!("stdout is not being read: transcript lines are being dropped");
+            }
+        }
+    }
+
+    /// The queue to the writer thread, started on first use.
+    fn writer() -> &'static SyncSender<String> {
+        WRITER.get_or_init(|| {
+            let (tx, rx) = sync_channel::<String>(QUEUE);
+            std::thread::spawn(move || {
+                let mut stdout = io::stdout();
+                let mut batch = Vec::new();
+                while let Ok(first) = rx.recv() {
+                    let dropped = DROPPED.swap(0, Ordering::SeqCst);
+                    if dropped > 0 {
+                        let note = format!(
+                            "({dropped} transcript lines dropped: stdout was not being read)\n"
+                        );
+                        batch.extend_from_slice(note.as_bytes());
+                    }
+                    let mut lines = 0;
+                    let mut next = Some(first);
+                    while let Some(line) = next {
+                        batch.extend_from_slice(line.as_bytes());
+                        batch.push(b'\n');
+                        lines += 1;
+                        next = rx.try_recv().ok();
+                    }
+                    // A closed stdout is no reason to stop the server; the lines are lost.
+                    let _ = stdout.write_all(&batch);
+                    let _ = stdout.flush();
+                    batch.clear();
+                    PENDING.fetch_sub(lines, Ordering::SeqCst);
+                    // Lines sent meanwhile wait for the next batch without waking this thread:
+                    // under load one wake-up and one write per batch, not per line.
+                    std::thread::sleep(BATCH_EVERY);
+                }
+            });
+            tx
+        })
+    }
+
+    pub(super) fn send_waiting(mut line: String, limit: Duration) {
+        let until = Instant::now() + limit;
+        let writer = writer();
+        PENDING.fetch_add(1, Ordering::SeqCst);
+        loop {
+            match writer.try_send(line) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) if Instant::now() < until => {
+                    line = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(_) => {
+                    PENDING.fetch_sub(1, Ordering::SeqCst);
+                    DROPPED.fetch_add(1, Ordering::SeqCst);
+                    return;
+                }
             }
         }
     }

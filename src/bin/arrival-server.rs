@@ -266,16 +266,21 @@ async fn serve(opt: Opt) -> i32 {
             return EXIT_CANNOT_START;
         }
     };
+    // Every round is over, so the summary may wait a little for room behind a slow stdout.
+    let last_words = Duration::from_secs(1);
     if echo {
-        transcript.line(format!(
-            "Summary: {} connections served",
-            summary.connections
-        ));
+        transcript.last_line(
+            format!("Summary: {} connections served", summary.connections),
+            last_words,
+        );
     } else if !one_shot {
-        transcript.line(format!(
-            "Summary: {} rounds completed, {} aborted, {} connections served",
-            summary.rounds_completed, summary.rounds_aborted, summary.connections
-        ));
+        transcript.last_line(
+            format!(
+                "Summary: {} rounds completed, {} aborted, {} connections served",
+                summary.rounds_completed, summary.rounds_aborted, summary.connections
+            ),
+            last_words,
+        );
     }
     if summary.interrupted && rounds == 0 {
         // Running until told to stop is what --rounds 0 means: stopping is the normal end.
