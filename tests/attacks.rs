@@ -248,12 +248,8 @@ fn case03_a_room_join_and_close_does_not_use_up_a_one_shot_server() {
     let y = client("Y", &addr, &["--name", "Bob"]);
     let (x, y) = (x.finish(), y.finish());
     assert_eq!((x.code, y.code), (Some(0), Some(0)), "{x:?} {y:?}");
-    let srv = srv.finish();
-    assert_eq!(srv.code, Some(0), "{srv:?}");
-    assert_eq!(
-        srv.stdout.last().map(String::as_str),
-        Some("Sent acknowledgment to both X and Y")
-    );
+    srv.finish()
+        .assert_ended_with("Sent acknowledgment to both X and Y");
 }
 
 #[test]
@@ -268,12 +264,8 @@ fn case03_rounds_n_counts_only_rounds_that_filled() {
     }
     good_pair(&addr, None);
     good_pair(&addr, Some("d"));
-    let srv = srv.finish();
-    assert_eq!(srv.code, Some(0), "{srv:?}");
-    assert_eq!(
-        srv.stdout.last().map(String::as_str),
-        Some("Summary: 2 rounds completed, 0 aborted, 7 connections served")
-    );
+    srv.finish()
+        .assert_ended_with("Summary: 2 rounds completed, 0 aborted, 7 connections served");
 }
 
 // 4. Slowloris -------------------------------------------------------------------------------------
@@ -387,10 +379,9 @@ fn case07_a_quiet_chat_is_ended() {
         });
     }
     assert_eq!((x.finish().code, y.finish().code), (Some(0), Some(0)));
-    let srv = srv.finish();
     assert_eq!(
-        srv.stdout.last().map(String::as_str),
-        Some("Chat over: nobody typed for 0.3 s; lines relayed: 0 from X, 0 from Y")
+        srv.finish().last_line(),
+        "Chat over: nobody typed for 0.3 s; lines relayed: 0 from X, 0 from Y"
     );
 }
 

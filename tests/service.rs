@@ -35,10 +35,6 @@ fn round_line(line: &str) -> Option<&str> {
     rest.starts_with("Round ").then_some(rest)
 }
 
-fn summary_line(srv: &common::Finished) -> &str {
-    srv.stdout.last().map(String::as_str).unwrap_or("")
-}
-
 #[test]
 fn a_hundred_concurrent_rounds_all_complete_correctly() {
     let (srv, addr) = server(&["--rounds", "100"]);
@@ -86,7 +82,7 @@ fn a_hundred_concurrent_rounds_all_complete_correctly() {
         .count();
     assert_eq!(round_lines, 100);
     assert_eq!(
-        summary_line(&srv),
+        srv.last_line(),
         "Summary: 100 rounds completed, 0 aborted, 200 connections served"
     );
 }
@@ -232,7 +228,7 @@ fn a_faulty_round_does_not_disturb_concurrent_good_rounds() {
     let srv = srv.finish();
     assert_eq!(srv.code, Some(0), "--rounds 0 ends normally on a signal");
     assert_eq!(
-        summary_line(&srv),
+        srv.last_line(),
         "Summary: 10 rounds completed, 1 aborted, 22 connections served"
     );
 }
@@ -271,7 +267,7 @@ fn rounds_3_runs_exactly_three_rounds_then_exits() {
         .collect();
     assert_eq!(rounds.len(), 3, "{rounds:?}");
     assert_eq!(
-        summary_line(&srv),
+        srv.last_line(),
         "Summary: 3 rounds completed, 0 aborted, 8 connections served"
     );
 }

@@ -39,6 +39,19 @@ pub struct Finished {
     pub stderr: String,
 }
 
+impl Finished {
+    /// The last line the process wrote to stdout ("" if none).
+    pub fn last_line(&self) -> &str {
+        self.stdout.last().map(String::as_str).unwrap_or("")
+    }
+
+    /// The process exited 0 and its last line on stdout was `last`.
+    pub fn assert_ended_with(&self, last: &str) {
+        assert_eq!(self.code, Some(0), "{self:?}");
+        assert_eq!(self.last_line(), last, "{self:?}");
+    }
+}
+
 impl Proc {
     pub fn spawn(name: &str, bin: &str, args: &[&str]) -> Proc {
         Proc::spawn_with(name, bin, args, |_| {})
