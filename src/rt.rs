@@ -197,6 +197,32 @@ pub fn sleep(duration: Duration) -> impl Future<Output = ()> + Send {
     async_io::Timer::after(duration).map(drop)
 }
 
+/// A timer that can be re-armed, for an actor that keeps many deadlines in order and waits for
+/// the first: one registration with the reactor instead of one per deadline. Pending while
+/// disarmed, and again once it has fired, until set.
+pub(crate) struct Alarm(async_io::Timer);
+
+impl Alarm {
+    pub(crate) fn new() -> Alarm {
+        Alarm(async_io::Timer::never())
+    }
+
+    pub(crate) fn set_at(&mut self, at: std::time::Instant) {
+        self.0.set_at(at);
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.0 = async_io::Timer::never();
+    }
+}
+
+impl Future for Alarm {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.0).poll(cx).map(drop)
+    }
+}
+
 /// Lets the executor run other tasks before this one goes on: for loops whose every await may
 /// be ready at once (a peer that streams as fast as we read), which would otherwise hold a thread
 /// and starve the rest (and, with one executor thread, the timers that bound them).

@@ -171,7 +171,6 @@ fn abandoned_rooms(count: usize) -> (usize, usize) {
         drop(s);
     }
     eventually("every abandoned round ended", || stats.rounds_live() == 0);
-    // A join sweeps the table of what ended.
     good_pair(&addr, Some("after"));
     let filling = stats.rooms_filling();
     drop(stop);
@@ -183,9 +182,42 @@ fn abandoned_rooms(count: usize) -> (usize, usize) {
 fn case02_abandoned_rooms_are_forgotten() {
     let (filling, live) = abandoned_rooms(1_000);
     assert_eq!(live, 0);
-    // The table is swept whenever it doubles: what remains is bounded by a constant, not by the
-    // number of rooms ever named.
-    assert!(filling <= 128, "{filling} rooms still in the lobby's table");
+    // A room leaves the lobby's table when its last party leaves.
+    assert_eq!(filling, 0, "rooms still in the lobby's table");
+}
+
+#[test]
+fn case02_a_stop_with_many_rooms_waiting_ends_every_round() {
+    // More rooms than the reports channel holds: the lobby reports each as it stops.
+    const ROOMS: usize = 200;
+    let (addr, stats, stop, running) = in_process(Config {
+        rounds: 0,
+        ..Config::default()
+    });
+    let mut waiting: Vec<TcpStream> = (0..ROOMS)
+        .map(|i| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(common::GUARD)).unwrap();
+            s.write_all(&hello(Some(&format!("alone-{i}")))).unwrap();
+            assert!(matches!(read_frame(&mut s), Some(Frame::Welcome { .. })));
+            s
+        })
+        .collect();
+    eventually("every room waiting", || stats.rooms_filling() == ROOMS);
+    assert_eq!(stats.rounds_live(), ROOMS);
+    drop(stop);
+    let summary = rt::block_on(running).unwrap();
+    assert!(summary.interrupted);
+    assert_eq!((stats.rounds_live(), stats.live_connections()), (0, 0));
+    for s in &mut waiting {
+        assert!(matches!(
+            read_frame(s),
+            Some(Frame::Error {
+                kind: ErrorKind::ShuttingDown,
+                ..
+            })
+        ));
+    }
 }
 
 /// RSS of this process (the server runs in it), KiB.

@@ -1,8 +1,11 @@
 //! One round: the arbiter, its state machine, its verdict and its chat.
 //!
-//! A `Coordinator` owns everything about one round: which connection holds which label, the
-//! arrival list, and the verdict. It is a single task ([`coordinator_loop`]) fed by [`Event`]s
-//! over a `futures` mpsc channel from the connection actors, and it answers each connection
+//! A round's state is in one place at a time. While it fills it is a [`Filling`], held by
+//! whoever routes joins (the server's lobby), which tells it of each join and each departure:
+//! a party waiting for others costs a table entry, not a task and a channel. At the barrier
+//! ([`Filling::start`]) the state moves into the `Coordinator`, a single task fed by [`Event`]s
+//! over a `futures` mpsc channel from the connection actors (each learns that channel with its
+//! label), which owns the arrival list and the verdict. Either way it answers each connection
 //! through that connection's [`Outbox`] with domain events ([`Outbound`]): admitted, started
 //! with a label, the verdict, aborted, and the chat's events. How an event looks on the wire is
 //! the wire's business (`wire`), never the round's. Nothing else reads or writes round state.
@@ -17,7 +20,9 @@
 //!   party left before the barrier ends at once, [`Outcome::Abandoned`]: it holds no memory and
 //!   uses up no round of the server's budget.
 //! - The round's time limit runs from its first party's arrival in it.
-//! - No `Message` is accepted before the barrier (all slots filled).
+//! - No `Message` is accepted before the barrier (all slots filled): the coordinator, which
+//!   alone takes messages, exists only from the barrier on, and a connection refuses a message
+//!   sent before it was told its label.
 //! - The order is decided only by each `Arrived::at` — the instant the kernel received the
 //!   message's data (see `stamp`), or, where the kernel cannot say, the instant the connection
 //!   actor finished reading it — never by label, connection order, message text or the order in
@@ -66,8 +71,13 @@ pub const OUTBOX_CAPACITY: usize = 16;
 pub enum Outbound {
     /// A round has a place for the connection (framed: `Welcome`).
     Admitted,
-    /// Every party is here; this connection plays as `label` in round `round`.
-    Started { round: u64, label: String },
+    /// Every party is here; this connection plays as `label` in round `round`, and tells the
+    /// round what its client does through `events`.
+    Started {
+        round: u64,
+        label: String,
+        events: mpsc::Sender<Event>,
+    },
     /// The verdict: the order as data and as a sentence. `last` closes the connection after it
     /// (no chat follows); `delivered` is told whether it was written.
     Verdict {
@@ -120,17 +130,9 @@ impl Outbound {
 /// A session round's result, as [`Outbound::RoundResult`] carries it.
 pub use crate::protocol::SessionResult as RoundResult;
 
-/// What connection actors (and the lobby, for `Join`) tell a coordinator.
+/// What connection actors tell a coordinator, once their round has started.
 #[derive(Debug)]
 pub enum Event {
-    /// A connection that completed its handshake asks for a slot. `admitted` receives its slot,
-    /// or `None` if this round no longer takes parties.
-    Join {
-        id: ConnId,
-        peer: SocketAddr,
-        reply: Outbox,
-        admitted: oneshot::Sender<Option<Admit>>,
-    },
     /// A connection finished reading its party's message at instant `at`.
     Arrived {
         id: ConnId,
@@ -144,12 +146,11 @@ pub enum Event {
     Chat { id: ConnId, line: String },
 }
 
-/// The answer to an accepted `Join`.
+/// A party's place in a filling round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admit {
     pub label: String,
-    /// This join filled the round's last slot. Whoever routes joins must stop sending them here:
-    /// a started round no longer reads joins promptly (it may be delivering acknowledgments).
+    /// This join filled the round's last slot: it is time to [start](Filling::start) it.
     pub full: bool,
 }
 
@@ -231,6 +232,8 @@ struct Round {
     started: bool,
     delivered_events: u64,
     transcript: Transcript,
+    /// When the round is aborted if not complete: its time limit from its first party's join.
+    deadline: Option<Instant>,
 }
 
 enum Step {
@@ -283,12 +286,6 @@ impl Round {
 
     fn handle(&mut self, event: Event) -> Step {
         match event {
-            Event::Join {
-                id,
-                peer,
-                reply,
-                admitted,
-            } => self.join(id, peer, reply, admitted),
             Event::Arrived {
                 id,
                 name,
@@ -300,28 +297,11 @@ impl Round {
         }
     }
 
-    fn join(
-        &mut self,
-        id: ConnId,
-        peer: SocketAddr,
-        mut reply: Outbox,
-        admitted: oneshot::Sender<Option<Admit>>,
-    ) -> Step {
+    fn join(&mut self, id: ConnId, peer: SocketAddr, mut reply: Outbox) -> Option<Admit> {
         let free = self.slots.iter().position(Option::is_none);
-        let Some(slot) = free.filter(|_| !self.started) else {
-            let _ = admitted.send(None);
-            return Step::Continue;
-        };
+        let slot = free.filter(|_| !self.started)?;
         let label = self.label(slot).to_owned();
         let full = self.slots.iter().filter(|p| p.is_none()).count() == 1;
-        let admit = Admit {
-            label: label.clone(),
-            full,
-        };
-        if admitted.send(Some(admit)).is_err() {
-            // The joiner gave up waiting; the slot stays free.
-            return Step::Continue;
-        }
         log::info!("round {}: {peer} is {label}", self.config.id);
         self.say(format!("Client {label} connected from {peer}"));
         // The handshake is answered only once a round has a place for the connection, so a
@@ -333,14 +313,12 @@ impl Round {
             reply: Some(reply),
             message: None,
         });
-        if full {
-            self.start();
-        }
-        Step::Continue
+        Some(Admit { label, full })
     }
 
-    /// The barrier: every slot is filled, so every party learns its label at once.
-    fn start(&mut self) {
+    /// The barrier: every slot is filled, so every party learns its label, and where to send its
+    /// message, at once.
+    fn start(&mut self, events: &mpsc::Sender<Event>) {
         self.started = true;
         log::info!("round {}: all parties connected", self.config.id);
         for (slot, party) in self.slots.iter_mut().enumerate() {
@@ -352,6 +330,7 @@ impl Round {
                 let _ = reply.try_send(Outbound::Started {
                     round: self.config.id,
                     label,
+                    events: events.clone(),
                 });
             }
         }
@@ -362,17 +341,6 @@ impl Round {
             return Step::Continue;
         };
         let label = self.label(slot).to_owned();
-        if !self.started {
-            log::warn!(
-                "round {}: {label} sent a message before the barrier",
-                self.config.id
-            );
-            let _ = reply.clone().try_send(Outbound::ended(
-                ErrorKind::Protocol,
-                "message sent before all parties were connected",
-            ));
-            return self.left(id, "sent a message before all parties were connected");
-        }
         let seq = self.delivered_events;
         self.delivered_events += 1;
         let Some(party) = self.slots[slot].as_mut() else {
@@ -446,6 +414,13 @@ impl Round {
                 format!("Client {label} left before sending its message ({why})"),
             )
         }
+    }
+
+    /// The time limit passed.
+    fn timed_out(self) -> RoundReport {
+        let t = self.config.timeout.unwrap_or_default();
+        let reason = format!("the round did not complete within {} s", t.as_secs_f64());
+        self.abort(ErrorKind::RoundTimeout, reason)
     }
 
     fn report(&self, outcome: Outcome) -> RoundReport {
@@ -551,34 +526,107 @@ impl Round {
     }
 }
 
-/// Runs one round to its end and reports how it ended.
+/// A round still filling: its state, with no task of its own. Whoever routes joins holds it,
+/// tells it of each join ([`join`](Filling::join)) and each departure ([`left`](Filling::left)),
+/// and, when a join fills its last slot, [starts](Filling::start) it; until then it also keeps
+/// its clock ([`deadline`](Filling::deadline), then [`expire`](Filling::expire)) and ends it on a
+/// stop ([`stop`](Filling::stop)). Its parties' connections send it nothing: what they have to
+/// say before the barrier is a departure, and that goes to the holder.
+pub struct Filling(Round);
+
+impl Filling {
+    /// A round for its first party, which is about to join: its clock starts now.
+    pub fn new(config: RoundConfig, transcript: Transcript) -> Filling {
+        let slots = (0..config.labels.len()).map(|_| None).collect();
+        let deadline = config.timeout.map(|t| Instant::now() + t);
+        Filling(Round {
+            config,
+            slots,
+            started: false,
+            delivered_events: 0,
+            transcript,
+            deadline,
+        })
+    }
+
+    pub fn id(&self) -> u64 {
+        self.0.config.id
+    }
+
+    /// When the round is aborted if it has not started (and, if it has, completed).
+    pub fn deadline(&self) -> Option<Instant> {
+        self.0.deadline
+    }
+
+    /// Seats a connection that completed its handshake in the lowest free slot and welcomes it;
+    /// `None` if every slot is taken.
+    pub fn join(&mut self, id: ConnId, peer: SocketAddr, reply: Outbox) -> Option<Admit> {
+        self.0.join(id, peer, reply)
+    }
+
+    /// Frees the slot of a party that left before the barrier (`why` is a short human phrase);
+    /// the round's report if that left it empty, abandoned.
+    pub fn left(&mut self, id: ConnId, why: &str) -> Option<RoundReport> {
+        match self.0.left(id, why) {
+            Step::Empty => {
+                log::info!("round {}: every party left; abandoned", self.id());
+                Some(self.0.report(Outcome::Abandoned))
+            }
+            _ => None,
+        }
+    }
+
+    /// Its time limit passed before it filled: every party is told, and it is over.
+    pub fn expire(self) -> RoundReport {
+        self.0.timed_out()
+    }
+
+    /// The server is stopping: it is over (the connections tell their clients themselves).
+    pub fn stop(self) -> RoundReport {
+        self.0.abort(ErrorKind::ShuttingDown, shutting_down())
+    }
+
+    /// The barrier: tells every party its label, and returns the round's coordinator, to run as
+    /// a task of its own, with a sender to it (its parties have theirs; a holder that has
+    /// nothing to send drops it).
+    pub fn start(
+        self,
+        stop: Stop,
+    ) -> (
+        impl std::future::Future<Output = RoundReport>,
+        mpsc::Sender<Event>,
+    ) {
+        let mut round = self.0;
+        let (tx, rx) = mpsc::channel(4 * round.config.labels.len() + 4);
+        round.start(&tx);
+        (coordinator_loop(round, rx, stop), tx)
+    }
+}
+
+fn shutting_down() -> String {
+    "the server is shutting down".to_owned()
+}
+
+/// Runs a started round to its end and reports how it ended.
 ///
 /// The loop ends when the round completes, is aborted (a party left, the round timed out, the
-/// `stop` fired), when every party left before the barrier (abandoned), or when every sender of
-/// `events` is gone before completion.
+/// `stop` fired), or when every sender of `events` is gone before completion.
 ///
-/// An `async` block over state made beforehand rather than an `async fn`: an `async fn` keeps its
-/// arguments beside the locals made from them, and a round waiting for its parties is held as
-/// long as they wait.
-pub fn coordinator_loop(
-    config: RoundConfig,
+/// An `async` block rather than an `async fn`: an `async fn` keeps its arguments beside the
+/// locals made from them (720 bytes here, against 520), and a round is held as long as its
+/// parties think.
+#[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
+fn coordinator_loop(
+    mut round: Round,
     mut events: mpsc::Receiver<Event>,
     stop: Stop,
-    transcript: Transcript,
 ) -> impl std::future::Future<Output = RoundReport> {
-    let slots = (0..config.labels.len()).map(|_| None).collect();
-    let mut round = Round {
-        config,
-        slots,
-        started: false,
-        delivered_events: 0,
-        transcript,
-    };
     async move {
-        // Made once for the round's life, not once per event: an idle round holds them as it
-        // waits. A round is created for its first party, so its clock starts with that party.
-        let timer = match round.config.timeout {
-            Some(t) => futures::future::Either::Left(crate::rt::sleep(t)),
+        // Made once for the round's life, not once per event: a waiting round holds them.
+        let timer = match round.deadline {
+            Some(at) => futures::future::Either::Left(crate::rt::sleep(
+                at.saturating_duration_since(Instant::now()),
+            )),
             None => futures::future::Either::Right(futures::future::pending::<()>()),
         }
         .fuse();
@@ -586,31 +634,21 @@ pub fn coordinator_loop(
         futures::pin_mut!(timer, stopped);
         loop {
             futures::select_biased! {
-                () = stopped => {
-                    let reason = "the server is shutting down".to_owned();
-                    return round.abort(ErrorKind::ShuttingDown, reason);
-                }
-                () = timer => {
-                    let t = round.config.timeout.unwrap_or_default();
-                    let reason = format!("the round did not complete within {} s", t.as_secs_f64());
-                    return round.abort(ErrorKind::RoundTimeout, reason);
-                }
+                () = stopped => return round.abort(ErrorKind::ShuttingDown, shutting_down()),
+                () = timer => return round.timed_out(),
                 event = events.next() => match event {
                     Some(event) => match round.handle(event) {
                         Step::Continue => {}
-                        // Boxed: the completion state is large and lives only briefly, while an idle
-                        // round's future is held for as long as it waits.
+                        // Boxed: the completion state is large and lives only briefly, while a
+                        // waiting round's future is held for as long as it waits.
                         Step::Complete if round.config.chat => {
                             return Box::pin(chat::chat(round, &mut events, &stop)).await
                         }
                         Step::Complete => return Box::pin(round.complete()).await,
                         Step::Abort(kind, reason) => return round.abort(kind, reason),
-                        Step::Empty => {
-                            log::info!("round {}: every party left; abandoned", round.config.id);
-                            return round.report(Outcome::Abandoned);
-                        }
+                        // Only a round that has not started can empty; this one has.
+                        Step::Empty => return round.report(Outcome::Abandoned),
                     },
-                    None if round.is_empty() => return round.report(Outcome::Abandoned),
                     None => {
                         let reason = "every connection of the round is gone".to_owned();
                         return round.abort(ErrorKind::PartyLeft, reason);

@@ -35,6 +35,74 @@ fn fake_writer(mut rx: mpsc::Receiver<Outbound>, deliver: bool) -> JoinHandle<Ve
     })
 }
 
+/// What a test feeds a round: a join (the lobby's part) or a connection's event.
+enum Input {
+    Join {
+        id: ConnId,
+        reply: Outbox,
+        admitted: oneshot::Sender<Option<Admit>>,
+    },
+    Event(Event),
+}
+
+/// Plays `inputs` as the server does: joins and departures go to the filling round (the lobby's
+/// part) until a join fills it; then its coordinator runs as a task and every later event goes to
+/// it through its channel, which is closed after the last input unless `keep_open` (so that only
+/// the round's own rules can end it).
+async fn drive(
+    cfg: RoundConfig,
+    stop: Stop,
+    transcript: Transcript,
+    inputs: Vec<Input>,
+    keep_open: bool,
+) -> RoundReport {
+    let mut filling = Filling::new(cfg, transcript);
+    let mut inputs = inputs.into_iter();
+    let (coordinator, mut events) = loop {
+        match inputs.next() {
+            Some(Input::Join {
+                id,
+                reply,
+                admitted,
+            }) => {
+                let admit = filling.join(id, peer(id as u16), reply);
+                let full = admit.as_ref().is_some_and(|a| a.full);
+                let _ = admitted.send(admit);
+                if full {
+                    break filling.start(stop);
+                }
+            }
+            Some(Input::Event(Event::Left { id, why })) => {
+                if let Some(report) = filling.left(id, &why) {
+                    return report;
+                }
+            }
+            Some(Input::Event(other)) => {
+                panic!("before its barrier a round hears joins and departures, not {other:?}")
+            }
+            None => panic!("the inputs never fill the round"),
+        }
+    };
+    let round = task::spawn(coordinator);
+    for input in inputs {
+        match input {
+            // A round that has ended takes nothing more; the test's assertions say why it ended.
+            Input::Event(e) => {
+                let _ = events.send(e).await;
+            }
+            Input::Join { .. } => panic!("a started round takes no joins"),
+        }
+    }
+    if keep_open {
+        let report = round.await;
+        drop(events);
+        report
+    } else {
+        drop(events);
+        round.await
+    }
+}
+
 struct Conn {
     id: ConnId,
     reply: Outbox,
@@ -55,29 +123,28 @@ impl Conn {
             admitted: None,
         }
     }
-    fn join(&mut self) -> Event {
+    fn join(&mut self) -> Input {
         let (tx, rx) = oneshot::channel();
         self.admitted = Some(rx);
-        Event::Join {
+        Input::Join {
             id: self.id,
-            peer: peer(self.id as u16),
             reply: self.reply.clone(),
             admitted: tx,
         }
     }
-    fn arrived(&self, name: &str, at: Instant) -> Event {
-        Event::Arrived {
+    fn arrived(&self, name: &str, at: Instant) -> Input {
+        Input::Event(Event::Arrived {
             id: self.id,
             name: name.into(),
             at,
             reply: self.reply.clone(),
-        }
+        })
     }
-    fn left(&self) -> Event {
-        Event::Left {
+    fn left(&self) -> Input {
+        Input::Event(Event::Left {
             id: self.id,
             why: "closed the connection".into(),
-        }
+        })
     }
     async fn label(&mut self) -> Option<String> {
         self.admitted
@@ -106,15 +173,17 @@ fn config(labels: &[&str]) -> RoundConfig {
     }
 }
 
-/// Queues `events`, drops the sender and runs the coordinator to its end.
-async fn run(labels: &[&str], events: Vec<Event>) -> (RoundReport, Vec<String>) {
-    let (mut tx, rx) = mpsc::channel(events.len().max(1));
-    for e in events {
-        tx.send(e).await.unwrap();
-    }
-    drop(tx);
+/// Plays `inputs` (see [`drive`]) to the round's end.
+async fn run(labels: &[&str], inputs: Vec<Input>) -> (RoundReport, Vec<String>) {
     let transcript = Transcript::memory();
-    let report = coordinator_loop(config(labels), rx, Stop::never(), transcript.clone()).await;
+    let report = drive(
+        config(labels),
+        Stop::never(),
+        transcript.clone(),
+        inputs,
+        false,
+    )
+    .await;
     (report, transcript.lines())
 }
 
@@ -330,37 +399,6 @@ fn a_round_whose_every_party_left_before_the_barrier_is_abandoned() {
 }
 
 #[test]
-fn a_message_before_the_barrier_is_refused_and_frees_the_slot() {
-    block_on(async {
-        let mut a = Conn::new(1);
-        let mut b = Conn::new(2);
-        let mut c = Conn::new(3);
-        let events = vec![
-            a.join(),
-            c.join(),
-            a.arrived("Eager", Instant::now()),
-            b.join(),
-        ];
-        let (report, _) = run(&["X", "Y", "Z"], events).await;
-        assert_eq!(b.label().await.as_deref(), Some("X"));
-        let af = a.frames().await;
-        assert_eq!(
-            af,
-            [
-                WELCOME,
-                Frame::error(
-                    ErrorKind::Protocol,
-                    "message sent before all parties were connected"
-                )
-            ]
-        );
-        // The round never filled; its channel closed with parties waiting, so it is aborted.
-        assert!(matches!(report.outcome, Outcome::Aborted { .. }));
-        assert!(!report.started);
-    })
-}
-
-#[test]
 fn a_party_leaving_after_the_barrier_aborts_and_the_other_is_told() {
     block_on(async {
         let mut x = Conn::new(1);
@@ -469,14 +507,20 @@ fn a_failed_write_of_the_acknowledgment_is_reported() {
 }
 
 #[test]
-fn a_full_round_admits_nobody_else() {
+fn a_full_round_seats_nobody_else() {
     block_on(async {
-        let mut x = Conn::new(1);
-        let mut y = Conn::new(2);
-        let mut z = Conn::new(3);
-        let events = vec![x.join(), y.join(), z.join()];
-        let (_, _) = run(&["X", "Y"], events).await;
-        assert_eq!(z.label().await, None);
+        let (x, y, z) = (Conn::new(1), Conn::new(2), Conn::new(3));
+        let mut round = Filling::new(config(&["X", "Y"]), Transcript::Silent);
+        let admit = |label: &str, full| {
+            Some(Admit {
+                label: label.into(),
+                full,
+            })
+        };
+        assert_eq!(round.join(1, peer(1), x.reply.clone()), admit("X", false));
+        assert_eq!(round.join(2, peer(2), y.reply.clone()), admit("Y", true));
+        assert_eq!(round.join(3, peer(3), z.reply.clone()), None);
+        drop(round);
         assert!(
             z.frames().await.is_empty(),
             "a refused join is not welcomed"
@@ -523,7 +567,7 @@ fn three_parties_in_all_six_orders() {
     for perm in perms {
         block_on(async {
             let mut conns: Vec<Conn> = (1..=3).map(Conn::new).collect();
-            let mut events: Vec<Event> = conns.iter_mut().map(Conn::join).collect();
+            let mut events: Vec<Input> = conns.iter_mut().map(Conn::join).collect();
             let t0 = Instant::now();
             for (rank, &who) in perm.iter().enumerate() {
                 events.push(
@@ -557,15 +601,46 @@ fn three_parties_in_all_six_orders() {
 }
 
 #[test]
-fn a_round_that_does_not_complete_in_time_is_aborted() {
+fn a_round_that_does_not_fill_in_time_is_aborted() {
+    block_on(async {
+        let x = Conn::new(1);
+        let mut cfg = config(&["X", "Y"]);
+        cfg.timeout = Some(Duration::from_secs(60));
+        let made = Instant::now();
+        let mut round = Filling::new(cfg, Transcript::Silent);
+        // Its clock starts when it is made, for its first party.
+        let deadline = round.deadline().expect("a time limit");
+        assert!(deadline >= made + Duration::from_secs(60));
+        assert!(deadline <= Instant::now() + Duration::from_secs(60));
+        round.join(1, peer(1), x.reply.clone());
+        let report = round.expire();
+        assert!(!report.started);
+        let told = "round aborted: the round did not complete within 60 s";
+        assert_eq!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::RoundTimeout,
+                reason: told["round aborted: ".len()..].into()
+            }
+        );
+        assert_eq!(
+            x.frames().await,
+            [WELCOME, Frame::error(ErrorKind::RoundTimeout, told)]
+        );
+    })
+}
+
+#[test]
+fn a_started_round_that_does_not_complete_in_time_is_aborted() {
     block_on(async {
         let mut x = Conn::new(1);
-        let (mut tx, rx) = mpsc::channel(4);
-        tx.send(x.join()).await.unwrap();
+        let mut y = Conn::new(2);
         let mut cfg = config(&["X", "Y"]);
         cfg.timeout = Some(Duration::from_millis(20));
-        // The sender stays alive: only the timer can end this round.
-        let report = coordinator_loop(cfg, rx, Stop::never(), Transcript::Silent).await;
+        let inputs = vec![x.join(), y.join(), x.arrived("Alice", Instant::now())];
+        // The channel stays open: only the timer can end this round.
+        let report = drive(cfg, Stop::never(), Transcript::Silent, inputs, true).await;
+        assert!(report.started);
         assert!(matches!(
             report.outcome,
             Outcome::Aborted {
@@ -573,33 +648,50 @@ fn a_round_that_does_not_complete_in_time_is_aborted() {
                 ..
             }
         ));
-        let frames = x.frames().await;
+        let frames = y.frames().await;
         assert!(matches!(
             &frames[..],
             [
                 Frame::Welcome { .. },
+                Frame::Connected { .. },
                 Frame::Error {
                     kind: ErrorKind::RoundTimeout,
                     ..
                 }
             ]
         ));
-        drop(tx);
+        let _ = x.frames().await;
     })
 }
 
 #[test]
-fn a_stop_aborts_the_round_and_leaves_the_telling_to_the_writers() {
+fn a_stop_ends_the_round_and_leaves_the_telling_to_the_writers() {
     block_on(async {
+        // Still filling: whoever holds it stops it.
+        let w = Conn::new(3);
+        let mut filling = Filling::new(config(&["X", "Y"]), Transcript::Silent);
+        filling.join(3, peer(3), w.reply.clone());
+        let report = filling.stop();
+        assert!(matches!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::ShuttingDown,
+                ..
+            }
+        ));
+        assert_eq!(w.frames().await, [WELCOME]);
+
+        // Started: its coordinator stops itself.
         let mut x = Conn::new(1);
-        let (mut tx, rx) = mpsc::channel(4);
-        tx.send(x.join()).await.unwrap();
+        let mut y = Conn::new(2);
         let (trigger, stop) = Stop::new();
-        let round = task::spawn(coordinator_loop(
+        let inputs = vec![x.join(), y.join()];
+        let round = task::spawn(drive(
             config(&["X", "Y"]),
-            rx,
             stop,
             Transcript::Silent,
+            inputs,
+            true,
         ));
         assert_eq!(x.label().await.as_deref(), Some("X"));
         trigger.trigger();
@@ -612,8 +704,8 @@ fn a_stop_aborts_the_round_and_leaves_the_telling_to_the_writers() {
             }
         ));
         // One message per client: the real writer says "shutting down", so nothing is queued here.
-        assert_eq!(x.frames().await, [WELCOME]);
-        drop(tx);
+        assert_eq!(x.frames().await, [WELCOME, connected("X")]);
+        let _ = y.frames().await;
     })
 }
 
@@ -640,22 +732,18 @@ fn service_mode_prints_one_line_per_round() {
         let mut x = Conn::new(1);
         let mut y = Conn::new(2);
         let t0 = Instant::now();
-        let (mut tx, rx) = mpsc::channel(8);
-        for e in [
+        let inputs = vec![
             x.join(),
             y.join(),
             y.arrived("Bob", t0),
             x.arrived("Alice", t0 + Duration::from_micros(38)),
-        ] {
-            tx.send(e).await.unwrap();
-        }
-        drop(tx);
+        ];
         let mut cfg = config(&["X", "Y"]);
         cfg.id = 7;
         cfg.room = Some("quiz".into());
         cfg.style = Style::Summary;
         let transcript = Transcript::memory();
-        let report = coordinator_loop(cfg, rx, Stop::never(), transcript.clone()).await;
+        let report = drive(cfg, Stop::never(), transcript.clone(), inputs, false).await;
         assert!(report.is_clean());
         let lines = transcript.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -673,12 +761,11 @@ fn service_mode_prints_one_line_per_round() {
 /// open (so only the chat's own rules can end it).
 async fn chat_round(
     chat_idle: Option<Duration>,
-    later: impl FnOnce(&Conn, &Conn) -> Vec<Event>,
+    later: impl FnOnce(&Conn, &Conn) -> Vec<Input>,
 ) -> (RoundReport, Vec<String>, Vec<Frame>, Vec<Frame>) {
     let mut x = Conn::new(1);
     let mut y = Conn::new(2);
     let t0 = Instant::now();
-    let (mut tx, rx) = mpsc::channel(16);
     let mut events = vec![
         x.join(),
         y.join(),
@@ -686,25 +773,21 @@ async fn chat_round(
         y.arrived("Bob", t0 + Duration::from_micros(5)),
     ];
     events.extend(later(&x, &y));
-    for e in events {
-        tx.send(e).await.unwrap();
-    }
     let mut cfg = config(&["X", "Y"]);
     cfg.chat = true;
     cfg.chat_idle = chat_idle;
     let transcript = Transcript::memory();
-    let report = coordinator_loop(cfg, rx, Stop::never(), transcript.clone()).await;
-    drop(tx);
+    let report = drive(cfg, Stop::never(), transcript.clone(), events, true).await;
     let (_, _) = (x.label().await, y.label().await);
     let (xf, yf) = (x.frames().await, y.frames().await);
     (report, transcript.lines(), xf, yf)
 }
 
-fn chat(id: ConnId, line: &str) -> Event {
-    Event::Chat {
+fn chat(id: ConnId, line: &str) -> Input {
+    Input::Event(Event::Chat {
         id,
         line: line.into(),
-    }
+    })
 }
 
 fn relayed(from: &str, line: &str) -> Frame {
@@ -792,12 +875,11 @@ fn a_party_leaving_ends_the_chat_for_the_others() {
 
 #[test]
 fn a_waiting_round_future_is_small() {
-    let (_tx, rx) = mpsc::channel(4);
     let mut cfg = config(&["X", "Y"]);
     cfg.timeout = Some(Duration::from_secs(60));
-    let fut = coordinator_loop(cfg, rx, Stop::never(), Transcript::Silent);
-    // A waiting round is held as long as its first party waits: its completion and chat states
-    // are boxed and its state is held once, so that waiting stays small (520 bytes).
+    let (fut, _events) = Filling::new(cfg, Transcript::Silent).start(Stop::never());
+    // A started round is held as long as its parties think: its completion and chat states are
+    // boxed and its state is held once, so that waiting stays small (520 bytes).
     let size = std::mem::size_of_val(&fut);
     assert!(size <= 544, "the round future is {size} bytes");
 }

@@ -21,7 +21,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::close::{linger, write_all};
-use super::lobby::{Join, Placement, Room};
+use super::lobby::{Join, Leave, Placement, Room, ToLobby};
 use super::Ctx;
 use crate::names;
 use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
@@ -226,7 +226,7 @@ impl<W: Wire> Connection<W> {
         };
         let mut lobby = self.ctx.lobby.clone();
         let asked = async move {
-            lobby.send(join).await.ok()?;
+            lobby.send(ToLobby::Join(join)).await.ok()?;
             answer.await.ok()
         };
         // Bounded by the caller (`enter`).
@@ -335,6 +335,14 @@ impl<W: Wire> Connection<W> {
                     let message = format!("name {e}");
                     let why = format!("sent an invalid name: {message}");
                     return Some(End::told(ErrorKind::InvalidName, message, why));
+                }
+                if matches!(self.room, Some(Room::Filling { .. })) {
+                    // Its client was not yet told its label, so it sent before the barrier.
+                    return Some(End::told(
+                        ErrorKind::Protocol,
+                        "message sent before all parties were connected",
+                        "sent a message before all parties were connected",
+                    ));
                 }
                 self.sent = true;
                 let arrived = Event::Arrived {
@@ -476,12 +484,16 @@ impl<W: Wire> Connection<W> {
             }
         };
         for event in events {
-            if let Outbound::Verdict {
-                delivered: Some(tx),
-                ..
-            } = event
-            {
-                let _ = tx.send(written);
+            match event {
+                Outbound::Verdict {
+                    delivered: Some(tx),
+                    ..
+                } => {
+                    let _ = tx.send(written);
+                }
+                // From now on the round itself hears what this client does.
+                Outbound::Started { events, .. } => self.room = Some(Room::Round(events)),
+                _ => {}
             }
         }
         if !written {
@@ -504,6 +516,9 @@ impl<W: Wire> Connection<W> {
                 log::warn!("{}: {why}", self.peer);
                 let limit = self.ctx.config.frame_timeout;
                 match self.room.take() {
+                    Some(Room::Filling { room, round }) => {
+                        Box::pin(self.leave_lobby(room, round, why)).await;
+                    }
                     Some(Room::Round(mut round)) => {
                         let left = Event::Left { id: self.id, why };
                         let _ = rt::bounded(limit, round.send(left)).await;
@@ -523,6 +538,38 @@ impl<W: Wire> Connection<W> {
         }
         let _ = self.out.get_ref().shutdown(std::net::Shutdown::Write);
         linger(&mut self.wire, stopping).await;
+    }
+}
+
+impl<W: Wire> Connection<W> {
+    /// Tells the lobby that this connection left the round it holds. If the round has started
+    /// meanwhile, the `Started` waiting in the outbox has the round's channel, and the round is
+    /// told instead: nobody is left waiting for a party that is gone.
+    async fn leave_lobby(&mut self, room: Option<String>, round: u64, why: String) {
+        let limit = self.ctx.config.frame_timeout;
+        let (heard, answer) = oneshot::channel();
+        let leave = Leave {
+            room,
+            round,
+            id: self.id,
+            why: why.clone(),
+            heard,
+        };
+        let mut lobby = self.ctx.lobby.clone();
+        let asked = async move {
+            lobby.send(ToLobby::Left(leave)).await.ok()?;
+            answer.await.ok()
+        };
+        if rt::bounded(limit, asked).await == Some(Some(true)) {
+            return;
+        }
+        while let Ok(event) = self.outbox.try_recv() {
+            if let Outbound::Started { mut events, .. } = event {
+                let left = Event::Left { id: self.id, why };
+                let _ = rt::bounded(limit, events.send(left)).await;
+                return;
+            }
+        }
     }
 }
 
@@ -571,6 +618,7 @@ mod tests {
         Outbound::Started {
             round: 1,
             label: label.into(),
+            events: mpsc::channel(1).0,
         }
     }
 

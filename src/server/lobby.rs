@@ -1,24 +1,30 @@
 //! The lobby: which round, or which quiz session, a connection plays in.
 //!
-//! Owns the table of rounds still filling, keyed by room (`None` for anonymous rounds), the table
-//! of running sessions (protocol 2's `Join`), keyed by room, and the count of rounds started. It
-//! alone creates rounds (one coordinator task each) and sessions (one session task each), and
-//! routes each joining connection to the round filling, or the session running, for its room,
-//! creating one when there is none. A session counts as one round of the server's budget; a
-//! party may join a running session whatever the budget.
+//! Owns the rounds still filling, keyed by room (`None` for anonymous rounds), as state rather
+//! than tasks ([`Filling`]): it seats each joining connection, frees the slot of one that leaves
+//! before the barrier, aborts one whose time limit passed, and at the barrier hands the round to
+//! a task of its own. A party waiting alone for others (tens of thousands of idle connections)
+//! so costs a table entry. It also owns the table of running sessions (protocol 2's `Join`),
+//! keyed by room, creates them (one session task each) and routes joins to them. A session
+//! counts as one round of the server's budget; a party may join a running session whatever the
+//! budget.
 //!
 //! Invariants:
-//! - A round leaves the table the moment it is full; one that ended while filling (abandoned by
-//!   every party, or timed out) is swept out, so the table holds at most about twice the rounds
-//!   that have a party waiting, plus a small constant: abandoned rooms cost nothing.
+//! - A round leaves the table the moment it is full, is abandoned (its last party left) or
+//!   times out: the table holds exactly the rounds that have a party waiting, and the queue of
+//!   deadlines at most about twice that, plus a small constant. Abandoned rooms cost nothing.
 //! - Only a round that fills counts against the server's budget of rounds (`--rounds N`): a
 //!   party that joins and leaves never uses one up, whatever room it named.
+//! - It never waits for a round or a connection: seating, departures and the barrier are
+//!   synchronous, and what it tells a connection goes through `try_send` into its outbox.
 //!
 //! It must not read or write sockets, or decide anything inside a round.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -26,12 +32,18 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use super::{Config, Stats};
 use crate::protocol::ErrorKind;
 use crate::round::session::{session_loop, SessionEvent};
-use crate::round::{coordinator_loop, ConnId, Event, Outbox, Outcome, RoundConfig, RoundReport};
+use crate::round::{ConnId, Event, Filling, Outbox, Outcome, RoundConfig, RoundReport};
 use crate::rt;
 use crate::stop::Stop;
 
-/// Pending joins the lobby queues before connections wait to hand theirs over.
+/// Pending requests the lobby queues before connections wait to hand theirs over.
 pub(crate) const LOBBY_CAPACITY: usize = 256;
+
+/// What connections ask of the lobby.
+pub(crate) enum ToLobby {
+    Join(Join),
+    Left(Leave),
+}
 
 /// A handshaken connection asking the lobby for a place in a round.
 pub(crate) struct Join {
@@ -44,6 +56,18 @@ pub(crate) struct Join {
     pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
 
+/// A connection placed in a round that had not started leaves.
+pub(crate) struct Leave {
+    pub(crate) room: Option<String>,
+    pub(crate) round: u64,
+    pub(crate) id: ConnId,
+    /// A short human phrase: "closed the connection".
+    pub(crate) why: String,
+    /// Told `true` if the round was still filling and has been told. Otherwise it has started
+    /// since (the connection's `Started`, with the round's channel, is in its outbox) or ended.
+    pub(crate) heard: oneshot::Sender<bool>,
+}
+
 /// Where the lobby put a connection.
 pub(crate) struct Placement {
     /// The label in a round, or the name in a session.
@@ -53,21 +77,81 @@ pub(crate) struct Placement {
 
 /// What a placed connection talks to.
 pub(crate) enum Room {
+    /// A round the lobby holds until it fills: a departure goes to the lobby. `Started` brings
+    /// the round's own channel.
+    Filling {
+        room: Option<String>,
+        round: u64,
+    },
     Round(mpsc::Sender<Event>),
     Session(mpsc::Sender<SessionEvent>),
 }
 
+/// The rounds still filling, and when each must have started.
+struct Rounds {
+    filling: HashMap<Option<String>, Filling>,
+    /// Deadlines in the order they fall (every round has the same time limit and is made when
+    /// its first party joins). Entries of rounds that have since left the table are skipped
+    /// when they reach the front, and swept when they outnumber the live ones.
+    deadlines: VecDeque<(Instant, u64, Option<String>)>,
+    /// Armed for the front deadline whenever there is one.
+    alarm: rt::Alarm,
+}
+
+impl Rounds {
+    fn is_current(&self, room: &Option<String>, id: u64) -> bool {
+        self.filling.get(room).is_some_and(|f| f.id() == id)
+    }
+
+    fn insert(&mut self, room: Option<String>, round: Filling) {
+        if let Some(at) = round.deadline() {
+            if self.deadlines.len() > 2 * self.filling.len() + 64 {
+                let filling = &self.filling;
+                self.deadlines
+                    .retain(|(_, id, room)| filling.get(room).is_some_and(|f| f.id() == *id));
+            }
+            if self.deadlines.is_empty() {
+                self.alarm.set_at(at);
+            }
+            self.deadlines.push_back((at, round.id(), room.clone()));
+        }
+        self.filling.insert(room, round);
+    }
+
+    /// Takes out the rounds whose time limit has passed, and re-arms for the next one.
+    fn expired(&mut self, now: Instant) -> Vec<Filling> {
+        let mut expired = Vec::new();
+        while let Some((at, id, room)) = self.deadlines.front() {
+            let (at, current) = (*at, self.is_current(room, *id));
+            if current && at > now {
+                self.alarm.set_at(at);
+                return expired;
+            }
+            let (_, _, room) = self.deadlines.pop_front().expect("a front entry");
+            if current {
+                expired.extend(self.filling.remove(&room));
+            }
+        }
+        self.alarm.clear();
+        expired
+    }
+}
+
 /// Routes each joining connection to the round filling for its room, creating rounds as needed
 /// and refusing joins once the configured number of rounds has started. Each round's report goes
-/// to `reports`. Returns when `joins` ends or `stop` fires.
+/// to `reports`. Returns when `requests` ends or `stop` fires.
 pub(crate) async fn lobby_loop(
-    mut joins: mpsc::Receiver<Join>,
+    mut requests: mpsc::Receiver<ToLobby>,
     config: Config,
-    reports: mpsc::Sender<RoundReport>,
+    mut reports: mpsc::Sender<RoundReport>,
     stop: Stop,
     stats: Arc<Stats>,
 ) {
-    let mut filling: HashMap<Option<String>, mpsc::Sender<Event>> = HashMap::new();
+    let mut rounds = Rounds {
+        filling: HashMap::new(),
+        deadlines: VecDeque::new(),
+        alarm: rt::Alarm::new(),
+    };
     let mut sessions: HashMap<Option<String>, mpsc::Sender<SessionEvent>> = HashMap::new();
     let labels: Arc<[String]> = config.labels.clone().into();
     let mut created: u64 = 0;
@@ -75,17 +159,43 @@ pub(crate) async fn lobby_loop(
     // Table size after the last sweep; sweeping when it doubles keeps the cost per join constant.
     let mut swept_at = 0;
     loop {
-        let join = futures::select_biased! {
+        let request = futures::select_biased! {
             () = stop.wait().fuse() => break,
-            join = joins.next() => match join {
-                Some(join) => join,
+            () = (&mut rounds.alarm).fuse() => {
+                for round in rounds.expired(Instant::now()) {
+                    let _ = reports.send(round.expire()).await;
+                }
+                stats.rooms_filling.store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
+                continue;
+            }
+            request = requests.next() => match request {
+                Some(request) => request,
                 None => break,
             },
         };
-        if filling.len() + sessions.len() > 2 * swept_at + 64 {
-            filling.retain(|_, round| !round.is_closed());
+        let join = match request {
+            ToLobby::Join(join) => join,
+            ToLobby::Left(leave) => {
+                let mut heard = false;
+                if let Some(round) = rounds.filling.get_mut(&leave.room) {
+                    if round.id() == leave.round {
+                        heard = true;
+                        if let Some(report) = round.left(leave.id, &leave.why) {
+                            rounds.filling.remove(&leave.room);
+                            let _ = reports.send(report).await;
+                        }
+                    }
+                }
+                let _ = leave.heard.send(heard);
+                stats
+                    .rooms_filling
+                    .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
+                continue;
+            }
+        };
+        if sessions.len() > 2 * swept_at + 64 {
             sessions.retain(|_, session| !session.is_closed());
-            swept_at = filling.len() + sessions.len();
+            swept_at = sessions.len();
         }
         if let Some(name) = join.session.clone() {
             let budget_left = config.rounds == 0 || started < config.rounds;
@@ -103,10 +213,9 @@ pub(crate) async fn lobby_loop(
             if placed {
                 started += 1;
             }
-            stats.rooms_filling.store(
-                filling.len() + sessions.len(),
-                std::sync::atomic::Ordering::SeqCst,
-            );
+            stats
+                .rooms_filling
+                .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
             continue;
         }
         if config.rounds != 0 && started >= config.rounds {
@@ -118,66 +227,81 @@ pub(crate) async fn lobby_loop(
             let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
             continue;
         }
-        loop {
-            if let Some(round) = filling.get(&join.room) {
-                let mut round = round.clone();
-                let (admitted, answer) = oneshot::channel();
-                let event = Event::Join {
-                    id: join.id,
-                    peer: join.peer,
-                    reply: join.reply.clone(),
-                    admitted,
+        if join.placed.is_canceled() {
+            // It gave up waiting (its handshake deadline passed): seat nobody who is gone.
+            continue;
+        }
+        let Join {
+            id,
+            peer,
+            room,
+            reply,
+            placed,
+            ..
+        } = join;
+        let round = match rounds.filling.get_mut(&room) {
+            Some(round) => round,
+            None => {
+                created += 1;
+                let round = RoundConfig {
+                    id: created,
+                    room: room.clone(),
+                    labels: Arc::clone(&labels),
+                    timeout: config.round_timeout,
+                    style: config.style,
+                    chat: config.chat,
+                    chat_idle: config.chat_idle,
                 };
-                // A filling round answers a join at once; the bound covers a wedged one.
-                let asked = async {
-                    round.send(event).await.ok()?;
-                    answer.await.ok().flatten()
-                };
-                let admit = rt::bounded(config.frame_timeout, asked).await.flatten();
-                if let Some(admit) = admit {
-                    if admit.full {
-                        started += 1;
-                        filling.remove(&join.room);
-                    }
-                    let placement = Placement {
-                        label: admit.label,
-                        room: Room::Round(round),
-                    };
-                    let _ = join.placed.send(Ok(placement));
-                    break;
-                }
-                // That round ended (abandoned or timed out) while filling.
-                filling.remove(&join.room);
+                // Counted while it exists: the accept loop counts it down on its report.
+                stats.rounds_live.fetch_add(1, Ordering::SeqCst);
+                let round = Filling::new(round, config.transcript.clone());
+                rounds.insert(room.clone(), round);
+                rounds.filling.get_mut(&room).expect("just inserted")
             }
-            created += 1;
-            let (tx, rx) = mpsc::channel(4 * config.labels.len() + 4);
-            let round = RoundConfig {
-                id: created,
-                room: join.room.clone(),
-                labels: Arc::clone(&labels),
-                timeout: config.round_timeout,
-                style: config.style,
-                chat: config.chat,
-                chat_idle: config.chat_idle,
-            };
+        };
+        let round_id = round.id();
+        // A filling round always has a free slot: it leaves the table when its last one fills.
+        let Some(admit) = round.join(id, peer, reply) else {
+            continue;
+        };
+        let placement = Placement {
+            label: admit.label,
+            room: Room::Filling {
+                room: room.clone(),
+                round: round_id,
+            },
+        };
+        let gone = placed.send(Ok(placement)).is_err();
+        if admit.full {
+            started += 1;
+            let round = rounds.filling.remove(&room).expect("the round just joined");
+            let (coordinator, mut events) = round.start(stop.clone());
+            if gone {
+                // It gave up in the instant since it was seated: the round learns at once.
+                let why = "was not placed in time".to_owned();
+                let _ = events.try_send(Event::Left { id, why });
+            }
+            drop(events);
             let mut reports = reports.clone();
-            let (stop, transcript) = (stop.clone(), config.transcript.clone());
-            // Counted before it can end: the accept loop counts it down on its report.
-            stats
-                .rounds_live
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             // The round's own future with the report's delivery chained on, not an async block
-            // around it that would hold its arguments a second time while the round waits.
-            let round = coordinator_loop(round, rx, stop, transcript);
-            rt::spawn(round.then(move |report| async move {
+            // around it that would hold its state a second time while the round waits.
+            rt::spawn(coordinator.then(move |report| async move {
                 let _ = reports.send(report).await;
             }));
-            filling.insert(join.room.clone(), tx);
+        } else if gone {
+            if let Some(report) = round.left(id, "was not placed in time") {
+                rounds.filling.remove(&room);
+                let _ = reports.send(report).await;
+            }
         }
-        stats.rooms_filling.store(
-            filling.len() + sessions.len(),
-            std::sync::atomic::Ordering::SeqCst,
-        );
+        stats
+            .rooms_filling
+            .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
+    }
+    // Rounds still filling end with the lobby; their parties hear of the stop from their own
+    // connections.
+    for (_, round) in rounds.filling.drain() {
+        let _ = reports.send(round.stop()).await;
     }
 }
 
@@ -294,7 +418,7 @@ mod tests {
     }
 
     /// Starts a lobby; returns where to send joins and where its rounds report.
-    fn lobby(config: Config) -> (mpsc::Sender<Join>, mpsc::Receiver<RoundReport>) {
+    fn lobby(config: Config) -> (mpsc::Sender<ToLobby>, mpsc::Receiver<RoundReport>) {
         let (joins, rx) = mpsc::channel(LOBBY_CAPACITY);
         let (reports_tx, reports) = mpsc::channel(16);
         rt::spawn(lobby_loop(
@@ -307,9 +431,9 @@ mod tests {
         (joins, reports)
     }
 
-    async fn place(joins: &mut mpsc::Sender<Join>, id: ConnId, room: Option<&str>) -> Placed {
+    async fn place(joins: &mut mpsc::Sender<ToLobby>, id: ConnId, room: Option<&str>) -> Placed {
         let (join, answer, outbox) = joiner(id, room);
-        joins.send(join).await.unwrap();
+        joins.send(ToLobby::Join(join)).await.unwrap();
         Placed {
             answer: answer.await.unwrap(),
             outbox,
@@ -392,16 +516,19 @@ mod tests {
         block_on(async {
             let (mut joins, mut reports) = lobby(Config::default());
             let early = place(&mut joins, 1, Some("x")).await;
-            let Room::Round(mut round) = early.answer.expect("placed").room else {
-                panic!("a round")
+            let Room::Filling { room, round } = early.answer.expect("placed").room else {
+                panic!("a round still filling")
             };
-            round
-                .send(Event::Left {
-                    id: 1,
-                    why: "closed the connection".into(),
-                })
-                .await
-                .unwrap();
+            let (heard, answer) = oneshot::channel();
+            let leave = Leave {
+                room,
+                round,
+                id: 1,
+                why: "closed the connection".into(),
+                heard,
+            };
+            joins.send(ToLobby::Left(leave)).await.unwrap();
+            assert_eq!(answer.await, Ok(true));
             let report = reports.next().await.unwrap();
             assert_eq!(report.outcome, Outcome::Abandoned);
             // The only round of a one-shot server is still to be played, in any room.
@@ -410,6 +537,77 @@ mod tests {
             assert_eq!(
                 (a.started().await, b.started().await),
                 ("X".into(), "Y".into())
+            );
+        })
+    }
+
+    async fn leave(joins: &mut mpsc::Sender<ToLobby>, id: ConnId, room: Room) -> bool {
+        let Room::Filling { room, round } = room else {
+            panic!("a round still filling")
+        };
+        let (heard, answer) = oneshot::channel();
+        let why = "closed the connection".to_owned();
+        let leave = Leave {
+            room,
+            round,
+            id,
+            why,
+            heard,
+        };
+        joins.send(ToLobby::Left(leave)).await.unwrap();
+        answer.await.unwrap()
+    }
+
+    #[test]
+    fn a_departure_after_the_barrier_is_left_to_the_round() {
+        block_on(async {
+            let (mut joins, _reports) = lobby(Config::default());
+            let a = place(&mut joins, 1, None).await;
+            let mut b = place(&mut joins, 2, None).await;
+            // The lobby no longer holds the round; the connection finds the round's channel in
+            // the `Started` in its outbox.
+            assert!(!leave(&mut joins, 1, a.answer.expect("placed").room).await);
+            assert_eq!(b.started().await, "Y");
+        })
+    }
+
+    #[test]
+    fn rounds_that_do_not_fill_in_time_expire_and_only_they() {
+        block_on(async {
+            let (mut joins, mut reports) = lobby(Config {
+                rounds: 0,
+                round_timeout: Some(Duration::from_millis(30)),
+                ..Config::default()
+            });
+            let _a = place(&mut joins, 1, Some("a")).await;
+            let _b = place(&mut joins, 2, Some("b")).await;
+            let c = place(&mut joins, 3, Some("c")).await;
+            let _d = place(&mut joins, 4, Some("d")).await;
+            // b fills and starts (its coordinator keeps its clock); c is abandoned.
+            let _b2 = place(&mut joins, 5, Some("b")).await;
+            assert!(leave(&mut joins, 3, c.answer.expect("placed").room).await);
+            let mut ended = Vec::new();
+            for _ in 0..4 {
+                let r = reports.next().await.unwrap();
+                let timed_out = matches!(
+                    r.outcome,
+                    Outcome::Aborted {
+                        kind: ErrorKind::RoundTimeout,
+                        ..
+                    }
+                );
+                ended.push((r.room.unwrap(), r.started, timed_out));
+            }
+            ended.sort();
+            let room = |name: &str, started, timed_out| (name.to_owned(), started, timed_out);
+            assert_eq!(
+                ended,
+                [
+                    room("a", false, true),
+                    room("b", true, true),
+                    room("c", false, false),
+                    room("d", false, true)
+                ]
             );
         })
     }

@@ -3,15 +3,17 @@
 //! Actors and the channels between them (all bounded, the graph acyclic):
 //!
 //! ```text
-//! accept loop ──spawns──▶ connection ──Join──▶ lobby ──Join──▶ round (coordinator, one per round)
-//!                            ▲   └────────── Arrived / Chat / Left ─────────▶ │
-//!                            └──────────────── Outbound (outbox) ─────────────┘
-//! round ──RoundReport──▶ accept loop
+//! accept loop ──spawns──▶ connection ──Join / Left (before the barrier)──▶ lobby
+//!                          ▲  │                                  │ spawns at the barrier
+//!                          │  └──── Arrived / Chat / Left ────▶ round (coordinator)
+//!                          └────────── Outbound (outbox) ─────── lobby, round
+//! lobby, round ──RoundReport──▶ accept loop
 //! ```
 //!
 //! - This file: the accept loop owns the listener, the connection limit and the tally of finished
 //!   rounds; it decides when the server stops (rounds done, or the caller's shutdown future).
-//! - `lobby`: the table of rounds still filling, by room; it alone creates rounds.
+//! - `lobby`: the rounds still filling, by room, as state: it alone creates rounds, and gives
+//!   each a task of its own when it fills.
 //! - `connection`: one task per socket, both wires, its only reader and writer.
 //! - `close`: the last write and the close (linger) for every connection.
 //! - `echo`: the RFC 862 echo connection.
@@ -48,7 +50,7 @@ use crate::wire::framed::Framed;
 use crate::wire::text::Text;
 pub use crate::wire::WireKind as Wire;
 use connection::Connection;
-use lobby::{lobby_loop, Join, LOBBY_CAPACITY};
+use lobby::{lobby_loop, ToLobby, LOBBY_CAPACITY};
 
 /// Server settings. `Default` is the assignment: one round of X and Y, then exit.
 #[derive(Debug, Clone)]
@@ -146,7 +148,7 @@ pub struct Stats {
     per_address: Mutex<HashMap<IpAddr, usize>>,
     /// Rounds whose coordinator is running.
     rounds_live: AtomicUsize,
-    /// Entries in the lobby's table of rounds still filling.
+    /// Rounds still filling, and sessions, in the lobby's tables.
     rooms_filling: AtomicUsize,
 }
 
@@ -185,8 +187,8 @@ impl Stats {
         self.rounds_live.load(Ordering::SeqCst)
     }
 
-    /// Entries in the lobby's table of rounds still filling (it keeps ended ones only until its
-    /// next sweep).
+    /// Rounds still filling in the lobby, and quiz sessions running (an ended session stays in
+    /// the lobby's table until its next sweep).
     pub fn rooms_filling(&self) -> usize {
         self.rooms_filling.load(Ordering::SeqCst)
     }
@@ -363,7 +365,7 @@ impl Server {
         let listener = Listener::new(listener)?;
         let (trigger, stop) = Stop::new();
         let (reports_tx, mut reports) = mpsc::channel::<RoundReport>(64);
-        let (lobby_tx, lobby_rx) = mpsc::channel::<Join>(LOBBY_CAPACITY);
+        let (lobby_tx, lobby_rx) = mpsc::channel::<ToLobby>(LOBBY_CAPACITY);
         let lobby = rt::spawn(lobby_loop(
             lobby_rx,
             config.clone(),
@@ -426,13 +428,15 @@ impl Server {
         log::info!("stopping: {} connections open", stats.live_connections());
         trigger.trigger();
         drop(ctx);
-        lobby.await;
-        drop(drain_tx);
-        while drained.next().await.is_some() {}
+        // Taken while the lobby and the rounds end, not after: the lobby reports every round it
+        // holds as it stops, more than the channel has room for. It ends once they all have.
         while let Some(report) = reports.next().await {
             stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
             summary.record(&report);
         }
+        lobby.await;
+        drop(drain_tx);
+        while drained.next().await.is_some() {}
         Ok(summary)
     }
 }
@@ -445,7 +449,7 @@ async fn accept(listener: &Listener) -> io::Result<(Socket, SocketAddr)> {
 pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) stop: Stop,
-    pub(crate) lobby: mpsc::Sender<Join>,
+    pub(crate) lobby: mpsc::Sender<ToLobby>,
 }
 
 fn out_of_descriptors(e: &io::Error) -> bool {

@@ -36,7 +36,7 @@ pub fn to_frame(event: &Outbound) -> Frame {
 pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
     match event {
         Outbound::Admitted => Frame::Welcome { version },
-        Outbound::Started { round, label } => Frame::Connected {
+        Outbound::Started { round, label, .. } => Frame::Connected {
             round: *round,
             label: label.clone(),
         },
@@ -114,7 +114,7 @@ impl Wire for Framed {
         // Every round's `Connected` and verdict are encoded from the event itself, not from a
         // `Frame` copied out of it.
         let encoded = match event {
-            Outbound::Started { round, label } => protocol::encode_into(
+            Outbound::Started { round, label, .. } => protocol::encode_into(
                 &FrameRef::Connected {
                     round: *round,
                     label,

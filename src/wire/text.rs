@@ -378,7 +378,8 @@ mod tests {
         assert_eq!(
             render(Outbound::Started {
                 round: 1,
-                label: "X".into()
+                label: "X".into(),
+                events: futures::channel::mpsc::channel(1).0,
             }),
             "Client X connected"
         );
