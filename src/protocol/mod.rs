@@ -20,7 +20,10 @@
 //! languages; the tests in this module pin the examples given there.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bincode::Options;
@@ -401,7 +404,9 @@ fn looks_like_text(bytes: &[u8]) -> bool {
 ///
 /// `buf[..filled]` holds bytes received but not yet returned, always starting at a frame
 /// boundary. The bytes beyond `filled` are scratch space: keeping that split (rather than
-/// `Vec::len`) is what makes [`read_frame`](Self::read_frame) cancel-safe.
+/// `Vec::len`) is what makes [`read_frame`](Self::read_frame) cancel-safe. All of a read's state
+/// is the reader's own ([`poll_frame`](Self::poll_frame)), so a task waiting for a frame holds
+/// nothing beyond the reader.
 pub struct FrameReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -409,6 +414,9 @@ pub struct FrameReader<R> {
     frame_timeout: Option<Duration>,
     /// When the frame currently being received must be complete; set by its first byte.
     deadline: Option<Instant>,
+    /// The timer for `deadline`, made only once a partial frame has had to wait. Boxed: a timer
+    /// is large, and a reader waiting between frames (every idle connection) carries none.
+    stall: Option<Box<crate::rt::Alarm>>,
     /// Bytes thrown away by [`discard_until_eof`](Self::discard_until_eof).
     discarded: u64,
 }
@@ -422,6 +430,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             filled: 0,
             frame_timeout: None,
             deadline: None,
+            stall: None,
             discarded: 0,
         }
     }
@@ -450,7 +459,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Cancel-safe; counts what it discards.
     pub async fn discard_until_eof(&mut self) {
         self.filled = 0;
-        self.deadline = None;
+        self.clear_deadline();
         if self.buf.len() < READ_AHEAD {
             self.buf.resize(READ_AHEAD, 0);
         }
@@ -471,20 +480,26 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// Reads the next frame. `Ok(None)` is a clean end of stream between frames.
     pub async fn read_frame(&mut self) -> Result<Option<Frame>, ReadError> {
+        futures::future::poll_fn(|cx| self.poll_frame(cx)).await
+    }
+
+    /// [`read_frame`](Self::read_frame) as a poll: what a partial frame has received so far, and
+    /// its deadline's timer, are kept in the reader between polls.
+    pub fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<Frame>, ReadError>> {
         loop {
             if let Some(frame) = self.parse_buffered()? {
-                return Ok(Some(frame));
+                return Poll::Ready(Ok(Some(frame)));
             }
             let want = self.bytes_missing()?;
-            let n = self.fill(want).await?;
+            let n = futures::ready!(self.poll_fill(cx, want))?;
             if n == 0 {
-                return match self.filled {
+                return Poll::Ready(match self.filled {
                     0 => Ok(None),
                     have => Err(ReadError::Truncated {
                         have,
                         need: self.frame_len_so_far(),
                     }),
-                };
+                });
             }
         }
     }
@@ -533,7 +548,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let frame = decode(&self.buf[HEADER_LEN..end])?;
         self.buf.copy_within(end..self.filled, 0);
         self.filled -= end;
-        self.deadline = None;
+        self.clear_deadline();
         if self.filled == 0 {
             // An idle connection holds no buffer: tens of thousands of them wait at a time.
             self.buf = Vec::new();
@@ -550,51 +565,58 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    fn clear_deadline(&mut self) {
+        self.deadline = None;
+        self.stall = None;
+    }
+
     /// Reads at least one byte more (or hits end of stream), asking for `want` bytes plus the
-    /// read-ahead. Returns how many bytes arrived.
-    async fn fill(&mut self, want: usize) -> Result<usize, ReadError> {
+    /// read-ahead. Ready with how many bytes arrived.
+    fn poll_fill(&mut self, cx: &mut Context<'_>, want: usize) -> Poll<Result<usize, ReadError>> {
         if self.filled == 0 {
             // Between frames a peer may stay silent as long as it likes, and tens of thousands
             // may do so at once: wait with no heap buffer, landing the first bytes in a small
-            // array that is copied out in the same poll that fills it (so this stays cancel-safe).
+            // array that is copied out in the same poll that fills it.
             let mut head = [0u8; HEAD_LEN];
-            let n = self.inner.read(&mut head).await.map_err(ReadError::Io)?;
+            let n = futures::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut head))
+                .map_err(ReadError::Io)?;
             if n > 0 {
                 self.buf.clear();
                 self.buf.extend_from_slice(&head[..n]);
                 self.filled = n;
                 self.start_deadline();
             }
-            return Ok(n);
+            return Poll::Ready(Ok(n));
         }
         let target = self.filled + want + READ_AHEAD;
         if self.buf.len() < target {
             self.buf.resize(target, 0);
         }
-        let read = self.inner.read(&mut self.buf[self.filled..target]);
-        let n = match (self.deadline, self.frame_timeout) {
-            (Some(deadline), Some(timeout)) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                // Boxed: a timer is large, and a reader waiting between frames (every idle
-                // connection) should not carry room for one.
-                match Box::pin(crate::rt::timeout(left, read)).await {
-                    Some(r) => r,
-                    None => {
-                        return Err(ReadError::Stalled {
+        let read = Pin::new(&mut self.inner).poll_read(cx, &mut self.buf[self.filled..target]);
+        let n = match read {
+            Poll::Ready(n) => n.map_err(ReadError::Io)?,
+            Poll::Pending => {
+                if let (Some(deadline), Some(timeout)) = (self.deadline, self.frame_timeout) {
+                    let stall = self.stall.get_or_insert_with(|| {
+                        let mut alarm = Box::new(crate::rt::Alarm::new());
+                        alarm.set_at(deadline);
+                        alarm
+                    });
+                    if Pin::new(&mut **stall).poll(cx).is_ready() {
+                        return Poll::Ready(Err(ReadError::Stalled {
                             have: self.filled,
                             timeout,
-                        })
+                        }));
                     }
                 }
+                return Poll::Pending;
             }
-            _ => read.await,
-        }
-        .map_err(ReadError::Io)?;
+        };
         if n > 0 {
             self.filled += n;
             self.start_deadline();
         }
-        Ok(n)
+        Poll::Ready(Ok(n))
     }
 }
 
