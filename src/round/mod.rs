@@ -172,7 +172,8 @@ pub enum Style {
 #[derive(Debug, Clone)]
 pub struct RoundConfig {
     pub id: u64,
-    pub room: Option<String>,
+    /// Shared with whoever keys rounds by room (the lobby, its parties' connections).
+    pub room: Option<Arc<str>>,
     /// One label per party, in the order slots are handed out.
     pub labels: Arc<[String]>,
     /// Abort the round if it has not completed this long after its first party arrived.
@@ -426,7 +427,7 @@ impl Round {
     fn report(&self, outcome: Outcome) -> RoundReport {
         RoundReport {
             id: self.config.id,
-            room: self.config.room.clone(),
+            room: self.config.room.as_deref().map(str::to_owned),
             started: self.started,
             outcome,
         }

@@ -21,7 +21,7 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::close::{linger, write_all};
-use super::lobby::{Join, Leave, Placement, Room, ToLobby};
+use super::lobby::{Join, Leave, Placement, Room, RoomKey, ToLobby};
 use super::Ctx;
 use crate::names;
 use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
@@ -545,7 +545,7 @@ impl<W: Wire> Connection<W> {
     /// Tells the lobby that this connection left the round it holds. If the round has started
     /// meanwhile, the `Started` waiting in the outbox has the round's channel, and the round is
     /// told instead: nobody is left waiting for a party that is gone.
-    async fn leave_lobby(&mut self, room: Option<String>, round: u64, why: String) {
+    async fn leave_lobby(&mut self, room: RoomKey, round: u64, why: String) {
         let limit = self.ctx.config.frame_timeout;
         let (heard, answer) = oneshot::channel();
         let leave = Leave {

@@ -56,9 +56,13 @@ pub(crate) struct Join {
     pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
 
+/// A room's name as the lobby keys its rounds: one allocation shared by the table, the round,
+/// its deadline and its parties' connections.
+pub(crate) type RoomKey = Option<Arc<str>>;
+
 /// A connection placed in a round that had not started leaves.
 pub(crate) struct Leave {
-    pub(crate) room: Option<String>,
+    pub(crate) room: RoomKey,
     pub(crate) round: u64,
     pub(crate) id: ConnId,
     /// A short human phrase: "closed the connection".
@@ -80,7 +84,7 @@ pub(crate) enum Room {
     /// A round the lobby holds until it fills: a departure goes to the lobby. `Started` brings
     /// the round's own channel.
     Filling {
-        room: Option<String>,
+        room: RoomKey,
         round: u64,
     },
     Round(mpsc::Sender<Event>),
@@ -89,47 +93,51 @@ pub(crate) enum Room {
 
 /// The rounds still filling, and when each must have started.
 struct Rounds {
-    filling: HashMap<Option<String>, Filling>,
-    /// Deadlines in the order they fall (every round has the same time limit and is made when
-    /// its first party joins). Entries of rounds that have since left the table are skipped
-    /// when they reach the front, and swept when they outnumber the live ones.
-    deadlines: VecDeque<(Instant, u64, Option<String>)>,
+    /// Boxed: the table has room for more entries than it holds, and an empty slot should cost
+    /// a pointer, not a round.
+    filling: HashMap<RoomKey, Box<Filling>>,
+    /// The rounds with a time limit, in the order their deadlines fall (every round has the same
+    /// limit, counted from when it was made). Entries of rounds that have since left the table
+    /// are skipped when they reach the front, and swept when they outnumber the live ones.
+    deadlines: VecDeque<(u64, RoomKey)>,
     /// Armed for the front deadline whenever there is one.
     alarm: rt::Alarm,
 }
 
 impl Rounds {
-    fn is_current(&self, room: &Option<String>, id: u64) -> bool {
-        self.filling.get(room).is_some_and(|f| f.id() == id)
+    /// The deadline of round `id` if it is still filling in `room`.
+    fn deadline(&self, room: &RoomKey, id: u64) -> Option<Instant> {
+        let round = self.filling.get(room).filter(|f| f.id() == id)?;
+        round.deadline()
     }
 
-    fn insert(&mut self, room: Option<String>, round: Filling) {
+    fn insert(&mut self, room: RoomKey, round: Filling) {
         if let Some(at) = round.deadline() {
             if self.deadlines.len() > 2 * self.filling.len() + 64 {
                 let filling = &self.filling;
                 self.deadlines
-                    .retain(|(_, id, room)| filling.get(room).is_some_and(|f| f.id() == *id));
+                    .retain(|(id, room)| filling.get(room).is_some_and(|f| f.id() == *id));
             }
             if self.deadlines.is_empty() {
                 self.alarm.set_at(at);
             }
-            self.deadlines.push_back((at, round.id(), room.clone()));
+            self.deadlines.push_back((round.id(), room.clone()));
         }
-        self.filling.insert(room, round);
+        self.filling.insert(room, Box::new(round));
     }
 
     /// Takes out the rounds whose time limit has passed, and re-arms for the next one.
     fn expired(&mut self, now: Instant) -> Vec<Filling> {
         let mut expired = Vec::new();
-        while let Some((at, id, room)) = self.deadlines.front() {
-            let (at, current) = (*at, self.is_current(room, *id));
-            if current && at > now {
+        while let Some((id, room)) = self.deadlines.front() {
+            let at = self.deadline(room, *id);
+            if let Some(at) = at.filter(|&at| at > now) {
                 self.alarm.set_at(at);
                 return expired;
             }
-            let (_, _, room) = self.deadlines.pop_front().expect("a front entry");
-            if current {
-                expired.extend(self.filling.remove(&room));
+            let (_, room) = self.deadlines.pop_front().expect("a front entry");
+            if at.is_some() {
+                expired.extend(self.filling.remove(&room).map(|round| *round));
             }
         }
         self.alarm.clear();
@@ -239,6 +247,7 @@ pub(crate) async fn lobby_loop(
             placed,
             ..
         } = join;
+        let room: RoomKey = room.map(Arc::from);
         let round = match rounds.filling.get_mut(&room) {
             Some(round) => round,
             None => {
@@ -274,7 +283,7 @@ pub(crate) async fn lobby_loop(
         let gone = placed.send(Ok(placement)).is_err();
         if admit.full {
             started += 1;
-            let round = rounds.filling.remove(&room).expect("the round just joined");
+            let round = *rounds.filling.remove(&room).expect("the round just joined");
             let (coordinator, mut events) = round.start(stop.clone());
             if gone {
                 // It gave up in the instant since it was seated: the round learns at once.
