@@ -311,6 +311,10 @@ pub fn encode(frame: &Frame) -> io::Result<Vec<u8>> {
 /// [`FrameRef`]. On error `out` is left as it was.
 pub fn encode_into(frame: &impl Serialize, out: &mut Vec<u8>) -> io::Result<()> {
     let start = out.len();
+    // Sized first, so the buffer grows once rather than once per field it outgrows.
+    if let Ok(size) = codec().serialized_size(frame) {
+        out.reserve(HEADER_LEN + usize::try_from(size).unwrap_or(0));
+    }
     out.extend_from_slice(&[0; HEADER_LEN]);
     if let Err(e) = codec().serialize_into(&mut *out, frame) {
         out.truncate(start);
