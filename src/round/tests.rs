@@ -170,6 +170,7 @@ fn config(labels: &[&str]) -> RoundConfig {
         style: Style::Assignment,
         chat: false,
         chat_idle: None,
+        message_timeout: None,
     }
 }
 
@@ -665,6 +666,50 @@ fn a_started_round_that_does_not_complete_in_time_is_aborted() {
 }
 
 #[test]
+fn a_party_that_does_not_send_in_time_is_told_and_the_round_aborted() {
+    block_on(async {
+        let mut x = Conn::new(1);
+        let mut y = Conn::new(2);
+        let mut cfg = config(&["X", "Y"]);
+        cfg.message_timeout = Some(Duration::from_millis(20));
+        cfg.timeout = Some(Duration::from_secs(60));
+        let inputs = vec![x.join(), y.join(), x.arrived("Alice", Instant::now())];
+        let transcript = Transcript::memory();
+        let report = drive(cfg, Stop::never(), transcript.clone(), inputs, true).await;
+        let reason = "Client Y left before sending its message (sent no message in time)";
+        assert_eq!(
+            report.outcome,
+            Outcome::Aborted {
+                kind: ErrorKind::PartyLeft,
+                reason: reason.into()
+            }
+        );
+        let told = "no message within 0.02 s of the round's start";
+        assert_eq!(
+            y.frames().await,
+            [
+                WELCOME,
+                connected("Y"),
+                Frame::error(ErrorKind::Timeout, told)
+            ]
+        );
+        let aborted = format!("round aborted: {reason}");
+        assert_eq!(
+            x.frames().await,
+            [
+                WELCOME,
+                connected("X"),
+                Frame::error(ErrorKind::PartyLeft, aborted)
+            ]
+        );
+        assert_eq!(
+            transcript.lines().last().unwrap(),
+            &format!("Round aborted: {reason}")
+        );
+    })
+}
+
+#[test]
 fn a_stop_ends_the_round_and_leaves_the_telling_to_the_writers() {
     block_on(async {
         // Still filling: whoever holds it stops it.
@@ -879,7 +924,7 @@ fn a_waiting_round_future_is_small() {
     cfg.timeout = Some(Duration::from_secs(60));
     let (fut, _events) = Filling::new(cfg, Transcript::Silent).start(Stop::never());
     // A started round is held as long as its parties think: its completion and chat states are
-    // boxed and its state is held once, so that waiting stays small (520 bytes).
+    // boxed and its state is held once, so that waiting stays small (552 bytes).
     let size = std::mem::size_of_val(&fut);
-    assert!(size <= 544, "the round future is {size} bytes");
+    assert!(size <= 576, "the round future is {size} bytes");
 }

@@ -15,7 +15,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -80,8 +80,6 @@ pub(crate) struct Connection<W> {
     sent: bool,
     /// The client may still send (it has not half-closed).
     reading: bool,
-    /// When the message must have arrived: set once the round has started.
-    message_due: Option<Instant>,
 }
 
 impl<W: Wire> Connection<W> {
@@ -98,7 +96,6 @@ impl<W: Wire> Connection<W> {
             room: None,
             sent: false,
             reading: true,
-            message_due: None,
         }
     }
 }
@@ -122,7 +119,6 @@ enum Turn {
     Stop,
     Out(Outbound),
     In(Inbound),
-    MessageOverdue,
 }
 
 impl<W: Wire> Connection<W> {
@@ -245,30 +241,11 @@ impl<W: Wire> Connection<W> {
     /// Plays until the round is over for this connection, the client ends it, or the server
     /// stops.
     async fn play(&mut self) -> End {
-        // Made once, not once per turn: a stop future registers with the shared signal, and a
-        // timer with the reactor.
+        // Made once, not once per turn: a stop future registers with the shared signal.
         let stop = self.ctx.stop.clone();
         let stopped = stop.wait().fuse();
         futures::pin_mut!(stopped);
-        // Boxed only once armed: most connections never wait for a message this way for long,
-        // and an idle one should not carry a timer.
-        let mut overdue: Option<std::pin::Pin<Box<_>>> = None;
         loop {
-            if overdue.is_none() && !self.sent {
-                if let Some(due) = self.message_due {
-                    let left = due.saturating_duration_since(Instant::now());
-                    overdue = Some(Box::pin(rt::sleep(left)));
-                }
-            }
-            if self.sent {
-                overdue = None;
-            }
-            let timer = async {
-                match overdue.as_mut() {
-                    Some(timer) => timer.await,
-                    None => futures::future::pending().await,
-                }
-            };
             let turn = {
                 let reading = self.reading;
                 let (outbox, wire) = (&mut self.outbox, &mut self.wire);
@@ -281,7 +258,6 @@ impl<W: Wire> Connection<W> {
                 };
                 futures::select_biased! {
                     () = stopped => Turn::Stop,
-                    () = timer.fuse() => Turn::MessageOverdue,
                     // This task holds a sender, so the outbox never ends while it runs.
                     out = outbox.next() => match out {
                         Some(out) => Turn::Out(out),
@@ -308,17 +284,6 @@ impl<W: Wire> Connection<W> {
                     if let Some(end) = Box::pin(self.inbound(inbound)).await {
                         return end;
                     }
-                }
-                Turn::MessageOverdue => {
-                    let t = self.ctx.config.message_timeout.unwrap_or_default();
-                    return End::told(
-                        ErrorKind::Timeout,
-                        format!(
-                            "no message within {} s of the round's start",
-                            t.as_secs_f64()
-                        ),
-                        "sent no message in time",
-                    );
                 }
             }
         }
@@ -466,7 +431,6 @@ impl<W: Wire> Connection<W> {
             self.wire.render(event, &mut bytes);
             if let Outbound::Started { label, .. } = event {
                 self.wire.started(label, &self.ctx.config.labels);
-                self.message_due = self.ctx.config.message_timeout.map(|t| Instant::now() + t);
             }
         }
         let written = bytes.is_empty() || {

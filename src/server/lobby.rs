@@ -260,6 +260,7 @@ pub(crate) async fn lobby_loop(
                     style: config.style,
                     chat: config.chat,
                     chat_idle: config.chat_idle,
+                    message_timeout: config.message_timeout,
                 };
                 // Counted while it exists: the accept loop counts it down on its report.
                 stats.rounds_live.fetch_add(1, Ordering::SeqCst);
