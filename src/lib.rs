@@ -7,7 +7,7 @@
 //! | [`rt`] | the async runtime (async-std, and async-io for readiness): tasks, timers, sockets, stdin | know about rounds, frames or wires |
 //! | [`protocol`] | protocol v1: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
-//! | [`round`] | one round: the coordinator actor, its state machine, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order) | touch sockets, bytes or clocks |
+//! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order) | touch sockets, bytes or clocks |
 //! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo | interpret bytes or round rules |
 //! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`], [`client::session`] | — |
 //! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order | interpret bytes |
@@ -22,10 +22,11 @@
 //!
 //! - **One task per socket on the server.** A connection's actor (`server::connection`) is the
 //!   only reader and the only writer of its socket; the echo actor likewise.
-//! - **Acyclic, bounded channels.** connection → lobby → round → connection's outbox; each
-//!   round's report → accept loop. Every channel is bounded, every wait for another task is
-//!   bounded in time, and shutdown is a [`stop::Stop`] broadcast plus dropped senders: `run`
-//!   returns only after every task has ended.
+//! - **Acyclic, bounded channels.** connection → lobby (join; a departure before the barrier)
+//!   and connection → round (from the barrier on); lobby and round → connection's outbox, never
+//!   waiting on it; each round's report → accept loop. Every channel is bounded, every wait for
+//!   another task is bounded in time, and shutdown is a [`stop::Stop`] broadcast plus dropped
+//!   senders: `run` returns only after every task has ended.
 //! - **Rounds and sessions speak domain events** ([`round::Outbound`]); wires alone turn them
 //!   into bytes, and inbound bytes into [`wire`] events. The framed and text wires share one
 //!   connection actor. Protocol versions 1 and 2 share it too: a version-1 client never sees a

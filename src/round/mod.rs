@@ -254,9 +254,10 @@ enum Step {
 
 impl Round {
     /// A line of the assignment's play-by-play; silent in service mode.
-    fn say(&self, line: String) {
+    /// Formatted only when printed: service mode has rounds to run, not lines to throw away.
+    fn say(&self, line: std::fmt::Arguments<'_>) {
         if self.config.style == Style::Assignment {
-            self.transcript.line(line);
+            self.transcript.line(line.to_string());
         }
     }
 
@@ -310,7 +311,7 @@ impl Round {
         let label = self.label(slot).to_owned();
         let full = self.slots.iter().filter(|p| p.is_none()).count() == 1;
         log::info!("round {}: {peer} is {label}", self.config.id);
-        self.say(format!("Client {label} connected from {peer}"));
+        self.say(format_args!("Client {label} connected from {peer}"));
         // The handshake is answered only once a round has a place for the connection, so a
         // refusal can come instead of it, and the last party's `Admitted` and `Started` leave
         // together.
@@ -396,7 +397,7 @@ impl Round {
                 "round {}: {label} {why} before the round started; slot freed",
                 self.config.id
             );
-            self.say(format!(
+            self.say(format_args!(
                 "Client {label} left before the round started ({why})"
             ));
             self.slots[slot] = None;
@@ -412,7 +413,7 @@ impl Round {
         party.reply = None;
         if party.message.is_some() {
             log::info!("round {}: {label} {why} after sending", self.config.id);
-            self.say(format!(
+            self.say(format_args!(
                 "Client {label} disconnected after sending its message ({why})"
             ));
             Step::Continue
@@ -510,7 +511,7 @@ impl Round {
         }));
         let text = ack_text(&order);
         for a in &order {
-            self.say(format!("Client {}: {}", a.label, a.name));
+            self.say(format_args!("Client {}: {}", a.label, a.name));
         }
         (order, text)
     }
