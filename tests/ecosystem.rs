@@ -117,6 +117,30 @@ fn quiet_service_mode_prints_only_the_summary() {
 }
 
 #[test]
+fn the_bench_help_says_what_the_program_and_each_mode_do() {
+    let top = Proc::spawn("bench", BENCH, &["--help"]).finish();
+    assert_eq!(top.code, Some(0), "{top:?}");
+    assert_eq!(
+        top.stdout.get(1).map(String::as_str),
+        Some(
+            "Load generator for arrival-server: throughput, latency, idle memory, fairness, echo."
+        )
+    );
+    for (mode, about) in [
+        ("rounds", "Complete rounds, C at a time"),
+        ("idle", "Hold C connections that wait for partners"),
+        ("echo", "Echo: C connections, S-byte messages"),
+        ("fairness", "Two parties send G microseconds apart"),
+        ("sessions", "Quiz sessions: C sessions of P parties"),
+    ] {
+        let out = Proc::spawn("bench", BENCH, &[mode, "--help"]).finish();
+        assert_eq!(out.code, Some(0), "{mode}: {out:?}");
+        let said = out.stdout.get(1).map_or("", String::as_str);
+        assert!(said.starts_with(about), "{mode}: {said:?}");
+    }
+}
+
+#[test]
 fn the_bench_stops_with_an_error_against_a_closed_port() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

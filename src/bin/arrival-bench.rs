@@ -22,8 +22,9 @@ use structopt::StructOpt;
 const EXIT_ERRORS: i32 = 1;
 const EXIT_CANNOT_RUN: i32 = 3;
 
-/// Options every mode takes, before or after the mode's name (`arrival-bench --json rounds` and
-/// `arrival-bench rounds --json` are the same).
+// Options every mode takes, before or after the mode's name (`arrival-bench --json rounds` and
+// `arrival-bench rounds --json` are the same). Not a doc comment: structopt would make it the
+// description of the program and of every mode that flattens these in.
 #[derive(Debug, Default, StructOpt)]
 struct Common {
     /// Server to drive [default: 127.0.0.1:12000] (ignored with --spawn-server)
