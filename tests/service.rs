@@ -271,3 +271,43 @@ fn rounds_3_runs_exactly_three_rounds_then_exits() {
         "Summary: 3 rounds completed, 0 aborted, 8 connections served"
     );
 }
+
+#[test]
+fn a_party_left_waiting_past_the_round_timeout_is_told_and_its_room_starts_afresh() {
+    let (mut srv, addr) = server(&["--rounds", "0", "--round-timeout", "0.3"]);
+    let mut alone = Raw::connect(&addr);
+    alone.send(&Frame::Hello {
+        version: arrival::protocol::PROTOCOL_VERSION,
+        room: Some("lonely".into()),
+    });
+    assert!(matches!(alone.recv(), Some(Frame::Welcome { .. })));
+    // Nobody else comes: the lobby, which holds the waiting round, ends it at its deadline.
+    assert_eq!(
+        alone.expect_error(),
+        (
+            ErrorKind::RoundTimeout,
+            "round aborted: the round did not complete within 0.3 s".to_owned()
+        )
+    );
+    alone.expect_closed();
+    let line = srv.wait_for("the timed-out round", |l| round_line(l).is_some());
+    assert_eq!(
+        round_line(&line),
+        Some("Round 1 [lonely] aborted: the round did not complete within 0.3 s")
+    );
+    // The room is free again: a pair that comes now plays a round of its own, with its own clock.
+    let (x, y) = (
+        play(&addr, "Alice", Some("lonely")),
+        play(&addr, "Bob", Some("lonely")),
+    );
+    let (x, y) = task::block_on(async { (x.await, y.await) });
+    assert_eq!(x.unwrap().text, y.unwrap().text);
+    srv.signal("TERM");
+    let srv = srv.finish();
+    // A service server stopped by a signal has ended normally, whatever its rounds did.
+    assert_eq!(srv.code, Some(0), "{srv:?}");
+    assert_eq!(
+        srv.last_line(),
+        "Summary: 1 rounds completed, 1 aborted, 3 connections served"
+    );
+}
