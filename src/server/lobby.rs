@@ -35,6 +35,7 @@ use crate::round::session::{session_loop, SessionEvent};
 use crate::round::{ConnId, Event, Filling, Outbox, Outcome, RoundConfig, RoundReport};
 use crate::rt;
 use crate::stop::Stop;
+use crate::transcript::Transcript;
 
 /// Pending requests the lobby queues before connections wait to hand theirs over.
 pub(crate) const LOBBY_CAPACITY: usize = 256;
@@ -145,6 +146,100 @@ impl Rounds {
     }
 }
 
+/// What a lobby needs to make rounds.
+struct Maker {
+    /// Every round's settings but its id and room.
+    template: RoundConfig,
+    transcript: Transcript,
+    stop: Stop,
+    reports: mpsc::Sender<RoundReport>,
+    stats: Arc<Stats>,
+    /// Rounds made so far: the next one's id.
+    created: u64,
+}
+
+impl Rounds {
+    /// A party left its round before the barrier: its slot is freed, and the round's report
+    /// comes back if that left it empty.
+    fn left(&mut self, leave: Leave) -> Option<RoundReport> {
+        let round = self
+            .filling
+            .get_mut(&leave.room)
+            .filter(|round| round.id() == leave.round);
+        let _ = leave.heard.send(round.is_some());
+        let report = round?.left(leave.id, &leave.why)?;
+        self.filling.remove(&leave.room);
+        Some(report)
+    }
+
+    /// Seats a joining connection in the round filling for its room, making one if there is
+    /// none, and starts the round (a task of its own from now on) if that filled it. Returns
+    /// whether a round started, and the report of one that this join ended.
+    fn join(&mut self, join: Join, maker: &mut Maker) -> (bool, Option<RoundReport>) {
+        let Join {
+            id,
+            peer,
+            room,
+            reply,
+            placed,
+            ..
+        } = join;
+        let room: RoomKey = room.map(Arc::from);
+        if !self.filling.contains_key(&room) {
+            maker.created += 1;
+            let config = RoundConfig {
+                id: maker.created,
+                room: room.clone(),
+                ..maker.template.clone()
+            };
+            // Counted while it exists: the accept loop counts it down on its report.
+            maker.stats.rounds_live.fetch_add(1, Ordering::SeqCst);
+            let round = Filling::new(config, maker.transcript.clone());
+            self.insert(room.clone(), round);
+        }
+        let round = self.filling.get_mut(&room).expect("made above");
+        let round_id = round.id();
+        // A filling round always has a free slot: it leaves the table when its last one fills.
+        let Some(admit) = round.join(id, peer, reply) else {
+            return (false, None);
+        };
+        let placement = Placement {
+            label: admit.label,
+            room: Room::Filling {
+                room: room.clone(),
+                round: round_id,
+            },
+        };
+        // It may have given up waiting (its handshake deadline) in the instant since it was
+        // seated; its round learns at once.
+        let gone = placed.send(Ok(placement)).is_err();
+        let why = "was not placed in time";
+        if !admit.full {
+            let report = if gone { round.left(id, why) } else { None };
+            if report.is_some() {
+                self.filling.remove(&room);
+            }
+            return (false, report);
+        }
+        let round = *self.filling.remove(&room).expect("the round just joined");
+        let (coordinator, mut events) = round.start(maker.stop.clone());
+        if gone {
+            let _ = events.try_send(Event::Left {
+                id,
+                why: why.to_owned(),
+            });
+        }
+        drop(events);
+        let mut reports = maker.reports.clone();
+        // The round's own future with the report's delivery chained on, not an async block
+        // around it that would hold its state a second time while the round waits.
+        rt::spawn(coordinator.then(move |report| async move {
+            let _ = reports.send(report).await;
+        }));
+        (true, None)
+    }
+}
+
 /// Routes each joining connection to the round filling for its room, creating rounds as needed
 /// and refusing joins once the configured number of rounds has started. Each round's report goes
 /// to `reports`. Returns when `requests` ends or `stop` fires.
@@ -160,149 +255,79 @@ pub(crate) async fn lobby_loop(
         deadlines: VecDeque::new(),
         alarm: rt::Alarm::new(),
     };
+    let mut maker = Maker {
+        template: RoundConfig {
+            id: 0,
+            room: None,
+            labels: config.labels.clone().into(),
+            timeout: config.round_timeout,
+            style: config.style,
+            chat: config.chat,
+            chat_idle: config.chat_idle,
+            message_timeout: config.message_timeout,
+        },
+        transcript: config.transcript.clone(),
+        stop: stop.clone(),
+        reports: reports.clone(),
+        stats: Arc::clone(&stats),
+        created: 0,
+    };
     let mut sessions: HashMap<Option<String>, mpsc::Sender<SessionEvent>> = HashMap::new();
-    let labels: Arc<[String]> = config.labels.clone().into();
-    let mut created: u64 = 0;
     let mut started: u64 = 0;
     // Table size after the last sweep; sweeping when it doubles keeps the cost per join constant.
     let mut swept_at = 0;
     loop {
+        let mut ended = Vec::new();
         let request = futures::select_biased! {
             () = stop.wait().fuse() => break,
             () = (&mut rounds.alarm).fuse() => {
-                for round in rounds.expired(Instant::now()) {
-                    let _ = reports.send(round.expire()).await;
-                }
-                stats.rooms_filling.store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
-                continue;
+                ended.extend(rounds.expired(Instant::now()).into_iter().map(Filling::expire));
+                None
             }
             request = requests.next() => match request {
-                Some(request) => request,
+                Some(request) => Some(request),
                 None => break,
             },
         };
-        let join = match request {
-            ToLobby::Join(join) => join,
-            ToLobby::Left(leave) => {
-                let mut heard = false;
-                if let Some(round) = rounds.filling.get_mut(&leave.room) {
-                    if round.id() == leave.round {
-                        heard = true;
-                        if let Some(report) = round.left(leave.id, &leave.why) {
-                            rounds.filling.remove(&leave.room);
-                            let _ = reports.send(report).await;
-                        }
+        match request {
+            None => {}
+            Some(ToLobby::Left(leave)) => ended.extend(rounds.left(leave)),
+            Some(ToLobby::Join(join)) => {
+                let budget_left = config.rounds == 0 || started < config.rounds;
+                if let Some(name) = join.session.clone() {
+                    if sessions.len() > 2 * swept_at + 64 {
+                        sessions.retain(|_, session| !session.is_closed());
+                        swept_at = sessions.len();
                     }
+                    let placed = place_in_session(
+                        &mut sessions,
+                        join,
+                        name,
+                        budget_left,
+                        &config,
+                        &reports,
+                        &stop,
+                        &stats,
+                    )
+                    .await;
+                    started += u64::from(placed);
+                } else if !budget_left {
+                    let message = if config.rounds == 1 {
+                        "the round is full; this server runs a single round".to_owned()
+                    } else {
+                        format!("all {} rounds of this server are taken", config.rounds)
+                    };
+                    let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
+                } else if !join.placed.is_canceled() {
+                    // (One that gave up waiting, its handshake deadline passed, is seated nowhere.)
+                    let (filled, report) = rounds.join(join, &mut maker);
+                    started += u64::from(filled);
+                    ended.extend(report);
                 }
-                let _ = leave.heard.send(heard);
-                stats
-                    .rooms_filling
-                    .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
-                continue;
             }
-        };
-        if sessions.len() > 2 * swept_at + 64 {
-            sessions.retain(|_, session| !session.is_closed());
-            swept_at = sessions.len();
         }
-        if let Some(name) = join.session.clone() {
-            let budget_left = config.rounds == 0 || started < config.rounds;
-            let placed = place_in_session(
-                &mut sessions,
-                join,
-                name,
-                budget_left,
-                &config,
-                &reports,
-                &stop,
-                &stats,
-            )
-            .await;
-            if placed {
-                started += 1;
-            }
-            stats
-                .rooms_filling
-                .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
-            continue;
-        }
-        if config.rounds != 0 && started >= config.rounds {
-            let message = if config.rounds == 1 {
-                "the round is full; this server runs a single round".to_owned()
-            } else {
-                format!("all {} rounds of this server are taken", config.rounds)
-            };
-            let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
-            continue;
-        }
-        if join.placed.is_canceled() {
-            // It gave up waiting (its handshake deadline passed): seat nobody who is gone.
-            continue;
-        }
-        let Join {
-            id,
-            peer,
-            room,
-            reply,
-            placed,
-            ..
-        } = join;
-        let room: RoomKey = room.map(Arc::from);
-        let round = match rounds.filling.get_mut(&room) {
-            Some(round) => round,
-            None => {
-                created += 1;
-                let round = RoundConfig {
-                    id: created,
-                    room: room.clone(),
-                    labels: Arc::clone(&labels),
-                    timeout: config.round_timeout,
-                    style: config.style,
-                    chat: config.chat,
-                    chat_idle: config.chat_idle,
-                    message_timeout: config.message_timeout,
-                };
-                // Counted while it exists: the accept loop counts it down on its report.
-                stats.rounds_live.fetch_add(1, Ordering::SeqCst);
-                let round = Filling::new(round, config.transcript.clone());
-                rounds.insert(room.clone(), round);
-                rounds.filling.get_mut(&room).expect("just inserted")
-            }
-        };
-        let round_id = round.id();
-        // A filling round always has a free slot: it leaves the table when its last one fills.
-        let Some(admit) = round.join(id, peer, reply) else {
-            continue;
-        };
-        let placement = Placement {
-            label: admit.label,
-            room: Room::Filling {
-                room: room.clone(),
-                round: round_id,
-            },
-        };
-        let gone = placed.send(Ok(placement)).is_err();
-        if admit.full {
-            started += 1;
-            let round = *rounds.filling.remove(&room).expect("the round just joined");
-            let (coordinator, mut events) = round.start(stop.clone());
-            if gone {
-                // It gave up in the instant since it was seated: the round learns at once.
-                let why = "was not placed in time".to_owned();
-                let _ = events.try_send(Event::Left { id, why });
-            }
-            drop(events);
-            let mut reports = reports.clone();
-            // The round's own future with the report's delivery chained on, not an async block
-            // around it that would hold its state a second time while the round waits.
-            rt::spawn(coordinator.then(move |report| async move {
-                let _ = reports.send(report).await;
-            }));
-        } else if gone {
-            if let Some(report) = round.left(id, "was not placed in time") {
-                rounds.filling.remove(&room);
-                let _ = reports.send(report).await;
-            }
+        for report in ended {
+            let _ = reports.send(report).await;
         }
         stats
             .rooms_filling
