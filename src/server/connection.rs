@@ -503,9 +503,7 @@ impl<W: Wire> Connection<W> {
         let _ = self.out.get_ref().shutdown(std::net::Shutdown::Write);
         linger(&mut self.wire, stopping).await;
     }
-}
 
-impl<W: Wire> Connection<W> {
     /// Tells the lobby that this connection left the round it holds. If the round has started
     /// meanwhile, the `Started` waiting in the outbox has the round's channel, and the round is
     /// told instead: nobody is left waiting for a party that is gone.
