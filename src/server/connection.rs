@@ -636,6 +636,78 @@ mod tests {
 }
 
 #[cfg(test)]
+mod race {
+    use super::super::lobby::{Placement, Room, ToLobby};
+    use super::*;
+    use crate::protocol::{self, Frame};
+    use crate::stamp::StampedStream;
+    use crate::wire::framed::Framed;
+
+    /// The lobby hears a departure only after it has started the round (another party filled it
+    /// in between): it says so, and the connection tells the round itself, through the channel
+    /// in the `Started` waiting in its outbox.
+    #[test]
+    fn a_departure_that_races_the_barrier_reaches_the_round() {
+        crate::rt::block_on(async {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let listener = crate::rt::Listener::new(listener).unwrap();
+            let mut client = crate::rt::connect(&addr.to_string()).await.unwrap();
+            let (socket, peer) = listener.accept().await.unwrap();
+            let (lobby, mut requests) = mpsc::channel(4);
+            let ctx = Arc::new(Ctx {
+                config: super::super::Config::default(),
+                stop: crate::stop::Stop::never(),
+                lobby,
+            });
+            let wire = Framed::new(StampedStream::new(socket.clone()), Duration::from_secs(1));
+            let conn = Connection::new(socket, wire, peer, 7, ctx);
+            let conn = crate::rt::spawn(connection_loop(conn));
+
+            let hello = Frame::Hello {
+                version: PROTOCOL_VERSION,
+                room: None,
+            };
+            futures::AsyncWriteExt::write_all(&mut client, &protocol::encode(&hello).unwrap())
+                .await
+                .unwrap();
+            let Some(ToLobby::Join(join)) = requests.next().await else {
+                panic!("a join first")
+            };
+            let mut outbox = join.reply.clone();
+            let placement = Placement {
+                label: "X".into(),
+                room: Room::Filling {
+                    room: None,
+                    round: 1,
+                },
+            };
+            assert!(join.placed.send(Ok(placement)).is_ok());
+            drop(client);
+
+            let Some(ToLobby::Left(leave)) = requests.next().await else {
+                panic!("then its departure")
+            };
+            assert_eq!((leave.id, leave.round), (7, 1));
+            let (events, mut round) = mpsc::channel(4);
+            let started = Outbound::Started {
+                round: 1,
+                label: "X".into(),
+                events,
+            };
+            outbox.try_send(started).unwrap();
+            leave.heard.send(false).unwrap();
+
+            match round.next().await {
+                Some(Event::Left { id: 7, why }) => assert_eq!(why, "closed the connection"),
+                other => panic!("the round was not told: {other:?}"),
+            }
+            conn.await;
+        });
+    }
+}
+
+#[cfg(test)]
 mod size {
     /// Tens of thousands of connections wait at once, each holding this future: state that only
     /// a write, a handshake, a close or a frame's deadline needs is boxed, a read's state is the
