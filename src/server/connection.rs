@@ -635,13 +635,43 @@ mod tests {
     }
 }
 
+/// A framed connection actor over a real loopback socket, as the accept loop makes one, with a
+/// lobby the test plays: the connection (not yet running), the client's end, and the lobby's
+/// end of the requests channel.
+#[cfg(test)]
+async fn on_loopback(
+    id: ConnId,
+) -> (
+    Connection<crate::wire::framed::Framed>,
+    rt::TcpStream,
+    mpsc::Receiver<ToLobby>,
+) {
+    use crate::stamp::StampedStream;
+    use crate::wire::framed::Framed;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let listener = rt::Listener::new(listener).unwrap();
+    let client = rt::connect(&addr.to_string()).await.unwrap();
+    let (socket, peer) = listener.accept().await.unwrap();
+    let (lobby, requests) = mpsc::channel(4);
+    let ctx = Arc::new(Ctx {
+        config: super::Config::default(),
+        stop: crate::stop::Stop::never(),
+        lobby,
+    });
+    let wire = Framed::new(StampedStream::new(socket.clone()), Duration::from_secs(1));
+    (
+        Connection::new(socket, wire, peer, id, ctx),
+        client,
+        requests,
+    )
+}
+
 #[cfg(test)]
 mod race {
     use super::super::lobby::{Placement, Room, ToLobby};
     use super::*;
     use crate::protocol::{self, Frame};
-    use crate::stamp::StampedStream;
-    use crate::wire::framed::Framed;
 
     /// The lobby hears a departure only after it has started the round (another party filled it
     /// in between): it says so, and the connection tells the round itself, through the channel
@@ -649,19 +679,7 @@ mod race {
     #[test]
     fn a_departure_that_races_the_barrier_reaches_the_round() {
         crate::rt::block_on(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let listener = crate::rt::Listener::new(listener).unwrap();
-            let mut client = crate::rt::connect(&addr.to_string()).await.unwrap();
-            let (socket, peer) = listener.accept().await.unwrap();
-            let (lobby, mut requests) = mpsc::channel(4);
-            let ctx = Arc::new(Ctx {
-                config: super::super::Config::default(),
-                stop: crate::stop::Stop::never(),
-                lobby,
-            });
-            let wire = Framed::new(StampedStream::new(socket.clone()), Duration::from_secs(1));
-            let conn = Connection::new(socket, wire, peer, 7, ctx);
+            let (conn, mut client, mut requests) = on_loopback(7).await;
             let conn = crate::rt::spawn(connection_loop(conn));
 
             let hello = Frame::Hello {
@@ -717,22 +735,9 @@ mod size {
     #[test]
     fn an_idle_connection_future_stays_small() {
         use super::*;
-        use crate::stamp::StampedStream;
-        use crate::wire::framed::Framed;
         crate::rt::block_on(async {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            let listener = crate::rt::Listener::new(listener).unwrap();
-            let _c = crate::rt::connect(&addr.to_string()).await.unwrap();
-            let (s, peer) = listener.accept().await.unwrap();
-            let (lobby, _rx) = mpsc::channel(1);
-            let ctx = Arc::new(Ctx {
-                config: super::super::Config::default(),
-                stop: crate::stop::Stop::never(),
-                lobby,
-            });
-            let wire = Framed::new(StampedStream::new(s.clone()), Duration::from_secs(1));
-            let fut = connection_loop(Connection::new(s, wire, peer, 1, ctx));
+            let (conn, _client, _lobby) = on_loopback(1).await;
+            let fut = connection_loop(conn);
             let size = std::mem::size_of_val(&fut);
             assert!(size <= 640, "the connection future is {size} bytes");
         });
