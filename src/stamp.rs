@@ -16,6 +16,11 @@
 //! reads everything with one `recvmsg`, stamped. So no byte is ever read without its timestamp,
 //! and a read that follows one that drained the socket goes straight to the wait.
 //!
+//! It also reads the kernel's own measurement of the connection's round trip
+//! ([`StampedStream::min_rtt`], `TCP_INFO`'s `tcpi_min_rtt`): taken from the peer kernel's
+//! ACKs, it is a figure the peer's application cannot inflate, which the quiz uses to bound
+//! what a client says of its round trip.
+//!
 //! It must not interpret bytes (that is `protocol`'s job). Where the kernel gives no timestamp
 //! (the option refused, or switched off by `server::Config::kernel_timestamps`),
 //! [`StampedStream::arrival`] is `None` and callers fall back to the time of reading. The
@@ -48,6 +53,10 @@ mod other {
         }
 
         pub fn arrival(&self) -> Option<Instant> {
+            None
+        }
+
+        pub fn min_rtt(&self) -> Option<std::time::Duration> {
             None
         }
     }
@@ -106,6 +115,12 @@ mod linux {
                 stamp: None,
                 drained: false,
             }
+        }
+
+        /// The kernel's minimum round trip for this connection over its recent window
+        /// (`TCP_INFO`'s `tcpi_min_rtt`, Linux 4.6 and later); `None` if it has none.
+        pub fn min_rtt(&self) -> Option<Duration> {
+            min_rtt(self.stream.as_raw_fd())
         }
 
         /// When the kernel received the data of the last read, on `Instant`'s clock; `None` if
@@ -172,6 +187,36 @@ mod linux {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// `tcpi_min_rtt` of the connection `fd`, read from the kernel's `struct tcp_info` by offset:
+    /// the layout is the kernel's ABI (fields are only ever appended), and the `libc` crate
+    /// declares the field only for recent glibc builds.
+    pub(crate) fn min_rtt(fd: libc::c_int) -> Option<Duration> {
+        // Offset of `tcpi_min_rtt` (microseconds) in `struct tcp_info`, Linux 4.6 and later.
+        const MIN_RTT_AT: usize = 148;
+        let mut info = [0u8; 256];
+        let mut len = info.len() as libc::socklen_t;
+        // SAFETY: `info` is a live buffer of `len` bytes; the kernel writes at most `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 || (len as usize) < MIN_RTT_AT + 4 {
+            return None;
+        }
+        let mut field = [0u8; 4];
+        field.copy_from_slice(&info[MIN_RTT_AT..MIN_RTT_AT + 4]);
+        // The kernel keeps `~0` until it has a sample.
+        match u32::from_ne_bytes(field) {
+            0 | u32::MAX => None,
+            micros => Some(Duration::from_micros(u64::from(micros))),
         }
     }
 

@@ -78,6 +78,26 @@ struct Opt {
     /// Quiz sessions: seconds a round waits for answers
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     answer_timeout: Duration,
+    /// Quiz sessions: after the pause, `Go` waits a further random time in this range (`LOW..HIGH`,
+    /// or one duration; 0 for none), so no client can time an answer to a go it has not seen
+    #[structopt(long, default_value = "1s..4s")]
+    go_jitter: arrival::round::session::Jitter,
+    /// Quiz sessions, reaction order: an answer with a reaction time below this is a false start
+    /// (the sprint start rule); 0 turns the rule off
+    #[structopt(long, default_value = "100ms", parse(try_from_str = parse_seconds))]
+    min_reaction: Duration,
+    /// Quiz sessions: where a party's round trip comes from. `kernel` bounds what Ping/Pong show
+    /// by the kernel's own figure for the connection (TCP_INFO), falling back to `ping` where there
+    /// is none; `ping` trusts Ping/Pong alone, capped by --max-compensation (use it behind a
+    /// TCP-terminating proxy, whose kernel figure is the proxy's, not the player's)
+    #[structopt(long, default_value = "kernel")]
+    rtt_source: RttPolicy,
+    /// Quiz sessions: how far a party's Ping/Pong round trip may exceed the kernel's figure
+    #[structopt(long, default_value = "5ms", parse(try_from_str = parse_seconds))]
+    rtt_slack: Duration,
+    /// Quiz sessions: the most round trip compensated where only Ping/Pong measures it
+    #[structopt(long, default_value = "150ms", parse(try_from_str = parse_seconds))]
+    max_compensation: Duration,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -95,6 +115,24 @@ struct Opt {
     /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
+}
+
+/// Where quiz sessions take a party's round trip from (`--rtt-source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RttPolicy {
+    Kernel,
+    Ping,
+}
+
+impl std::str::FromStr for RttPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RttPolicy, String> {
+        match s {
+            "kernel" => Ok(RttPolicy::Kernel),
+            "ping" => Ok(RttPolicy::Ping),
+            _ => Err(format!("`{s}` is not a round-trip source (kernel, ping)")),
+        }
+    }
 }
 
 /// The signal that stopped us, if any: 0 until one arrives.
@@ -247,6 +285,7 @@ async fn serve(opt: Opt) -> i32 {
         wire: opt.wire,
         chat: opt.chat,
         kernel_timestamps: true,
+        kernel_rtt: opt.rtt_source == RttPolicy::Kernel,
         session: arrival::round::session::SessionConfig {
             // At least two parties, or as many as --parties asks for.
             min_parties: opt.parties.unwrap_or(2).max(2),
@@ -255,6 +294,10 @@ async fn serve(opt: Opt) -> i32 {
             answer_timeout: opt.answer_timeout,
             ping_every: opt.session_pause / 5,
             pings: 5,
+            go_jitter: opt.go_jitter,
+            min_reaction: opt.min_reaction,
+            rtt_slack: opt.rtt_slack,
+            max_compensation: opt.max_compensation,
             ..arrival::round::session::SessionConfig::default()
         },
     };

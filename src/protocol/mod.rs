@@ -31,10 +31,11 @@ use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::{Deserialize, Serialize};
 
 /// The newest protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Join`].
-/// Version 2 adds quiz sessions (`Join` .. `SessionOver`); a server answers a `Hello` of either
-/// version with `Welcome` carrying the lower of the two, and a version-1 client plays exactly as
+/// Version 2 adds quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in
+/// a result, the round trip's source, and the early-buzz notice (`Outcome`, `Early`). A server
+/// answers in the client's own version, so a version-1 or version-2 client plays exactly as
 /// before.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// The oldest protocol version this build still speaks.
 pub const OLDEST_VERSION: u16 = 1;
@@ -101,6 +102,104 @@ pub enum Frame {
     Result(Box<SessionResult>),
     /// Protocol 2. Server → client: the session is over; the final scores. The server closes next.
     SessionOver { scores: Vec<Score> },
+    /// Protocol 3. Server → client, instead of `Result`: the round's result with each party's
+    /// standing (answered, early, false start, locked out, no answer) and the source of the round
+    /// trip used. Boxed in memory only, like `Result`.
+    Outcome(Box<RoundOutcome>),
+    /// Protocol 3. Server → client: an `Answer` arrived while no round was open for this party
+    /// (an early buzz); it is locked out of round `round`.
+    Early { round: u64 },
+}
+
+/// Protocol 3: a session round's result, as [`Frame::Outcome`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundOutcome {
+    pub round: u64,
+    pub text: String,
+    /// Valid answers in the session's order, then false starts, then the parties that did not
+    /// answer (early, locked out, no answer).
+    pub order: Vec<Placing>,
+    pub scores: Vec<Score>,
+}
+
+/// Protocol 3: one party's line of a session round's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placing {
+    pub name: String,
+    pub standing: Standing,
+    /// From `Go` leaving the server to the answer arriving; `None` without an answer.
+    pub after_go_micros: Option<u64>,
+    /// The round trip used to compensate this party, and where it came from.
+    pub rtt_micros: Option<u64>,
+    pub rtt_source: RttSource,
+    /// `after_go` − `rtt`: how long the party took to react.
+    pub reaction_micros: Option<i64>,
+}
+
+/// Protocol 3: what a party did in a round. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Standing {
+    /// A valid answer: ranked, and the first scores.
+    Answered,
+    /// Answered sooner than a person can react (under the server's minimum reaction), or
+    /// sooner than the party's own kernel-measured round trip allows: ranked after every valid
+    /// answer, no point.
+    FalseStart,
+    /// Pressed before this round's `Go`: out of this round.
+    Early,
+    /// Out of this round for a press made while it was out of the previous one.
+    LockedOut,
+    /// Played the round and did not answer in time.
+    NoAnswer,
+}
+
+/// Protocol 3: where a party's round-trip figure came from. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RttSource {
+    /// No figure yet: the party is ranked by arrival.
+    None,
+    /// `Ping`/`Pong`, bounded by the kernel's own measurement of the connection
+    /// (`TCP_INFO`'s minimum round trip plus a small slack): the client cannot inflate it.
+    Kernel,
+    /// `Ping`/`Pong` alone, capped by the server's maximum compensation: where the kernel's
+    /// figure does not describe the player's path (no `TCP_INFO`, or a proxy in between).
+    Ping,
+}
+
+impl Standing {
+    /// The words a result uses for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Standing::Answered => "answered",
+            Standing::FalseStart => "false start",
+            Standing::Early => "too early",
+            Standing::LockedOut => "locked out",
+            Standing::NoAnswer => "no answer",
+        }
+    }
+}
+
+impl RoundOutcome {
+    /// The same result for a version-2 peer: `answered` for valid answers and false starts,
+    /// in the same order, with the same figures.
+    pub fn to_v2(&self) -> SessionResult {
+        SessionResult {
+            round: self.round,
+            text: self.text.clone(),
+            order: self
+                .order
+                .iter()
+                .map(|p| Reaction {
+                    name: p.name.clone(),
+                    answered: p.after_go_micros.is_some(),
+                    after_go_micros: p.after_go_micros,
+                    rtt_micros: p.rtt_micros,
+                    reaction_micros: p.reaction_micros,
+                })
+                .collect(),
+            scores: self.scores.clone(),
+        }
+    }
 }
 
 /// Protocol 2: a session round's result, as [`Frame::Result`] carries it.
@@ -207,6 +306,8 @@ impl Frame {
             Frame::Answer => "Answer",
             Frame::Result(_) => "Result",
             Frame::SessionOver { .. } => "SessionOver",
+            Frame::Outcome(_) => "Outcome",
+            Frame::Early { .. } => "Early",
         }
     }
 

@@ -12,7 +12,7 @@
 //!
 //! Layout: this file holds the state machine and the loop; `verdict` the order and the English
 //! sentences; `chat` the relay that follows a verdict on chat servers; [`session`] the quiz
-//! session (many rounds in a room, scores, reaction order), not yet reachable from the wire.
+//! session (many rounds in a room, scores, reaction order, the rules against modified clients).
 //!
 //! Invariants:
 //! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
@@ -100,6 +100,9 @@ pub enum Outbound {
     Ping { seq: u32, sent: Instant },
     /// Sessions: round `round` starts now. `sent` is when the session sent it.
     Go { round: u64, sent: Instant },
+    /// Sessions: an answer arrived while no round was open for this party; it is locked out of
+    /// round `round`.
+    Early { round: u64 },
     /// Sessions: a round's result and the running scores. Boxed: it is the largest event, and
     /// every connection's future holds one event's room.
     RoundResult(Box<RoundResult>),
@@ -129,7 +132,7 @@ impl Outbound {
 }
 
 /// A session round's result, as [`Outbound::RoundResult`] carries it.
-pub use crate::protocol::SessionResult as RoundResult;
+pub use crate::protocol::RoundOutcome as RoundResult;
 
 /// What connection actors tell a coordinator, once their round has started.
 #[derive(Debug)]

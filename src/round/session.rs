@@ -1,32 +1,50 @@
 //! A quiz session: parties that stay in a room for many rounds, with scores, and an order that
-//! can be fair across unequal networks (issue 12).
+//! is fair across unequal networks and against modified clients.
 //!
-//! Owns one session's state: who is present, each party's round-trip-time samples, the current
-//! round's answers and the running scores. It is one task ([`session_loop`]) fed by
+//! Owns one session's state: who is present, each party's round-trip figures, the current
+//! round's answers, lockouts, and the running scores. It is one task ([`session_loop`]) fed by
 //! [`SessionEvent`]s; it answers each party through its outbox with the session's
-//! [`Outbound`] events (`Admitted`, `Ping`, `Go`, `RoundResult`, `SessionOver`), which the framed
-//! wire sends as protocol 2's frames. The lobby routes protocol-2 `Join`s to the session of
-//! their room.
+//! [`Outbound`] events (`Admitted`, `Ping`, `Go`, `Early`, `RoundResult`, `SessionOver`), which
+//! the framed wire sends as protocol 2's or 3's frames. The lobby routes `Join`s to the session
+//! of their room.
 //!
 //! How a session runs:
 //! 1. It waits until at least `min_parties` are present.
 //! 2. Before every round it measures each party's round-trip time: `pings` `Ping`s, `ping_every`
-//!    apart; a party's estimate is the minimum of its last `rtt_window` samples, so queueing
-//!    noise does not inflate it.
-//! 3. `Go` goes to every party present at the same instant (one pass over the channels, all
-//!    `try_send`), and that instant is recorded.
-//! 4. Each party answers once; the round ends when all have, or after `answer_timeout`. A party
+//!    apart. The estimate is the minimum of the last `rtt_window` samples, bounded by the
+//!    kernel's own figure for the connection (`TCP_INFO`'s minimum round trip, which comes with
+//!    each `Pong` and `Answer`) plus `rtt_slack`; where the kernel gives none, by
+//!    `max_compensation`. A client that holds its `Pong`s gains at most the slack (or the cap).
+//! 3. Then a further random wait, uniform in `go_jitter` (the operating system's random
+//!    source), so nobody can time an answer to a `Go` they have not seen.
+//! 4. `Go` goes to every party present at the same instant (one pass over the channels, all
+//!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
+//!    cannot answer.
+//! 5. Each party answers once; the round ends when all have, or after `answer_timeout`. A party
 //!    that joined during the round plays from the next; one that left is dropped.
-//! 5. The result orders the answers by arrival (kernel receive time of the answer) or by
-//!    reaction time (arrival − go − round-trip estimate), as configured; the result carries both,
-//!    with each party's estimate, so a party can see why. A party with no estimate yet is ranked
-//!    by arrival and flagged. The first in the chosen order scores a point.
-//! 6. After `rounds` rounds, or when fewer than `min_parties` remain after a round, every party
+//! 6. The result ranks the valid answers by arrival (kernel receive time of the answer) or by
+//!    reaction time (arrival − go − round-trip estimate), as configured; then the false starts;
+//!    then those who did not answer. Each party's line says its [`Standing`], the round trip used
+//!    and its source. The first valid answer scores a point.
+//! 7. After `rounds` rounds, or when fewer than `min_parties` remain after a round, every party
 //!    gets the final scores and the session ends.
+//!
+//! The rules against modified clients:
+//! - **Early buzz.** An `Answer` that arrives while no round is open for the party (after its
+//!   result, before the next `Go`, or during a round it is out of) locks it out of the next round
+//!   to open: it is shown as `Early` (pressed before that round's `Go`) or `LockedOut` (pressed
+//!   during a round it was already out of) and scores nothing. Each early press moves the lockout
+//!   to the round after the one running, so pressing all the time keeps a party out of every
+//!   round. An answer that arrives before the party could have seen the last result (within its
+//!   round trip of it, plus [`LATE_GRACE`]) was a late answer to that round, and is ignored.
+//! - **False start** (reaction order). An answer whose reaction time is below `min_reaction`,
+//!   or, in either order, that arrived sooner after `Go` than the party's kernel-measured round
+//!   trip (physically impossible without guessing), is ranked after every valid answer and scores
+//!   nothing.
 //!
 //! Like a round it never awaits a party: every send is a `try_send`, and a party whose channel is
 //! full or closed is dropped from the session. It must not touch sockets or clocks of arrival:
-//! instants come in the events.
+//! instants and kernel figures come in the events.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -35,10 +53,14 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::{ConnId, Outbound, Outbox, Style};
-use crate::protocol::{Reaction, Score};
+use crate::protocol::{Placing, RttSource, Score, Standing};
 use crate::rt;
 use crate::stop::Stop;
 use crate::transcript::Transcript;
+
+/// How long after a party could have seen a round's result an answer still counts as a late
+/// answer to that round rather than an early buzz: scheduling noise on either side.
+pub const LATE_GRACE: Duration = Duration::from_millis(20);
 
 impl std::str::FromStr for Order {
     type Err = String;
@@ -61,6 +83,64 @@ pub enum Order {
     Reaction,
 }
 
+/// A range of durations `Go` is delayed by, drawn uniformly (`1s..4s`; `0` for none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Jitter {
+    pub low: Duration,
+    pub high: Duration,
+}
+
+impl Jitter {
+    /// No random wait.
+    pub const NONE: Jitter = Jitter {
+        low: Duration::ZERO,
+        high: Duration::ZERO,
+    };
+
+    /// A draw from the operating system's random source. Should it fail, the middle of the
+    /// range: still unknown to clients that do not know the range.
+    pub fn draw(&self) -> Duration {
+        let span = self.high.saturating_sub(self.low);
+        if span.is_zero() {
+            return self.low;
+        }
+        let nanos = span.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let offset = match getrandom::u64() {
+            Ok(r) => r % (nanos + 1),
+            Err(e) => {
+                log::error!("no random number for the go jitter: {e}");
+                nanos / 2
+            }
+        };
+        self.low + Duration::from_nanos(offset)
+    }
+}
+
+impl std::str::FromStr for Jitter {
+    type Err = String;
+    /// `1s..4s`, `500ms..2s`, or one duration for a fixed wait (`0` for none).
+    fn from_str(s: &str) -> Result<Jitter, String> {
+        let parse = |d: &str| crate::cli::parse_seconds(d.trim());
+        let (low, high) = match s.split_once("..") {
+            Some((low, high)) => (parse(low)?, parse(high)?),
+            None => {
+                let d = parse(s)?;
+                (d, d)
+            }
+        };
+        if low > high {
+            return Err(format!("`{s}`: the range's low end is above its high end"));
+        }
+        Ok(Jitter { low, high })
+    }
+}
+
+impl std::fmt::Display for Jitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}..{:?}", self.low, self.high)
+    }
+}
+
 /// How a session is set up.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -75,11 +155,20 @@ pub struct SessionConfig {
     pub ping_every: Duration,
     /// Round-trip samples a party's estimate is the minimum of.
     pub rtt_window: usize,
+    /// After the pings, `Go` waits a further random time in this range.
+    pub go_jitter: Jitter,
+    /// Reaction order: an answer with a reaction time below this is a false start (zero: off).
+    pub min_reaction: Duration,
+    /// How far a party's round-trip estimate may exceed the kernel's figure for its connection.
+    pub rtt_slack: Duration,
+    /// The most a round-trip estimate may be where the kernel gives no figure.
+    pub max_compensation: Duration,
     /// What the session prints: each round's result and the final scores (nothing when quiet).
     pub style: Style,
 }
 
 impl Default for SessionConfig {
+    /// The server's defaults; the README says why each is what it is.
     fn default() -> Self {
         SessionConfig {
             room: None,
@@ -90,6 +179,13 @@ impl Default for SessionConfig {
             pings: 5,
             ping_every: Duration::from_millis(20),
             rtt_window: 16,
+            go_jitter: Jitter {
+                low: Duration::from_secs(1),
+                high: Duration::from_secs(4),
+            },
+            min_reaction: Duration::from_millis(100),
+            rtt_slack: Duration::from_millis(5),
+            max_compensation: Duration::from_millis(150),
             style: Style::Assignment,
         }
     }
@@ -106,10 +202,20 @@ pub enum SessionEvent {
         reply: Outbox,
         admitted: oneshot::Sender<bool>,
     },
-    /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived.
-    Pong { id: ConnId, seq: u32, at: Instant },
-    /// A party answered the current round; `at` is when the answer arrived.
-    Answer { id: ConnId, at: Instant },
+    /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
+    /// kernel's minimum round trip for the connection then (`None` where it gives none).
+    Pong {
+        id: ConnId,
+        seq: u32,
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
+    /// A party pressed its buzzer; `at` is when the answer arrived.
+    Answer {
+        id: ConnId,
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
     /// A party is gone.
     Left { id: ConnId },
 }
@@ -129,15 +235,38 @@ struct Party {
     rtts: VecDeque<Duration>,
     /// Pings sent and not yet answered: (seq, when sent).
     pings: Vec<(u32, Instant)>,
+    /// The kernel's latest minimum round trip for the connection.
+    kernel_rtt: Option<Duration>,
     points: u64,
-    /// Playing the current round (present at its `Go`).
-    playing: bool,
+    /// Present at the current round's `Go` (and so in its result).
+    in_round: bool,
+    /// Out of the current round, and why.
+    out: Option<Standing>,
     answer: Option<Instant>,
+    /// The round this party is locked out of, and how it will be shown.
+    locked: Option<(u64, Standing)>,
+    /// Answers arriving before this are late answers to the last round, not early buzzes.
+    late_until: Option<Instant>,
 }
 
 impl Party {
-    fn rtt(&self) -> Option<Duration> {
-        self.rtts.iter().min().copied()
+    /// The round trip used to compensate this party, and its source.
+    fn rtt(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
+        let pinged = self.rtts.iter().min().copied();
+        match (self.kernel_rtt, pinged) {
+            (Some(kernel), pinged) => {
+                let bound = kernel + config.rtt_slack;
+                (Some(pinged.map_or(kernel, |p| p.min(bound))), RttSource::Kernel)
+            }
+            (None, Some(p)) => (Some(p.min(config.max_compensation)), RttSource::Ping),
+            (None, None) => (None, RttSource::None),
+        }
+    }
+
+    fn note_kernel(&mut self, kernel_rtt: Option<Duration>) {
+        if kernel_rtt.is_some() {
+            self.kernel_rtt = kernel_rtt;
+        }
     }
 }
 
@@ -145,6 +274,10 @@ struct Session {
     config: SessionConfig,
     parties: Vec<Party>,
     next_seq: u32,
+    /// The last round to have started (0 before the first).
+    round: u64,
+    /// When the running round's `Go` was sent; `None` between rounds.
+    go: Option<Instant>,
 }
 
 /// What woke the session.
@@ -175,15 +308,25 @@ impl Session {
                         reply,
                         rtts: VecDeque::new(),
                         pings: Vec::new(),
+                        kernel_rtt: None,
                         points: 0,
-                        playing: false,
+                        in_round: false,
+                        out: None,
                         answer: None,
+                        locked: None,
+                        late_until: None,
                     });
                 }
             }
-            SessionEvent::Pong { id, seq, at } => {
+            SessionEvent::Pong {
+                id,
+                seq,
+                at,
+                kernel_rtt,
+            } => {
                 let window = self.config.rtt_window;
                 if let Some(p) = self.parties.iter_mut().find(|p| p.id == id) {
+                    p.note_kernel(kernel_rtt);
                     if let Some(i) = p.pings.iter().position(|&(s, _)| s == seq) {
                         let (_, sent) = p.pings.swap_remove(i);
                         p.rtts.push_back(at.saturating_duration_since(sent));
@@ -193,11 +336,37 @@ impl Session {
                     }
                 }
             }
-            SessionEvent::Answer { id, at } => {
-                if let Some(p) = self.parties.iter_mut().find(|p| p.id == id) {
-                    if p.playing && p.answer.is_none() {
+            SessionEvent::Answer { id, at, kernel_rtt } => {
+                let (go, next) = (self.go, self.round + 1);
+                let Some(p) = self.parties.iter_mut().find(|p| p.id == id) else {
+                    return;
+                };
+                p.note_kernel(kernel_rtt);
+                if let Some(go) = go.filter(|_| p.in_round && p.out.is_none()) {
+                    if p.answer.is_some() {
+                        // A second press in a round answered: nothing to decide.
+                    } else if at < go {
+                        // Received before the go it answers, handled after: pressed early.
+                        p.out = Some(Standing::Early);
+                        let _ = p.reply.try_send(Outbound::Early { round: next - 1 });
+                    } else {
                         p.answer = Some(at);
                     }
+                    return;
+                }
+                let open = go.is_some();
+                if p.late_until.is_some_and(|late| at < late) {
+                    return;
+                }
+                // An early buzz: out of the next round to open.
+                let standing = if open {
+                    Standing::LockedOut
+                } else {
+                    Standing::Early
+                };
+                if p.locked.is_none_or(|(round, _)| round != next) {
+                    p.locked = Some((next, standing));
+                    let _ = p.reply.try_send(Outbound::Early { round: next });
                 }
             }
             SessionEvent::Left { id } => self.parties.retain(|p| p.id != id),
@@ -226,6 +395,48 @@ impl Session {
         self.send_all(|_| Outbound::Ping { seq, sent });
     }
 
+    /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it.
+    fn open_round(&mut self, go: Instant) -> u64 {
+        self.round += 1;
+        self.go = Some(go);
+        let round = self.round;
+        for p in &mut self.parties {
+            p.in_round = true;
+            p.answer = None;
+            p.late_until = None;
+            p.out = match p.locked {
+                Some((r, standing)) if r == round => Some(standing),
+                _ => None,
+            };
+            if p.locked.is_some_and(|(r, _)| r <= round) {
+                p.locked = None;
+            }
+        }
+        round
+    }
+
+    /// Some party in the round can still answer.
+    fn waiting_for_answers(&self) -> bool {
+        self.parties
+            .iter()
+            .any(|p| p.in_round && p.out.is_none() && p.answer.is_none())
+    }
+
+    /// Closes the round whose result was sent at `sent`: answers that arrive before a party
+    /// could have seen it are late, not early.
+    fn close_round(&mut self, sent: Instant) {
+        self.go = None;
+        for p in &mut self.parties {
+            if p.in_round {
+                let (rtt, _) = p.rtt(&self.config);
+                let rtt = rtt.unwrap_or(self.config.max_compensation);
+                p.late_until = Some(sent + rtt + LATE_GRACE);
+            }
+            p.in_round = false;
+            p.out = None;
+        }
+    }
+
     fn scores(&self) -> Vec<Score> {
         let mut scores: Vec<Score> = self
             .parties
@@ -239,67 +450,82 @@ impl Session {
         scores
     }
 
-    /// The round's result in the configured order; scores the first answer.
-    fn result(&mut self, go: Instant) -> Vec<Reaction> {
-        let order = self.config.order;
-        let mut answered: Vec<(i128, usize)> = Vec::new();
+    /// The round's result in the configured order; scores the first valid answer.
+    fn result(&mut self, go: Instant) -> Vec<Placing> {
+        let config = &self.config;
+        // (false start, key, party, placing) for the answers; the rest in party order.
+        let mut answered: Vec<(bool, i128, usize, Placing)> = Vec::new();
         let mut silent = Vec::new();
-        for (i, p) in self.parties.iter().enumerate().filter(|(_, p)| p.playing) {
-            match p.answer {
-                Some(at) => {
-                    let after = at.saturating_duration_since(go).as_micros() as i128;
-                    let key = match (order, p.rtt()) {
-                        (Order::Reaction, Some(rtt)) => after - rtt.as_micros() as i128,
-                        _ => after,
-                    };
-                    answered.push((key, i));
+        for (i, p) in self.parties.iter().enumerate().filter(|(_, p)| p.in_round) {
+            let (rtt, rtt_source) = p.rtt(config);
+            let rtt_micros = rtt.map(|d| d.as_micros() as u64);
+            let mut placing = Placing {
+                name: p.name.clone(),
+                standing: Standing::NoAnswer,
+                after_go_micros: None,
+                rtt_micros,
+                rtt_source,
+                reaction_micros: None,
+            };
+            let at = match (p.out, p.answer) {
+                (Some(standing), _) => {
+                    placing.standing = standing;
+                    silent.push(placing);
+                    continue;
                 }
-                None => silent.push(i),
-            }
+                (None, None) => {
+                    silent.push(placing);
+                    continue;
+                }
+                (None, Some(at)) => at,
+            };
+            let after = at.saturating_duration_since(go);
+            let after_micros = after.as_micros() as i128;
+            let reaction = rtt_micros.map(|r| after_micros - i128::from(r));
+            let impossible = p.kernel_rtt.is_some_and(|k| after < k);
+            let too_quick = config.order == Order::Reaction
+                && !config.min_reaction.is_zero()
+                && reaction.unwrap_or(after_micros) < config.min_reaction.as_micros() as i128;
+            let false_start = impossible || too_quick;
+            let key = match config.order {
+                Order::Reaction => reaction.unwrap_or(after_micros),
+                Order::Arrival => after_micros,
+            };
+            placing.standing = if false_start {
+                Standing::FalseStart
+            } else {
+                Standing::Answered
+            };
+            placing.after_go_micros = Some(after_micros as u64);
+            placing.reaction_micros = reaction.map(|r| r as i64);
+            answered.push((false_start, key, i, placing));
         }
-        answered.sort();
-        if let Some(&(_, first)) = answered.first() {
+        answered.sort_by_key(|&(false_start, key, i, _)| (false_start, key, i));
+        if let Some(&(false, _, first, _)) = answered.first() {
             self.parties[first].points += 1;
         }
         answered
-            .iter()
-            .map(|&(_, i)| i)
+            .into_iter()
+            .map(|(_, _, _, placing)| placing)
             .chain(silent)
-            .map(|i| {
-                let p = &self.parties[i];
-                let after = p
-                    .answer
-                    .map(|at| at.saturating_duration_since(go).as_micros() as u64);
-                let rtt = p.rtt().map(|d| d.as_micros() as u64);
-                Reaction {
-                    name: p.name.clone(),
-                    answered: p.answer.is_some(),
-                    after_go_micros: after,
-                    rtt_micros: rtt,
-                    reaction_micros: after.zip(rtt).map(|(a, r)| a as i64 - r as i64),
-                }
-            })
             .collect()
     }
 }
 
-/// `Round 3: Ann 12.3 ms before Ben 20.1 ms (reaction times); Cid did not answer`. A party
-/// ranked by arrival for lack of a round-trip estimate is marked `*`.
-pub fn result_text(round: u64, order: &[Reaction], by: Order) -> String {
+/// `Round 3: Ann 152.3 ms before Ben 170.1 ms (reaction times); false start: Cid 40.2 ms;
+/// too early: Dan; locked out: Eve; Fay did not answer`. A party ranked by arrival for lack of a
+/// round-trip figure is marked `*`.
+pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
     let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
-    let answered: Vec<String> = order
-        .iter()
-        .filter(|r| r.answered)
-        .map(|r| match (by, r.reaction_micros) {
-            (Order::Reaction, Some(reaction)) => format!("{} {}", r.name, ms(reaction)),
-            (Order::Reaction, None) => {
-                format!("{} {}*", r.name, ms(r.after_go_micros.unwrap_or(0) as i64))
-            }
-            (Order::Arrival, _) => {
-                format!("{} {}", r.name, ms(r.after_go_micros.unwrap_or(0) as i64))
-            }
-        })
-        .collect();
+    let figure = |p: &Placing| match (by, p.reaction_micros) {
+        (Order::Reaction, Some(reaction)) => format!("{} {}", p.name, ms(reaction)),
+        (Order::Reaction, None) => {
+            format!("{} {}*", p.name, ms(p.after_go_micros.unwrap_or(0) as i64))
+        }
+        (Order::Arrival, _) => format!("{} {}", p.name, ms(p.after_go_micros.unwrap_or(0) as i64)),
+    };
+    let of = |standing: Standing| order.iter().filter(move |p| p.standing == standing);
+    let answered: Vec<String> = of(Standing::Answered).map(figure).collect();
     let mut text = format!("Round {round}: ");
     if answered.is_empty() {
         text.push_str("nobody answered");
@@ -310,11 +536,20 @@ pub fn result_text(round: u64, order: &[Reaction], by: Order) -> String {
             Order::Reaction => " (reaction times)",
         });
     }
-    let silent: Vec<&str> = order
-        .iter()
-        .filter(|r| !r.answered)
-        .map(|r| r.name.as_str())
-        .collect();
+    let false_starts: Vec<String> = of(Standing::FalseStart).map(figure).collect();
+    if !false_starts.is_empty() {
+        text.push_str(&format!("; false start: {}", false_starts.join(", ")));
+    }
+    for (standing, words) in [
+        (Standing::Early, "too early"),
+        (Standing::LockedOut, "locked out"),
+    ] {
+        let names: Vec<&str> = of(standing).map(|p| p.name.as_str()).collect();
+        if !names.is_empty() {
+            text.push_str(&format!("; {words}: {}", names.join(", ")));
+        }
+    }
+    let silent: Vec<&str> = of(Standing::NoAnswer).map(|p| p.name.as_str()).collect();
     if !silent.is_empty() {
         text.push_str(&format!("; {} did not answer", silent.join(", ")));
     }
@@ -350,10 +585,11 @@ pub async fn session_loop(
         config,
         parties: Vec::new(),
         next_seq: 0,
+        round: 0,
+        go: None,
     };
     let stopped = stop.wait().fuse();
     futures::pin_mut!(stopped);
-    let mut round = 0u64;
     // Waits for the next event, the timer at `until` (if any), or the stop.
     macro_rules! wake {
         ($until:expr) => {{
@@ -371,6 +607,20 @@ pub async fn session_loop(
             }
         }};
     }
+    // Handles events until `until`; false if the session must end (its senders gone, or the
+    // stop) first.
+    macro_rules! wait_until {
+        ($until:expr) => {{
+            let until: Instant = $until;
+            loop {
+                match wake!(Some(until)) {
+                    Wake::Event(Some(e)) => session.handle(e),
+                    Wake::Timer => break true,
+                    Wake::Event(None) | Wake::Stop => break false,
+                }
+            }
+        }};
+    }
     'session: loop {
         // Gather.
         while session.parties.len() < session.config.min_parties {
@@ -382,32 +632,23 @@ pub async fn session_loop(
         // Measure round trips.
         for _ in 0..session.config.pings {
             session.ping_all();
-            let until = Instant::now() + session.config.ping_every;
-            loop {
-                match wake!(Some(until)) {
-                    Wake::Event(Some(e)) => session.handle(e),
-                    Wake::Timer => break,
-                    Wake::Event(None) | Wake::Stop => break 'session,
-                }
+            if !wait_until!(Instant::now() + session.config.ping_every) {
+                break 'session;
             }
+        }
+        // Then a wait nobody can predict.
+        if !wait_until!(Instant::now() + session.config.go_jitter.draw()) {
+            break 'session;
         }
         if session.parties.len() < session.config.min_parties {
             continue;
         }
         // Go, to everyone at once.
-        round += 1;
-        for p in &mut session.parties {
-            p.playing = true;
-            p.answer = None;
-        }
         let go = Instant::now();
+        let round = session.open_round(go);
         session.send_all(|_| Outbound::Go { round, sent: go });
         let until = go + session.config.answer_timeout;
-        while session
-            .parties
-            .iter()
-            .any(|p| p.playing && p.answer.is_none())
-        {
+        while session.waiting_for_answers() {
             match wake!(Some(until)) {
                 Wake::Event(Some(e)) => session.handle(e),
                 Wake::Timer => break,
@@ -421,17 +662,16 @@ pub async fn session_loop(
         let result = super::RoundResult {
             round,
             text,
-            order: order.clone(),
-            scores: scores.clone(),
+            order,
+            scores,
         };
         session.send_all(|_| Outbound::RoundResult(Box::new(result.clone())));
-        for p in &mut session.parties {
-            p.playing = false;
-        }
+        session.close_round(Instant::now());
         if round >= session.config.rounds || session.parties.len() < session.config.min_parties {
             break;
         }
     }
+    let round = session.round;
     let scores = session.scores();
     let rounds = if round == 1 { "round" } else { "rounds" };
     say(format!(

@@ -368,12 +368,21 @@ impl<W: Wire> Connection<W> {
     /// A session party's inbound event; `Some` ends the connection.
     async fn session_inbound(&mut self, inbound: Inbound) -> Option<End> {
         let event = match inbound {
-            Inbound::Pong { seq, at } => SessionEvent::Pong {
+            Inbound::Pong {
+                seq,
+                at,
+                kernel_rtt,
+            } => SessionEvent::Pong {
                 id: self.id,
                 seq,
                 at,
+                kernel_rtt,
             },
-            Inbound::Answer { at } => SessionEvent::Answer { id: self.id, at },
+            Inbound::Answer { at, kernel_rtt } => SessionEvent::Answer {
+                id: self.id,
+                at,
+                kernel_rtt,
+            },
             Inbound::Closed => return Some(End::quiet("left the session")),
             Inbound::Failed(why) => return Some(End::quiet(why)),
             Inbound::Bad { kind, message } => {

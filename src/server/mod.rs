@@ -88,6 +88,10 @@ pub struct Config {
     /// Order by the kernel's receive time (see `stamp`); off, or where the platform has none,
     /// by the time each message was read.
     pub kernel_timestamps: bool,
+    /// Quiz sessions: bound each party's round trip by the kernel's figure for its connection
+    /// (`TCP_INFO`). Off where the server's peers are not the players (behind a TCP-terminating
+    /// proxy): then `Ping`/`Pong` alone, capped by the session's `max_compensation`.
+    pub kernel_rtt: bool,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
     pub session: crate::round::session::SessionConfig,
 }
@@ -131,6 +135,7 @@ impl Default for Config {
             wire: Wire::Framed,
             chat: false,
             kernel_timestamps: true,
+            kernel_rtt: true,
             session: crate::round::session::SessionConfig::default(),
         }
     }
@@ -625,7 +630,8 @@ fn admit(
             }))
         }
         (Mode::Arbiter, Wire::Framed) => {
-            let wire = Framed::new(StampedStream::new(stream.clone()), timeout);
+            let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
+                .with_kernel_rtt(ctx.config.kernel_rtt);
             let conn = Connection::new(stream, wire, peer, id, ctx);
             rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))
         }

@@ -1,8 +1,10 @@
 //! The framed wire: protocol v1 (`PROTOCOL.md`) on a server connection.
 //!
-//! Owns the translation between frames and the connection's events: `Hello`, `Message` and
-//! `Chat` in; the round's events out as `Welcome`, `Connected`, `Ack`, `Error` and the chat
-//! frames. Framing itself is `protocol`'s.
+//! Owns the translation between frames and the connection's events: `Hello`, `Message`, `Chat`
+//! and the session's `Join`, `Pong` and `Answer` in (with the kernel's receive time and, for
+//! the session, its round-trip figure); the round's and the session's events out as frames of
+//! the version the client negotiated (a version-2 client gets `Result`, a version-3 one
+//! `Outcome` and `Early`). Framing itself is `protocol`'s.
 
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,8 @@ pub(crate) struct Framed {
     frames: FrameReader<StampedStream>,
     /// The version the handshake settled on; `Welcome` says it.
     version: u16,
+    /// Whether the kernel's round trip describes the client's path (no proxy in between).
+    kernel_rtt: bool,
 }
 
 impl Framed {
@@ -23,7 +27,21 @@ impl Framed {
         Framed {
             frames: FrameReader::new(input).with_frame_timeout(Some(frame_timeout)),
             version: PROTOCOL_VERSION,
+            kernel_rtt: true,
         }
+    }
+
+    /// Whether to read the kernel's round trip for the quiz: off where the socket's peer is not
+    /// the player (a TCP-terminating proxy), so its figure describes the wrong path.
+    pub(crate) fn with_kernel_rtt(mut self, on: bool) -> Framed {
+        self.kernel_rtt = on;
+        self
+    }
+
+    fn kernel_rtt(&self) -> Option<Duration> {
+        self.kernel_rtt
+            .then(|| self.frames.get_ref().min_rtt())
+            .flatten()
     }
 }
 
@@ -55,7 +73,9 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
         Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
         Outbound::Go { round, .. } => Frame::Go { round: *round },
-        Outbound::RoundResult(r) => Frame::Result(r.clone()),
+        Outbound::RoundResult(r) if version >= 3 => Frame::Outcome(r.clone()),
+        Outbound::RoundResult(r) => Frame::Result(Box::new(r.to_v2())),
+        Outbound::Early { round } => Frame::Early { round: *round },
         Outbound::SessionOver { scores } => Frame::SessionOver {
             scores: scores.clone(),
         },
@@ -86,9 +106,11 @@ impl Wire for Framed {
             Ok(Some(Frame::Pong { seq })) => Inbound::Pong {
                 seq,
                 at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
+                kernel_rtt: self.kernel_rtt(),
             },
             Ok(Some(Frame::Answer)) => Inbound::Answer {
                 at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
+                kernel_rtt: self.kernel_rtt(),
             },
             Ok(Some(other)) => Inbound::Bad {
                 kind: ErrorKind::Protocol,
@@ -124,6 +146,8 @@ impl Wire for Framed {
             Outbound::Verdict { text, order, .. } => {
                 protocol::encode_into(&FrameRef::Ack { text, order }, out)
             }
+            // A version-2 client has no frame for an early buzz: its next result says it.
+            Outbound::Early { .. } if self.version < 3 => return,
             other => protocol::encode_into(&to_frame_in(other, self.version), out),
         };
         // Only a frame over the size limit fails; the limits on names and parties make every

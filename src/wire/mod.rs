@@ -13,7 +13,7 @@ pub mod framed;
 pub mod text;
 
 use std::future::Future;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::protocol::ErrorKind;
 use crate::round::Outbound;
@@ -47,10 +47,18 @@ pub(crate) enum Inbound {
     /// Protocol 2's handshake for a quiz session. Boxed: it is the largest event and comes once,
     /// while every connection's future holds one event's room.
     Join(Box<JoinRequest>),
-    /// A session party's answer to a ping; `at` is when it arrived.
-    Pong { seq: u32, at: Instant },
-    /// A session party's answer to the current round; `at` is when it arrived.
-    Answer { at: Instant },
+    /// A session party's answer to a ping; `at` is when it arrived, `kernel_rtt` the kernel's
+    /// minimum round trip for the connection (where it gives one and the server trusts it).
+    Pong {
+        seq: u32,
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
+    /// A session party pressed its buzzer; `at` is when the answer arrived.
+    Answer {
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
     /// A party's message; `at` is when it arrived (kernel receive time, or read time).
     Message { name: String, at: Instant },
     /// A chat line.

@@ -17,6 +17,8 @@ struct SimParty {
     id: ConnId,
     name: &'static str,
     rtt: Duration,
+    /// What the kernel says of its round trip, if anything.
+    kernel: Option<Duration>,
     rx: mpsc::Receiver<Outbound>,
 }
 
@@ -24,6 +26,8 @@ struct Sim {
     tx: mpsc::Sender<SessionEvent>,
     parties: Vec<SimParty>,
     next_id: ConnId,
+    /// `Early` notices received: (party, round it is locked out of).
+    earlies: Vec<(&'static str, u64)>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -39,6 +43,7 @@ impl Sim {
                 tx,
                 parties: Vec::new(),
                 next_id: 1,
+                earlies: Vec::new(),
             },
             session,
         )
@@ -62,9 +67,32 @@ impl Sim {
         if ok {
             let mut rx = rx;
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
-            self.parties.push(SimParty { id, name, rtt, rx });
+            self.parties.push(SimParty {
+                id,
+                name,
+                rtt,
+                kernel: None,
+                rx,
+            });
         }
         ok
+    }
+
+    /// `name`'s buzzer press, arriving at `at`.
+    async fn press(&mut self, name: &str, at: Instant) {
+        let p = self.parties.iter().find(|p| p.name == name).unwrap();
+        let answer = SessionEvent::Answer {
+            id: p.id,
+            at,
+            kernel_rtt: p.kernel,
+        };
+        self.tx.send(answer).await.unwrap();
+    }
+
+    /// What the kernel says of `name`'s round trip from now on.
+    fn kernel(&mut self, name: &str, rtt: Duration) {
+        let p = self.parties.iter_mut().find(|p| p.name == name).unwrap();
+        p.kernel = Some(rtt);
     }
 
     async fn leave(&mut self, name: &str) {
@@ -78,7 +106,7 @@ impl Sim {
     async fn round(
         &mut self,
         reactions: &[(&str, Option<u64>)],
-    ) -> (u64, Vec<Reaction>, Vec<Score>) {
+    ) -> (u64, Vec<Placing>, Vec<Score>) {
         let (round, go) = self.until_go().await;
         self.answer(go, reactions).await;
         let result = self.results().await;
@@ -97,6 +125,7 @@ impl Sim {
                             id: p.id,
                             seq,
                             at: sent + p.rtt,
+                            kernel_rtt: p.kernel,
                         };
                         self.tx.send(pong).await.unwrap();
                     }
@@ -104,6 +133,7 @@ impl Sim {
                         gos.push((round, sent));
                         break;
                     }
+                    Outbound::Early { round } => self.earlies.push((p.name, round)),
                     other => panic!("{}: expected Ping or Go, got {other:?}", p.name),
                 }
             }
@@ -122,19 +152,29 @@ impl Sim {
                 .and_then(|&(_, r)| r);
             if let Some(r) = reaction {
                 let at = go + p.rtt + ms(r);
-                let answer = SessionEvent::Answer { id: p.id, at };
+                let answer = SessionEvent::Answer {
+                    id: p.id,
+                    at,
+                    kernel_rtt: p.kernel,
+                };
                 self.tx.send(answer).await.unwrap();
             }
         }
     }
 
     /// The result every party received (all the same).
-    async fn results(&mut self) -> (u64, Vec<Reaction>, Vec<Score>) {
+    async fn results(&mut self) -> (u64, Vec<Placing>, Vec<Score>) {
         let mut results = Vec::new();
         for p in &mut self.parties {
-            match p.rx.next().await {
-                Some(Outbound::RoundResult(r)) => results.push((r.round, r.order, r.scores)),
-                other => panic!("{}: expected Result, got {other:?}", p.name),
+            loop {
+                match p.rx.next().await {
+                    Some(Outbound::RoundResult(r)) => {
+                        results.push((r.round, r.order, r.scores));
+                        break;
+                    }
+                    Some(Outbound::Early { round }) => self.earlies.push((p.name, round)),
+                    other => panic!("{}: expected Result, got {other:?}", p.name),
+                }
             }
         }
         assert!(
@@ -163,11 +203,15 @@ fn config(rounds: u64, order: Order) -> SessionConfig {
         answer_timeout: ms(50),
         pings: 3,
         ping_every: ms(2),
+        // These tests are about the order; the rules against modified clients have their own,
+        // with these on.
+        go_jitter: Jitter::NONE,
+        min_reaction: Duration::ZERO,
         ..SessionConfig::default()
     }
 }
 
-fn names(order: &[Reaction]) -> Vec<&str> {
+fn names(order: &[Placing]) -> Vec<&str> {
     order.iter().map(|r| r.name.as_str()).collect()
 }
 
@@ -240,7 +284,8 @@ fn a_party_that_does_not_answer_is_marked_and_the_round_still_ends() {
         sim.join("Ben", ms(1)).await;
         let (_, order, scores) = sim.round(&[("Ann", Some(3)), ("Ben", None)]).await;
         assert_eq!(names(&order), ["Ann", "Ben"]);
-        assert!(order[0].answered && !order[1].answered);
+        assert_eq!(order[0].standing, Standing::Answered);
+        assert_eq!(order[1].standing, Standing::NoAnswer);
         assert_eq!(order[1].after_go_micros, None);
         assert_eq!(order[1].reaction_micros, None);
         assert_eq!(points(&scores), [("Ann", 1), ("Ben", 0)]);
@@ -307,4 +352,246 @@ fn the_session_ends_when_too_few_parties_remain_after_a_round() {
         );
         assert_eq!(session.await.rounds, 2);
     })
+}
+
+/// The server's rules in reaction order, without the random wait (tests set their own instants).
+fn rules(rounds: u64) -> SessionConfig {
+    SessionConfig {
+        rounds,
+        order: Order::Reaction,
+        answer_timeout: ms(300),
+        pings: 3,
+        ping_every: ms(2),
+        go_jitter: Jitter::NONE,
+        ..SessionConfig::default()
+    }
+}
+
+fn standing<'a>(order: &'a [Placing], name: &str) -> &'a Placing {
+    order.iter().find(|p| p.name == name).unwrap()
+}
+
+#[test]
+fn an_early_buzz_locks_the_party_out_of_the_next_round_only() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(2));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        // Before round 1's Go: no round is open for Ann.
+        sim.press("Ann", Instant::now()).await;
+        let (round, order, scores) = sim.round(&[("Ben", Some(150))]).await;
+        assert_eq!(round, 1);
+        assert_eq!(sim.earlies, [("Ann", 1)]);
+        assert_eq!(names(&order), ["Ben", "Ann"]);
+        let ann = standing(&order, "Ann");
+        assert_eq!(ann.standing, Standing::Early);
+        assert_eq!((ann.after_go_micros, ann.reaction_micros), (None, None));
+        assert_eq!(points(&scores), [("Ben", 1), ("Ann", 0)]);
+        // One round out, then Ann plays again.
+        let (_, order, scores) = sim.round(&[("Ann", Some(120)), ("Ben", Some(150))]).await;
+        assert_eq!(names(&order), ["Ann", "Ben"]);
+        assert_eq!(standing(&order, "Ann").standing, Standing::Answered);
+        assert_eq!(points(&scores), [("Ann", 1), ("Ben", 1)]);
+    })
+}
+
+#[test]
+fn pressing_all_the_time_never_pays() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(4));
+        sim.join("Spam", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        sim.press("Spam", Instant::now()).await;
+        for round in 1..=4 {
+            let (r, go) = sim.until_go().await;
+            assert_eq!(r, round);
+            // While out of this round, and at what would be an unbeatable time.
+            sim.press("Spam", go + ms(1)).await;
+            sim.press("Spam", go + ms(101)).await;
+            sim.answer(go, &[("Ben", Some(200))]).await;
+            let (_, order, scores) = sim.results().await;
+            let spam = standing(&order, "Spam").standing;
+            let expected = if round == 1 {
+                Standing::Early
+            } else {
+                Standing::LockedOut
+            };
+            assert_eq!(spam, expected, "round {round}");
+            assert_eq!(points(&scores)[0], ("Ben", round));
+        }
+    })
+}
+
+#[test]
+fn a_press_received_before_go_but_handled_after_it_is_early() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(1));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let (_, go) = sim.until_go().await;
+        sim.press("Ann", go - ms(1)).await;
+        sim.answer(go, &[("Ben", Some(150))]).await;
+        let (_, order, scores) = sim.results().await;
+        assert_eq!(standing(&order, "Ann").standing, Standing::Early);
+        assert_eq!(sim.earlies, [("Ann", 1)]);
+        assert_eq!(points(&scores)[0], ("Ben", 1));
+    })
+}
+
+#[test]
+fn an_answer_quicker_than_anyone_reacts_is_a_false_start() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(1));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        sim.join("Cid", ms(1)).await;
+        let (_, order, scores) = sim
+            .round(&[("Ann", Some(50)), ("Ben", Some(150)), ("Cid", None)])
+            .await;
+        assert_eq!(names(&order), ["Ben", "Ann", "Cid"]);
+        let ann = standing(&order, "Ann");
+        assert_eq!(ann.standing, Standing::FalseStart);
+        assert_eq!(ann.reaction_micros, Some(50_000));
+        assert_eq!(standing(&order, "Cid").standing, Standing::NoAnswer);
+        assert_eq!(points(&scores), [("Ben", 1), ("Ann", 0), ("Cid", 0)]);
+    })
+}
+
+#[test]
+fn an_answer_sooner_than_the_kernel_round_trip_is_a_false_start_in_either_order() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(SessionConfig {
+            order: Order::Arrival,
+            min_reaction: Duration::ZERO,
+            ..rules(1)
+        });
+        sim.join("Guess", ms(80)).await;
+        sim.join("Ben", ms(1)).await;
+        sim.kernel("Guess", ms(80));
+        let (_, go) = sim.until_go().await;
+        // Go needs 80 ms to reach Guess and come back: an answer 10 ms after it was a guess.
+        sim.press("Guess", go + ms(10)).await;
+        sim.answer(go, &[("Ben", Some(150))]).await;
+        let (_, order, scores) = sim.results().await;
+        assert_eq!(names(&order), ["Ben", "Guess"]);
+        assert_eq!(standing(&order, "Guess").standing, Standing::FalseStart);
+        assert_eq!(points(&scores)[0], ("Ben", 1));
+    })
+}
+
+#[test]
+fn a_held_pong_gains_no_more_than_the_slack_where_the_kernel_knows_the_round_trip() {
+    block_on(async {
+        let config = SessionConfig {
+            min_reaction: Duration::ZERO,
+            ..rules(1)
+        };
+        for (kernel, first) in [(false, "Holder"), (true, "Ben")] {
+            let (mut sim, _session) = Sim::start(config.clone());
+            // Holder's network is 1 ms round trip, like Ben's, but it holds every Pong 79 ms.
+            sim.join("Holder", ms(80)).await;
+            sim.join("Ben", ms(1)).await;
+            if kernel {
+                sim.kernel("Holder", ms(1));
+                sim.kernel("Ben", ms(1));
+            }
+            let (_, go) = sim.until_go().await;
+            // Ben reacts in 120 ms, Holder 50 ms slower.
+            sim.press("Ben", go + ms(1) + ms(120)).await;
+            sim.press("Holder", go + ms(1) + ms(170)).await;
+            let (_, order, _) = sim.results().await;
+            assert_eq!(order[0].name, first, "kernel figure: {kernel}");
+            let holder = standing(&order, "Holder");
+            if kernel {
+                assert_eq!(holder.rtt_micros, Some(6_000), "1 ms and the 5 ms slack");
+                assert_eq!(holder.rtt_source, RttSource::Kernel);
+            } else {
+                assert_eq!(holder.rtt_micros, Some(80_000));
+                assert_eq!(holder.rtt_source, RttSource::Ping);
+            }
+        }
+    })
+}
+
+#[test]
+fn without_a_kernel_figure_pings_compensate_at_most_the_maximum() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(1));
+        sim.join("Far", ms(400)).await;
+        sim.join("Ben", ms(1)).await;
+        let (_, order, _) = sim.round(&[("Far", Some(200)), ("Ben", Some(150))]).await;
+        let far = standing(&order, "Far");
+        assert_eq!(far.rtt_micros, Some(150_000));
+        assert_eq!(far.rtt_source, RttSource::Ping);
+        // 400 ms out and back plus 200 ms, less the 150 ms compensated.
+        assert_eq!(far.reaction_micros, Some(450_000));
+        assert_eq!(names(&order), ["Ben", "Far"]);
+    })
+}
+
+#[test]
+fn an_answer_in_flight_as_the_result_went_out_is_late_not_early() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(SessionConfig {
+            answer_timeout: ms(50),
+            ..rules(2)
+        });
+        sim.join("Slow", ms(200)).await;
+        sim.join("Ben", ms(1)).await;
+        sim.kernel("Slow", ms(200));
+        let (_, _, _) = sim.round(&[("Ben", Some(150))]).await;
+        // Sent before Slow could have seen the result (its round trip is 200 ms): late.
+        sim.press("Slow", Instant::now()).await;
+        // Long after it could have: early, for round 2.
+        sim.press("Ben", Instant::now() + Duration::from_secs(1)).await;
+        let (round, order, _) = sim.round(&[("Slow", Some(120)), ("Ben", Some(150))]).await;
+        assert_eq!(round, 2);
+        assert_eq!(sim.earlies, [("Ben", 2)]);
+        assert_eq!(standing(&order, "Slow").standing, Standing::Answered);
+        assert_eq!(standing(&order, "Ben").standing, Standing::Early);
+    })
+}
+
+#[test]
+fn the_go_jitter_draws_within_its_range_and_parses() {
+    let jitter: Jitter = "1s..4s".parse().unwrap();
+    assert_eq!(
+        jitter,
+        Jitter {
+            low: Duration::from_secs(1),
+            high: Duration::from_secs(4)
+        }
+    );
+    let draws: Vec<Duration> = (0..1000).map(|_| jitter.draw()).collect();
+    assert!(draws.iter().all(|d| (jitter.low..=jitter.high).contains(d)));
+    // Spread over the range, not stuck at a point: both halves are drawn.
+    let mid = Duration::from_millis(2500);
+    assert!(draws.iter().any(|d| *d < mid) && draws.iter().any(|d| *d > mid));
+    assert_eq!("0".parse::<Jitter>(), Ok(Jitter::NONE));
+    assert_eq!(Jitter::NONE.draw(), Duration::ZERO);
+    assert!("4s..1s".parse::<Jitter>().is_err());
+}
+
+#[test]
+fn a_result_says_every_standing_in_words() {
+    let placing = |name: &str, standing, reaction: Option<i64>| Placing {
+        name: name.into(),
+        standing,
+        after_go_micros: reaction.map(|r| r as u64 + 1000),
+        rtt_micros: Some(1000),
+        rtt_source: RttSource::Kernel,
+        reaction_micros: reaction,
+    };
+    let order = [
+        placing("Ann", Standing::Answered, Some(152_300)),
+        placing("Ben", Standing::FalseStart, Some(40_200)),
+        placing("Cid", Standing::Early, None),
+        placing("Dan", Standing::LockedOut, None),
+        placing("Eve", Standing::NoAnswer, None),
+    ];
+    assert_eq!(
+        result_text(4, &order, Order::Reaction),
+        "Round 4: Ann 152.3 ms (reaction times); false start: Ben 40.2 ms; too early: Cid; \
+         locked out: Dan; Eve did not answer"
+    );
 }
