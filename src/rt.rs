@@ -241,6 +241,12 @@ pub(crate) fn listener(listener: std::net::TcpListener) -> io::Result<TcpListene
     Ok(TcpListener::from(listener))
 }
 
+/// Wraps a connected `std` stream (one made in another network namespace, say).
+pub(crate) fn stream(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+    stream.set_nonblocking(true)?;
+    Ok(TcpStream::from(stream))
+}
+
 /// Connects to `addr` (`host:port`, resolved by the runtime).
 pub(crate) async fn connect(addr: &str) -> io::Result<TcpStream> {
     TcpStream::connect(addr).await

@@ -127,22 +127,30 @@ enum Mode {
         common: Common,
     },
     /// Two parties send G microseconds apart; how often does the server name the right one first?
-    /// With --delay-ms: a quiz session in which one party sits behind a delay proxy and reacts
-    /// --head-start-ms sooner; how often does each order (arrival, reaction) name it first?
     Fairness {
         /// Gaps to try, in microseconds
         #[structopt(long, default_value = "1000,100,50,20,10,5", use_delimiter = true)]
         gaps: Vec<u64>,
-        /// Trials per gap (or rounds of the quiz session)
+        /// Trials per gap
         #[structopt(short, long, default_value = "1000")]
         trials: usize,
-        /// Quiz trial: put one party behind a proxy holding every byte this many milliseconds
-        /// each way
-        #[structopt(long)]
-        delay_ms: Option<u64>,
-        /// Quiz trial: how many milliseconds sooner the delayed party reacts
-        #[structopt(long, default_value = "5")]
-        head_start_ms: u64,
+        #[structopt(flatten)]
+        common: Common,
+    },
+    /// The quiz against modified clients, in reaction order: an honest far player (over a
+    /// packet-level delayed link between network namespaces: needs root and /dev/net/tun), one
+    /// that holds its Pongs, one that sends Answer every 3 ms, one that answers at a predicted go.
+    /// How often is each named first? Always starts its own server
+    Quiz {
+        /// Rounds of each scenario
+        #[structopt(short = "n", long, default_value = "100")]
+        rounds: u64,
+        /// How much further away the far player is, each way, in milliseconds
+        #[structopt(long, default_value = "40")]
+        delay_ms: u64,
+        /// Scenarios to play (far, pong-holder, spammer, predictor) [default: all]
+        #[structopt(long, use_delimiter = true)]
+        scenarios: Vec<String>,
         #[structopt(flatten)]
         common: Common,
     },
@@ -171,6 +179,7 @@ impl Mode {
             | Mode::Idle { common, .. }
             | Mode::Echo { common, .. }
             | Mode::Fairness { common, .. }
+            | Mode::Quiz { common, .. }
             | Mode::Sessions { common, .. } => common,
         };
         std::mem::take(common)
@@ -186,6 +195,7 @@ impl Mode {
             } => concurrency * parties,
             Mode::Idle { connections, .. } | Mode::Echo { connections, .. } => *connections,
             Mode::Fairness { .. } => 2,
+            Mode::Quiz { .. } => 8,
             Mode::Sessions {
                 sessions, parties, ..
             } => sessions * parties,
@@ -220,7 +230,8 @@ async fn run(common: Common, mode: Mode) -> i32 {
         ),
         _ => {}
     }
-    let server = if common.spawn_server {
+    // The quiz trial starts its own, where its far player can reach it.
+    let server = if common.spawn_server && !matches!(mode, Mode::Quiz { .. }) {
         match spawn_server(&common, &mode, needed) {
             Ok(s) => Some(s),
             Err(message) => return fail(message),
@@ -271,20 +282,13 @@ async fn run(common: Common, mode: Mode) -> i32 {
             idle_window,
             ..
         } => run_idle(&run, connections, idle_window).await,
-        Mode::Fairness {
-            delay_ms: Some(delay),
-            head_start_ms,
-            trials,
-            ..
-        } => {
-            let plan = bench::QuizFairnessPlan {
-                delay: Duration::from_millis(delay),
-                head_start: Duration::from_millis(head_start_ms),
-                trials,
-            };
-            run_quiz_fairness(&run, &plan).await
-        }
         Mode::Fairness { gaps, trials, .. } => run_fairness(&run, &gaps, trials).await,
+        Mode::Quiz {
+            rounds,
+            delay_ms,
+            scenarios,
+            ..
+        } => run_quiz(run.json, rounds, delay_ms, scenarios).await,
         Mode::Sessions {
             sessions,
             parties,
@@ -340,22 +344,7 @@ fn spawn_server(common: &Common, mode: &Mode, needed: u64) -> Result<SpawnedServ
         Mode::Rounds { parties, .. } => args.extend(["--parties".into(), parties.to_string()]),
         Mode::Echo { .. } => args.extend(["--mode".into(), "echo".into()]),
         Mode::Idle { .. } => args.extend(["--round-timeout".into(), "3600".into()]),
-        Mode::Fairness {
-            delay_ms: Some(_),
-            trials,
-            ..
-        } => {
-            let session = [
-                "--session-rounds",
-                &trials.to_string(),
-                "--session-pause",
-                "0.1",
-            ]
-            .map(str::to_owned);
-            args.extend(session);
-            args.extend(["--answer-timeout".into(), "5".into()]);
-        }
-        Mode::Fairness { .. } => {}
+        Mode::Fairness { .. } | Mode::Quiz { .. } => {}
         Mode::Sessions {
             parties, rounds, ..
         } => {
@@ -363,6 +352,9 @@ fn spawn_server(common: &Common, mode: &Mode, needed: u64) -> Result<SpawnedServ
                 "--session-rounds",
                 &rounds.to_string(),
                 "--session-pause",
+                "0",
+                // Throughput of the session machinery, not of a quiz host's pauses.
+                "--go-jitter",
                 "0",
             ]
             .map(str::to_owned);
@@ -877,73 +869,89 @@ async fn run_fairness(run: &Run, gaps: &[u64], trials: usize) -> i32 {
 }
 
 #[derive(Serialize)]
-struct QuizFairnessResult {
+struct QuizResult {
     mode: &'static str,
-    addr: String,
+    rounds: u64,
     delay_ms: u64,
-    head_start_ms: u64,
-    rounds: usize,
-    /// Rounds in which ordering by arrival named the truly quicker (delayed) party first.
-    arrival_right: usize,
-    /// Rounds in which ordering by reaction time named it first.
-    reaction_right: usize,
-    /// |measured − true reaction time| of both parties, microseconds.
-    reaction_error_us: LatencySummary,
-    /// Measured reactions below the true one.
-    reaction_error_negative: u64,
-    errors: Errors,
+    scenarios: Vec<bench::quiz::ScenarioReport>,
 }
 
-async fn run_quiz_fairness(run: &Run, plan: &bench::QuizFairnessPlan) -> i32 {
-    let counter = Arc::new(AtomicU64::new(0));
-    let progress = Progress::start(
-        "rounds",
-        Arc::clone(&counter),
-        Some(plan.trials as u64),
-        None,
-    );
-    let report = bench::quiz_fairness(&run.addr, plan, counter, run.fatal.clone()).await;
-    progress.finish().await;
-    if run.fatal.get().is_some() {
-        return EXIT_CANNOT_RUN;
-    }
-    let result = QuizFairnessResult {
-        mode: "quiz-fairness",
-        addr: run.addr.clone(),
-        delay_ms: plan.delay.as_millis() as u64,
-        head_start_ms: plan.head_start.as_millis() as u64,
-        rounds: report.rounds,
-        arrival_right: report.arrival_right,
-        reaction_right: report.reaction_right,
-        reaction_error_us: report.reaction_error.summary(),
-        reaction_error_negative: report.reaction_error_negative,
-        errors: report.errors,
+/// The quiz trial: its own server, every scenario at once, one line each.
+async fn run_quiz(json: bool, rounds: u64, delay_ms: u64, scenarios: Vec<String>) -> i32 {
+    let server = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("arrival-server"),
+        Err(e) => return fail(format!("cannot find arrival-server: {e}")),
     };
-    if run.json {
+    let plan = bench::quiz::QuizPlan {
+        rounds,
+        delay: Duration::from_millis(delay_ms),
+        scenarios,
+        server,
+        server_args: Vec::new(),
+    };
+    let chosen = if plan.scenarios.is_empty() {
+        4
+    } else {
+        plan.scenarios.len() as u64
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start("rounds", Arc::clone(&counter), Some(rounds * chosen), None);
+    let reports = bench::quiz::trial(&plan, counter).await;
+    progress.finish().await;
+    let reports = match reports {
+        Ok(reports) => reports,
+        Err(e) => return fail(e),
+    };
+    let fair = reports.iter().all(|r| r.fair());
+    let result = QuizResult {
+        mode: "quiz",
+        rounds,
+        delay_ms,
+        scenarios: reports,
+    };
+    if json {
         print_json(&result);
     } else {
-        let r = &result;
-        println!(
-            "quiz fairness: Far is {} ms further away each way and reacts {} ms sooner than Near",
-            r.delay_ms, r.head_start_ms
-        );
-        println!("  rounds            {:>10}", r.rounds);
-        println!(
-            "  by arrival        {:>10} of {} name Far (the truly quicker) first",
-            r.arrival_right, r.rounds
-        );
-        println!(
-            "  by reaction       {:>10} of {} name Far first",
-            r.reaction_right, r.rounds
-        );
-        println!(
-            "  reaction error us {}  ({} below the truth)",
-            latency_text(&r.reaction_error_us),
-            r.reaction_error_negative
-        );
-        println!("  errors            {}", errors_text(&r.errors));
+        println!("quiz, reaction order, {rounds} rounds a scenario; first = named first with a valid answer");
+        for r in &result.scenarios {
+            let standings: Vec<String> = r
+                .subject_standings
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            let sources: Vec<String> = r
+                .subject_rtt_sources
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            println!(
+                "  {:<12} first in {:>3} of {:<3} [a fair share is {:.0}-{:.0}%: {}]  {}",
+                r.scenario,
+                r.subject_first,
+                r.rounds,
+                100.0 * r.fair_share.0,
+                100.0 * r.fair_share.1,
+                if r.fair() { "held" } else { "NOT HELD" },
+                r.about
+            );
+            println!(
+                "  {:<12} its standings: {}; round trip used {:.1}-{:.1} ms ({})",
+                "",
+                standings.join(", "),
+                r.subject_rtt_us.0 as f64 / 1000.0,
+                r.subject_rtt_us.1 as f64 / 1000.0,
+                sources.join(", ")
+            );
+            if !r.errors.is_empty() {
+                println!("  {:<12} errors: {}", "", errors_text(&r.errors));
+            }
+        }
     }
-    status(&result.errors)
+    if fair {
+        0
+    } else {
+        EXIT_ERRORS
+    }
 }
 
 #[derive(Serialize)]

@@ -42,6 +42,17 @@ impl Link {
         })
     }
 
+    /// Wraps a connected `std` stream, one made in another network namespace, say; sets
+    /// `TCP_NODELAY`.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<Link> {
+        let stream = rt::stream(stream)?;
+        let _ = stream.set_nodelay(true);
+        Ok(Link {
+            frames: FrameReader::new(stream.clone()),
+            out: stream,
+        })
+    }
+
     /// Writes `bytes` as they are (for saying what no well-behaved client would).
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.out.write_all(bytes).await?;

@@ -1,5 +1,6 @@
 //! Measurements for `arrival-bench`: real rounds under load, idle connections held, fairness
-//! trials, echo, and a process's resource use read from `/proc`.
+//! trials, quiz sessions, the quiz with modified clients ([`quiz`], over the packet-level delay
+//! of [`link`]), echo, and a process's resource use read from `/proc`.
 //!
 //! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
 //! server state and knows nothing of the server's internals. It measures and returns figures
@@ -8,6 +9,9 @@
 //! acknowledgment is an error, never throughput. A refusal that no retry can fix (nothing
 //! listening, the server runs no more rounds, another protocol version) stops every driver: see
 //! [`Fatal`].
+
+pub mod link;
+pub mod quiz;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -513,9 +517,16 @@ impl SpawnedServer {
     /// Starts `program` with `args` (which must include `--addr ...:0` or similar) and waits for its
     /// `listening on` line.
     pub fn start(program: &std::path::Path, args: &[String]) -> io::Result<SpawnedServer> {
+        let mut command = Command::new(program);
+        command.args(args);
+        SpawnedServer::spawn(command)
+    }
+
+    /// Starts `command`, an `arrival-server` run however it must be (in a network namespace,
+    /// say), and waits for its `listening on` line.
+    pub fn spawn(mut command: Command) -> io::Result<SpawnedServer> {
         use std::io::BufRead;
-        let mut child = Command::new(program)
-            .args(args)
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -645,7 +656,10 @@ pub async fn echo(
 }
 
 /// A user-space relay that holds every byte for `delay` in each direction: a party behind it is
-/// `delay` further away each way (its round trip is longer by twice that). Serves connections
+/// `delay` further away each way (its round trip is longer by twice that), but the server's
+/// kernel sees the relay, a loopback away. It is a TCP-terminating proxy, the case where a
+/// server must take round trips from `Ping`/`Pong` (`--rtt-source ping`); for delay the kernel
+/// sees, see [`link::DelayedLink`]. Serves connections
 /// accepted on `listener` by relaying each to `target`, until the returned handle is dropped with
 /// the process (it is for benchmarks and tests).
 pub fn delay_proxy(
@@ -705,30 +719,6 @@ async fn delayed_pump(from: crate::rt::TcpStream, to: crate::rt::TcpStream, dela
     futures::join!(reader, writer);
 }
 
-/// What to run in the quiz fairness trial.
-#[derive(Debug, Clone)]
-pub struct QuizFairnessPlan {
-    /// How much further away (each way) the far party is: it sits behind a delay proxy.
-    pub delay: Duration,
-    /// How much sooner the far party reacts than the near one.
-    pub head_start: Duration,
-    pub trials: usize,
-}
-
-/// Figures from the quiz fairness trial. The far party is truly quicker in every round.
-#[derive(Default)]
-pub struct QuizFairnessReport {
-    pub rounds: usize,
-    /// Rounds in which each order named the far (truly quicker) party first.
-    pub arrival_right: usize,
-    pub reaction_right: usize,
-    /// |measured reaction − true reaction|, both parties, microseconds.
-    pub reaction_error: Latencies,
-    /// Measured reactions below the true one (the round-trip estimate was too high).
-    pub reaction_error_negative: u64,
-    pub errors: Errors,
-}
-
 /// A scripted session party: pongs at once, answers every `Go` after `reaction`, forwards each
 /// result to `results`, ends with the session.
 async fn quiz_party(
@@ -736,7 +726,7 @@ async fn quiz_party(
     room: String,
     name: String,
     reaction: Duration,
-    mut results: Option<futures::channel::mpsc::Sender<protocol::SessionResult>>,
+    mut results: Option<futures::channel::mpsc::Sender<protocol::RoundOutcome>>,
     progress: Arc<AtomicU64>,
 ) -> Result<(), String> {
     use futures::SinkExt;
@@ -766,93 +756,18 @@ async fn quiz_party(
                 }
                 link.send(&Frame::Answer).await.map_err(sent)?;
             }
-            Frame::Result(r) => {
+            Frame::Outcome(r) => {
                 if let Some(tx) = results.as_mut() {
                     progress.fetch_add(1, Ordering::Relaxed);
                     let _ = tx.send(*r).await;
                 }
             }
+            Frame::Early { .. } => {}
             Frame::SessionOver { .. } => return Ok(()),
             Frame::Error { kind, .. } => return Err(format!("server: {kind}")),
             other => return Err(format!("protocol: unexpected {}", other.kind_name())),
         }
     }
-}
-
-/// One session of `plan.trials` rounds between a far party (behind a delay proxy of
-/// `plan.delay`, reacting at once) and a near one (direct, reacting `plan.head_start` later).
-/// The server must run sessions of `plan.trials` rounds; every result carries both orders'
-/// figures, so one run counts how often each names the far party first.
-pub async fn quiz_fairness(
-    addr: &str,
-    plan: &QuizFairnessPlan,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> QuizFairnessReport {
-    let mut report = QuizFairnessReport::default();
-    let proxy = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| Ok((l.local_addr()?, l)))
-        .and_then(|(proxy_addr, l)| Ok((proxy_addr, delay_proxy(l, addr.to_owned(), plan.delay)?)));
-    let (proxy_addr, _proxy) = match proxy {
-        Ok(p) => p,
-        Err(e) => {
-            report.errors.insert(format!("proxy: {e}"), 1);
-            return report;
-        }
-    };
-    let room = format!("quiz-fairness-{}", std::process::id());
-    let (tx, mut rx) = futures::channel::mpsc::channel(16);
-    let far = task::spawn(quiz_party(
-        proxy_addr.to_string(),
-        room.clone(),
-        "Far".to_owned(),
-        Duration::ZERO,
-        Some(tx),
-        progress,
-    ));
-    let near = task::spawn(quiz_party(
-        addr.to_owned(),
-        room,
-        "Near".to_owned(),
-        plan.head_start,
-        None,
-        Arc::default(),
-    ));
-    let true_reaction = |name: &str| {
-        if name == "Far" {
-            0
-        } else {
-            plan.head_start.as_micros() as i64
-        }
-    };
-    while let Some(result) = rx.next().await {
-        report.rounds += 1;
-        let answered: Vec<&protocol::Reaction> =
-            result.order.iter().filter(|r| r.answered).collect();
-        let by_arrival = answered.iter().min_by_key(|r| r.after_go_micros);
-        let by_reaction = answered.iter().min_by_key(|r| {
-            r.reaction_micros
-                .unwrap_or(r.after_go_micros.unwrap_or(0) as i64)
-        });
-        report.arrival_right += usize::from(by_arrival.is_some_and(|r| r.name == "Far"));
-        report.reaction_right += usize::from(by_reaction.is_some_and(|r| r.name == "Far"));
-        for r in &answered {
-            if let Some(measured) = r.reaction_micros {
-                let error = measured - true_reaction(&r.name);
-                report
-                    .reaction_error
-                    .record(Duration::from_micros(error.unsigned_abs()));
-                report.reaction_error_negative += u64::from(error < 0);
-            }
-        }
-    }
-    for (who, party) in [("far", far.await), ("near", near.await)] {
-        if let Err(e) = party {
-            fatal.check(&e);
-            *report.errors.entry(format!("{who}: {e}")).or_default() += 1;
-        }
-    }
-    report
 }
 
 /// What to run in sessions mode.

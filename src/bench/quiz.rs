@@ -1,0 +1,478 @@
+//! The quiz fairness trial with modified clients: sessions in reaction order between an honest
+//! player and one that is farther away or cheats, each scenario in a room of its own on one
+//! server, counting how often the server names the subject first.
+//!
+//! The scenarios are the ways a player can try to win without reacting sooner: a far network
+//! (honest, and it should win when it is quicker), held `Pong`s, an `Answer` every few
+//! milliseconds, and answers timed to a predicted `Go`. The far player's connection is made in
+//! the far namespace of a [`DelayedLink`], so its delay is in the packets, where the server's
+//! kernel sees it.
+//!
+//! It speaks protocol 3 as any client would, from the frames alone; it knows nothing of the
+//! server's internals.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+use serde::Serialize;
+
+use super::link::DelayedLink;
+use super::Errors;
+use crate::client::Link;
+use crate::protocol::{Frame, RoundOutcome, Standing, PROTOCOL_VERSION};
+use crate::rt;
+
+/// How a player plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Play {
+    /// Presses its reaction time after each `Go` it sees.
+    Honest,
+    /// Honest, but holds every `Pong` this long: its round trip looks longer than it is.
+    HoldPongs(Duration),
+    /// Sends `Answer` this often, go or no go.
+    Spam(Duration),
+    /// Learns how long after a round's last `Ping` its `Go` comes (the mean over all earlier
+    /// rounds) and answers at that prediction plus its reaction time, without waiting for `Go`.
+    /// Skips a round it was told it is locked out of.
+    Predict,
+}
+
+/// One player of a scenario.
+#[derive(Debug, Clone)]
+pub struct Player {
+    pub name: &'static str,
+    pub play: Play,
+    pub reaction: Duration,
+    /// Connects from the far side of the delayed link.
+    pub far: bool,
+}
+
+/// Two players, one of them the subject whose firsts are counted, and what a fair server gives
+/// it.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub about: String,
+    pub players: [Player; 2],
+    pub subject: &'static str,
+    /// The share of rounds the subject should be first in: at least, and at most.
+    pub fair_share: (f64, f64),
+}
+
+fn honest(name: &'static str, reaction_ms: u64) -> Player {
+    Player {
+        name,
+        play: Play::Honest,
+        reaction: Duration::from_millis(reaction_ms),
+        far: false,
+    }
+}
+
+/// Every scenario; `far` needs a [`DelayedLink`] of `delay` each way.
+pub fn scenarios(delay: Duration) -> Vec<Scenario> {
+    let delay_ms = delay.as_millis();
+    vec![
+        Scenario {
+            name: "far",
+            about: format!(
+                "honest Far, {delay_ms} ms further away each way (packet-level), reacts in 145 ms \
+                 against Near's 150 ms"
+            ),
+            players: [
+                Player {
+                    far: true,
+                    ..honest("Far", 145)
+                },
+                honest("Near", 150),
+            ],
+            subject: "Far",
+            fair_share: (0.99, 1.0),
+        },
+        Scenario {
+            name: "pong-holder",
+            about: "holds every Pong 80 ms and reacts in 200 ms, against an honest 150 ms".into(),
+            players: [
+                Player {
+                    play: Play::HoldPongs(Duration::from_millis(80)),
+                    ..honest("Holder", 200)
+                },
+                honest("Honest", 150),
+            ],
+            subject: "Holder",
+            fair_share: (0.0, 0.0),
+        },
+        Scenario {
+            name: "spammer",
+            about: "sends Answer every 3 ms, go or no go, against an honest 150 ms".into(),
+            players: [
+                Player {
+                    play: Play::Spam(Duration::from_millis(3)),
+                    ..honest("Spammer", 0)
+                },
+                honest("Honest", 150),
+            ],
+            subject: "Spammer",
+            fair_share: (0.0, 0.0),
+        },
+        Scenario {
+            name: "predictor",
+            about: "answers at the predicted go + 110 ms (fitted on every earlier round), \
+                    against an honest 150 ms"
+                .into(),
+            players: [
+                Player {
+                    play: Play::Predict,
+                    ..honest("Predictor", 110)
+                },
+                honest("Honest", 150),
+            ],
+            subject: "Predictor",
+            fair_share: (0.0, 0.05),
+        },
+    ]
+}
+
+/// What one scenario came to.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ScenarioReport {
+    pub scenario: String,
+    pub about: String,
+    pub rounds: u64,
+    /// Rounds whose result named the subject first with a valid answer.
+    pub subject_first: u64,
+    /// The subject's standing in each round, counted.
+    pub subject_standings: BTreeMap<String, u64>,
+    /// The round trip the server used for the subject: its least and greatest, microseconds, and
+    /// the sources it came from.
+    pub subject_rtt_us: (u64, u64),
+    pub subject_rtt_sources: BTreeMap<String, u64>,
+    pub fair_share: (f64, f64),
+    pub errors: Errors,
+}
+
+impl ScenarioReport {
+    /// The subject was first in a share of rounds a fair server gives it.
+    pub fn fair(&self) -> bool {
+        let share = self.subject_first as f64 / self.rounds.max(1) as f64;
+        self.rounds > 0
+            && self.errors.is_empty()
+            && share >= self.fair_share.0
+            && share <= self.fair_share.1
+    }
+}
+
+/// Where the players connect from.
+pub enum Net<'a> {
+    /// Everyone on this machine's loopback (no far player).
+    Loopback,
+    /// Near players in the link's server namespace, far ones across it.
+    Link(&'a DelayedLink),
+}
+
+impl Net<'_> {
+    async fn connect(&self, addr: SocketAddr, far: bool) -> Result<Link, String> {
+        let stream = match self {
+            Net::Loopback if far => return Err("a far player needs the delayed link".into()),
+            Net::Loopback => return Link::connect(&addr.to_string()).await.map_err(text),
+            Net::Link(link) if far => link.connect_far(addr),
+            Net::Link(link) => link.connect_near(addr),
+        };
+        stream.and_then(Link::from_std).map_err(text)
+    }
+}
+
+fn text(e: std::io::Error) -> String {
+    format!("connect: {e}")
+}
+
+/// What to run in the quiz trial.
+#[derive(Debug, Clone)]
+pub struct QuizPlan {
+    /// Rounds of each scenario's session.
+    pub rounds: u64,
+    /// The far player's extra delay, each way.
+    pub delay: Duration,
+    /// Scenarios by name; all if empty.
+    pub scenarios: Vec<String>,
+    /// The `arrival-server` to start, and options for it beyond the trial's own.
+    pub server: std::path::PathBuf,
+    pub server_args: Vec<String>,
+}
+
+/// Starts a server (in the server namespace of a delayed link, if a scenario has a far player)
+/// with sessions of `plan.rounds` rounds in reaction order, plays the chosen scenarios at once,
+/// stops the server. `progress` counts rounds.
+pub async fn trial(
+    plan: &QuizPlan,
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Vec<ScenarioReport>, String> {
+    let chosen: Vec<Scenario> = scenarios(plan.delay)
+        .into_iter()
+        .filter(|s| plan.scenarios.is_empty() || plan.scenarios.iter().any(|n| n == s.name))
+        .collect();
+    if let Some(unknown) = plan
+        .scenarios
+        .iter()
+        .find(|n| !chosen.iter().any(|s| s.name == n.as_str()))
+    {
+        let known: Vec<&str> = scenarios(plan.delay).iter().map(|s| s.name).collect();
+        return Err(format!(
+            "no scenario `{unknown}` (there are {})",
+            known.join(", ")
+        ));
+    }
+    let far = chosen.iter().any(|s| s.players.iter().any(|p| p.far));
+    let link = match far {
+        true => Some(DelayedLink::create(plan.delay).map_err(|e| {
+            format!("the far scenario needs a packet-level delayed link: {e}")
+        })?),
+        false => None,
+    };
+    let host = match link {
+        Some(_) => super::link::SERVER_IP.to_string(),
+        None => "127.0.0.1".to_owned(),
+    };
+    let mut command = match &link {
+        Some(link) => link.server_command(&plan.server),
+        None => std::process::Command::new(&plan.server),
+    };
+    let rounds = plan.rounds.to_string();
+    command.args([
+        "--addr",
+        &format!("{host}:0"),
+        "--rounds",
+        "0",
+        "--quiet",
+        "--order",
+        "reaction",
+        "--session-rounds",
+        &rounds,
+        // Pings spread over 0.2 s before the random wait: rounds come quicker than a quiz
+        // host's, with the same unpredictable go.
+        "--session-pause",
+        "0.2",
+        "--answer-timeout",
+        "2",
+        "--max-per-address",
+        "0",
+    ]);
+    command.args(&plan.server_args);
+    let server = super::SpawnedServer::spawn(command)
+        .map_err(|e| format!("cannot start {}: {e}", plan.server.display()))?;
+    let addr: SocketAddr = server
+        .addr
+        .parse()
+        .map_err(|e| format!("the server's address {}: {e}", server.addr))?;
+    let net = match &link {
+        Some(link) => Net::Link(link),
+        None => Net::Loopback,
+    };
+    let reports = run(addr, &net, &chosen, progress).await;
+    server.stop();
+    Ok(reports)
+}
+
+/// Plays every scenario at once against the server at `addr`, which must run sessions of the
+/// rounds wanted, in reaction order, for two parties. `progress` is told of each round.
+pub async fn run(
+    addr: SocketAddr,
+    net: &Net<'_>,
+    scenarios: &[Scenario],
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<ScenarioReport> {
+    let runs = scenarios.iter().map(|s| {
+        let progress = std::sync::Arc::clone(&progress);
+        async move { play_scenario(addr, net, s, &progress).await }
+    });
+    futures::future::join_all(runs).await
+}
+
+async fn play_scenario(
+    addr: SocketAddr,
+    net: &Net<'_>,
+    scenario: &Scenario,
+    progress: &std::sync::atomic::AtomicU64,
+) -> ScenarioReport {
+    let mut report = ScenarioReport {
+        scenario: scenario.name.into(),
+        about: scenario.about.clone(),
+        fair_share: scenario.fair_share,
+        subject_rtt_us: (u64::MAX, 0),
+        ..ScenarioReport::default()
+    };
+    let room = format!("quiz-{}-{}", scenario.name, std::process::id());
+    let (tx, mut results) = mpsc::channel::<RoundOutcome>(16);
+    let mut players = Vec::new();
+    // One after the other, so both are in the session before it starts.
+    for player in &scenario.players {
+        let link = match net.connect(addr, player.far).await {
+            Ok(link) => link,
+            Err(e) => {
+                report.errors.insert(format!("{}: {e}", player.name), 1);
+                return report;
+            }
+        };
+        let results = (player.name == scenario.subject).then(|| tx.clone());
+        let player = player.clone();
+        let room = room.clone();
+        players.push(async move { (player.name, play(link, room, &player, results).await) });
+    }
+    drop(tx);
+    let collect = async {
+        while let Some(outcome) = results.next().await {
+            report.rounds += 1;
+            progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let first = outcome.order.first();
+            if first.is_some_and(|p| p.name == scenario.subject && p.standing == Standing::Answered)
+            {
+                report.subject_first += 1;
+            }
+            if let Some(me) = outcome.order.iter().find(|p| p.name == scenario.subject) {
+                *report
+                    .subject_standings
+                    .entry(me.standing.describe().to_owned())
+                    .or_default() += 1;
+                *report
+                    .subject_rtt_sources
+                    .entry(format!("{:?}", me.rtt_source).to_lowercase())
+                    .or_default() += 1;
+                if let Some(rtt) = me.rtt_micros {
+                    report.subject_rtt_us.0 = report.subject_rtt_us.0.min(rtt);
+                    report.subject_rtt_us.1 = report.subject_rtt_us.1.max(rtt);
+                }
+            }
+        }
+    };
+    let (ended, ()) = futures::join!(futures::future::join_all(players), collect);
+    for (name, result) in ended {
+        if let Err(e) = result {
+            *report.errors.entry(format!("{name}: {e}")).or_default() += 1;
+        }
+    }
+    if report.subject_rtt_us.0 == u64::MAX {
+        report.subject_rtt_us.0 = 0;
+    }
+    report
+}
+
+/// The longest a player waits for the server before it gives up.
+const SILENCE: Duration = Duration::from_secs(30);
+
+/// What woke a player.
+enum Wake {
+    Frame(Result<Option<Frame>, String>),
+    Due,
+    Silence,
+}
+
+/// Plays one session as `player` to its end, sending each result to `results`.
+async fn play(
+    mut link: Link,
+    room: String,
+    player: &Player,
+    mut results: Option<mpsc::Sender<RoundOutcome>>,
+) -> Result<(), String> {
+    let write = |e: std::io::Error| format!("write: {e}");
+    let join = Frame::Join {
+        version: PROTOCOL_VERSION,
+        room: Some(room),
+        name: player.name.into(),
+    };
+    link.send(&join).await.map_err(write)?;
+    // Pongs held back: (when to send, seq).
+    let mut held: VecDeque<(Instant, u32)> = VecDeque::new();
+    let mut answer_at: Option<Instant> = None;
+    let mut spam_at = match player.play {
+        Play::Spam(every) => Some(Instant::now() + every),
+        _ => None,
+    };
+    // The predictor's state: the last ping seen, how long after it each Go came, the last round
+    // begun, and the round it was told it is locked out of.
+    let mut last_ping: Option<Instant> = None;
+    let mut go_after_ping: Vec<Duration> = Vec::new();
+    let mut round = 0u64;
+    let mut locked: Option<u64> = None;
+    loop {
+        let due = [held.front().map(|&(t, _)| t), answer_at, spam_at]
+            .into_iter()
+            .flatten()
+            .min();
+        let wake = {
+            let timer = async {
+                match due {
+                    Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            futures::select_biased! {
+                frame = link.recv().fuse() => Wake::Frame(frame.map_err(|e| format!("read: {e}"))),
+                () = timer.fuse() => Wake::Due,
+                () = rt::sleep(SILENCE).fuse() => Wake::Silence,
+            }
+        };
+        let now = Instant::now();
+        match wake {
+            Wake::Silence => return Err(format!("nothing from the server for {SILENCE:?}")),
+            Wake::Due => {
+                while held.front().is_some_and(|&(t, _)| t <= now) {
+                    if let Some((_, seq)) = held.pop_front() {
+                        link.send(&Frame::Pong { seq }).await.map_err(write)?;
+                    }
+                }
+                if answer_at.is_some_and(|t| t <= now) {
+                    answer_at = None;
+                    link.send(&Frame::Answer).await.map_err(write)?;
+                }
+                if let (Some(t), Play::Spam(every)) = (spam_at, player.play) {
+                    if t <= now {
+                        spam_at = Some(t + every);
+                        link.send(&Frame::Answer).await.map_err(write)?;
+                    }
+                }
+            }
+            Wake::Frame(frame) => match frame? {
+                Some(Frame::Welcome { .. }) => {}
+                Some(Frame::Ping { seq }) => {
+                    last_ping = Some(now);
+                    match player.play {
+                        Play::HoldPongs(hold) => held.push_back((now + hold, seq)),
+                        _ => link.send(&Frame::Pong { seq }).await.map_err(write)?,
+                    }
+                    if player.play == Play::Predict
+                        && !go_after_ping.is_empty()
+                        && locked != Some(round + 1)
+                    {
+                        let mean = go_after_ping.iter().sum::<Duration>()
+                            / go_after_ping.len() as u32;
+                        answer_at = Some(now + mean + player.reaction);
+                    }
+                }
+                Some(Frame::Go { round: r }) => {
+                    round = r;
+                    match player.play {
+                        Play::Predict => {
+                            go_after_ping.extend(last_ping.map(|p| now - p));
+                        }
+                        Play::Spam(_) => {}
+                        _ => answer_at = Some(now + player.reaction),
+                    }
+                }
+                Some(Frame::Early { round: r }) => locked = Some(r),
+                Some(Frame::Outcome(outcome)) => {
+                    if let Some(tx) = results.as_mut() {
+                        let _ = tx.send(*outcome).await;
+                    }
+                }
+                Some(Frame::SessionOver { .. }) => return Ok(()),
+                Some(Frame::Error { kind, message }) => {
+                    return Err(format!("server: {kind}: {message}"))
+                }
+                Some(other) => return Err(format!("unexpected {}", other.kind_name())),
+                None => return Err("closed by the server".into()),
+            },
+        }
+    }
+}
