@@ -94,7 +94,15 @@ impl DelayedLink {
         let far_tun = in_namespace(&link.far_ns, || open_tun("arrival0"))?;
         for (ns, own) in [(&link.server_ns, SERVER_IP), (&link.far_ns, FAR_IP)] {
             ip(&["-n", ns, "link", "set", "lo", "up"])?;
-            ip(&["-n", ns, "addr", "add", &format!("{own}/24"), "dev", "arrival0"])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{own}/24"),
+                "dev",
+                "arrival0",
+            ])?;
             ip(&["-n", ns, "link", "set", "arrival0", "up"])?;
         }
         let stop = Arc::clone(&link.stop);

@@ -226,9 +226,10 @@ pub async fn trial(
     }
     let far = chosen.iter().any(|s| s.players.iter().any(|p| p.far));
     let link = match far {
-        true => Some(DelayedLink::create(plan.delay).map_err(|e| {
-            format!("the far scenario needs a packet-level delayed link: {e}")
-        })?),
+        true => Some(
+            DelayedLink::create(plan.delay)
+                .map_err(|e| format!("the far scenario needs a packet-level delayed link: {e}"))?,
+        ),
         false => None,
     };
     let host = match link {
@@ -445,8 +446,8 @@ async fn play(
                         && !go_after_ping.is_empty()
                         && locked != Some(round + 1)
                     {
-                        let mean = go_after_ping.iter().sum::<Duration>()
-                            / go_after_ping.len() as u32;
+                        let mean =
+                            go_after_ping.iter().sum::<Duration>() / go_after_ping.len() as u32;
                         answer_at = Some(now + mean + player.reaction);
                     }
                 }

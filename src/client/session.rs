@@ -144,7 +144,7 @@ async fn play(
                         // Sent, not hidden: the server's rules, not this client, decide what an
                         // early press costs, and a modified client could not hide it anyway.
                         send(stream, Frame::Answer).await?;
-                        transcript.line("Pressed before go!".to_owned());
+                        transcript.line("Pressed before go!");
                     }
                     Buzzer::Answered(round) => {
                         log::info!("a second press in round {round}, not sent");
@@ -173,7 +173,9 @@ fn scores_line(scores: &[Score]) -> String {
 fn standing_line(round: u64, me: &Placing) -> String {
     let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
     let rtt = match (me.rtt_micros, me.rtt_source) {
-        (Some(r), RttSource::Kernel) => format!("round trip {}, checked by the kernel", ms(r as i64)),
+        (Some(r), RttSource::Kernel) => {
+            format!("round trip {}, checked by the kernel", ms(r as i64))
+        }
         (Some(r), _) => format!("round trip {}, from pings", ms(r as i64)),
         (None, _) => "no round trip measured yet".to_owned(),
     };
@@ -182,10 +184,7 @@ fn standing_line(round: u64, me: &Placing) -> String {
         .map(ms)
         .or(me.after_go_micros.map(|a| ms(a as i64)));
     match me.standing {
-        Standing::Answered => format!(
-            "You: answered in {} ({rtt})",
-            reaction.unwrap_or_default()
-        ),
+        Standing::Answered => format!("You: answered in {} ({rtt})", reaction.unwrap_or_default()),
         Standing::FalseStart => format!(
             "You: false start in round {round}: {} is quicker than anyone reacts ({rtt}); no point",
             reaction.unwrap_or_default()

@@ -138,7 +138,29 @@ fn every_frame() -> Vec<Frame> {
         Frame::ChatOver {
             message: "Client Y said Bye".into(),
         },
+        Frame::Early { round: 4 },
+        Frame::Outcome(Box::new(outcome())),
     ]
+}
+
+/// The documented `Outcome`: Ann answered, 1.5 ms after go, 1 ms round trip from the kernel.
+fn outcome() -> RoundOutcome {
+    RoundOutcome {
+        round: 3,
+        text: "R3".into(),
+        order: vec![Placing {
+            name: "Ann".into(),
+            standing: Standing::Answered,
+            after_go_micros: Some(1500),
+            rtt_micros: Some(1000),
+            rtt_source: RttSource::Kernel,
+            reaction_micros: Some(500),
+        }],
+        scores: vec![Score {
+            name: "Ann".into(),
+            points: 2,
+        }],
+    }
 }
 
 fn read_all(mut reader: FrameReader<Chunked>) -> (Vec<Frame>, Result<(), ReadError>) {
@@ -317,11 +339,29 @@ fn documented_examples() {
              02 00 00 00 00 00 00 00",
         ),
     ];
+    let v3_cases: Vec<(Frame, &str)> = vec![
+        (
+            Frame::Early { round: 3 },
+            "00 00 00 0c 12 00 00 00 03 00 00 00 00 00 00 00",
+        ),
+        (
+            Frame::Outcome(Box::new(outcome())),
+            "00 00 00 67 11 00 00 00 03 00 00 00 00 00 00 00 02 00 00 00 00 00 00 00 52 33 \
+             01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 00 00 00 00 01 dc 05 00 \
+             00 00 00 00 00 01 e8 03 00 00 00 00 00 00 01 00 00 00 01 f4 01 00 00 00 00 00 00 \
+             01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 02 00 00 00 00 00 00 00",
+        ),
+    ];
     let doc = include_str!("../../PROTOCOL.md")
         .split_whitespace()
         .collect::<Vec<_>>()
         .join(" ");
-    for (frame, expected) in cases.into_iter().chain(chat_cases).chain(session_cases) {
+    let all = cases
+        .into_iter()
+        .chain(chat_cases)
+        .chain(session_cases)
+        .chain(v3_cases);
+    for (frame, expected) in all {
         let expected = expected.split_whitespace().collect::<Vec<_>>().join(" ");
         assert_eq!(hex(&encode(&frame).unwrap()), expected, "{frame:?}");
         assert!(
@@ -329,6 +369,48 @@ fn documented_examples() {
             "PROTOCOL.md lacks the dump of {frame:?}: {expected}"
         );
     }
+}
+
+/// A version-2 peer gets the same result in its own frame: false starts as answered, in their
+/// place; early and locked-out parties as not answered.
+#[test]
+fn an_outcome_reads_the_same_in_version_2() {
+    let placing = |name: &str, standing, after: Option<u64>| Placing {
+        name: name.into(),
+        standing,
+        after_go_micros: after,
+        rtt_micros: Some(1000),
+        rtt_source: RttSource::Kernel,
+        reaction_micros: after.map(|a| a as i64 - 1000),
+    };
+    let outcome = RoundOutcome {
+        order: vec![
+            placing("Ann", Standing::Answered, Some(150_000)),
+            placing("Ben", Standing::FalseStart, Some(20_000)),
+            placing("Cid", Standing::Early, None),
+            placing("Dan", Standing::NoAnswer, None),
+        ],
+        ..outcome()
+    };
+    let v2 = outcome.to_v2();
+    assert_eq!(
+        (v2.round, &v2.text, &v2.scores),
+        (3, &outcome.text, &outcome.scores)
+    );
+    let seen: Vec<(&str, bool, Option<i64>)> = v2
+        .order
+        .iter()
+        .map(|r| (r.name.as_str(), r.answered, r.reaction_micros))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Ann", true, Some(149_000)),
+            ("Ben", true, Some(19_000)),
+            ("Cid", false, None),
+            ("Dan", false, None)
+        ]
+    );
 }
 
 #[test]
@@ -547,6 +629,23 @@ fn arb_frame() -> impl Strategy<Value = Frame> {
         s.prop_map(|line| Frame::Chat { line }),
         (s, s).prop_map(|(from, line)| Frame::Relayed { from, line }),
         s.prop_map(|message| Frame::ChatOver { message }),
+        any::<u64>().prop_map(|round| Frame::Early { round }),
+        (any::<u64>(), s, 0u8..5, proptest::option::of(any::<u64>())).prop_map(
+            |(round, name, standing, after)| {
+                let mut outcome = outcome();
+                outcome.round = round;
+                outcome.order[0].name = name;
+                outcome.order[0].standing = [
+                    Standing::Answered,
+                    Standing::FalseStart,
+                    Standing::Early,
+                    Standing::LockedOut,
+                    Standing::NoAnswer,
+                ][standing as usize];
+                outcome.order[0].after_go_micros = after;
+                Frame::Outcome(Box::new(outcome))
+            }
+        ),
         (0u8..10, s).prop_map(|(k, message)| Frame::Error {
             kind: [
                 ErrorKind::Version,

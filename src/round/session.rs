@@ -256,7 +256,10 @@ impl Party {
         match (self.kernel_rtt, pinged) {
             (Some(kernel), pinged) => {
                 let bound = kernel + config.rtt_slack;
-                (Some(pinged.map_or(kernel, |p| p.min(bound))), RttSource::Kernel)
+                (
+                    Some(pinged.map_or(kernel, |p| p.min(bound))),
+                    RttSource::Kernel,
+                )
             }
             (None, Some(p)) => (Some(p.min(config.max_compensation)), RttSource::Ping),
             (None, None) => (None, RttSource::None),
@@ -526,9 +529,12 @@ pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
     };
     let of = |standing: Standing| order.iter().filter(move |p| p.standing == standing);
     let answered: Vec<String> = of(Standing::Answered).map(figure).collect();
+    let false_starts: Vec<String> = of(Standing::FalseStart).map(figure).collect();
     let mut text = format!("Round {round}: ");
-    if answered.is_empty() {
+    if answered.is_empty() && false_starts.is_empty() {
         text.push_str("nobody answered");
+    } else if answered.is_empty() {
+        text.push_str("no valid answer");
     } else {
         text.push_str(&answered.join(" before "));
         text.push_str(match by {
@@ -536,7 +542,6 @@ pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
             Order::Reaction => " (reaction times)",
         });
     }
-    let false_starts: Vec<String> = of(Standing::FalseStart).map(figure).collect();
     if !false_starts.is_empty() {
         text.push_str(&format!("; false start: {}", false_starts.join(", ")));
     }

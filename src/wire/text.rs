@@ -261,9 +261,8 @@ impl Wire for Text {
             Outbound::Go { round, .. } => {
                 out.extend_from_slice(format!("Round {round}: go!\n").as_bytes())
             }
-            Outbound::Early { round } => out.extend_from_slice(
-                format!("Too early: locked out of round {round}\n").as_bytes(),
-            ),
+            Outbound::Early { round } => out
+                .extend_from_slice(format!("Too early: locked out of round {round}\n").as_bytes()),
             Outbound::RoundResult(r) => out.extend_from_slice(format!("{}\n", r.text).as_bytes()),
             Outbound::SessionOver { scores } => out.extend_from_slice(
                 format!("{}\n", crate::round::session::scores_text(scores)).as_bytes(),

@@ -543,7 +543,8 @@ fn an_answer_in_flight_as_the_result_went_out_is_late_not_early() {
         // Sent before Slow could have seen the result (its round trip is 200 ms): late.
         sim.press("Slow", Instant::now()).await;
         // Long after it could have: early, for round 2.
-        sim.press("Ben", Instant::now() + Duration::from_secs(1)).await;
+        sim.press("Ben", Instant::now() + Duration::from_secs(1))
+            .await;
         let (round, order, _) = sim.round(&[("Slow", Some(120)), ("Ben", Some(150))]).await;
         assert_eq!(round, 2);
         assert_eq!(sim.earlies, [("Ben", 2)]);

@@ -1,0 +1,271 @@
+//! The quiz against modified clients, end to end: early buzzes and false starts on the wire
+//! (protocol 3, and protocol 2 as before), through the real client, and over a packet-level
+//! delayed link between network namespaces, where the server's kernel sees the far player's
+//! delay. The rules themselves are tested on channels in `round::session`.
+
+mod common;
+
+use std::time::Duration;
+
+use arrival::bench::link::DelayedLink;
+use arrival::bench::quiz::{self, Net, Play, Player, Scenario};
+use arrival::client::Link;
+use arrival::protocol::{Frame, RoundOutcome, RttSource, Standing};
+use arrival::round::session::{Jitter, Order, SessionConfig};
+use arrival::rt;
+use arrival::server::{Config, Server};
+
+/// An in-process server of reaction-order sessions on `listener`, with the server's rules and a
+/// short random wait before `Go`.
+fn serve(
+    listener: std::net::TcpListener,
+    rounds: u64,
+) -> (std::net::SocketAddr, futures::channel::oneshot::Sender<()>) {
+    let config = Config {
+        rounds: 0,
+        session: SessionConfig {
+            rounds,
+            order: Order::Reaction,
+            answer_timeout: Duration::from_secs(2),
+            pings: 4,
+            ping_every: Duration::from_millis(25),
+            go_jitter: Jitter {
+                low: Duration::from_millis(50),
+                high: Duration::from_millis(200),
+            },
+            ..SessionConfig::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::new(listener, config);
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    rt::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+async fn join(addr: &str, version: u16, name: &str) -> Link {
+    let mut link = Link::connect(addr).await.unwrap();
+    link.send(&Frame::Join {
+        version,
+        room: Some("quiz".into()),
+        name: name.into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(link.recv().await.unwrap(), Some(Frame::Welcome { version }));
+    link
+}
+
+/// Pongs at once and answers `Go` after `reaction` until the first result, which it returns
+/// with every other frame it saw; `press_first` presses once before anything else.
+async fn one_round(mut link: Link, reaction: Duration, press_first: bool) -> (Vec<Frame>, Frame) {
+    if press_first {
+        link.send(&Frame::Answer).await.unwrap();
+    }
+    let mut seen = Vec::new();
+    loop {
+        let frame = link.recv().await.unwrap().expect("the server closed");
+        match &frame {
+            Frame::Ping { seq } => link.send(&Frame::Pong { seq: *seq }).await.unwrap(),
+            Frame::Go { .. } => {
+                rt::sleep(reaction).await;
+                link.send(&Frame::Answer).await.unwrap();
+            }
+            Frame::Outcome(_) | Frame::Result(_) => return (seen, frame),
+            _ => {}
+        }
+        seen.push(frame);
+    }
+}
+
+#[test]
+fn an_early_buzz_is_told_at_once_and_shown_in_the_next_result() {
+    let (addr, _stop) = serve(arrival::server::bind("127.0.0.1:0").unwrap(), 1);
+    let addr = addr.to_string();
+    let ((ann_seen, ann_result), (_, ben_result)) = rt::block_on(async {
+        let ann = join(&addr, 3, "Ann").await;
+        let ben = join(&addr, 3, "Ben").await;
+        let ann = rt::spawn(one_round(ann, Duration::from_millis(150), true));
+        let ben = rt::spawn(one_round(ben, Duration::from_millis(150), false));
+        (ann.await, ben.await)
+    });
+    assert!(
+        ann_seen.contains(&Frame::Early { round: 1 }),
+        "{ann_seen:?}"
+    );
+    let Frame::Outcome(outcome) = ann_result else {
+        panic!("expected Outcome, got {ann_result:?}");
+    };
+    assert_eq!(Frame::Outcome(outcome.clone()), ben_result);
+    let RoundOutcome { order, scores, .. } = *outcome;
+    assert_eq!(order[0].name, "Ben");
+    assert_eq!(order[0].standing, Standing::Answered);
+    // Loopback: the kernel knows both round trips.
+    assert_eq!(order[0].rtt_source, RttSource::Kernel);
+    assert_eq!(order[1].name, "Ann");
+    assert_eq!(order[1].standing, Standing::Early);
+    assert_eq!(order[1].after_go_micros, None);
+    assert_eq!(scores[0].name, "Ben");
+    assert_eq!(scores[0].points, 1);
+}
+
+#[test]
+fn a_version_2_player_sees_the_rules_in_the_result_it_always_had() {
+    let (addr, _stop) = serve(arrival::server::bind("127.0.0.1:0").unwrap(), 1);
+    let addr = addr.to_string();
+    let ((ann_seen, ann_result), _) = rt::block_on(async {
+        let ann = join(&addr, 2, "Ann").await;
+        let ben = join(&addr, 2, "Ben").await;
+        let ann = rt::spawn(one_round(ann, Duration::from_millis(150), true));
+        let ben = rt::spawn(one_round(ben, Duration::from_millis(150), false));
+        (ann.await, ben.await)
+    });
+    // No frame of version 3 reaches it.
+    assert!(
+        ann_seen
+            .iter()
+            .all(|f| matches!(f, Frame::Ping { .. } | Frame::Go { .. })),
+        "{ann_seen:?}"
+    );
+    let Frame::Result(result) = ann_result else {
+        panic!("expected Result, got {ann_result:?}");
+    };
+    let names: Vec<(&str, bool)> = result
+        .order
+        .iter()
+        .map(|r| (r.name.as_str(), r.answered))
+        .collect();
+    assert_eq!(names, [("Ben", true), ("Ann", false)]);
+    assert!(result.text.contains("too early: Ann"), "{}", result.text);
+}
+
+/// What a player at a terminal sees: Enter pressed while waiting is an early buzz, said at once
+/// and in the result; an answer quicker than the minimum reaction is a false start.
+#[test]
+fn the_real_client_says_too_early_and_false_start_in_plain_words() {
+    let (srv, addr) = common::server(&[
+        "--order",
+        "reaction",
+        "--session-rounds",
+        "1",
+        "--session-pause",
+        "0.1",
+        "--go-jitter",
+        "0.3s..0.5s",
+        // Every answer is quicker than this: a false start.
+        "--min-reaction",
+        "1m",
+    ]);
+    let args = |name| ["--stay", "--room", "quiz", "--name", name];
+    let mut ann = common::client("Ann", &addr, &args("Ann"));
+    ann.expect_line("Joined the quiz in room quiz as Ann");
+    ann.send_stdin("\n");
+    ann.expect_line("Pressed before go!");
+    ann.expect_line("Too early: locked out of round 1");
+    let mut ben = common::client("Ben", &addr, &args("Ben"));
+    ben.expect_line("Joined the quiz in room quiz as Ben");
+    ben.expect_line("Round 1: go!");
+    ann.expect_line("Round 1: go! (you are locked out of it)");
+    // Not sent: it would only lock Ann out of the round after.
+    ann.send_stdin("\n");
+    ann.expect_line("Locked out of round 1: press not sent");
+    ben.send_stdin("\n");
+    let result = ann.next_line();
+    assert!(
+        result.starts_with("Round 1: no valid answer; false start: Ben ")
+            && result.ends_with("; too early: Ann"),
+        "{result}"
+    );
+    ann.expect_line("You: too early: locked out of round 1");
+    ann.expect_line("Scores: Ann 0, Ben 0");
+    assert_eq!(ben.next_line(), result);
+    let you = ben.next_line();
+    assert!(you.starts_with("You: false start in round 1: "), "{you}");
+    for p in [ann, ben] {
+        p.finish().assert_ended_with("Final scores: Ann 0, Ben 0");
+    }
+    drop(srv);
+}
+
+/// Over real delay, where the kernel sees it: 40 ms each way between network namespaces. A far
+/// player that reacts sooner wins every round; one that holds its Pongs gains nothing; one that
+/// sends Answer all the time is always out. (The bench's `quiz` mode runs the same with a 5 ms
+/// margin over 100 rounds, and the go predictor.)
+#[test]
+fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
+    if let Some(why) = DelayedLink::unavailable() {
+        eprintln!("skipped: a packet-level delayed link {why}");
+        return;
+    }
+    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
+    let rounds = 5;
+    let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
+    let honest = |name: &'static str, ms: u64| Player {
+        name,
+        play: Play::Honest,
+        reaction: Duration::from_millis(ms),
+        far: false,
+    };
+    let scenario = |name: &'static str, cheat: Player, share: f64| Scenario {
+        name,
+        about: String::new(),
+        subject: cheat.name,
+        players: [cheat, honest("Honest", 150)],
+        fair_share: (share, share),
+    };
+    let scenarios = [
+        // 30 ms sooner: a margin far above any scheduling noise of a loaded machine.
+        scenario(
+            "far",
+            Player {
+                far: true,
+                ..honest("Far", 120)
+            },
+            1.0,
+        ),
+        scenario(
+            "pong-holder",
+            Player {
+                play: Play::HoldPongs(Duration::from_millis(80)),
+                ..honest("Holder", 200)
+            },
+            0.0,
+        ),
+        scenario(
+            "spammer",
+            Player {
+                play: Play::Spam(Duration::from_millis(3)),
+                ..honest("Spammer", 0)
+            },
+            0.0,
+        ),
+    ];
+    let reports = rt::block_on(quiz::run(
+        addr,
+        &Net::Link(&link),
+        &scenarios,
+        Default::default(),
+    ));
+    for r in &reports {
+        assert_eq!(r.rounds, rounds, "{r:?}");
+        assert!(r.fair(), "{r:?}");
+    }
+    let far = &reports[0];
+    assert_eq!(far.subject_rtt_sources.get("kernel"), Some(&rounds));
+    // The kernel's figure is the link's round trip: 80 ms, plus what the pump adds.
+    assert!(far.subject_rtt_us.0 >= 80_000, "{far:?}");
+    let holder = &reports[1];
+    assert!(
+        holder.subject_rtt_us.1 < 80_000,
+        "held Pongs inflate nothing: {holder:?}"
+    );
+    let spammer = &reports[2];
+    assert_eq!(
+        spammer.subject_standings.get("answered"),
+        None,
+        "{spammer:?}"
+    );
+}
