@@ -444,13 +444,14 @@ pub fn encode_into(frame: &impl Serialize, out: &mut Vec<u8>) -> io::Result<()> 
 pub enum FrameRef<'a> {
     Connected { round: u64, label: &'a str },
     Ack { text: &'a str, order: &'a [Arrival] },
+    Outcome(&'a RoundOutcome),
+    SessionOver { scores: &'a [Score] },
 }
 
 impl Serialize for FrameRef<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStructVariant;
-        // The variant indices of `Frame::Connected` and `Frame::Ack`: its variants are appended
-        // to, never reordered.
+        // The variant indices of `Frame`'s variants: they are appended to, never reordered.
         match *self {
             FrameRef::Connected { round, label } => {
                 let mut v = serializer.serialize_struct_variant("Frame", 2, "Connected", 2)?;
@@ -463,6 +464,14 @@ impl Serialize for FrameRef<'_> {
                 v.serialize_field("text", text)?;
                 v.serialize_field("order", order)?;
                 v.end()
+            }
+            FrameRef::SessionOver { scores } => {
+                let mut v = serializer.serialize_struct_variant("Frame", 16, "SessionOver", 1)?;
+                v.serialize_field("scores", scores)?;
+                v.end()
+            }
+            FrameRef::Outcome(outcome) => {
+                serializer.serialize_newtype_variant("Frame", 17, "Outcome", outcome)
             }
         }
     }

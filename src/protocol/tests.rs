@@ -753,6 +753,18 @@ fn borrowed_frames_encode_as_their_frames() {
     )
     .unwrap();
     assert_eq!(borrowed, encode(&owned).unwrap());
+
+    let mut borrowed = Vec::new();
+    encode_into(&FrameRef::Outcome(&outcome()), &mut borrowed).unwrap();
+    assert_eq!(
+        borrowed,
+        encode(&Frame::Outcome(Box::new(outcome()))).unwrap()
+    );
+
+    let scores = outcome().scores;
+    let mut borrowed = Vec::new();
+    encode_into(&FrameRef::SessionOver { scores: &scores }, &mut borrowed).unwrap();
+    assert_eq!(borrowed, encode(&Frame::SessionOver { scores }).unwrap());
 }
 
 /// A frame too large to send leaves the buffer as it was.

@@ -103,11 +103,13 @@ pub enum Outbound {
     /// Sessions: an answer arrived while no round was open for this party; it is locked out of
     /// round `round`.
     Early { round: u64 },
-    /// Sessions: a round's result and the running scores. Boxed: it is the largest event, and
-    /// every connection's future holds one event's room.
-    RoundResult(Box<RoundResult>),
+    /// Sessions: a round's result and the running scores. Shared by every party's event: a
+    /// result lists every party, so a copy each would cost memory in the square of their number.
+    RoundResult(Arc<RoundResult>),
     /// Sessions: the session is over; the connection closes.
-    SessionOver { scores: Vec<crate::protocol::Score> },
+    SessionOver {
+        scores: Arc<[crate::protocol::Score]>,
+    },
 }
 
 impl Outbound {

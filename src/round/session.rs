@@ -47,13 +47,14 @@
 //! instants and kernel figures come in the events.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::{ConnId, Outbound, Outbox, Style};
-use crate::protocol::{Placing, RttSource, Score, Standing};
+use crate::protocol::{ErrorKind, Placing, RttSource, Score, Standing};
 use crate::rt;
 use crate::stop::Stop;
 use crate::transcript::Transcript;
@@ -163,6 +164,9 @@ pub struct SessionConfig {
     pub rtt_slack: Duration,
     /// The most a round-trip estimate may be where the kernel gives no figure.
     pub max_compensation: Duration,
+    /// Parties a session holds at most: by default [`fitting_parties`], the most whose results
+    /// fit one frame with the longest names allowed.
+    pub max_parties: usize,
     /// What the session prints: each round's result and the final scores (nothing when quiet).
     pub style: Style,
 }
@@ -186,6 +190,7 @@ impl Default for SessionConfig {
             min_reaction: Duration::from_millis(100),
             rtt_slack: Duration::from_millis(5),
             max_compensation: Duration::from_millis(150),
+            max_parties: fitting_parties(),
             style: Style::Assignment,
         }
     }
@@ -194,13 +199,13 @@ impl Default for SessionConfig {
 /// What the connections of a session tell it.
 #[derive(Debug)]
 pub enum SessionEvent {
-    /// A party asks to join as `name`; `admitted` is told whether it may (names are unique in a
-    /// session).
+    /// A party asks to join as `name`; `admitted` is told whether it may, or why not (names are
+    /// unique in a session, and a session holds at most `max_parties`).
     Join {
         id: ConnId,
         name: String,
         reply: Outbox,
-        admitted: oneshot::Sender<bool>,
+        admitted: oneshot::Sender<Result<(), (ErrorKind, String)>>,
     },
     /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
     /// kernel's minimum round trip for the connection then (`None` where it gives none).
@@ -300,8 +305,25 @@ impl Session {
                 reply,
                 admitted,
             } => {
-                let free = !self.parties.iter().any(|p| p.name == name);
-                if admitted.send(free).is_ok() && free {
+                let verdict = if self.parties.iter().any(|p| p.name == name) {
+                    Err((
+                        ErrorKind::InvalidName,
+                        format!("the name {name} is taken in this session"),
+                    ))
+                } else if self.parties.len() >= self.config.max_parties {
+                    Err((
+                        ErrorKind::RoundFull,
+                        format!(
+                            "the session in this room is full: {} players, the most whose \
+                             results fit one frame",
+                            self.config.max_parties
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                };
+                let free = verdict.is_ok();
+                if admitted.send(verdict).is_ok() && free {
                     let mut reply = reply;
                     // Like a round, the session answers the handshake once it takes the party.
                     let _ = reply.try_send(Outbound::Admitted);
@@ -515,6 +537,94 @@ impl Session {
     }
 }
 
+/// Names a result's sentence lists in each part; the rest are counted (`and 12 more`). The
+/// structured order lists everyone; the sentence is for people, and keeps a big session's
+/// result within one frame.
+pub const TEXT_NAMES: usize = 8;
+
+/// Joins `items` with `sep`, listing at most [`TEXT_NAMES`] and counting the rest.
+fn listed(items: Vec<String>, sep: &str) -> String {
+    let more = items.len().saturating_sub(TEXT_NAMES);
+    let mut text = items
+        .into_iter()
+        .take(TEXT_NAMES)
+        .collect::<Vec<_>>()
+        .join(sep);
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// The most parties whose every result (and final scores) fits one frame, each with the longest
+/// name allowed (64 characters of 4 bytes) and the widest figures: computed once, from the
+/// encoding itself.
+pub fn fitting_parties() -> usize {
+    static FITTING: OnceLock<usize> = OnceLock::new();
+    *FITTING.get_or_init(|| {
+        let size = |n: usize| {
+            let outcome = worst_result(n);
+            let v2 = crate::protocol::Frame::Result(Box::new(outcome.to_v2()));
+            let v3 = crate::protocol::Frame::Outcome(Box::new(outcome));
+            [v2, v3]
+                .iter()
+                .map(|f| crate::protocol::encode(f).map_or(usize::MAX, |b| b.len()))
+                .max()
+                .unwrap_or(usize::MAX)
+        };
+        // Sizes grow with n; the largest n that fits.
+        let (mut fits, mut too_many) = (1, 2);
+        while size(too_many) != usize::MAX {
+            fits = too_many;
+            too_many *= 2;
+        }
+        while too_many - fits > 1 {
+            let mid = (fits + too_many) / 2;
+            if size(mid) == usize::MAX {
+                too_many = mid;
+            } else {
+                fits = mid;
+            }
+        }
+        fits
+    })
+}
+
+/// The largest result `n` parties can have: the longest names, the widest figures, and every
+/// kind of standing, so the sentence has all its parts, each as long as it gets.
+pub(crate) fn worst_result(n: usize) -> crate::protocol::RoundOutcome {
+    let name = "\u{1F980}".repeat(crate::names::MAX_NAME_CHARS);
+    let standings = [
+        Standing::Answered,
+        Standing::FalseStart,
+        Standing::Early,
+        Standing::LockedOut,
+        Standing::NoAnswer,
+    ];
+    let order: Vec<Placing> = (0..n)
+        .map(|i| Placing {
+            name: name.clone(),
+            standing: standings[(i / TEXT_NAMES.max(1)) % standings.len()],
+            after_go_micros: Some(u64::from(u32::MAX) * 1000),
+            rtt_micros: Some(u64::MAX),
+            rtt_source: RttSource::Kernel,
+            reaction_micros: Some(i64::MIN),
+        })
+        .collect();
+    let scores = (0..n)
+        .map(|_| Score {
+            name: name.clone(),
+            points: u64::MAX,
+        })
+        .collect();
+    crate::protocol::RoundOutcome {
+        round: u64::MAX,
+        text: result_text(u64::MAX, &order, Order::Reaction),
+        order,
+        scores,
+    }
+}
+
 /// `Round 3: Ann 152.3 ms before Ben 170.1 ms (reaction times); false start: Cid 40.2 ms;
 /// too early: Dan; locked out: Eve; Fay did not answer`. A party ranked by arrival for lack of a
 /// round-trip figure is marked `*`.
@@ -536,27 +646,27 @@ pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
     } else if answered.is_empty() {
         text.push_str("no valid answer");
     } else {
-        text.push_str(&answered.join(" before "));
+        text.push_str(&listed(answered, " before "));
         text.push_str(match by {
             Order::Arrival => " (arrival after go)",
             Order::Reaction => " (reaction times)",
         });
     }
     if !false_starts.is_empty() {
-        text.push_str(&format!("; false start: {}", false_starts.join(", ")));
+        text.push_str(&format!("; false start: {}", listed(false_starts, ", ")));
     }
     for (standing, words) in [
         (Standing::Early, "too early"),
         (Standing::LockedOut, "locked out"),
     ] {
-        let names: Vec<&str> = of(standing).map(|p| p.name.as_str()).collect();
+        let names: Vec<String> = of(standing).map(|p| p.name.clone()).collect();
         if !names.is_empty() {
-            text.push_str(&format!("; {words}: {}", names.join(", ")));
+            text.push_str(&format!("; {words}: {}", listed(names, ", ")));
         }
     }
-    let silent: Vec<&str> = of(Standing::NoAnswer).map(|p| p.name.as_str()).collect();
+    let silent: Vec<String> = of(Standing::NoAnswer).map(|p| p.name.clone()).collect();
     if !silent.is_empty() {
-        text.push_str(&format!("; {} did not answer", silent.join(", ")));
+        text.push_str(&format!("; {} did not answer", listed(silent, ", ")));
     }
     text
 }
@@ -664,13 +774,13 @@ pub async fn session_loop(
         let scores = session.scores();
         let text = result_text(round, &order, session.config.order);
         say(text.clone());
-        let result = super::RoundResult {
+        let result = Arc::new(super::RoundResult {
             round,
             text,
             order,
             scores,
-        };
-        session.send_all(|_| Outbound::RoundResult(Box::new(result.clone())));
+        });
+        session.send_all(|_| Outbound::RoundResult(Arc::clone(&result)));
         session.close_round(Instant::now());
         if round >= session.config.rounds || session.parties.len() < session.config.min_parties {
             break;
@@ -683,8 +793,9 @@ pub async fn session_loop(
         "over after {round} {rounds}. {}",
         scores_text(&scores)
     ));
+    let shared: Arc<[Score]> = scores.clone().into();
     session.send_all(|_| Outbound::SessionOver {
-        scores: scores.clone(),
+        scores: Arc::clone(&shared),
     });
     SessionReport {
         rounds: round,

@@ -369,16 +369,15 @@ async fn place_in_session(
                 answer.await.ok()
             };
             match rt::bounded(config.frame_timeout, asked).await.flatten() {
-                Some(true) => {
+                Some(Ok(())) => {
                     let placement = Placement {
                         label: name,
                         room: Room::Session(session),
                     };
                     let _ = join.placed.send(Ok(placement));
                 }
-                Some(false) => {
-                    let message = format!("the name {name} is taken in this session");
-                    let _ = join.placed.send(Err((ErrorKind::InvalidName, message)));
+                Some(Err(refused)) => {
+                    let _ = join.placed.send(Err(refused));
                 }
                 // That session has ended: the room gets a new one.
                 None => {

@@ -73,11 +73,11 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
         Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
         Outbound::Go { round, .. } => Frame::Go { round: *round },
-        Outbound::RoundResult(r) if version >= 3 => Frame::Outcome(r.clone()),
+        Outbound::RoundResult(r) if version >= 3 => Frame::Outcome(Box::new((**r).clone())),
         Outbound::RoundResult(r) => Frame::Result(Box::new(r.to_v2())),
         Outbound::Early { round } => Frame::Early { round: *round },
         Outbound::SessionOver { scores } => Frame::SessionOver {
-            scores: scores.clone(),
+            scores: scores.to_vec(),
         },
     }
 }
@@ -145,6 +145,14 @@ impl Wire for Framed {
             ),
             Outbound::Verdict { text, order, .. } => {
                 protocol::encode_into(&FrameRef::Ack { text, order }, out)
+            }
+            // A session's result and final scores are shared by every party: encoded from the
+            // shared copy, not from a copy each.
+            Outbound::RoundResult(r) if self.version >= 3 => {
+                protocol::encode_into(&FrameRef::Outcome(r), out)
+            }
+            Outbound::SessionOver { scores } => {
+                protocol::encode_into(&FrameRef::SessionOver { scores }, out)
             }
             // A version-2 client has no frame for an early buzz: its next result says it.
             Outbound::Early { .. } if self.version < 3 => return,

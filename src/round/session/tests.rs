@@ -63,7 +63,7 @@ impl Sim {
             })
             .await
             .unwrap();
-        let ok = answer.await.unwrap();
+        let ok = answer.await.unwrap().is_ok();
         if ok {
             let mut rx = rx;
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
@@ -169,7 +169,7 @@ impl Sim {
             loop {
                 match p.rx.next().await {
                     Some(Outbound::RoundResult(r)) => {
-                        results.push((r.round, r.order, r.scores));
+                        results.push((r.round, r.order.clone(), r.scores.clone()));
                         break;
                     }
                     Some(Outbound::Early { round }) => self.earlies.push((p.name, round)),
@@ -188,7 +188,7 @@ impl Sim {
         let mut finals = Vec::new();
         for p in &mut self.parties {
             match p.rx.next().await {
-                Some(Outbound::SessionOver { scores }) => finals.push(scores),
+                Some(Outbound::SessionOver { scores }) => finals.push(scores.to_vec()),
                 other => panic!("{}: expected Over, got {other:?}", p.name),
             }
         }
@@ -594,5 +594,63 @@ fn a_result_says_every_standing_in_words() {
         result_text(4, &order, Order::Reaction),
         "Round 4: Ann 152.3 ms (reaction times); false start: Ben 40.2 ms; too early: Cid; \
          locked out: Dan; Eve did not answer"
+    );
+}
+
+#[test]
+fn a_session_refuses_the_party_beyond_what_its_results_can_carry() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(SessionConfig {
+            max_parties: 2,
+            ..rules(1)
+        });
+        assert!(sim.join("Ann", ms(1)).await);
+        assert!(sim.join("Ben", ms(1)).await);
+        let (admitted, answer) = oneshot::channel();
+        let (reply, _rx) = mpsc::channel::<Outbound>(4);
+        let join = SessionEvent::Join {
+            id: 99,
+            name: "Cid".into(),
+            reply,
+            admitted,
+        };
+        sim.tx.send(join).await.unwrap();
+        let (kind, message) = answer.await.unwrap().unwrap_err();
+        assert_eq!(kind, ErrorKind::RoundFull);
+        assert!(message.contains("full: 2 players"), "{message}");
+    })
+}
+
+/// The default bound is the most parties whose result frame, in either version, fits with the
+/// longest names and the widest figures: one more would not.
+#[test]
+fn the_default_bound_is_what_fits_one_frame() {
+    let fits = fitting_parties();
+    assert!(fits >= 64, "{fits}");
+    let worst = |n| crate::protocol::Frame::Outcome(Box::new(worst_result(n)));
+    assert!(crate::protocol::encode(&worst(fits)).is_ok());
+    assert!(crate::protocol::encode(&worst(fits + 1)).is_err());
+}
+
+#[test]
+fn a_big_result_names_a_few_and_counts_the_rest() {
+    let order: Vec<Placing> = (0..20)
+        .map(|i| Placing {
+            name: format!("P{i}"),
+            standing: Standing::Answered,
+            after_go_micros: Some(1000 * (i + 1)),
+            rtt_micros: Some(0),
+            rtt_source: RttSource::Kernel,
+            reaction_micros: Some(1000 * (i as i64 + 1)),
+        })
+        .collect();
+    let text = result_text(1, &order, Order::Reaction);
+    assert!(
+        text.starts_with("Round 1: P0 1.0 ms before P1 2.0 ms before "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("P7 8.0 ms and 12 more (reaction times)"),
+        "{text}"
     );
 }
