@@ -635,3 +635,147 @@ fn case14_two_signals_to_a_service_server_exit_as_one_would() {
     srv.signal("INT");
     assert_eq!(srv.finish().code, Some(0));
 }
+
+// 15. A big quiz session -----------------------------------------------------------------------
+
+/// What the players of one big session saw, and the server's memory around it.
+struct BigSession {
+    /// Rounds each admitted player got a result of, and whether it got the final scores.
+    admitted: Vec<(u64, bool)>,
+    /// The refusals the others were sent.
+    refused: Vec<(ErrorKind, String)>,
+    idle_kib: u64,
+    peak_kib: u64,
+    after_kib: u64,
+    /// Server log lines that say a frame could not be encoded.
+    encode_errors: usize,
+}
+
+/// `players` (names of 60 characters) join one session of `rounds` rounds on a server of its
+/// own, which starts the session once it holds as many as it can; each admitted player pongs and
+/// answers at once.
+fn big_session(players: usize, rounds: u64) -> BigSession {
+    let most = arrival::round::session::fitting_parties()
+        .min(players)
+        .to_string();
+    let rounds_arg = rounds.to_string();
+    let (srv, addr) = server(&[
+        "--rounds",
+        "0",
+        "--parties",
+        &most,
+        "--session-rounds",
+        &rounds_arg,
+        "--session-pause",
+        "0.1",
+        "--go-jitter",
+        "0",
+        "--max-per-address",
+        "0",
+        "--max-connections",
+        "4096",
+        "-v",
+    ]);
+    let stats = || arrival::bench::proc_stats(srv.pid()).expect("/proc");
+    let idle_kib = stats().rss_kib;
+    let play = |i: usize| {
+        let addr = addr.clone();
+        async move {
+            let mut link = arrival::client::Link::connect(&addr).await.unwrap();
+            let name = format!("{i:03}{}", "n".repeat(57));
+            link.send(&Frame::Join {
+                version: PROTOCOL_VERSION,
+                room: Some("big".into()),
+                name,
+            })
+            .await
+            .unwrap();
+            let mut results = 0;
+            loop {
+                match link.recv().await {
+                    Ok(Some(Frame::Welcome { .. } | Frame::Early { .. })) => {}
+                    Ok(Some(Frame::Ping { seq })) => link.send(&Frame::Pong { seq }).await.unwrap(),
+                    Ok(Some(Frame::Go { .. })) => link.send(&Frame::Answer).await.unwrap(),
+                    Ok(Some(Frame::Outcome(_))) => results += 1,
+                    Ok(Some(Frame::SessionOver { .. })) => return Ok((results, true)),
+                    Ok(Some(Frame::Error { kind, message })) => return Err((kind, message)),
+                    other => panic!("player {i}: {other:?}"),
+                }
+            }
+        }
+    };
+    let outcomes = rt::block_on(async {
+        let tasks: Vec<_> = (0..players).map(|i| rt::spawn(play(i))).collect();
+        futures::future::join_all(tasks).await
+    });
+    let (admitted, refused): (Vec<_>, Vec<_>) = outcomes.into_iter().partition(Result::is_ok);
+    let (mut peak_kib, mut after_kib) = (0, u64::MAX);
+    // The players are gone; the server frees what their connections held as they close.
+    let until = Instant::now() + common::GUARD;
+    while Instant::now() < until {
+        let now = stats();
+        peak_kib = now.peak_rss_kib;
+        after_kib = now.rss_kib;
+        if after_kib <= 2 * idle_kib {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    srv.signal("INT");
+    let out = srv.finish();
+    BigSession {
+        admitted: admitted.into_iter().map(Result::unwrap).collect(),
+        refused: refused.into_iter().map(Result::unwrap_err).collect(),
+        idle_kib,
+        peak_kib,
+        after_kib,
+        encode_errors: out.stderr.matches("cannot encode").count(),
+    }
+}
+
+fn check_big_session(players: usize, rounds: u64) {
+    let most = arrival::round::session::fitting_parties();
+    let s = big_session(players, rounds);
+    println!(
+        "{players} players: {} admitted ({most} at most), {} refused; server RSS {} KiB idle, \
+         {} KiB peak, {} KiB after all left; {} encode errors",
+        s.admitted.len(),
+        s.refused.len(),
+        s.idle_kib,
+        s.peak_kib,
+        s.after_kib,
+        s.encode_errors
+    );
+    assert_eq!(s.admitted.len(), most.min(players));
+    assert!(
+        s.admitted.iter().all(|&a| a == (rounds, true)),
+        "{:?}",
+        s.admitted
+    );
+    assert_eq!(s.refused.len(), players.saturating_sub(most));
+    for (kind, message) in &s.refused {
+        assert_eq!(*kind, ErrorKind::RoundFull);
+        assert!(message.contains("is full"), "{message}");
+    }
+    assert_eq!(s.encode_errors, 0);
+    assert!(
+        s.after_kib <= 2 * s.idle_kib,
+        "RSS {} KiB after all left, {} KiB idle",
+        s.after_kib,
+        s.idle_kib
+    );
+    // Per admitted player at the peak: its connection, and one encoded result in flight.
+    let per_player = (s.peak_kib - s.idle_kib) / s.admitted.len() as u64;
+    assert!(per_player <= 256, "{per_player} KiB per player at the peak");
+}
+
+#[test]
+fn case15_a_session_beyond_what_its_results_carry_refuses_the_rest_and_delivers_every_result() {
+    check_big_session(arrival::round::session::fitting_parties() + 5, 2);
+}
+
+#[test]
+#[ignore = "long: make attack (release mode)"]
+fn case15_long_nine_hundred_players_in_one_session() {
+    check_big_session(900, 3);
+}

@@ -287,8 +287,13 @@ async fn serve(opt: Opt) -> i32 {
         kernel_timestamps: true,
         kernel_rtt: opt.rtt_source == RttPolicy::Kernel,
         session: arrival::round::session::SessionConfig {
-            // At least two parties, or as many as --parties asks for.
-            min_parties: opt.parties.unwrap_or(2).max(2),
+            // At least two parties, or as many as --parties asks for, or as many as a session
+            // holds if that is fewer.
+            min_parties: opt
+                .parties
+                .unwrap_or(2)
+                .max(2)
+                .min(arrival::round::session::fitting_parties()),
             rounds: opt.session_rounds.max(1),
             order: opt.order,
             answer_timeout: opt.answer_timeout,

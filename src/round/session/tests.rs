@@ -654,3 +654,29 @@ fn a_big_result_names_a_few_and_counts_the_rest() {
         "{text}"
     );
 }
+
+/// A result lists every party: a copy for each would cost memory in the square of their number.
+#[test]
+fn every_party_is_sent_the_one_result_not_a_copy() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(config(1, Order::Arrival));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let (_, go) = sim.until_go().await;
+        sim.answer(go, &[("Ann", Some(1)), ("Ben", Some(2))]).await;
+        let mut results = Vec::new();
+        let mut finals = Vec::new();
+        for p in &mut sim.parties {
+            match p.rx.next().await {
+                Some(Outbound::RoundResult(r)) => results.push(r),
+                other => panic!("expected Result, got {other:?}"),
+            }
+            match p.rx.next().await {
+                Some(Outbound::SessionOver { scores }) => finals.push(scores),
+                other => panic!("expected SessionOver, got {other:?}"),
+            }
+        }
+        assert!(Arc::ptr_eq(&results[0], &results[1]));
+        assert!(Arc::ptr_eq(&finals[0], &finals[1]));
+    })
+}
