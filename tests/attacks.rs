@@ -83,6 +83,12 @@ fn good_pair(addr: &str, room: Option<&str>) {
 fn hello_then_close(count: usize) {
     let (addr, stats, stop, running) = in_process(Config {
         rounds: 0,
+        // Every client here, and the good pair after them, share one address: this is about
+        // what connections leave behind, not about the address's conduct (case 16).
+        cooldown: arrival::server::cooldown::CooldownConfig {
+            strikes: 0,
+            ..Default::default()
+        },
         ..Config::default()
     });
     for i in 0..count {
@@ -359,15 +365,18 @@ fn case05_a_party_that_never_sends_is_timed_out() {
     let (kind, message) = griefer.expect_error();
     assert_eq!(kind, ErrorKind::Timeout);
     assert_eq!(message, "no message within 0.3 s of the round's start");
-    let line = victim.wait_for_stderr("the abort", |_| true);
-    assert_eq!(
-        line,
-        "arrival-client: round aborted: Client X left before sending its message (sent no \
-         message in time)"
+    // The victim is not punished: it plays a new round, with whoever comes next.
+    victim.expect_line("Client Y connected");
+    victim.expect_line("Client Y: Bob");
+    victim.expect_line(
+        "round aborted: Client X left before sending its message (sent no message in time); \
+         playing in a new round (rejoin 1 of 3)",
     );
-    assert_eq!(victim.finish().code, Some(1));
-    // Rooms are the remedy: a pair in a room never meets the griefer.
-    good_pair(&addr, Some("friends"));
+    let partner = client("Ann", &addr, &["--name", "Ann"]);
+    assert_eq!(partner.finish().code, Some(0));
+    let victim = victim.finish();
+    assert_eq!(victim.code, Some(0), "{victim:?}");
+    assert_eq!(victim.stdout[3], "Client X connected");
     srv.signal("TERM");
     assert_eq!(srv.finish().code, Some(0));
 }
@@ -778,4 +787,180 @@ fn case15_a_session_beyond_what_its_results_carry_refuses_the_rest_and_delivers_
 #[ignore = "long: make attack (release mode)"]
 fn case15_long_nine_hundred_players_in_one_session() {
     check_big_session(900, 3);
+}
+
+// 16. One address denying everyone their rounds --------------------------------------------------
+
+/// What the griefer does once its round has started.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Grief {
+    /// Leaves at once, before sending: the round is aborted for its partner.
+    Leave,
+    /// Stays, silent, until the server gives up on the round.
+    Silent,
+}
+
+/// Until `done`, from 127.0.0.2: joins a round in `room` (or, with `rooms`, the newest room it
+/// has learned of), and once it starts, grieves. Returns the rounds it got into and the refusals.
+async fn griefer(
+    addr: String,
+    mut room: Option<String>,
+    mut rooms: Option<futures::channel::mpsc::UnboundedReceiver<String>>,
+    grief: Grief,
+    done: Arc<std::sync::atomic::AtomicBool>,
+) -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut started, mut refused) = (0, 0);
+    while !done.load(Relaxed) {
+        if let Some(rx) = rooms.as_mut() {
+            while let Ok(name) = rx.try_recv() {
+                room = Some(name);
+            }
+            if room.is_none() {
+                rt::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        }
+        // Blocking, but a loopback connect is immediate.
+        let stream = connect_from([127, 0, 0, 2], &addr);
+        let mut link = arrival::client::Link::from_std(stream).unwrap();
+        let _ = link
+            .send(&Frame::Hello {
+                version: PROTOCOL_VERSION,
+                room: room.clone(),
+            })
+            .await;
+        while !done.load(Relaxed) {
+            // A read is cancel-safe: a timeout only lets it look at `done`.
+            match rt::timeout(Duration::from_millis(100), link.recv()).await {
+                None => {}
+                Some(Ok(Some(Frame::Welcome { .. }))) => {}
+                Some(Ok(Some(Frame::Connected { .. }))) => {
+                    started += 1;
+                    if grief == Grief::Leave {
+                        break;
+                    }
+                }
+                Some(Ok(Some(Frame::Error { kind, .. }))) => {
+                    if kind == ErrorKind::Busy {
+                        refused += 1;
+                        rt::sleep(Duration::from_millis(100)).await;
+                    }
+                    break;
+                }
+                _ => break,
+            }
+        }
+    }
+    (started, refused)
+}
+
+/// Ten legitimate clients from 127.0.0.1, one every 300 ms, each in `room(i)`, against a griefer
+/// from 127.0.0.2. Returns how many got a verdict (every verdict is between two legitimate
+/// clients: the griefer never sends a name) within `bound` of their start.
+fn against_a_griefer(
+    config: Config,
+    room: impl Fn(usize) -> Option<String>,
+    learns_rooms: bool,
+    grief: Grief,
+    bound: Duration,
+) -> usize {
+    let (addr, _stats, stop, running) = in_process(config);
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (learned, rooms) = futures::channel::mpsc::unbounded();
+    // It knows the room everyone meets in, or learns each as it is used.
+    let known = if learns_rooms { None } else { room(0) };
+    let griefing = rt::spawn(griefer(
+        addr.clone(),
+        known,
+        learns_rooms.then_some(rooms),
+        grief,
+        Arc::clone(&done),
+    ));
+    // The griefer waits first, as in the campaign.
+    std::thread::sleep(Duration::from_millis(100));
+    let mut players = Vec::new();
+    for i in 0..10 {
+        let config = arrival::client::Config {
+            addr: addr.clone(),
+            room: room(i),
+            ..arrival::client::Config::default()
+        };
+        if let (true, Some(name)) = (learns_rooms, config.room.clone()) {
+            let _ = learned.unbounded_send(name);
+        }
+        let name = format!("Legit{i}");
+        players.push(rt::spawn(async move {
+            let started = Instant::now();
+            let played = rt::timeout(
+                bound,
+                arrival::client::run(
+                    &config,
+                    arrival::client::NameSource::Given(name),
+                    &arrival::transcript::Transcript::Silent,
+                ),
+            )
+            .await;
+            match played {
+                Some(Ok(verdict)) => {
+                    assert!(verdict.order.iter().all(|a| a.name.starts_with("Legit")));
+                    Some(started.elapsed())
+                }
+                _ => None,
+            }
+        }));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let served: Vec<Option<Duration>> = rt::block_on(futures::future::join_all(players));
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (rounds, refusals) = rt::block_on(griefing);
+    drop(stop);
+    let _ = rt::block_on(running);
+    let slowest = served.iter().flatten().max().copied().unwrap_or_default();
+    let served = served.iter().flatten().count();
+    println!(
+        "{served} of 10 legitimate clients served (the slowest in {:.1} s); the griefer got into \
+         {rounds} rounds and was refused {refusals} times",
+        slowest.as_secs_f64()
+    );
+    served
+}
+
+/// The service server's time limits, as `arrival-server --rounds 0` has them.
+fn service(round_timeout: Option<Duration>) -> Config {
+    Config {
+        rounds: 0,
+        round_timeout,
+        message_timeout: Some(Duration::from_secs(60)),
+        ..Config::default()
+    }
+}
+
+const SERVED_WITHIN: Duration = Duration::from_secs(25);
+
+#[test]
+fn case16_a_griefer_leaving_anonymous_rounds_does_not_deny_them() {
+    let served = against_a_griefer(service(None), |_| None, false, Grief::Leave, SERVED_WITHIN);
+    assert!(served >= 9, "{served} of 10");
+}
+
+#[test]
+fn case16_a_griefer_in_a_room_it_knows_does_not_deny_it() {
+    let room = |_| Some("quiz-42".to_owned());
+    let served = against_a_griefer(service(None), room, false, Grief::Leave, SERVED_WITHIN);
+    assert!(served >= 9, "{served} of 10");
+}
+
+#[test]
+fn case16_a_griefer_joining_rooms_as_it_learns_them_does_not_deny_them() {
+    let room = |i: usize| Some(format!("room-{}", i / 2));
+    let served = against_a_griefer(service(None), room, true, Grief::Leave, SERVED_WITHIN);
+    assert!(served >= 9, "{served} of 10");
+}
+
+#[test]
+fn case16_a_silent_griefer_does_not_deny_anonymous_rounds() {
+    let config = service(Some(Duration::from_secs(5)));
+    let served = against_a_griefer(config, |_| None, false, Grief::Silent, SERVED_WITHIN);
+    assert!(served >= 9, "{served} of 10");
 }

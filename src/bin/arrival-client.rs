@@ -37,6 +37,10 @@ struct Opt {
     /// answer each round
     #[structopt(long)]
     stay: bool,
+    /// Rounds to join again, by itself, when another party aborts ours (leaves before sending,
+    /// or sends nothing in time); 0 never
+    #[structopt(long, default_value = "3")]
+    rejoins: u32,
     /// Seconds to wait for the connection and for the round to start (framed: the handshake;
     /// text: the greeting)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
@@ -63,6 +67,7 @@ fn main() {
         room: opt.room,
         connect_timeout: opt.connect_timeout,
         interactive,
+        rejoins: opt.rejoins,
     };
     let source = match opt.name {
         Some(name) => NameSource::Given(name),

@@ -98,6 +98,20 @@ struct Opt {
     /// Quiz sessions: the most round trip compensated where only Ping/Pong measures it
     #[structopt(long, default_value = "150ms", parse(try_from_str = parse_seconds))]
     max_compensation: Duration,
+    /// Rounds an address's connections may abort (leaving before their message, or sending none
+    /// in time) before it is refused for a while; 0 never refuses. Once is never refused
+    #[structopt(long, default_value = "2")]
+    cooldown_strikes: u32,
+    /// The first refusal of an address that aborts rounds; each further abort doubles it
+    #[structopt(long, default_value = "10s", parse(try_from_str = parse_seconds))]
+    cooldown: Duration,
+    /// The longest refusal of an address that aborts rounds
+    #[structopt(long, default_value = "10m", parse(try_from_str = parse_seconds))]
+    cooldown_max: Duration,
+    /// An address's aborted rounds are forgotten after this long without one (or at once when
+    /// it completes a round with another address)
+    #[structopt(long, default_value = "10m", parse(try_from_str = parse_seconds))]
+    cooldown_forget: Duration,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -286,6 +300,12 @@ async fn serve(opt: Opt) -> i32 {
         chat: opt.chat,
         kernel_timestamps: true,
         kernel_rtt: opt.rtt_source == RttPolicy::Kernel,
+        cooldown: arrival::server::cooldown::CooldownConfig {
+            strikes: opt.cooldown_strikes,
+            first: opt.cooldown,
+            max: opt.cooldown_max.max(opt.cooldown),
+            forget: opt.cooldown_forget,
+        },
         session: arrival::round::session::SessionConfig {
             // At least two parties, or as many as --parties asks for, or as many as a session
             // holds if that is fewer.

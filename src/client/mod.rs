@@ -92,6 +92,9 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// A person is at the terminal: say on stderr what we are waiting for.
     pub interactive: bool,
+    /// Rounds to join again, by itself, when another party aborts ours (leaves before sending,
+    /// or sends nothing in time); 0 never.
+    pub rejoins: u32,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             room: None,
             connect_timeout: Duration::from_secs(10),
             interactive: false,
+            rejoins: 3,
         }
     }
 }
@@ -246,17 +250,79 @@ pub(crate) async fn send(mut stream: &TcpStream, frame: Frame) -> Result<(), Err
 }
 
 /// Plays one exchange: prints `Client X connected`, `Client X: <name>` and the verdict to
-/// `transcript`, and returns the verdict.
+/// `transcript`, and returns the verdict. If another party aborts the round (leaves before
+/// sending, or sends nothing in time), it joins a new round, up to `config.rejoins` times, saying
+/// so once the server has a place for it; where none is to be had (a one-shot server that has
+/// ended, say), the abort stands.
 pub async fn run(
     config: &Config,
     source: NameSource,
     transcript: &Transcript,
 ) -> Result<Verdict, Error> {
+    let mut source = source;
+    let mut attempt = Attempt::default();
+    let mut result = once(config, source.clone(), transcript, &mut attempt, None).await;
+    for n in 1..=config.rejoins {
+        let Err(Error::Refused { kind, message }) = &result else {
+            break;
+        };
+        let victim =
+            *kind == ErrorKind::PartyLeft || (*kind == ErrorKind::RoundTimeout && attempt.sent);
+        if !victim {
+            break;
+        }
+        // The name typed for the first round plays the next.
+        if let Some(name) = attempt.name.take() {
+            source = NameSource::Given(name);
+        }
+        let notice = format!(
+            "{}; playing in a new round (rejoin {n} of {})",
+            names::printable(message),
+            config.rejoins
+        );
+        let mut again = Attempt::default();
+        let next = once(config, source.clone(), transcript, &mut again, Some(notice)).await;
+        if next.is_err() && !again.welcomed {
+            break;
+        }
+        (result, attempt) = (next, again);
+    }
+    result
+}
+
+/// What one attempt got as far as.
+#[derive(Debug, Default)]
+struct Attempt {
+    /// The server had a place for us.
+    welcomed: bool,
+    /// The name we played under, once we had one.
+    name: Option<String>,
+    /// Our message went out.
+    sent: bool,
+}
+
+/// One connection, one round: [`run`] without the rejoins. `notice` is said once welcomed.
+async fn once(
+    config: &Config,
+    source: NameSource,
+    transcript: &Transcript,
+    attempt: &mut Attempt,
+    notice: Option<String>,
+) -> Result<Verdict, Error> {
     let stream = start(config, &source).await?;
     let _ = stream.set_nodelay(true);
     let (tx, mut incoming) = mpsc::channel(4);
     let reader = rt::spawn(reader_loop(FrameReader::new(stream.clone()), tx));
-    let result = exchange(config, source, transcript, &stream, &mut incoming).await;
+    let result = exchange(
+        config,
+        source,
+        transcript,
+        &stream,
+        &mut incoming,
+        attempt,
+        notice,
+    )
+    .await;
     // Ending the socket ends the reader; waiting for it means no task outlives the call.
     let _ = stream.shutdown(std::net::Shutdown::Both);
     drop(incoming);
@@ -270,6 +336,8 @@ async fn exchange(
     transcript: &Transcript,
     stream: &TcpStream,
     incoming: &mut Incoming,
+    attempt: &mut Attempt,
+    notice: Option<String>,
 ) -> Result<Verdict, Error> {
     send(
         stream,
@@ -287,6 +355,10 @@ async fn exchange(
         }
         Some(Ok(Frame::Welcome { version })) => {
             log::info!("welcomed by a server speaking protocol version {version}");
+            attempt.welcomed = true;
+            if let Some(notice) = notice {
+                transcript.line(notice);
+            }
             if config.interactive {
                 eprintln!("Waiting for the other parties to connect...");
             }
@@ -309,7 +381,9 @@ async fn exchange(
         NameSource::Given(name) => name,
         NameSource::Stdin { prompt } => read_name(&label, prompt, incoming, &mut lines).await?,
     };
+    attempt.name = Some(name.clone());
     send(stream, Frame::Message { name: name.clone() }).await?;
+    attempt.sent = true;
     transcript.line(format!("Client {label}: {name}"));
 
     let verdict = match expect(incoming).await? {

@@ -41,7 +41,7 @@ mod verdict;
 
 pub use verdict::ack_text;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -219,6 +219,11 @@ pub struct RoundReport {
     /// Every party had arrived (the barrier was reached).
     pub started: bool,
     pub outcome: Outcome,
+    /// The addresses of the parties that aborted the started round: left before sending their
+    /// message, or sent none in time.
+    pub leavers: Vec<IpAddr>,
+    /// The addresses of the parties of a completed round, if they were not all one address.
+    pub finished: Vec<IpAddr>,
 }
 
 impl RoundReport {
@@ -230,6 +235,8 @@ impl RoundReport {
 
 struct Party {
     id: ConnId,
+    /// Where it connected from: the server keeps track of addresses that abort rounds.
+    peer: IpAddr,
     /// `None` once the connection has left: nothing more can be delivered to it.
     reply: Option<Outbox>,
     message: Option<Box<Received>>,
@@ -323,6 +330,7 @@ impl Round {
         let _ = reply.try_send(Outbound::Admitted);
         self.slots[slot] = Some(Party {
             id,
+            peer: peer.ip(),
             reply: Some(reply),
             message: None,
         });
@@ -476,11 +484,34 @@ impl Round {
     }
 
     fn report(&self, outcome: Outcome) -> RoundReport {
+        let parties = || self.slots.iter().flatten();
+        let (leavers, finished) = match &outcome {
+            // Only a round played with another address counts as good conduct: one address
+            // playing itself cannot wash away what it did to others.
+            Outcome::Completed { .. } => {
+                let peers: Vec<IpAddr> = parties().map(|p| p.peer).collect();
+                let mixed = peers.iter().any(|&p| p != peers[0]);
+                (Vec::new(), if mixed { peers } else { Vec::new() })
+            }
+            // Those who left without a message (their connection is gone) or, when time ran out,
+            // who sent none; not those still typing when another left.
+            Outcome::Aborted { kind, .. } if self.started => {
+                let timed_out = *kind == ErrorKind::RoundTimeout;
+                let leavers = parties()
+                    .filter(|p| p.message.is_none() && (timed_out || p.reply.is_none()))
+                    .map(|p| p.peer)
+                    .collect();
+                (leavers, Vec::new())
+            }
+            _ => (Vec::new(), Vec::new()),
+        };
         RoundReport {
             id: self.config.id,
             room: self.config.room.as_deref().map(str::to_owned),
             started: self.started,
             outcome,
+            leavers,
+            finished,
         }
     }
 

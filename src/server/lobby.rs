@@ -418,6 +418,9 @@ async fn place_in_session(
                 } else {
                     Outcome::Abandoned
                 },
+                // A session is not aborted by a party that leaves: nobody to hold to account.
+                leavers: Vec::new(),
+                finished: Vec::new(),
             };
             let _ = reports.send(report).await;
         });

@@ -16,6 +16,8 @@
 //!   each a task of its own when it fills.
 //! - `connection`: one task per socket, both wires, its only reader and writer.
 //! - `close`: the last write and the close (linger) for every connection.
+//! - [`cooldown`]: the addresses whose connections abort rounds, refused for a while; the accept
+//!   loop alone holds the table, fed by the rounds' reports.
 //! - `echo`: the RFC 862 echo connection.
 //!
 //! Shutdown: the accept loop fires a [`Stop`]; connections say what they have queued and then
@@ -26,6 +28,7 @@
 
 mod close;
 mod connection;
+pub mod cooldown;
 mod echo;
 mod lobby;
 
@@ -92,6 +95,8 @@ pub struct Config {
     /// (`TCP_INFO`). Off where the server's peers are not the players (behind a TCP-terminating
     /// proxy): then `Ping`/`Pong` alone, capped by the session's `max_compensation`.
     pub kernel_rtt: bool,
+    /// When an address whose connections abort rounds is refused, and for how long.
+    pub cooldown: cooldown::CooldownConfig,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
     pub session: crate::round::session::SessionConfig,
 }
@@ -136,6 +141,7 @@ impl Default for Config {
             chat: false,
             kernel_timestamps: true,
             kernel_rtt: true,
+            cooldown: cooldown::CooldownConfig::default(),
             session: crate::round::session::SessionConfig::default(),
         }
     }
@@ -387,6 +393,7 @@ impl Server {
         });
 
         let mut summary = Summary::default();
+        let mut cooldowns = cooldown::Cooldowns::new(ctx.config.cooldown);
         let mut next_id: ConnId = 0;
         let mut spare = Spare::open();
         let shutdown = shutdown.fuse();
@@ -401,6 +408,7 @@ impl Server {
                     let Some(report) = report else { break };
                     stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
                     summary.record(&report);
+                    note_conduct(&mut cooldowns, &report);
                     let rounds = ctx.config.rounds;
                     if rounds != 0 && summary.rounds_played >= rounds {
                         break;
@@ -411,7 +419,13 @@ impl Server {
                         next_id += 1;
                         summary.connections += 1;
                         stats.accepted.fetch_add(1, Ordering::SeqCst);
-                        admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone());
+                        match cooldowns.refused(peer.ip(), Instant::now()) {
+                            Some(refusal) => {
+                                let message = refusal.message(peer.ip());
+                                refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
+                            }
+                            None => admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone()),
+                        }
                     }
                     Err(e) => {
                         if out_of_descriptors(&e) {
@@ -443,6 +457,23 @@ impl Server {
         drop(drain_tx);
         while drained.next().await.is_some() {}
         Ok(summary)
+    }
+}
+
+/// A round's report, as the cooldown table needs it: who aborted it, who completed it.
+fn note_conduct(cooldowns: &mut cooldown::Cooldowns, report: &RoundReport) {
+    let now = Instant::now();
+    for &ip in &report.leavers {
+        if let Some(length) = cooldowns.offence(ip, now) {
+            log::warn!(
+                "{ip}: its connections aborted {} rounds; refused for {} s",
+                cooldowns.refused(ip, now).map_or(0, |r| r.offences),
+                length.as_secs_f64()
+            );
+        }
+    }
+    for &ip in &report.finished {
+        cooldowns.good(ip);
     }
 }
 
