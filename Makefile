@@ -90,8 +90,9 @@ bench-echo: build
 	echo "== arrival-server --mode echo"
 	$(BIN)/arrival-bench --spawn-server echo $(ECHO_ARGS)
 
-## The attack campaign's long variants (issue 9), in release mode, with their figures: 2,000
-## Hello-then-close clients, 100,000 abandoned rooms (RSS before and after). About a minute.
+## The attack tests with their long variants, in release mode, with their figures: 2,000
+## Hello-then-close clients, 100,000 abandoned rooms (RSS before and after), a 900-player
+## session, the four griefers. About two minutes.
 attack:
 	$(CARGO) test --release --test attacks -- --include-ignored --nocapture --test-threads 1 2>&1 | grep -E '^(test |[0-9].*:|server exited|test result)'
 

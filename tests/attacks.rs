@@ -1,4 +1,4 @@
-//! Issue 9: no client can lock others out, grow the server, or crash it. One test per numbered
+//! No client can lock others out, grow the server, or crash it. One test per numbered
 //! case of the attack campaign, driving the real server over loopback (in-process where the
 //! lifecycle counters are needed), each asserting the defended outcome. Long variants are
 //! `#[ignore]`d; `make attack` runs them and prints their figures.
@@ -919,7 +919,7 @@ fn against_a_griefer(
     let slowest = served.iter().flatten().max().copied().unwrap_or_default();
     let served = served.iter().flatten().count();
     println!(
-        "{served} of 10 legitimate clients served (the slowest in {:.1} s); the griefer got into \
+        "{served} of 10 legitimate clients served: the slowest in {:.1} s; the griefer got into \
          {rounds} rounds and was refused {refusals} times",
         slowest.as_secs_f64()
     );

@@ -1,4 +1,4 @@
-//! Issue 10: the binaries fit their ecosystem. Diagnostics never reach the transcript and can
+//! The binaries fit their ecosystem. Diagnostics never reach the transcript and can
 //! neither panic nor wedge a round; one stop signal sent to a process and its group is one
 //! request; the bench refuses to report throughput from a server that is not there, and takes its
 //! options where wrk and hey users put them.

@@ -1,4 +1,4 @@
-//! Issue 3: every failure a client (or the world) can cause has a defined outcome. One test per
+//! Every failure a client (or the world) can cause has a defined outcome. One test per
 //! numbered case; each checks what the offending client sees, what the server prints, exit
 //! statuses, and that the server still runs a good round afterwards where it is still running.
 

@@ -1,4 +1,4 @@
-//! Issue 4's service mode: many rounds at once, N parties, rooms, `--rounds`.
+//! Service mode: many rounds at once, N parties, rooms, `--rounds`.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Issue 8: the wires as users of real peers need them, driving the real binaries.
+//! The wires as users of real peers need them, driving the real binaries.
 //!
 //! - `arrival-client --wire text` against emulated servers in the styles students wrote: each
 //!   greeting style, a go-ahead line, an acknowledgment followed by a wait for the client to

@@ -9,8 +9,13 @@ use futures::{SinkExt, StreamExt};
 use super::*;
 use crate::stop::Stop;
 
+/// Connection `n`'s address: each from an address of its own (127.0.0.n).
 fn peer(n: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 40000 + n))
+    SocketAddr::from(([127, 0, 0, n as u8], 40000 + n))
+}
+
+fn ip(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
 }
 
 /// A stand-in for a connection actor's writing side: records every event as the framed wire
@@ -258,6 +263,10 @@ fn x_first() {
         [arrival("X", "Alice"), arrival("Y", "Bob")]
     );
     assert!(report.is_clean());
+    assert_eq!(
+        (report.leavers.len(), &report.finished[..]),
+        (0, &[ip(1), ip(2)][..])
+    );
     // The handshake is answered on admission; the label comes at the barrier.
     assert_eq!(xf[..2], [WELCOME, connected("X")]);
     assert_eq!(yf[..2], [WELCOME, connected("Y")]);
@@ -267,7 +276,7 @@ fn x_first() {
         lines,
         [
             "Client X connected from 127.0.0.1:40001",
-            "Client Y connected from 127.0.0.1:40002",
+            "Client Y connected from 127.0.0.2:40002",
             "Client X: Alice",
             "Client Y: Bob",
             "Sent acknowledgment to both X and Y",
@@ -429,6 +438,8 @@ fn a_party_leaving_after_the_barrier_aborts_and_the_other_is_told() {
             ]
         );
         assert_eq!(lines.last().unwrap(), &format!("Round aborted: {reason}"));
+        // Y's address is held to account; X, who was still typing, is not.
+        assert_eq!((report.leavers, report.finished), (vec![ip(2)], vec![]));
         let _ = y.frames().await;
     })
 }
@@ -706,6 +717,7 @@ fn a_party_that_does_not_send_in_time_is_told_and_the_round_aborted() {
             transcript.lines().last().unwrap(),
             &format!("Round aborted: {reason}")
         );
+        assert_eq!((report.leavers, report.finished), (vec![ip(2)], vec![]));
     })
 }
 
