@@ -129,11 +129,23 @@ impl Cooldowns {
 
     /// `ip` completed a round: its record is wiped.
     pub fn good(&mut self, ip: IpAddr) {
-        self.table.remove(&ip);
+        // Every completed round asks, and the table is nearly always empty: no hashing then.
+        if !self.table.is_empty() {
+            self.table.remove(&ip);
+        }
+    }
+
+    /// Whether a connection from `ip` is refused now, and for how long yet.
+    pub fn refused(&self, ip: IpAddr) -> Option<Refusal> {
+        // Asked of every connection, and the table is nearly always empty: no clock, no hashing.
+        if self.table.is_empty() {
+            return None;
+        }
+        self.refused_at(ip, Instant::now())
     }
 
     /// Whether a connection from `ip` at `now` is refused, and for how long yet.
-    pub fn refused(&self, ip: IpAddr, now: Instant) -> Option<Refusal> {
+    pub fn refused_at(&self, ip: IpAddr, now: Instant) -> Option<Refusal> {
         let record = self.table.get(&ip)?;
         let until = record.until.filter(|&u| u > now)?;
         Some(Refusal {
@@ -177,9 +189,9 @@ mod tests {
         let t = Instant::now();
         let a = ip(0x7f00_0002);
         assert_eq!(c.offence(a, t), None);
-        assert_eq!(c.refused(a, t), None);
+        assert_eq!(c.refused_at(a, t), None);
         assert_eq!(c.offence(a, t + S), Some(10 * S));
-        let refusal = c.refused(a, t + 2 * S).unwrap();
+        let refusal = c.refused_at(a, t + 2 * S).unwrap();
         assert_eq!(
             refusal,
             Refusal {
@@ -192,14 +204,14 @@ mod tests {
             "connections from 127.0.0.2 left 2 rounds before sending their message; refused for \
              9 s more"
         );
-        assert_eq!(c.refused(a, t + 11 * S), None);
+        assert_eq!(c.refused_at(a, t + 11 * S), None);
         assert_eq!(c.offence(a, t + 12 * S), Some(20 * S));
         assert_eq!(c.offence(a, t + 40 * S), Some(40 * S));
         // Up to the longest.
         for k in 0..20 {
             c.offence(a, t + (100 + k) * S);
         }
-        assert_eq!(c.refused(a, t + 119 * S).unwrap().left, 600 * S);
+        assert_eq!(c.refused_at(a, t + 119 * S).unwrap().left, 600 * S);
     }
 
     #[test]
@@ -217,7 +229,7 @@ mod tests {
         );
         assert_eq!(c.offence(a, t + 701 * S), Some(10 * S));
         // Other addresses are unaffected.
-        assert_eq!(c.refused(ip(2), t + 701 * S), None);
+        assert_eq!(c.refused_at(ip(2), t + 701 * S), None);
     }
 
     #[test]

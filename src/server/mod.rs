@@ -419,7 +419,7 @@ impl Server {
                         next_id += 1;
                         summary.connections += 1;
                         stats.accepted.fetch_add(1, Ordering::SeqCst);
-                        match cooldowns.refused(peer.ip(), Instant::now()) {
+                        match cooldowns.refused(peer.ip()) {
                             Some(refusal) => {
                                 let message = refusal.message(peer.ip());
                                 refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
@@ -462,12 +462,12 @@ impl Server {
 
 /// A round's report, as the cooldown table needs it: who aborted it, who completed it.
 fn note_conduct(cooldowns: &mut cooldown::Cooldowns, report: &RoundReport) {
-    let now = Instant::now();
     for &ip in &report.leavers {
+        let now = Instant::now();
         if let Some(length) = cooldowns.offence(ip, now) {
             log::warn!(
                 "{ip}: its connections aborted {} rounds; refused for {} s",
-                cooldowns.refused(ip, now).map_or(0, |r| r.offences),
+                cooldowns.refused_at(ip, now).map_or(0, |r| r.offences),
                 length.as_secs_f64()
             );
         }

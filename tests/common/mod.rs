@@ -21,9 +21,12 @@ pub const SERVER: &str = env!("CARGO_BIN_EXE_arrival-server");
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_arrival-client");
 pub const BENCH: &str = env!("CARGO_BIN_EXE_arrival-bench");
 
+/// A child process under test. Dropped, it is killed and reaped: no process started by the
+/// suite outlives it, whatever a test does.
 pub struct Proc {
     pub name: String,
-    child: Child,
+    /// Taken by [`finish`](Proc::finish); killed on drop if still here.
+    child: Option<Child>,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     seen: Vec<String>,
@@ -78,7 +81,7 @@ impl Proc {
         Proc {
             name: name.to_owned(),
             stdin: child.stdin.take(),
-            child,
+            child: Some(child),
             lines,
             seen: Vec::new(),
             errs,
@@ -87,7 +90,7 @@ impl Proc {
     }
 
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.as_ref().map_or(0, Child::id)
     }
 
     /// The next stdout line; panics if stdout ends or nothing comes within the guard.
@@ -152,7 +155,7 @@ impl Proc {
 
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .args([&format!("-{signal}"), &self.pid().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
@@ -162,7 +165,7 @@ impl Proc {
     pub fn finish(mut self) -> Finished {
         self.stdin = None;
         let (tx, rx) = mpsc::channel();
-        let mut child = self.child;
+        let mut child = self.child.take().expect("finished once");
         let name = self.name.clone();
         let waiter = thread::spawn(move || {
             let status = child.wait();
@@ -173,14 +176,23 @@ impl Proc {
             panic!("{name}: did not exit (stdout so far: {:?})", self.seen);
         }
         let (status, _) = waiter.join().unwrap();
-        let mut stdout = self.seen;
+        let mut stdout = std::mem::take(&mut self.seen);
         stdout.extend(self.lines.iter());
-        let mut stderr = self.seen_errs;
+        let mut stderr = std::mem::take(&mut self.seen_errs);
         stderr.extend(self.errs.iter());
         Finished {
             code: status.unwrap().code(),
             stdout,
             stderr: stderr.iter().map(|l| format!("{l}\n")).collect(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
