@@ -321,3 +321,73 @@ fn wire_mismatches_are_named() {
     );
     drop(srv);
 }
+
+/// The assignment's real servers, as they answer: each acknowledgment is printed as the server
+/// sent it (less `From Server:`), whatever its spelling and label style, and the client exits 0.
+#[test]
+fn the_text_client_prints_real_servers_acknowledgments_as_sent() {
+    for (label_flag, sent, shown) in [
+        (
+            false,
+            "From Server: X : Client X: Alice received before Y : Client Y: Bob",
+            "X : Client X: Alice received before Y : Client Y: Bob",
+        ),
+        (
+            true,
+            "Client X: Alice received before Client Y: Bob",
+            "Client X: Alice received before Client Y: Bob",
+        ),
+        (
+            false,
+            "X: Client X: Alice recieved before Y: Client Y: Bob",
+            "X: Client X: Alice recieved before Y: Client Y: Bob",
+        ),
+    ] {
+        let (addr, server) = emulated(move |mut s| {
+            if !label_flag {
+                s.write_all(b"Client X connected").unwrap();
+            }
+            let got = recv_message(&mut s);
+            // Then the acknowledgment and the close, as these servers do.
+            s.write_all(sent.as_bytes()).unwrap();
+            got
+        });
+        let mut args = vec!["--wire", "text", "--name", "Alice"];
+        if label_flag {
+            args.extend(["--label", "X"]);
+        }
+        let out = client("X", &addr, &args).finish();
+        assert_eq!(server.join().unwrap(), "Client X: Alice");
+        assert_eq!(out.code, Some(0), "{sent}: {}", out.stderr);
+        assert_eq!(out.last_line(), shown, "{sent}");
+    }
+}
+
+/// A server that takes the message and never answers (one that deadlocks): the client gives up
+/// after its bound, in one line.
+#[test]
+fn the_text_client_bounds_its_wait_for_a_silent_server() {
+    let (addr, server) = emulated(|mut s| {
+        s.write_all(b"Client X connected").unwrap();
+        let got = recv_message(&mut s);
+        // Silent until the client gives up and closes.
+        let _ = until_closed(&mut s);
+        got
+    });
+    let args = [
+        "--wire",
+        "text",
+        "--name",
+        "Alice",
+        "--reply-timeout",
+        "0.5",
+    ];
+    let out = client("X", &addr, &args).finish();
+    assert_eq!(server.join().unwrap(), "Client X: Alice");
+    assert_eq!(out.code, Some(3));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "arrival-client: no acknowledgment from the server within 0.5 s of our message (it may \
+         still be waiting for another party; --reply-timeout sets the bound)"
+    );
+}

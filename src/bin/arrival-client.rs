@@ -37,6 +37,10 @@ struct Opt {
     /// answer each round
     #[structopt(long)]
     stay: bool,
+    /// Seconds to wait for the server's acknowledgment once our message is sent (it may be
+    /// waiting for another party to type); 0 never gives up
+    #[structopt(long, default_value = "120", parse(try_from_str = parse_seconds))]
+    reply_timeout: Duration,
     /// Rounds to join again, by itself, when another party aborts ours (leaves before sending,
     /// or sends nothing in time); 0 never
     #[structopt(long, default_value = "3")]
@@ -68,6 +72,7 @@ fn main() {
         connect_timeout: opt.connect_timeout,
         interactive,
         rejoins: opt.rejoins,
+        reply_timeout: Some(opt.reply_timeout).filter(|t| !t.is_zero()),
     };
     let source = match opt.name {
         Some(name) => NameSource::Given(name),

@@ -92,6 +92,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// A person is at the terminal: say on stderr what we are waiting for.
     pub interactive: bool,
+    /// The most to wait for the verdict once our message is sent; `None` without a bound.
+    pub reply_timeout: Option<Duration>,
     /// Rounds to join again, by itself, when another party aborts ours (leaves before sending,
     /// or sends nothing in time); 0 never.
     pub rejoins: u32,
@@ -104,6 +106,7 @@ impl Default for Config {
             room: None,
             connect_timeout: Duration::from_secs(10),
             interactive: false,
+            reply_timeout: Some(Duration::from_secs(120)),
             rejoins: 3,
         }
     }
@@ -386,7 +389,13 @@ async fn exchange(
     attempt.sent = true;
     transcript.line(format!("Client {label}: {name}"));
 
-    let verdict = match expect(incoming).await? {
+    let reply = match config.reply_timeout {
+        Some(limit) => rt::timeout(limit, expect(incoming))
+            .await
+            .unwrap_or_else(|| Err(text::no_reply(limit))),
+        None => expect(incoming).await,
+    };
+    let verdict = match reply? {
         Frame::Ack { text, order } => {
             let text = names::printable(&text).into_owned();
             transcript.line(&text);

@@ -10,9 +10,11 @@
 //!   the round to start, and suggests `--label`;
 //! - text that is neither the greeting nor the acknowledgment (a go-ahead line, another party's
 //!   greeting) is skipped;
-//! - the acknowledgment is the text containing `received before`; it is complete at a newline,
-//!   at the server's close, or after [`QUIET`] with nothing more; then the client closes without
-//!   waiting for the server to close first;
+//! - the acknowledgment is the line containing `received before` (or `recieved before`), printed
+//!   as the server sent it, trimmed, without transport noise in front of it (`From Server:`, a
+//!   go-ahead glued to it); it is complete at a newline, at the server's close, or after
+//!   [`QUIET`] with nothing more; then the client closes without waiting for the server to close
+//!   first. The wait for it is bounded by `--reply-timeout`;
 //! - a server that answers in binary (a framed arrival server) is named as a wire mismatch.
 //!
 //! Everything the server sends is escaped before it reaches a terminal.
@@ -121,27 +123,49 @@ pub fn find_greeting(text: &str) -> Option<(String, usize)> {
     None
 }
 
-/// The acknowledgment in `text`, once it is there: the line containing `received before`,
-/// without anything glued in front of its first label (`yesX: Alice ...` is `X: Alice ...`).
+/// Where an acknowledgment's sentence begins in its line: at its first label, written `X:`,
+/// `X :` or `Client X:` (upper-case letters and digits), even with text glued in front of it
+/// (`yesX: Alice ...`, a go-ahead line sent without its newline).
+fn sentence_start(line: &str) -> usize {
+    let bytes = line.as_bytes();
+    let label_colon = |i: usize| {
+        let len = bytes[i..]
+            .iter()
+            .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            .count();
+        let after = &line[i + len..];
+        len > 0 && after.trim_start_matches(' ').starts_with(':')
+    };
+    (0..bytes.len())
+        .find(|&i| {
+            let starts_word = i == 0 || !bytes[i - 1].is_ascii_uppercase();
+            let client = line[i..]
+                .get(..7)
+                .is_some_and(|w| w.eq_ignore_ascii_case("client "))
+                && label_colon(i + 7);
+            client || (bytes[i].is_ascii_uppercase() && starts_word && label_colon(i))
+        })
+        .unwrap_or(0)
+}
+
+/// The acknowledgment in `text`, once it is there, and where its line ends: the line that says
+/// `received before` (or `recieved before`, as some servers spell it), trimmed, from its first
+/// label on. Only transport noise in front of the sentence goes (`From Server:`, a go-ahead glued
+/// to it); the sentence itself is kept as the server sent it.
 pub fn find_ack(text: &str) -> Option<(String, usize)> {
-    let at = text.find("received before")?;
+    let at = text
+        .find("received before")
+        .or_else(|| text.find("recieved before"))?;
     let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
-    let line = text[line_start..line_end].trim_end_matches('\r');
-    // The first `LABEL:` (upper-case letters and digits) starts the acknowledgment.
-    let bytes = line.as_bytes();
-    let start = (0..bytes.len())
-        .find(|&i| {
-            bytes[i].is_ascii_uppercase() && {
-                let end = i + bytes[i..]
-                    .iter()
-                    .take_while(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-                    .count();
-                bytes.get(end) == Some(&b':')
-            }
-        })
-        .unwrap_or(0);
-    Some((line[start..].trim().to_owned(), line_end))
+    let mut line = text[line_start..line_end].trim();
+    if line
+        .get(..12)
+        .is_some_and(|p| p.eq_ignore_ascii_case("from server:"))
+    {
+        line = line[12..].trim_start();
+    }
+    Some((line[sentence_start(line)..].trim().to_owned(), line_end))
 }
 
 /// Plays one exchange on the text wire; see the module docs.
@@ -178,7 +202,12 @@ pub async fn run(
         .map_err(|e| Error::Lost(format!("lost the connection to the server: {e}")))?;
     transcript.line(&message);
 
-    let text = acknowledgment(&mut incoming).await?;
+    let text = match config.reply_timeout {
+        Some(limit) => rt::timeout(limit, acknowledgment(&mut incoming))
+            .await
+            .unwrap_or_else(|| Err(no_reply(limit))),
+        None => acknowledgment(&mut incoming).await,
+    }?;
     transcript.line(&text);
     // Done: we close first, whatever the server does next.
     let _ = stream.shutdown(std::net::Shutdown::Both);
@@ -256,6 +285,15 @@ async fn read_name(label: &str, prompt: bool, incoming: &mut Incoming) -> Result
     }
 }
 
+/// The error for a server that said nothing within `limit` of our message.
+pub(crate) fn no_reply(limit: Duration) -> Error {
+    Error::Lost(format!(
+        "no acknowledgment from the server within {} s of our message (it may still be waiting \
+         for another party; --reply-timeout sets the bound)",
+        limit.as_secs_f64()
+    ))
+}
+
 /// Reads until the acknowledgment is complete; skips everything else.
 async fn acknowledgment(incoming: &mut Incoming) -> Result<String, Error> {
     loop {
@@ -321,5 +359,27 @@ mod tests {
             Some("Y: Bob received before X: Alice")
         );
         assert_eq!(ack("Client Y Connected"), None);
+    }
+
+    /// What the assignment's real servers send, each printed as sent.
+    #[test]
+    fn student_servers_acknowledgments_are_kept_whole() {
+        let ack = |t: &str| find_ack(t).map(|a| a.0);
+        for (sent, shown) in [
+            (
+                "From Server: X : Client X: Alice received before Y : Client Y: Bob",
+                "X : Client X: Alice received before Y : Client Y: Bob",
+            ),
+            (
+                "Client X: Alice received before Client Y: Bob",
+                "Client X: Alice received before Client Y: Bob",
+            ),
+            (
+                "X: Client X: Alice recieved before Y: Client Y: Bob\n",
+                "X: Client X: Alice recieved before Y: Client Y: Bob",
+            ),
+        ] {
+            assert_eq!(ack(sent).as_deref(), Some(shown), "{sent}");
+        }
     }
 }
