@@ -13,8 +13,10 @@ BIN   := $(TARGET_DIR)/release
 
 .PHONY: build run-server run-clients demo test bench bench-echo attack
 
+## Cargo shows its progress: the first build takes about a minute.
 build:
-	$(CARGO) build --release --quiet
+	@echo "building arrival (release)..." >&2
+	$(CARGO) build --release
 
 ## Run the assignment's server on $(ADDR) (one round, then exit).
 run-server: build

@@ -3,13 +3,22 @@
 
 use std::time::Duration;
 
-/// Parses the command line. Usage errors exit with status 2 (clap 2 would use 1), `--help` and
-/// `--version` print to stdout and exit 0.
+/// Parses the command line. A usage error is one line on stderr, `<program>: <what is wrong>`,
+/// with no colour codes, and exit status 2 (clap 2 would print a usage block and use 1);
+/// `--help` and `--version` print to stdout and exit 0.
 pub fn parse_args<T: structopt::StructOpt>() -> T {
-    match T::from_args_safe() {
+    parse_args_from(std::env::args_os())
+}
+
+/// [`parse_args`] over arguments given (the program's name first).
+pub fn parse_args_from<T: structopt::StructOpt>(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> T {
+    match T::from_iter_safe(args) {
         Ok(args) => args,
         Err(e) if e.use_stderr() => {
-            eprintln!("{}", e.message);
+            let program = T::clap().get_name().to_owned();
+            eprintln!("{program}: {}", usage_error_line(&e.message));
             std::process::exit(2);
         }
         Err(e) => {
@@ -17,6 +26,40 @@ pub fn parse_args<T: structopt::StructOpt>() -> T {
             std::process::exit(0);
         }
     }
+}
+
+/// clap's usage error (several lines, maybe coloured) as one plain line: what is wrong, the
+/// suggestion if clap has one, and where to look.
+pub fn usage_error_line(message: &str) -> String {
+    let plain = strip_ansi(message);
+    let mut lines = plain.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("invalid arguments");
+    let first = first.strip_prefix("error:").unwrap_or(first).trim();
+    let hint = lines
+        .find(|l| l.starts_with("Did you mean"))
+        .map(|l| format!(" ({})", l.trim_end_matches('?').to_owned() + "?"))
+        .unwrap_or_default();
+    format!("{first}{hint}; see --help")
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The longest duration any flag takes: one day. Longer ones are usage errors, not silently
@@ -193,6 +236,20 @@ pub fn labels_for(n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_usage_error_is_one_plain_line() {
+        let clap =
+            "\u{1b}[1;31merror:\u{1b}[0m Found argument '\u{1b}[33m--duraton\u{1b}[0m' which \
+                    wasn't expected, or isn't valid in this context\n\tDid you mean \
+                    \u{1b}[32m--\u{1b}[0m\u{1b}[32mduration\u{1b}[0m?\n\nUSAGE:\n    arrival-bench \
+                    rounds [OPTIONS]\n\nFor more information try --help\n";
+        assert_eq!(
+            usage_error_line(clap),
+            "Found argument '--duraton' which wasn't expected, or isn't valid in this context \
+             (Did you mean --duration?); see --help"
+        );
+    }
 
     #[test]
     fn labels() {

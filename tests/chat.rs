@@ -86,3 +86,13 @@ fn chat_needs_the_framed_wire() {
     let out = common::Proc::spawn("server", common::SERVER, &["--chat", "--wire", "text"]).finish();
     assert_eq!(out.code, Some(2));
 }
+
+#[test]
+fn chat_is_refused_on_an_echo_server() {
+    let out = common::Proc::spawn("server", common::SERVER, &["--chat", "--mode", "echo"]).finish();
+    assert_eq!(out.code, Some(2));
+    assert_eq!(
+        out.stderr.trim_end(),
+        "arrival-server: --chat is for rounds; an echo server (--mode echo) has no chat"
+    );
+}

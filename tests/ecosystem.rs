@@ -161,10 +161,12 @@ fn the_bench_stops_with_an_error_against_a_closed_port() {
             "no figures from a failed run: {out:?}"
         );
         let last = out.stderr.lines().last().unwrap_or_default();
-        assert!(
-            last.starts_with(&format!(
-                "arrival-bench: the server at {addr} refused to go on (connect: "
-            )),
+        assert_eq!(
+            last,
+            format!(
+                "arrival-bench: no server is running at {addr}; start one (arrival-server \
+                 --rounds 0), or let the bench start its own with --spawn-server"
+            ),
             "{mode:?}: {}",
             out.stderr
         );
@@ -235,4 +237,45 @@ fn a_stdout_nobody_reads_does_not_stall_the_rounds() {
         "{:?}",
         lines.last()
     );
+}
+
+/// Every usage error is one line on stderr, `<program>: ...`, with no colour codes in a pipe, and
+/// exit status 2.
+#[test]
+fn usage_errors_are_one_plain_line() {
+    for (bin, args) in [
+        (common::SERVER, &["--rounds", "-1"][..]),
+        (common::SERVER, &["--parties", "3", "--labels", "A,B"][..]),
+        (common::CLIENT, &["--bogus"][..]),
+        (common::BENCH, &["rounds", "--duraton", "5"][..]),
+    ] {
+        let out = common::Proc::spawn("bin", bin, args).finish();
+        let program = bin.rsplit('/').next().unwrap();
+        assert_eq!(out.code, Some(2), "{program} {args:?}");
+        assert_eq!(
+            out.stderr.lines().count(),
+            1,
+            "{program} {args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.starts_with(&format!("{program}: ")),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+        assert!(
+            out.stderr.trim_end().ends_with("; see --help"),
+            "{}",
+            out.stderr
+        );
+    }
+}
+
+/// The bench's options may come before its mode.
+#[test]
+fn the_bench_takes_options_before_its_mode() {
+    let args = ["-n", "20", "-c", "2", "--spawn-server", "rounds"];
+    let out = common::Proc::spawn("bench", common::BENCH, &args).finish();
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

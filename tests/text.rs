@@ -91,10 +91,11 @@ fn the_assignments_client_against_the_text_server_y_first() {
 #[test]
 fn over_long_and_empty_text_messages_get_a_one_line_error() {
     for (message, expected) in [
-        // A message ends at 1024 bytes at the latest: the first 1024 are the name.
+        // A message ends at a newline, within 1024 bytes: more without one is said as such.
         (
             "x".repeat(2000),
-            "error: name is 1024 characters long; the maximum is 64\n",
+            "error: no newline within 1024 bytes: a message is one line, a name of at most 64 \
+             characters\n",
         ),
         ("\r\n".to_owned(), "error: name is empty\n"),
     ] {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use arrival::bench::{
     self, proc_stats, Errors, Fatal, LatencySummary, ProcStats, RoundsPlan, SpawnedServer,
 };
-use arrival::cli::{flush_logging, init_logging, parse_args, parse_seconds, raise_open_files};
+use arrival::cli::{flush_logging, init_logging, parse_args_from, parse_seconds, raise_open_files};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use structopt::StructOpt;
@@ -203,8 +203,22 @@ impl Mode {
     }
 }
 
+/// The modes' names: options may come before the mode or after it.
+const MODES: [&str; 6] = ["rounds", "idle", "echo", "fairness", "quiz", "sessions"];
+
 fn main() {
-    let mut opt: Opt = parse_args();
+    // Every option is the mode's (the shared ones are flattened into each), so the mode goes
+    // first and the options follow in the order given: `-d 5s rounds` is `rounds -d 5s`.
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(at) = args
+        .iter()
+        .skip(1)
+        .position(|a| MODES.iter().any(|m| a == m))
+    {
+        let mode = args.remove(at + 1);
+        args.insert(1, mode);
+    }
+    let mut opt: Opt = parse_args_from(args);
     let after = opt.mode.take_common();
     let common = std::mem::take(&mut opt.common).merge(after);
     arrival::rt::set_threads(common.threads);
@@ -316,6 +330,13 @@ async fn run(common: Common, mode: Mode) -> i32 {
         server.stop();
     }
     if let Some(error) = run.fatal.get() {
+        if error.contains("Connection refused") {
+            return fail(format!(
+                "no server is running at {}; start one (arrival-server --rounds 0), or let the \
+                 bench start its own with --spawn-server",
+                run.addr
+            ));
+        }
         return fail(format!(
             "the server at {} refused to go on ({error}); is it running, and in service mode \
              (--rounds 0)?",

@@ -230,6 +230,10 @@ async fn serve(opt: Opt) -> i32 {
         eprintln!("arrival-server: --chat needs the framed wire (the text wire closes after the acknowledgment)");
         return EXIT_USAGE;
     }
+    if opt.chat && opt.mode == Mode::Echo {
+        eprintln!("arrival-server: --chat is for rounds; an echo server (--mode echo) has no chat");
+        return EXIT_USAGE;
+    }
     if let Err(e) = check_labels(&labels).and_then(|()| server::check_verdict_fits(&labels)) {
         eprintln!("arrival-server: {e}");
         return EXIT_USAGE;

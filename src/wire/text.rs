@@ -179,6 +179,18 @@ impl Wire for Text {
     async fn next(&mut self) -> Inbound {
         loop {
             let quiet_over = self.quiet_until.is_some_and(|t| Instant::now() >= t);
+            // No name is that long: say what happened, not how long the cut-off "name" was.
+            let endless = self.buf.len() >= TEXT_MAX && !self.buf[..TEXT_MAX].contains(&b'\n');
+            if endless && self.buf.first() != Some(&0) {
+                return Inbound::Bad {
+                    kind: ErrorKind::InvalidName,
+                    message: format!(
+                        "no newline within {TEXT_MAX} bytes: a message is one line, a name of at \
+                         most {} characters",
+                        crate::names::MAX_NAME_CHARS
+                    ),
+                };
+            }
             if let Some(bytes) = self.take_message(quiet_over) {
                 return self.message(&bytes);
             }
