@@ -56,7 +56,7 @@ demo: build
 	wait $$server; wait $$first; wait $$second
 	echo "demo: server and both clients exited 0"
 
-## Benchmarks (not tests): the README's figures. Each mode starts its own server on a free port.
+## Benchmarks (not tests): the figures in docs/performance.md. Each mode starts its own server on a free port.
 ## About three minutes with the default BENCH_SECS.
 BENCH_SECS ?= 30s
 bench: build

@@ -15,7 +15,7 @@ use futures::channel::oneshot;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use structopt::StructOpt;
 
-/// Exit statuses (also in the README).
+/// Exit statuses (also in docs/operations.md).
 const EXIT_ROUND_FAILED: i32 = 1;
 const EXIT_USAGE: i32 = 2;
 const EXIT_CANNOT_START: i32 = 3;
@@ -119,8 +119,9 @@ struct Opt {
     /// 0 no limit
     #[structopt(long, default_value = "256")]
     max_per_address: usize,
-    /// Executor threads; 0 one per core. One was measured cheapest and fastest (README,
-    /// Performance): the server's time is mostly the kernel's, and more threads add wake-ups
+    /// Executor threads; 0 one per core. One was measured cheapest and fastest
+    /// (docs/performance.md): the server's time is mostly the kernel's, and more threads add
+    /// wake-ups
     #[structopt(long, default_value = "1")]
     threads: usize,
     /// Service mode: print no line per round, only the summary when the server stops

@@ -172,7 +172,7 @@ pub struct SessionConfig {
 }
 
 impl Default for SessionConfig {
-    /// The server's defaults; the README says why each is what it is.
+    /// The server's defaults; docs/operations.md says why each is what it is.
     fn default() -> Self {
         SessionConfig {
             room: None,
