@@ -14,7 +14,11 @@ use structopt::StructOpt;
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "arrival-client",
-    about = "Connects to an arrival server, sends one name, prints whose message arrived first."
+    about = "Connects to an arrival server, sends one name, prints whose message arrived first.",
+    after_help = "Durations take units (5s, 250ms, 2m) or bare seconds, at most one day. Exit \
+                  statuses: 0 got the acknowledgment (or the session's final scores); 1 the server \
+                  refused or aborted; 2 usage or an invalid name; 3 cannot connect, connection \
+                  lost, or the server broke the protocol; 4 standard input ended before a name."
 )]
 struct Opt {
     /// Server address
@@ -26,7 +30,8 @@ struct Opt {
     /// Play in this room (parties naming the same room play together)
     #[structopt(long)]
     room: Option<String>,
-    /// `framed` (protocol v1) or `text` (the assignment's raw text, for its servers)
+    /// `framed` (arrival's protocol, PROTOCOL.md) or `text` (the assignment's raw text, for its
+    /// servers)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
     /// Text wire: play as this label without waiting for a greeting (for servers that expect

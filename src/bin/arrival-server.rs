@@ -23,7 +23,14 @@ const EXIT_CANNOT_START: i32 = 3;
 #[derive(Debug, StructOpt)]
 #[structopt(
     name = "arrival-server",
-    about = "Waits for every party, then tells all of them whose message arrived first."
+    about = "Waits for every party, then tells all of them whose message arrived first. Clients \
+             that join with `arrival-client --stay` play quiz sessions instead: many rounds in a \
+             room, with scores.",
+    after_help = "Durations take units (5s, 250ms, 2m) or bare seconds, at most one day. Exit \
+                  statuses: 0 every round completed and every acknowledgment was delivered (with \
+                  --rounds 0, a stop by signal is the normal end); 1 a round was aborted or an \
+                  acknowledgment not delivered; 2 usage; 3 cannot listen; 130 / 143 stopped by \
+                  SIGINT / SIGTERM before its rounds were done."
 )]
 struct Opt {
     /// Address to listen on; port 0 picks a free port (the bound address is printed)
@@ -32,7 +39,8 @@ struct Opt {
     /// `arbiter` decides arrival order; `echo` sends every byte back (RFC 862) until stopped
     #[structopt(long, default_value = "arbiter")]
     mode: Mode,
-    /// `framed` (protocol v1, PROTOCOL.md) or `text` (the assignment's raw text; works with nc)
+    /// `framed` (arrival's protocol, versions 1 to 3: PROTOCOL.md) or `text` (the assignment's raw
+    /// text; works with nc)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
     /// After the acknowledgment, relay lines between the parties until one says `Bye` (framed wire
@@ -54,8 +62,8 @@ struct Opt {
     /// Seconds a frame may take from its first byte to its last (and a write may take)
     #[structopt(long, default_value = "10", parse(try_from_str = parse_seconds))]
     frame_timeout: Duration,
-    /// Abort a round that has not completed this many seconds after it began; 0 never [default:
-    /// never with --rounds 1, 60 otherwise]
+    /// Abort a round that has not completed this many seconds after its first party arrived; 0
+    /// never [default: never with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     round_timeout: Option<Duration>,
     /// End a chat in which nobody has typed for this many seconds; 0 never
@@ -65,8 +73,8 @@ struct Opt {
     /// its round aborted; 0 never [default: never with --rounds 1, 60 otherwise]
     #[structopt(long, parse(try_from_str = parse_seconds))]
     message_timeout: Option<Duration>,
-    /// Quiz sessions (protocol 2): rank a round's answers by `arrival` or by `reaction` time
-    /// (arrival minus each party's measured round trip)
+    /// Quiz sessions (clients joining with `arrival-client --stay`): rank a round's answers by
+    /// `arrival` or by `reaction` time (arrival minus each party's measured round trip)
     #[structopt(long, default_value = "arrival")]
     order: arrival::round::session::Order,
     /// Quiz sessions: rounds before a session ends
