@@ -1,5 +1,6 @@
-//! The chat relay: after the verdict, lines typed on one client appear on the other as
-//! `X: <line>`; `Bye` ends it for both, and the server reports what it relayed.
+//! The chat relay: after the verdict, the clients say the chat is open and how it ends; lines
+//! typed on one appear on the other as `Alice: <line>`; `Bye` ends it for both, and the server
+//! reports what it relayed.
 
 mod common;
 
@@ -19,22 +20,29 @@ fn twenty_lines_each_way_then_bye() {
     y.expect_line("Client Y: Bob");
     x.expect_line("X: Alice received before Y: Bob");
     y.expect_line("X: Alice received before Y: Bob");
+    let open = "The chat is open: type lines to send them; Bye ends it for everyone.";
+    x.expect_line(open);
+    y.expect_line(open);
 
     // Each direction in turn, each line seen on the other side before the next step.
     for i in 1..=20 {
         x.send_stdin(&format!("from Alice, line {i}\n"));
     }
     for i in 1..=20 {
-        y.expect_line(&format!("X: from Alice, line {i}"));
+        y.expect_line(&format!("Alice: from Alice, line {i}"));
     }
     for i in 1..=20 {
         y.send_stdin(&format!("from Bob, line {i}\n"));
     }
     for i in 1..=20 {
-        x.expect_line(&format!("Y: from Bob, line {i}"));
+        x.expect_line(&format!("Bob: from Bob, line {i}"));
     }
+    // A line as long as a chat line gets, far past a name's 64 characters.
+    let long = "é".repeat(1024);
+    x.send_stdin(&format!("{long}\n"));
+    y.expect_line(&format!("Alice: {long}"));
     x.send_stdin("Bye\n");
-    y.expect_line("X: Bye");
+    y.expect_line("Alice: Bye");
     let over = "Client X said Bye; the chat is over";
     y.expect_line(over);
     x.expect_line(over);
@@ -47,8 +55,8 @@ fn twenty_lines_each_way_then_bye() {
         x.stderr,
         y.stderr
     );
-    assert_eq!(x.stdout.len(), 3 + 20 + 1, "{:?}", x.stdout);
-    assert_eq!(y.stdout.len(), 3 + 21 + 1, "{:?}", y.stdout);
+    assert_eq!(x.stdout.len(), 4 + 20 + 1, "{:?}", x.stdout);
+    assert_eq!(y.stdout.len(), 4 + 22 + 1, "{:?}", y.stdout);
     assert_eq!(srv.code, Some(0));
     assert_eq!(
         srv.stdout[3..],
@@ -56,7 +64,7 @@ fn twenty_lines_each_way_then_bye() {
             "Client X: Alice",
             "Client Y: Bob",
             "Sent acknowledgment to both X and Y",
-            "Chat over: Client X said Bye; lines relayed: 21 from X, 20 from Y",
+            "Chat over: Client X said Bye; lines relayed: 22 from X, 20 from Y",
         ]
     );
 }
@@ -71,7 +79,8 @@ fn end_of_input_says_bye() {
     // X's stdin closes when the harness finishes it: that is its Bye.
     let x = x.finish();
     assert_eq!(x.code, Some(0));
-    y.expect_line("X: Bye");
+    y.expect_line("The chat is open: type lines to send them; Bye ends it for everyone.");
+    y.expect_line("Alice: Bye");
     y.expect_line("Client X said Bye; the chat is over");
     assert_eq!(y.finish().code, Some(0));
     let srv = srv.finish();

@@ -379,7 +379,6 @@ async fn exchange(
 
     // One line reader for the whole run: lines piped in after the name belong to the chat.
     let mut lines = rt::stdin_lines();
-    let prompt = matches!(source, NameSource::Stdin { prompt: true });
     let name = match source {
         NameSource::Given(name) => name,
         NameSource::Stdin { prompt } => read_name(&label, prompt, incoming, &mut lines).await?,
@@ -413,23 +412,43 @@ async fn exchange(
     if let Some(Some(Ok(Frame::ChatOpen))) =
         rt::timeout(config.connect_timeout, incoming.next()).await
     {
-        if prompt {
-            eprintln!("The chat is open: type lines to send them, Bye to end.");
-        }
-        chat(stream, incoming, &mut lines, transcript).await?;
+        transcript.line("The chat is open: type lines to send them; Bye ends it for everyone.");
+        let speakers = Speakers::of(&verdict.order);
+        chat(stream, incoming, &mut lines, transcript, &speakers).await?;
     }
     Ok(verdict)
 }
 
 type StdinLines = dyn futures::Stream<Item = io::Result<String>> + Unpin + Send;
 
+/// Who speaks in a chat: the verdict pairs each label with the name its party sent.
+struct Speakers(Vec<Arrival>);
+
+impl Speakers {
+    fn of(order: &[Arrival]) -> Speakers {
+        Speakers(order.to_vec())
+    }
+
+    /// `Bob`, or `Bob (Y)` where two parties share the name; the label if it is unknown.
+    fn name(&self, label: &str) -> String {
+        match self.0.iter().find(|a| a.label == label) {
+            Some(a) if self.0.iter().filter(|b| b.name == a.name).count() > 1 => {
+                format!("{} ({label})", a.name)
+            }
+            Some(a) => a.name.clone(),
+            None => label.to_owned(),
+        }
+    }
+}
+
 /// Full duplex until the server ends the chat: typed lines go out, relayed lines are printed as
-/// `Y: <line>`. End of input counts as `Bye`.
+/// `Bob: <line>`, by the name each party sent. End of input counts as `Bye`.
 async fn chat(
     stream: &TcpStream,
     incoming: &mut Incoming,
     lines: &mut StdinLines,
     transcript: &Transcript,
+    speakers: &Speakers,
 ) -> Result<(), Error> {
     let mut typing = true;
     loop {
@@ -443,7 +462,7 @@ async fn chat(
             frame = incoming.next() => match frame {
                 Some(Ok(Frame::Relayed { from, line })) => transcript.line(format!(
                     "{}: {}",
-                    names::printable(&from),
+                    names::printable(&speakers.name(&from)),
                     names::printable(&line)
                 )),
                 Some(Ok(Frame::ChatOver { message })) => {
