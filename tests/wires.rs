@@ -391,3 +391,33 @@ fn the_text_client_bounds_its_wait_for_a_silent_server() {
          still be waiting for another party; --reply-timeout sets the bound)"
     );
 }
+
+/// A framed client that connects to a text server is told so, and takes no seat: the text
+/// client already waiting plays its round with the next text client as if nothing happened.
+#[test]
+fn a_framed_client_on_a_text_server_costs_the_waiting_player_nothing() {
+    let (mut srv, addr) = server(&["--wire", "text"]);
+    let mut x = TextPeer::connect(&addr);
+    srv.wait_for("X", |l| l.starts_with("Client X connected from"));
+    let framed = client("F", &addr, &["--name", "Mallory"]).finish();
+    assert_eq!(framed.code, Some(3), "{framed:?}");
+    assert!(
+        framed.stderr.contains("the server answered in text"),
+        "{}",
+        framed.stderr
+    );
+    let mut y = TextPeer::connect(&addr);
+    assert_eq!(x.greeting(), "Client X connected");
+    assert_eq!(y.greeting(), "Client Y connected");
+    x.send(b"Client X: Alice\n");
+    y.send(b"Client Y: Bob\n");
+    assert!(x.reply().starts_with("X: Alice received before Y: Bob"));
+    assert!(y.reply().starts_with("X: Alice received before Y: Bob"));
+    let srv = srv.finish();
+    assert_eq!(srv.code, Some(0), "{srv:?}");
+    assert!(
+        !srv.stdout.iter().any(|l| l.contains("aborted")),
+        "{:?}",
+        srv.stdout
+    );
+}

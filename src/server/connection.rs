@@ -30,6 +30,10 @@ use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
 use crate::rt::{self, Socket};
 use crate::wire::{Inbound, Wire};
 
+/// How long a connection on a wire without a handshake has to show it is not a text client
+/// before it is seated: a framed client's `Hello` arrives within a round trip of its connect.
+pub(crate) const SNIFF: Duration = Duration::from_millis(200);
+
 /// Once the server stops, the most a connection still spends writing what it has to say.
 pub(crate) const STOP_WRITE_BOUND: Duration = Duration::from_millis(500);
 
@@ -140,6 +144,7 @@ impl<W: Wire> Connection<W> {
             let (room, session) = if W::HANDSHAKE {
                 self.handshake().await?
             } else {
+                self.sniff().await?;
                 (None, None)
             };
             handshaken = true;
@@ -162,6 +167,23 @@ impl<W: Wire> Connection<W> {
                 "the server could not place the connection in time; try again later",
                 "was not placed in time",
             )),
+        }
+    }
+
+    /// A wire without a handshake (the text wire) seats a connection as soon as it is accepted,
+    /// so one that is not a text client (a framed client's `Hello`, sent on connecting) would
+    /// fill a round and abort it for its partner. It is given [`SNIFF`] first: a client that
+    /// speaks at once is refused before it takes a seat; a text client, which waits to be
+    /// greeted, sends nothing and is seated after it.
+    async fn sniff(&mut self) -> Result<(), End> {
+        match rt::timeout(SNIFF, self.wire.next()).await {
+            None => Ok(()),
+            Some(Inbound::Message { .. }) => Err(End::told(
+                ErrorKind::Protocol,
+                "message sent before all parties were connected",
+                "sent a message before all parties were connected",
+            )),
+            Some(other) => Err(self.peer_end(other)),
         }
     }
 
