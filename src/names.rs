@@ -78,15 +78,33 @@ fn check_characters(text: &str) -> Result<(), NameError> {
     }
 }
 
-/// Characters no name or chat line may hold. Control characters can drive a terminal (ESC
-/// sequences, bell, a carriage return overwriting a line); bidirectional overrides make text
-/// display as something else ("Trojan Source"); invisible characters (Unicode
-/// `Default_Ignorable_Code_Point`) let two names that look the same differ, or hide text. The
-/// zero-width joiner and the emoji variation selectors are allowed: emoji need them.
+/// Characters no name or chat line may hold, by Unicode general category and one property:
+/// - controls (Cc): they drive a terminal (ESC sequences, bell, a carriage return);
+/// - format characters (Cf): bidirectional overrides make text display as something else
+///   ("Trojan Source"), and the rest (zero-width spaces, interlinear annotations U+FFF9-U+FFFB,
+///   ...) are invisible;
+/// - line and paragraph separators (Zl, Zp: U+2028, U+2029) break a line where none may be;
+/// - private-use (Co), surrogate (Cs) and unassigned (Cn) code points, which show as nothing
+///   anyone agrees on;
+/// - `Default_Ignorable_Code_Point`, the characters Unicode says render as nothing whatever their
+///   category (Hangul fillers, variation selectors).
+///
+/// The zero-width joiner and the emoji variation selectors are allowed: emoji need them.
 pub fn forbidden(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-        || (default_ignorable(c) && !matches!(c, '\u{200D}' | '\u{FE0E}' | '\u{FE0F}'))
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    if matches!(c, '\u{200D}' | '\u{FE0E}' | '\u{FE0F}') {
+        return false;
+    }
+    matches!(
+        c.general_category(),
+        G::Control
+            | G::Format
+            | G::LineSeparator
+            | G::ParagraphSeparator
+            | G::PrivateUse
+            | G::Surrogate
+            | G::Unassigned
+    ) || default_ignorable(c)
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, Unicode 15).
@@ -186,6 +204,33 @@ mod tests {
         assert_eq!(validate("❤\u{FE0F}"), Ok(()));
         // Only white space, in any script, is empty: NBSP and the ideographic space too.
         assert_eq!(validate("\u{00A0}\u{3000} "), Err(NameError::Empty));
+    }
+
+    /// One rule, by category: line separators, interlinear annotations, private use and
+    /// unassigned code points are refused like the other invisible and format characters.
+    #[test]
+    fn separators_annotations_and_unassigned_are_forbidden_by_category() {
+        for c in [
+            '\u{2028}', '\u{2029}', '\u{FFF9}', '\u{FFFA}', '\u{FFFB}', '\u{E000}', '\u{0378}',
+        ] {
+            let name = format!("Ann{c}Lee");
+            assert_eq!(
+                validate(&name),
+                Err(NameError::Forbidden { at: 3, ch: c }),
+                "U+{:04X}",
+                u32::from(c)
+            );
+        }
+        // Letters, marks, symbols and spaces of any script are names.
+        for name in [
+            "Zoë Li",
+            "李小龍",
+            "Ñandú",
+            "👩\u{200D}💻 dev",
+            "a\u{3000}b",
+        ] {
+            assert_eq!(validate(name), Ok(()), "{name}");
+        }
     }
 
     #[test]
