@@ -2,16 +2,34 @@
 //! trials, quiz sessions, the quiz with modified clients ([`quiz`], over the packet-level delay
 //! of [`link`]), echo, and a process's resource use read from `/proc`.
 //!
+//! One file per mode, each with its options (`Args`, which the binary parses), its driver and its
+//! report: [`rounds`], [`idle`], [`echo`], [`fairness`], [`quiz`], [`sessions`]. `run` starts a
+//! server if asked and dispatches a [`Job`]; `report` holds what every report shares (progress
+//! on stderr, resource use, tables and JSON on stdout). This file holds what the drivers share.
+//!
 //! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
-//! server state and knows nothing of the server's internals. It measures and returns figures
-//! (latencies in an HDR histogram: fixed memory for any run length); formatting them is the
-//! binary's job. Only completed work is counted: a round whose parties did not all get their
-//! acknowledgment is an error, never throughput. A refusal that no retry can fix (nothing
-//! listening, the server runs no more rounds, another protocol version) stops every driver: see
-//! [`Fatal`].
+//! server state and knows nothing of the server's internals. Latencies are kept in an HDR
+//! histogram (fixed memory for any run length). Only completed work is counted: a round whose
+//! parties did not all get their acknowledgment is an error, never throughput. A refusal that no
+//! retry can fix (nothing listening, the server runs no more rounds, another protocol version)
+//! stops every driver: see [`Fatal`].
 
+pub mod echo;
+pub mod fairness;
+pub mod idle;
 pub mod link;
 pub mod quiz;
+mod report;
+pub mod rounds;
+mod run;
+pub mod sessions;
+
+pub use echo::{echo, EchoPlan, EchoReport};
+pub use fairness::{fairness, FairnessReport};
+pub use idle::{open_idle, IdleConnections};
+pub use rounds::{rounds, RoundsPlan, RoundsReport};
+pub use run::{run, Common, Job};
+pub use sessions::{sessions, SessionsPlan, SessionsReport};
 
 use std::collections::BTreeMap;
 use std::io;
@@ -35,6 +53,19 @@ const SPIN: Duration = Duration::from_micros(150);
 
 /// Bound on any single wait of a benchmark client; a round exceeding it counts as an error.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How a run ended, for the binary to turn into its exit status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// Every unit of work completed.
+    AllDone,
+    /// The run finished, but some work failed (counted under its errors).
+    SomeFailed,
+    /// The run could not go on: the server refused or was not there (a [`Fatal`] error).
+    Fatal,
+    /// The run could not start, or could not go on, for the reason given.
+    CannotRun(String),
+}
 
 /// Errors counted by kind, for the report.
 pub type Errors = BTreeMap<String, u64>;
@@ -205,273 +236,6 @@ async fn party(addr: &str, room: String, name: String) -> Result<usize, String> 
     Ok(order.len())
 }
 
-/// What to run in rounds mode.
-#[derive(Debug, Clone)]
-pub struct RoundsPlan {
-    pub concurrency: usize,
-    pub parties: usize,
-    /// Stop starting rounds after this long...
-    pub duration: Option<Duration>,
-    /// ...or after this many rounds in all.
-    pub rounds: Option<u64>,
-}
-
-/// Figures from rounds mode. Only completed rounds (every party acknowledged) count.
-#[derive(Default)]
-pub struct RoundsReport {
-    pub rounds: u64,
-    /// Connections of completed rounds.
-    pub connections: u64,
-    pub elapsed: Duration,
-    /// Round latencies: first connect to last acknowledgment.
-    pub latencies: Latencies,
-    pub errors: Errors,
-}
-
-impl RoundsReport {
-    pub fn error_count(&self) -> u64 {
-        self.errors.values().sum()
-    }
-}
-
-/// Runs `plan.concurrency` independent drivers, each playing complete rounds of `plan.parties`
-/// parties back to back, every round in a room of its own so its parties meet each other.
-/// `progress` counts finished rounds as they happen; a [`Fatal`] error stops every driver.
-pub async fn rounds(
-    addr: &str,
-    plan: &RoundsPlan,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> RoundsReport {
-    let started = Instant::now();
-    let deadline = plan.duration.map(|d| started + d);
-    let budget = Arc::new(AtomicU64::new(0));
-    log::info!(
-        "rounds: {} drivers of {} parties each",
-        plan.concurrency,
-        plan.parties
-    );
-    let drivers = (0..plan.concurrency).map(|driver| {
-        let (addr, plan) = (addr.to_owned(), plan.clone());
-        let (budget, progress, fatal) = (Arc::clone(&budget), Arc::clone(&progress), fatal.clone());
-        task::spawn(async move {
-            let mut report = RoundsReport::default();
-            for seq in 0u64.. {
-                if deadline.is_some_and(|d| Instant::now() >= d) || fatal.get().is_some() {
-                    break;
-                }
-                if let Some(n) = plan.rounds {
-                    if budget.fetch_add(1, Ordering::Relaxed) >= n {
-                        break;
-                    }
-                }
-                let room = format!("b{driver}-{seq}");
-                let begin = Instant::now();
-                let parties = (0..plan.parties)
-                    .map(|i| party(&addr, room.clone(), format!("P{i}")))
-                    .collect::<Vec<_>>();
-                let outcome =
-                    match task::timeout(IO_TIMEOUT, futures::future::join_all(parties)).await {
-                        Some(outcome) => outcome,
-                        None => vec![Err("timeout".to_owned())],
-                    };
-                let latency = begin.elapsed();
-                let mut failed = false;
-                for r in outcome {
-                    let error = match r {
-                        Ok(n) if n == plan.parties => continue,
-                        Ok(n) => format!("ack with {n} entries"),
-                        Err(kind) => kind,
-                    };
-                    failed = true;
-                    fatal.check(&error);
-                    *report.errors.entry(error).or_default() += 1;
-                }
-                if !failed {
-                    report.rounds += 1;
-                    report.connections += plan.parties as u64;
-                    report.latencies.record(latency);
-                    progress.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            report
-        })
-    });
-    let mut total = RoundsReport::default();
-    for report in futures::future::join_all(drivers).await {
-        total.rounds += report.rounds;
-        total.connections += report.connections;
-        total.latencies.merge(&report.latencies);
-        for (k, v) in report.errors {
-            *total.errors.entry(k).or_default() += v;
-        }
-    }
-    total.elapsed = started.elapsed();
-    total
-}
-
-/// Connections that completed their handshake and wait, each alone in its own room, for partners
-/// that never come. Dropping it closes them.
-pub struct IdleConnections {
-    pub held: Vec<Link>,
-    pub errors: Errors,
-}
-
-/// Opens `count` idle connections, at most `parallel` connects in flight at a time; `progress`
-/// counts those held. A [`Fatal`] error stops opening more.
-pub async fn open_idle(
-    addr: &str,
-    count: usize,
-    parallel: usize,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> IdleConnections {
-    let results = stream::iter(0..count)
-        .take_while(|_| futures::future::ready(fatal.get().is_none()))
-        .map(|i| {
-            let addr = addr.to_owned();
-            let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
-            async move {
-                let held = match task::timeout(
-                    IO_TIMEOUT,
-                    Peer::connect(&addr, Some(format!("idle-{i}"))),
-                )
-                .await
-                {
-                    Some(r) => r.map(|peer| peer.link),
-                    None => Err("timeout".to_owned()),
-                };
-                match &held {
-                    Ok(_) => {
-                        progress.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        fatal.check(e);
-                    }
-                }
-                held
-            }
-        })
-        .buffer_unordered(parallel.max(1))
-        .collect::<Vec<_>>()
-        .await;
-    let mut idle = IdleConnections {
-        held: Vec::with_capacity(count),
-        errors: Errors::new(),
-    };
-    for r in results {
-        match r {
-            Ok(stream) => idle.held.push(stream),
-            Err(kind) => *idle.errors.entry(kind).or_default() += 1,
-        }
-    }
-    idle
-}
-
-/// Figures from fairness trials at one gap.
-#[derive(Default)]
-pub struct FairnessReport {
-    /// The gap asked for.
-    pub gap: Duration,
-    pub trials: usize,
-    pub correct: usize,
-    /// The gap actually produced: from the end of the first send to the end of the second (on
-    /// loopback a send ends once the data is in the server's socket).
-    pub achieved: Latencies,
-    /// The server's own measure of the gap (`after_micros` of the second arrival).
-    pub server_gaps: Latencies,
-    pub errors: Errors,
-}
-
-/// `trials` rounds of two parties whose messages leave `gap` apart, the first sender alternating
-/// between the two labels. A trial is correct when the server's order names the true first sender.
-/// `progress` counts finished trials.
-pub async fn fairness(
-    addr: &str,
-    gap: Duration,
-    trials: usize,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> FairnessReport {
-    let mut report = FairnessReport {
-        gap,
-        ..FairnessReport::default()
-    };
-    for t in 0..trials {
-        if fatal.get().is_some() {
-            break;
-        }
-        let trial = task::timeout(IO_TIMEOUT, fairness_trial(addr, gap, t)).await;
-        match trial.unwrap_or_else(|| Err("timeout".to_owned())) {
-            Ok(outcome) => {
-                report.trials += 1;
-                report.correct += usize::from(outcome.correct);
-                report.achieved.record(outcome.achieved);
-                report
-                    .server_gaps
-                    .record(Duration::from_micros(outcome.server_gap_us));
-            }
-            Err(kind) => {
-                fatal.check(&kind);
-                *report.errors.entry(kind).or_default() += 1;
-            }
-        }
-        progress.fetch_add(1, Ordering::Relaxed);
-    }
-    report
-}
-
-struct TrialOutcome {
-    correct: bool,
-    achieved: Duration,
-    server_gap_us: u64,
-}
-
-async fn fairness_trial(addr: &str, gap: Duration, trial: usize) -> Result<TrialOutcome, String> {
-    let room = format!("fair-{}-{trial}", gap.as_nanos());
-    let (a, b) = futures::join!(
-        Peer::connect(addr, Some(room.clone())),
-        Peer::connect(addr, Some(room))
-    );
-    let (mut a, mut b) = (a?, b?);
-    let (la, lb) = futures::join!(a.connected(), b.connected());
-    let (la, lb) = (la?, lb?);
-    let (first, second, first_label) = if trial.is_multiple_of(2) {
-        (&mut a, &mut b, la)
-    } else {
-        (&mut b, &mut a, lb)
-    };
-    let m1 = protocol::encode(&Frame::Message {
-        name: "first".into(),
-    })
-    .map_err(|e| e.to_string())?;
-    let m2 = protocol::encode(&Frame::Message {
-        name: "second".into(),
-    })
-    .map_err(|e| e.to_string())?;
-    let t0 = Instant::now();
-    first.send_bytes(&m1).await?;
-    let sent_first = Instant::now();
-    // Sleep through most of a long gap and spin only the end: a timer alone is too coarse for
-    // these gaps, and a long spin would take a core the server needs, on a two-core machine,
-    // to read the first message while we wait to send the second.
-    if gap > SPIN {
-        task::sleep(gap - SPIN).await;
-    }
-    while t0.elapsed() < gap {
-        std::hint::spin_loop();
-    }
-    second.send_bytes(&m2).await?;
-    let achieved = sent_first.elapsed();
-    let (oa, ob) = futures::join!(first.ack(), second.ack());
-    let (order, _) = (oa?, ob?);
-    Ok(TrialOutcome {
-        correct: order.first().is_some_and(|a| a.label == first_label),
-        achieved,
-        server_gap_us: order.get(1).map_or(0, |a| a.after_micros),
-    })
-}
-
 /// A process's resource use, from `/proc/<pid>`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ProcStats {
@@ -570,91 +334,6 @@ impl SpawnedServer {
     }
 }
 
-/// What to run in echo mode.
-#[derive(Debug, Clone)]
-pub struct EchoPlan {
-    pub connections: usize,
-    /// Bytes per message.
-    pub size: usize,
-    pub duration: Duration,
-}
-
-/// Figures from echo mode.
-#[derive(Default)]
-pub struct EchoReport {
-    /// Messages that came back whole and unchanged.
-    pub messages: u64,
-    pub elapsed: Duration,
-    /// Round-trip latencies.
-    pub latencies: Latencies,
-    pub errors: Errors,
-}
-
-/// `plan.connections` connections, each with one message in flight: write `size` bytes, read
-/// them back, check them, repeat until the duration is up.
-pub async fn echo(
-    addr: &str,
-    plan: &EchoPlan,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> EchoReport {
-    use futures::io::AsyncReadExt;
-    let started = Instant::now();
-    let deadline = started + plan.duration;
-    let workers = (0..plan.connections).map(|c| {
-        let addr = addr.to_owned();
-        let size = plan.size;
-        let (progress, fatal) = (Arc::clone(&progress), fatal.clone());
-        task::spawn(async move {
-            let mut report = EchoReport::default();
-            let stream = match crate::rt::connect(&addr).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let error = format!("connect: {e}");
-                    fatal.check(&error);
-                    report.errors.insert(error, 1);
-                    return report;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let message: Vec<u8> = (0..size).map(|i| (i + c) as u8).collect();
-            let mut back = vec![0u8; size];
-            let (mut r, mut w) = (&stream, &stream);
-            while Instant::now() < deadline && fatal.get().is_none() {
-                let begin = Instant::now();
-                let round_trip = async {
-                    w.write_all(&message).await?;
-                    r.read_exact(&mut back).await
-                };
-                let error = match task::timeout(IO_TIMEOUT, round_trip).await {
-                    Some(Ok(())) if back == message => {
-                        report.messages += 1;
-                        report.latencies.record(begin.elapsed());
-                        progress.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    Some(Ok(())) => "bytes differ".to_owned(),
-                    Some(Err(e)) => format!("io: {e}"),
-                    None => "timeout".to_owned(),
-                };
-                *report.errors.entry(error).or_default() += 1;
-                break;
-            }
-            report
-        })
-    });
-    let mut total = EchoReport::default();
-    for report in futures::future::join_all(workers).await {
-        total.messages += report.messages;
-        total.latencies.merge(&report.latencies);
-        for (k, v) in report.errors {
-            *total.errors.entry(k).or_default() += v;
-        }
-    }
-    total.elapsed = started.elapsed();
-    total
-}
-
 /// A user-space relay that holds every byte for `delay` in each direction: a party behind it is
 /// `delay` further away each way (its round trip is longer by twice that), but the server's
 /// kernel sees the relay, a loopback away. It is a TCP-terminating proxy, the case where a
@@ -717,120 +396,6 @@ async fn delayed_pump(from: crate::rt::TcpStream, to: crate::rt::TcpStream, dela
         let _ = to.shutdown(std::net::Shutdown::Write);
     };
     futures::join!(reader, writer);
-}
-
-/// A scripted session party: pongs at once, answers every `Go` after `reaction`, forwards each
-/// result to `results`, ends with the session.
-async fn quiz_party(
-    addr: String,
-    room: String,
-    name: String,
-    reaction: Duration,
-    mut results: Option<futures::channel::mpsc::Sender<protocol::RoundOutcome>>,
-    progress: Arc<AtomicU64>,
-) -> Result<(), String> {
-    use futures::SinkExt;
-    let mut link = Link::connect(&addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let join = Frame::Join {
-        version: PROTOCOL_VERSION,
-        room: Some(room),
-        name,
-    };
-    let sent = |e: io::Error| format!("write: {}", e.kind());
-    link.send(&join).await.map_err(sent)?;
-    loop {
-        let frame = match task::timeout(IO_TIMEOUT, link.recv()).await {
-            None => return Err("timeout".into()),
-            Some(Ok(Some(frame))) => frame,
-            Some(Ok(None)) => return Err("closed by server".into()),
-            Some(Err(e)) => return Err(format!("read: {e}")),
-        };
-        match frame {
-            Frame::Welcome { .. } => {}
-            Frame::Ping { seq } => link.send(&Frame::Pong { seq }).await.map_err(sent)?,
-            Frame::Go { .. } => {
-                if !reaction.is_zero() {
-                    task::sleep(reaction).await;
-                }
-                link.send(&Frame::Answer).await.map_err(sent)?;
-            }
-            Frame::Outcome(r) => {
-                if let Some(tx) = results.as_mut() {
-                    progress.fetch_add(1, Ordering::Relaxed);
-                    let _ = tx.send(*r).await;
-                }
-            }
-            Frame::Early { .. } => {}
-            Frame::SessionOver { .. } => return Ok(()),
-            Frame::Error { kind, .. } => return Err(format!("server: {kind}")),
-            other => return Err(format!("protocol: unexpected {}", other.kind_name())),
-        }
-    }
-}
-
-/// What to run in sessions mode.
-#[derive(Debug, Clone)]
-pub struct SessionsPlan {
-    /// Sessions at once.
-    pub sessions: usize,
-    /// Parties in each.
-    pub parties: usize,
-}
-
-/// Figures from sessions mode.
-#[derive(Default)]
-pub struct SessionsReport {
-    /// Rounds every party of a session got the result of.
-    pub rounds: u64,
-    pub elapsed: Duration,
-    pub errors: Errors,
-}
-
-/// `plan.sessions` sessions of `plan.parties` parties each, every party answering at once,
-/// until the server ends the sessions (its `--session-rounds`). `progress` counts rounds.
-pub async fn sessions(
-    addr: &str,
-    plan: &SessionsPlan,
-    progress: Arc<AtomicU64>,
-    fatal: Fatal,
-) -> SessionsReport {
-    let started = Instant::now();
-    let mut parties = Vec::new();
-    for s in 0..plan.sessions {
-        let room = format!("sessions-{}-{s}", std::process::id());
-        for p in 0..plan.parties {
-            let (addr, room) = (addr.to_owned(), room.clone());
-            // The first party of each session counts its rounds.
-            let counter = if p == 0 {
-                Arc::clone(&progress)
-            } else {
-                Arc::default()
-            };
-            let (tx, mut rx) = futures::channel::mpsc::channel(16);
-            task::spawn(async move { while rx.next().await.is_some() {} });
-            let tx = (p == 0).then_some(tx);
-            parties.push(task::spawn(quiz_party(
-                addr,
-                room,
-                format!("P{}", p + 1),
-                Duration::ZERO,
-                tx,
-                counter,
-            )));
-        }
-    }
-    let mut report = SessionsReport::default();
-    for party in parties {
-        if let Err(e) = party.await {
-            fatal.check(&e);
-            *report.errors.entry(e).or_default() += 1;
-        }
-    }
-    report.rounds = progress.load(Ordering::Relaxed);
-    report.elapsed = started.elapsed();
-    report
 }
 
 #[cfg(test)]

@@ -20,10 +20,14 @@ use futures::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 
 use super::link::DelayedLink;
-use super::Errors;
+use super::report::*;
+use super::run::{Common, Job};
+use super::{Ended, Errors};
 use crate::client::Link;
 use crate::protocol::{Frame, RoundOutcome, Standing, PROTOCOL_VERSION};
 use crate::rt;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
 /// How a player plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -475,5 +479,125 @@ async fn play(
                 None => return Err("closed by the server".into()),
             },
         }
+    }
+}
+
+#[derive(Serialize)]
+pub(super) struct QuizResult {
+    mode: &'static str,
+    rounds: u64,
+    delay_ms: u64,
+    scenarios: Vec<super::quiz::ScenarioReport>,
+}
+
+/// The quiz trial: its own server, every scenario at once, one line each.
+pub(super) async fn run_quiz(
+    json: bool,
+    rounds: u64,
+    delay_ms: u64,
+    scenarios: Vec<String>,
+) -> Ended {
+    let server = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("arrival-server"),
+        Err(e) => return Ended::CannotRun(format!("cannot find arrival-server: {e}")),
+    };
+    let plan = super::quiz::QuizPlan {
+        rounds,
+        delay: Duration::from_millis(delay_ms),
+        scenarios,
+        server,
+        server_args: Vec::new(),
+    };
+    let chosen = if plan.scenarios.is_empty() {
+        4
+    } else {
+        plan.scenarios.len() as u64
+    };
+    let counter = Arc::new(AtomicU64::new(0));
+    let progress = Progress::start("rounds", Arc::clone(&counter), Some(rounds * chosen), None);
+    let reports = super::quiz::trial(&plan, counter).await;
+    progress.finish().await;
+    let reports = match reports {
+        Ok(reports) => reports,
+        Err(e) => return Ended::CannotRun(e),
+    };
+    let fair = reports.iter().all(|r| r.fair());
+    let result = QuizResult {
+        mode: "quiz",
+        rounds,
+        delay_ms,
+        scenarios: reports,
+    };
+    if json {
+        print_json(&result);
+    } else {
+        println!("quiz, reaction order, {rounds} rounds a scenario; first = named first with a valid answer");
+        for r in &result.scenarios {
+            let standings: Vec<String> = r
+                .subject_standings
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            let sources: Vec<String> = r
+                .subject_rtt_sources
+                .iter()
+                .map(|(s, n)| format!("{s} {n}"))
+                .collect();
+            println!(
+                "  {:<12} first in {:>3} of {:<3} [a fair share is {:.0}-{:.0}%: {}]  {}",
+                r.scenario,
+                r.subject_first,
+                r.rounds,
+                100.0 * r.fair_share.0,
+                100.0 * r.fair_share.1,
+                if r.fair() { "held" } else { "NOT HELD" },
+                r.about
+            );
+            println!(
+                "  {:<12} its standings: {}; round trip used {:.1}-{:.1} ms ({})",
+                "",
+                standings.join(", "),
+                r.subject_rtt_us.0 as f64 / 1000.0,
+                r.subject_rtt_us.1 as f64 / 1000.0,
+                sources.join(", ")
+            );
+            if !r.errors.is_empty() {
+                println!("  {:<12} errors: {}", "", errors_text(&r.errors));
+            }
+        }
+    }
+    if fair {
+        Ended::AllDone
+    } else {
+        Ended::SomeFailed
+    }
+}
+
+// `arrival-bench quiz`'s options. Not a doc comment: structopt would show it as the mode's
+// description.
+#[derive(Debug, structopt::StructOpt)]
+pub struct Args {
+    /// Rounds of each scenario
+    #[structopt(short = "n", long, default_value = "100")]
+    pub rounds: u64,
+    /// How much further away the far player is, each way, in milliseconds
+    #[structopt(long, default_value = "40")]
+    pub delay_ms: u64,
+    /// Scenarios to play (far, pong-holder, spammer, predictor) [default: all]
+    #[structopt(long, use_delimiter = true)]
+    pub scenarios: Vec<String>,
+    #[structopt(flatten)]
+    pub common: Common,
+}
+
+impl Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let job = Job::Quiz {
+            rounds: self.rounds,
+            delay_ms: self.delay_ms,
+            scenarios: self.scenarios,
+        };
+        (self.common, job)
     }
 }

@@ -31,8 +31,9 @@ use crate::rt::{self, Socket};
 use crate::wire::{Inbound, Wire};
 
 /// How long a connection on a wire without a handshake has to show it is not a text client
-/// before it is seated: a framed client's `Hello` arrives within a round trip of its connect.
-pub(crate) const SNIFF: Duration = Duration::from_millis(200);
+/// before it is seated: a framed client's `Hello` arrives within a round trip of its connect, on
+/// a busy machine too.
+pub(crate) const SNIFF: Duration = Duration::from_millis(500);
 
 /// Once the server stops, the most a connection still spends writing what it has to say.
 pub(crate) const STOP_WRITE_BOUND: Duration = Duration::from_millis(500);
