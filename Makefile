@@ -11,7 +11,7 @@ NAMES ?= Alice Bob
 TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 BIN   := $(TARGET_DIR)/release
 
-.PHONY: build run-server run-clients demo test bench bench-echo attack
+.PHONY: build run-server run-clients demo test bench bench-echo compare attack
 
 ## Cargo shows its progress: the first build takes about a minute.
 build:
@@ -91,6 +91,31 @@ bench-echo: build
 	$(BIN)/arrival-bench --addr $${line##* } --server-pid $$uv echo $(ECHO_ARGS)
 	echo "== arrival-server --mode echo"
 	$(BIN)/arrival-bench --spawn-server echo $(ECHO_ARGS)
+
+## arrival-server against the floor (examples/floor_rounds.rs, examples/floor_echo.rs: one
+## thread, level-triggered epoll, no runtime), alternated three times with the same client
+## (arrival-bench): server CPU per round, rounds/s and echo msgs/s, and the ratios. About a minute.
+COMPARE_SECS ?= 4s
+compare: build
+	@$(CARGO) build --release --examples --quiet
+	ex=$(TARGET_DIR)/release/examples
+	dir=$$(mktemp -d); trap 'kill $$(jobs -p) 2>/dev/null || true; rm -rf "$$dir"' EXIT
+	# Starts a server; sets pid and addr from its "listening on" line.
+	start() { "$$@" > "$$dir/out" 2>/dev/null & pid=$$!; for _ in $$(seq 100); do grep -q 'listening on' "$$dir/out" && break; sleep 0.05; done; addr=$$(grep -o 'listening on [^ ]*' "$$dir/out" | head -1 | sed 's/listening on //'); }
+	# One measurement against a server: bench mode and its options, then the server's command.
+	measure() { local mode=$$1 opts=$$2; shift 2; start "$$@"; $(BIN)/arrival-bench $$mode --addr "$$addr" --server-pid "$$pid" $$opts -d $(COMPARE_SECS) --json 2>/dev/null; kill "$$pid"; wait "$$pid" 2>/dev/null || true; }
+	field() { python3 -c "import json,sys; print(json.load(sys.stdin).get('$$1') or 0)"; }
+	# Server CPU per echoed message, microseconds.
+	per_msg() { python3 -c "import json,sys; r=json.load(sys.stdin); print(1e6*r['server']['cpu_seconds']/max(r['messages'],1))"; }
+	for i in 1 2 3; do
+	fr=$$(measure rounds "-c 64" $$ex/floor_rounds); ar=$$(measure rounds "-c 64" $(BIN)/arrival-server --addr 127.0.0.1:0 --rounds 0 --quiet)
+	fe=$$(measure echo "-c 10 -s 32" $$ex/floor_echo); ae=$$(measure echo "-c 10 -s 32" $(BIN)/arrival-server --addr 127.0.0.1:0 --mode echo)
+	fc=$$(field server_cpu_us_per_round <<<"$$fr"); ac=$$(field server_cpu_us_per_round <<<"$$ar")
+	frs=$$(field rounds_per_s <<<"$$fr"); ars=$$(field rounds_per_s <<<"$$ar")
+	fes=$$(field messages_per_s <<<"$$fe"); aes=$$(field messages_per_s <<<"$$ae")
+	fem=$$(per_msg <<<"$$fe"); aem=$$(per_msg <<<"$$ae")
+	awk -v i=$$i -v fc=$$fc -v ac=$$ac -v fr=$$frs -v ar=$$ars -v fe=$$fes -v ae=$$aes -v fm=$$fem -v am=$$aem 'BEGIN { printf "run %d: rounds c=64: server CPU per round floor %.1f us, arrival %.1f us (%.2fx); rounds/s floor %.0f, arrival %.0f (%.2fx) | echo 10x32B: server CPU per message floor %.2f us, arrival %.2f us (%.2fx); msgs/s floor %.0f, arrival %.0f\n", i, fc, ac, ac/fc, fr, ar, ar/fr, fm, am, am/fm, fe, ae }'
+	done
 
 ## The attack tests with their long variants, in release mode, with their figures: 2,000
 ## Hello-then-close clients, 100,000 abandoned rooms (RSS before and after), a 900-player
