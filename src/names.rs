@@ -87,7 +87,9 @@ fn check_characters(text: &str) -> Result<(), NameError> {
 /// - private-use (Co), surrogate (Cs) and unassigned (Cn) code points, which show as nothing
 ///   anyone agrees on;
 /// - `Default_Ignorable_Code_Point`, the characters Unicode says render as nothing whatever their
-///   category (Hangul fillers, variation selectors).
+///   category (Hangul fillers, variation selectors);
+/// - U+2800 BRAILLE PATTERN BLANK, the one symbol (So) that draws nothing and is not white space,
+///   used to pass for a space where spaces are refused.
 ///
 /// The zero-width joiner and the emoji variation selectors are allowed: emoji need them.
 pub fn forbidden(c: char) -> bool {
@@ -105,6 +107,7 @@ pub fn forbidden(c: char) -> bool {
             | G::Surrogate
             | G::Unassigned
     ) || default_ignorable(c)
+        || c == '\u{2800}'
 }
 
 /// Unicode's `Default_Ignorable_Code_Point` property (DerivedCoreProperties.txt, Unicode 15).
