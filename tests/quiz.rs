@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use arrival::bench::link::DelayedLink;
-use arrival::bench::quiz::{self, Net, Play, Player, Scenario};
+use arrival::bench::quiz::{self, honest, Net, Play, Player, Scenario};
 use arrival::client::Link;
 use arrival::protocol::{Frame, RoundOutcome, RttSource, Standing};
 use arrival::round::session::{Jitter, Order, SessionConfig};
@@ -203,19 +203,8 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
     let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
     let rounds = 5;
     let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
-    let honest = |name: &'static str, ms: u64| Player {
-        name,
-        play: Play::Honest,
-        reaction: Duration::from_millis(ms),
-        far: false,
-    };
-    let scenario = |name: &'static str, cheat: Player, share: f64| Scenario {
-        name,
-        about: String::new(),
-        subject: cheat.name,
-        players: [cheat, honest("Honest", 150)],
-        fair_share: (share, share),
-    };
+    let scenario =
+        |name, subject, share| Scenario::against_honest(name, "", subject, (share, share));
     let scenarios = [
         // 30 ms sooner: a margin far above any scheduling noise of a loaded machine.
         scenario(

@@ -66,7 +66,8 @@ pub struct Scenario {
     pub fair_share: (f64, f64),
 }
 
-fn honest(name: &'static str, reaction_ms: u64) -> Player {
+/// A player who presses `reaction_ms` after each `Go` it sees.
+pub fn honest(name: &'static str, reaction_ms: u64) -> Player {
     Player {
         name,
         play: Play::Honest,
@@ -75,9 +76,43 @@ fn honest(name: &'static str, reaction_ms: u64) -> Player {
     }
 }
 
+impl Scenario {
+    /// `subject` against an honest player of 150 ms, first in a share of rounds within `fair`.
+    pub fn against_honest(
+        name: &'static str,
+        about: impl Into<String>,
+        subject: Player,
+        fair: (f64, f64),
+    ) -> Scenario {
+        Scenario {
+            name,
+            about: about.into(),
+            subject: subject.name,
+            players: [subject, honest("Honest", 150)],
+            fair_share: fair,
+        }
+    }
+}
+
 /// Every scenario; `far` needs a [`DelayedLink`] of `delay` each way.
 pub fn scenarios(delay: Duration) -> Vec<Scenario> {
     let delay_ms = delay.as_millis();
+    let far = Player {
+        far: true,
+        ..honest("Far", 145)
+    };
+    let holder = Player {
+        play: Play::HoldPongs(Duration::from_millis(80)),
+        ..honest("Holder", 200)
+    };
+    let spammer = Player {
+        play: Play::Spam(Duration::from_millis(3)),
+        ..honest("Spammer", 0)
+    };
+    let predictor = Player {
+        play: Play::Predict,
+        ..honest("Predictor", 110)
+    };
     vec![
         Scenario {
             name: "far",
@@ -85,57 +120,29 @@ pub fn scenarios(delay: Duration) -> Vec<Scenario> {
                 "honest Far, {delay_ms} ms further away each way (packet-level), reacts in 145 ms \
                  against Near's 150 ms"
             ),
-            players: [
-                Player {
-                    far: true,
-                    ..honest("Far", 145)
-                },
-                honest("Near", 150),
-            ],
             subject: "Far",
+            players: [far, honest("Near", 150)],
             fair_share: (0.99, 1.0),
         },
-        Scenario {
-            name: "pong-holder",
-            about: "holds every Pong 80 ms and reacts in 200 ms, against an honest 150 ms".into(),
-            players: [
-                Player {
-                    play: Play::HoldPongs(Duration::from_millis(80)),
-                    ..honest("Holder", 200)
-                },
-                honest("Honest", 150),
-            ],
-            subject: "Holder",
-            fair_share: (0.0, 0.0),
-        },
-        Scenario {
-            name: "spammer",
-            about: "sends Answer every 3 ms, go or no go, against an honest 150 ms".into(),
-            players: [
-                Player {
-                    play: Play::Spam(Duration::from_millis(3)),
-                    ..honest("Spammer", 0)
-                },
-                honest("Honest", 150),
-            ],
-            subject: "Spammer",
-            fair_share: (0.0, 0.0),
-        },
-        Scenario {
-            name: "predictor",
-            about: "answers at the predicted go + 110 ms (fitted on every earlier round), \
-                    against an honest 150 ms"
-                .into(),
-            players: [
-                Player {
-                    play: Play::Predict,
-                    ..honest("Predictor", 110)
-                },
-                honest("Honest", 150),
-            ],
-            subject: "Predictor",
-            fair_share: (0.0, 0.05),
-        },
+        Scenario::against_honest(
+            "pong-holder",
+            "holds every Pong 80 ms and reacts in 200 ms, against an honest 150 ms",
+            holder,
+            (0.0, 0.0),
+        ),
+        Scenario::against_honest(
+            "spammer",
+            "sends Answer every 3 ms, go or no go, against an honest 150 ms",
+            spammer,
+            (0.0, 0.0),
+        ),
+        Scenario::against_honest(
+            "predictor",
+            "answers at the predicted go + 110 ms (fitted on every earlier round), against an \
+             honest 150 ms",
+            predictor,
+            (0.0, 0.05),
+        ),
     ]
 }
 
