@@ -120,6 +120,12 @@ struct Opt {
     /// it completes a round with another address)
     #[structopt(long, default_value = "10m", parse(try_from_str = parse_seconds))]
     cooldown_forget: Duration,
+    /// Every connection starts with a PROXY protocol v2 header (HAProxy's send-proxy-v2): the
+    /// client's address is the one it names (transcript, logs, --max-per-address, cooldowns);
+    /// a connection without a valid one is closed with a log line; quiz round trips come from
+    /// pings alone (the kernel sees the balancer)
+    #[structopt(long)]
+    proxy_protocol: bool,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -313,6 +319,7 @@ async fn serve(opt: Opt) -> i32 {
         chat: opt.chat,
         kernel_timestamps: true,
         kernel_rtt: opt.rtt_source == RttPolicy::Kernel,
+        proxy_protocol: opt.proxy_protocol,
         cooldown: arrival::server::cooldown::CooldownConfig {
             strikes: opt.cooldown_strikes,
             first: opt.cooldown,

@@ -16,6 +16,8 @@
 //!   each a task of its own when it fills.
 //! - `connection`: one task per socket, both wires, its only reader and writer.
 //! - `close`: the last write and the close (linger) for every connection.
+//! - `proxy`: the PROXY v2 header a balancer sends first (`--proxy-protocol`): read by a short
+//!   task of its own per connection, which hands the accept loop the client's real address.
 //! - [`cooldown`]: the addresses whose connections abort rounds, refused for a while; the accept
 //!   loop alone holds the table, fed by the rounds' reports.
 //! - `echo`: the RFC 862 echo connection.
@@ -31,6 +33,7 @@ mod connection;
 pub mod cooldown;
 mod echo;
 mod lobby;
+mod proxy;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,7 +44,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::channel::mpsc;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use crate::protocol::ErrorKind;
 use crate::round::{ConnId, Outbound, Outcome, RoundReport, Style};
@@ -97,6 +100,10 @@ pub struct Config {
     pub kernel_rtt: bool,
     /// When an address whose connections abort rounds is refused, and for how long.
     pub cooldown: cooldown::CooldownConfig,
+    /// Every connection starts with a PROXY v2 header from a balancer: the client's address is
+    /// the one it names (for the transcript, the logs, `max_per_address` and cooldowns), and the
+    /// kernel's round trip is the balancer's, so sessions take round trips from pings alone.
+    pub proxy_protocol: bool,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
     pub session: crate::round::session::SessionConfig,
 }
@@ -142,6 +149,7 @@ impl Default for Config {
             kernel_timestamps: true,
             kernel_rtt: true,
             cooldown: cooldown::CooldownConfig::default(),
+            proxy_protocol: false,
             session: crate::round::session::SessionConfig::default(),
         }
     }
@@ -394,6 +402,9 @@ impl Server {
 
         let mut summary = Summary::default();
         let mut cooldowns = cooldown::Cooldowns::new(ctx.config.cooldown);
+        // Connections whose PROXY header is being read, and where their readers report.
+        let mut pending = 0usize;
+        let (proxied_tx, mut proxied) = mpsc::channel::<Proxied>(64);
         let mut next_id: ConnId = 0;
         let mut spare = Spare::open();
         let shutdown = shutdown.fuse();
@@ -414,7 +425,48 @@ impl Server {
                         break;
                     }
                 }
+                header = proxied.next() => {
+                    let Some(Proxied { stream, balancer, origin }) = header else { continue };
+                    pending -= 1;
+                    match origin {
+                        Ok(proxy::Origin::Client(peer)) => {
+                            next_id += 1;
+                            match cooldowns.refused(peer.ip()) {
+                                Some(refusal) => {
+                                    let message = refusal.message(peer.ip());
+                                    refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
+                                }
+                                None => admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone()),
+                            }
+                        }
+                        Ok(proxy::Origin::Balancer) => {
+                            log::debug!("{balancer}: the balancer's own connection (a health check)");
+                        }
+                        Err(why) => log::warn!("{balancer}: refused: {why}"),
+                    }
+                }
                 accepted = accept(&listener).fuse() => match accepted {
+                    Ok((stream, peer)) if ctx.config.proxy_protocol => {
+                        summary.connections += 1;
+                        stats.accepted.fetch_add(1, Ordering::SeqCst);
+                        if stats.live_connections() + pending >= ctx.config.max_connections {
+                            let message = format!(
+                                "the server is at its limit of {} connections; try again later",
+                                ctx.config.max_connections
+                            );
+                            refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
+                        } else {
+                            pending += 1;
+                            rt::spawn(read_proxy_header(
+                                stream,
+                                peer,
+                                ctx.config.handshake_timeout,
+                                ctx.stop.clone(),
+                                proxied_tx.clone(),
+                                drain_tx.clone(),
+                            ));
+                        }
+                    }
                     Ok((stream, peer)) => {
                         next_id += 1;
                         summary.connections += 1;
@@ -444,6 +496,8 @@ impl Server {
             }
         }
         drop(listener);
+        // Header readers still running find no one to report to, and end.
+        drop((proxied, proxied_tx));
         log::info!("stopping: {} connections open", stats.live_connections());
         trigger.trigger();
         drop(ctx);
@@ -458,6 +512,37 @@ impl Server {
         while drained.next().await.is_some() {}
         Ok(summary)
     }
+}
+
+/// A connection whose PROXY header was read, for the accept loop to admit (or not).
+struct Proxied {
+    stream: Socket,
+    /// The balancer's end of the connection.
+    balancer: SocketAddr,
+    origin: Result<proxy::Origin, String>,
+}
+
+/// Reads a connection's PROXY header (within the handshake timeout, or until the server stops)
+/// and hands it, with what it said, to the accept loop.
+async fn read_proxy_header(
+    stream: Socket,
+    balancer: SocketAddr,
+    limit: Duration,
+    stop: Stop,
+    mut report: mpsc::Sender<Proxied>,
+    _drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    let origin = futures::select_biased! {
+        () = stop.wait().fuse() => Err("the server is stopping".to_owned()),
+        origin = proxy::read_header(&stream, limit).fuse() => origin,
+    };
+    let _ = report
+        .send(Proxied {
+            stream,
+            balancer,
+            origin,
+        })
+        .await;
 }
 
 /// A round's report, as the cooldown table needs it: who aborted it, who completed it.
@@ -661,8 +746,10 @@ fn admit(
             }))
         }
         (Mode::Arbiter, Wire::Framed) => {
+            // Behind a balancer the kernel's round trip is the balancer's, not the player's.
+            let kernel_rtt = ctx.config.kernel_rtt && !ctx.config.proxy_protocol;
             let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
-                .with_kernel_rtt(ctx.config.kernel_rtt);
+                .with_kernel_rtt(kernel_rtt);
             let conn = Connection::new(stream, wire, peer, id, ctx);
             rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))
         }
