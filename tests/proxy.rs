@@ -1,6 +1,7 @@
 //! `--proxy-protocol`: behind a balancer every connection starts with a PROXY v2 header, and the
 //! client's address is the one it names: in the transcript, for `--max-per-address`, and for the
-//! leavers' cooldown. The balancer's own connections (`LOCAL`: its health checks) join nothing;
+//! leavers' cooldown. The balancer's own connections (`LOCAL`: its health checks) are answered
+//! `Welcome` and join nothing;
 //! a connection without a valid header is closed; without the flag a header is a protocol error
 //! as any other bytes that are not a frame.
 
@@ -141,16 +142,19 @@ fn health_checks_join_nothing_and_a_missing_header_is_refused() {
         ..Config::default()
     });
     rt::block_on(async {
-        // The balancer's own connection: a LOCAL header, then its close.
+        // The balancer's own connection (a LOCAL header): told the server is serving, closed.
         let mut check = Link::connect(&addr).await.unwrap();
         check
             .send_bytes(&header(Command::Local, [0, 0, 0, 0], 0))
             .await
             .unwrap();
-        assert!(
-            matches!(check.recv().await, Ok(None)),
-            "closed, nothing said"
+        assert_eq!(
+            check.recv().await.unwrap(),
+            Some(Frame::Welcome {
+                version: PROTOCOL_VERSION
+            })
         );
+        assert!(matches!(check.recv().await, Ok(None)), "then closed");
         // A client that reached the server directly, without the header.
         let mut direct = Link::connect(&addr).await.unwrap();
         direct

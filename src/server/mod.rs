@@ -441,6 +441,7 @@ impl Server {
                         }
                         Ok(proxy::Origin::Balancer) => {
                             log::debug!("{balancer}: the balancer's own connection (a health check)");
+                            answer_health_check(stream, &ctx, drain_tx.clone());
                         }
                         Err(why) => log::warn!("{balancer}: refused: {why}"),
                     }
@@ -543,6 +544,28 @@ async fn read_proxy_header(
             origin,
         })
         .await;
+}
+
+/// Answers a balancer's health check with `Welcome` and closes: a check that reads it knows the
+/// server accepts, reads headers and answers, not only that the kernel takes connections. It
+/// joins nothing and prints nothing.
+fn answer_health_check(
+    stream: Socket,
+    ctx: &Arc<Ctx>,
+    drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    let timeout = ctx.config.frame_timeout;
+    let input = StampedStream::new(stream.clone());
+    rt::spawn(async move {
+        let _drain = drain;
+        close::refuse(
+            stream,
+            Framed::new(input, timeout),
+            Outbound::Admitted,
+            timeout,
+        )
+        .await
+    });
 }
 
 /// A round's report, as the cooldown table needs it: who aborted it, who completed it.
