@@ -11,7 +11,7 @@ NAMES ?= Alice Bob
 TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 BIN   := $(TARGET_DIR)/release
 
-.PHONY: build run-server run-clients demo test bench bench-echo compare attack
+.PHONY: build run-server run-clients demo test bench bench-echo compare attack cluster-test
 
 ## Cargo shows its progress: the first build takes about a minute.
 build:
@@ -122,6 +122,13 @@ compare: build
 ## session, the four griefers. About two minutes.
 attack:
 	$(CARGO) test --release --test attacks -- --include-ignored --nocapture --test-threads 1 2>&1 | grep -E '^(test |[0-9].*:|server exited|test result)'
+
+## arrival behind HAProxy (deploy/haproxy.cfg): installs HAProxy if it is missing (as root,
+## from Debian), starts instances and the balancer on loopback ports, runs the checks and prints
+## their figures, stops everything. A few minutes.
+cluster-test:
+	@command -v haproxy >/dev/null || { apt-get update -qq && apt-get install -y -qq haproxy; } >&2
+	$(CARGO) test --release --test cluster -- --include-ignored --nocapture --test-threads 1 2>&1 | grep -vE '^(running|$$)'
 
 ## What CI runs: formatting, lints as errors, every test.
 test:
