@@ -5,15 +5,15 @@
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`rt`] | the async runtime (async-std, and async-io for readiness): tasks, timers, sockets, stdin | know about rounds, frames or wires |
-//! | [`protocol`] | protocol v1: frames, their bytes, the length prefix | know about rounds, labels or names |
+//! | [`protocol`] | the wire protocol, versions 1 to 3: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
-//! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order) | touch sockets, bytes or clocks |
-//! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo | interpret bytes or round rules |
+//! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order, the rules against modified clients) | touch sockets, bytes or clocks |
+//! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo, leavers' cooldowns, the PROXY header of a balancer | interpret bytes or round rules |
 //! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`], [`client::session`] | — |
-//! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order | interpret bytes |
+//! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order, and the kernel's round trip of a connection | interpret bytes |
 //! | [`names`] | what a name may be | — |
 //! | [`stop`], [`transcript`], [`cli`] | the stop broadcast; where user-facing lines go; what the binaries share | — |
-//! | [`bench`] | the measurements behind `arrival-bench` | know server internals |
+//! | [`bench`] | the measurements behind `arrival-bench`, one file per mode; the packet-level delayed link between network namespaces | know server internals |
 //!
 //! The binaries in `src/bin/` parse arguments, set up logging and signals, call the library and
 //! turn the result into an exit status; no behaviour lives there.

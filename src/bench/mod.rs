@@ -3,9 +3,10 @@
 //! of [`link`]), echo, and a process's resource use read from `/proc`.
 //!
 //! One file per mode, each with its options (`Args`, which the binary parses), its driver and its
-//! report: [`rounds`], [`idle`], [`echo`], [`fairness`], [`quiz`], [`sessions`]. `run` starts a
-//! server if asked and dispatches a [`Job`]; `report` holds what every report shares (progress
-//! on stderr, resource use, tables and JSON on stdout). This file holds what the drivers share.
+//! report: [`rounds`](mod@rounds), [`idle`], [`echo`](mod@echo), [`fairness`](mod@fairness),
+//! [`quiz`], [`sessions`](mod@sessions). `run` starts a server if asked and dispatches a
+//! [`Job`]; `report` holds what every report shares (progress on stderr, resource use, tables
+//! and JSON on stdout). This file holds what the drivers share.
 //!
 //! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
 //! server state and knows nothing of the server's internals. Latencies are kept in an HDR

@@ -1,4 +1,4 @@
-//! Wire protocol v1: the frame vocabulary and the byte-level framing.
+//! The wire protocol, versions 1 to 3: the frame vocabulary and the byte-level framing.
 //!
 //! This module owns everything that touches bytes on a socket: the [`Frame`] enum, the 4-byte
 //! big-endian length prefix, the bincode options, the frame-size limit and the per-frame read
@@ -54,7 +54,7 @@ const READ_AHEAD: usize = 512;
 /// for a whole `Hello` or `Message` of ordinary size.
 const HEAD_LEN: usize = 64;
 
-/// Every message of protocol v1. Variant order is part of the wire format (bincode writes the
+/// Every message of the protocol, all versions. Variant order is part of the wire format (bincode writes the
 /// variant index as a little-endian `u32`): new variants are only ever appended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Frame {
