@@ -158,6 +158,24 @@ async fn round(front: String, room: Option<String>, name: String) -> Result<(), 
         .map_err(|e| e.to_string())
 }
 
+/// A seated party's round from its `Connected` on: its message, then the verdict; or why not, in
+/// one line.
+async fn play_on(mut link: Link, name: String) -> Result<(), String> {
+    loop {
+        match link.recv().await {
+            Ok(Some(Frame::Connected { .. })) => {
+                let message = Frame::Message { name: name.clone() };
+                link.send(&message).await.map_err(|e| e.to_string())?;
+            }
+            Ok(Some(Frame::Ack { .. })) => return Ok(()),
+            Ok(Some(Frame::Error { message, .. })) => return Err(message),
+            Ok(Some(_)) => {}
+            Ok(None) => return Err("the server closed the connection".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
 /// One player of a one-round quiz session in `room`, through `front`.
 async fn quiz(front: String, room: String, name: String) -> Result<(), String> {
     let mut link = Link::connect(&front).await.map_err(|e| e.to_string())?;
@@ -350,18 +368,29 @@ fn a_dead_instance_fails_only_its_rooms_which_then_play_elsewhere() {
     }
     let mut cluster = Cluster::start(3, &["--max-per-address", "0"]);
     let front = cluster.front.clone();
-    // First parties of 30 rooms wait for their partners.
-    let waiting: Vec<_> = (0..30)
+    // First parties of 30 rooms, each seated (welcomed) and waiting for its partner.
+    let seated: Vec<(usize, Link)> = (0..30)
         .map(|r| {
-            let front = front.clone();
-            rt::spawn(async move {
-                let room = Some(format!("kill-{r}"));
-                (r, round(front, room, format!("First{r}")).await)
+            rt::block_on(async {
+                let mut link = Link::connect(&front).await.unwrap();
+                let hello = Frame::Hello {
+                    version: PROTOCOL_VERSION,
+                    room: Some(format!("kill-{r}")),
+                };
+                link.send(&hello).await.unwrap();
+                let welcome = link.recv().await.unwrap();
+                assert!(
+                    matches!(welcome, Some(Frame::Welcome { .. })),
+                    "{welcome:?}"
+                );
+                (r, link)
             })
         })
         .collect();
-    // Let them all be seated: an idle instance has nothing else to do.
-    rt::block_on(rt::sleep(Duration::from_millis(500)));
+    let waiting: Vec<_> = seated
+        .into_iter()
+        .map(|(r, link)| rt::spawn(async move { (r, play_on(link, format!("First{r}")).await) }))
+        .collect();
     let (victim, _) = cluster.instances.remove(0);
     let killed = Instant::now();
     let status = std::process::Command::new("kill")
