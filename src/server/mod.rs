@@ -431,13 +431,8 @@ impl Server {
                     match origin {
                         Ok(proxy::Origin::Client(peer)) => {
                             next_id += 1;
-                            match cooldowns.refused(peer.ip()) {
-                                Some(refusal) => {
-                                    let message = refusal.message(peer.ip());
-                                    refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
-                                }
-                                None => admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone()),
-                            }
+                            let drain = drain_tx.clone();
+                            admit_unless_cooling(&cooldowns, stream, peer, next_id, &ctx, &stats, drain);
                         }
                         Ok(proxy::Origin::Balancer) => {
                             log::debug!("{balancer}: the balancer's own connection (a health check)");
@@ -472,13 +467,8 @@ impl Server {
                         next_id += 1;
                         summary.connections += 1;
                         stats.accepted.fetch_add(1, Ordering::SeqCst);
-                        match cooldowns.refused(peer.ip()) {
-                            Some(refusal) => {
-                                let message = refusal.message(peer.ip());
-                                refuse_busy(stream, peer, message, &ctx, &stats, drain_tx.clone());
-                            }
-                            None => admit(stream, peer, next_id, &ctx, &stats, drain_tx.clone()),
-                        }
+                        let drain = drain_tx.clone();
+                        admit_unless_cooling(&cooldowns, stream, peer, next_id, &ctx, &stats, drain);
                     }
                     Err(e) => {
                         if out_of_descriptors(&e) {
@@ -566,6 +556,23 @@ fn answer_health_check(
         )
         .await
     });
+}
+
+/// Admits a connection from `peer` (its client's own address, behind a balancer too), unless that
+/// address is cooling down, in which case it is told so.
+fn admit_unless_cooling(
+    cooldowns: &cooldown::Cooldowns,
+    stream: Socket,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: &Arc<Ctx>,
+    stats: &Arc<Stats>,
+    drain: mpsc::Sender<std::convert::Infallible>,
+) {
+    match cooldowns.refused(peer.ip()) {
+        Some(refusal) => refuse_busy(stream, peer, refusal.message(peer.ip()), ctx, stats, drain),
+        None => admit(stream, peer, id, ctx, stats, drain),
+    }
 }
 
 /// A round's report, as the cooldown table needs it: who aborted it, who completed it.
