@@ -47,4 +47,5 @@ pub mod server;
 pub mod stamp;
 pub mod stop;
 pub mod transcript;
+pub mod web;
 pub mod wire;

@@ -98,7 +98,7 @@ fn term_to_the_process_and_its_group_at_once_is_one_graceful_stop() {
             libc::kill(-pid, libc::SIGTERM);
         }
         let out = srv.finish();
-        out.assert_ended_with("Summary: 1 rounds completed, 0 aborted, 2 connections served");
+        out.assert_ended_with("Summary: 1 round completed, 0 aborted, 2 connections served");
         assert!(!out.stderr.contains("second signal"), "{}", out.stderr);
     }
 }

@@ -308,6 +308,6 @@ fn a_party_left_waiting_past_the_round_timeout_is_told_and_its_room_starts_afres
     assert_eq!(srv.code, Some(0), "{srv:?}");
     assert_eq!(
         srv.last_line(),
-        "Summary: 1 rounds completed, 1 aborted, 3 connections served"
+        "Summary: 1 round completed, 1 aborted, 3 connections served"
     );
 }

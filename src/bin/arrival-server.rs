@@ -39,7 +39,7 @@ struct Opt {
     /// `arbiter` decides arrival order; `echo` sends every byte back (RFC 862) until stopped
     #[structopt(long, default_value = "arbiter")]
     mode: Mode,
-    /// `framed` (arrival's protocol, versions 1 to 3: PROTOCOL.md) or `text` (the assignment's raw
+    /// `framed` (arrival's protocol, versions 1 to 4: PROTOCOL.md) or `text` (the assignment's raw
     /// text; works with nc)
     #[structopt(long, default_value = "framed")]
     wire: Wire,
@@ -126,6 +126,19 @@ struct Opt {
     /// pings alone (the kernel sees the balancer)
     #[structopt(long)]
     proxy_protocol: bool,
+    /// Browsers on the same port: the player page (/), the host page (/host) and their
+    /// WebSocket. `auto` is on for a service (--rounds other than 1) on the framed wire, where a
+    /// quiz night wants phones to join with no install; off for the assignment's one round,
+    /// which a browser's session would use up, and for echo and the text wire
+    #[structopt(long, default_value = "auto")]
+    web: WebPolicy,
+    /// The room the printed player and host links open
+    #[structopt(long, default_value = "quiz")]
+    web_room: String,
+    /// The key the host page (or any quiz host) must give to open rounds and end sessions
+    /// [default: a random one, printed with the host link]
+    #[structopt(long)]
+    host_key: Option<String>,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     max_connections: usize,
@@ -144,6 +157,26 @@ struct Opt {
     /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     verbose: u8,
+}
+
+/// Whether browsers are served (`--web`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WebPolicy {
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for WebPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<WebPolicy, String> {
+        match s {
+            "auto" => Ok(WebPolicy::Auto),
+            "on" => Ok(WebPolicy::On),
+            "off" => Ok(WebPolicy::Off),
+            _ => Err(format!("`{s}` is not a web setting (auto, on, off)")),
+        }
+    }
 }
 
 /// Where quiz sessions take a party's round trip from (`--rtt-source`).
@@ -249,6 +282,32 @@ async fn serve(opt: Opt) -> i32 {
         eprintln!("arrival-server: --chat is for rounds; an echo server (--mode echo) has no chat");
         return EXIT_USAGE;
     }
+    let web_possible = opt.mode == Mode::Arbiter && opt.wire == Wire::Framed;
+    if opt.web == WebPolicy::On && !web_possible {
+        eprintln!("arrival-server: --web on needs --mode arbiter and the framed wire");
+        return EXIT_USAGE;
+    }
+    let web = match opt.web {
+        WebPolicy::Auto => web_possible && opt.rounds != 1,
+        WebPolicy::On => true,
+        WebPolicy::Off => false,
+    };
+    if let Err(e) = arrival::names::validate(&opt.web_room) {
+        eprintln!("arrival-server: --web-room {e}");
+        return EXIT_USAGE;
+    }
+    let host_key = match opt.host_key.clone() {
+        Some(key)
+            if key.is_empty()
+                || key.len() > 64
+                || !key.chars().all(|c| c.is_ascii_alphanumeric()) =>
+        {
+            eprintln!("arrival-server: --host-key takes 1 to 64 letters and digits");
+            return EXIT_USAGE;
+        }
+        Some(key) => key,
+        None => arrival::web::random_key(),
+    };
     if let Err(e) = check_labels(&labels).and_then(|()| server::check_verdict_fits(&labels)) {
         eprintln!("arrival-server: {e}");
         return EXIT_USAGE;
@@ -281,7 +340,19 @@ async fn serve(opt: Opt) -> i32 {
     // Through a writer thread: a reader that stops reading stdout must not stall the rounds.
     let transcript = Transcript::StdoutQueued;
     match listener.local_addr() {
-        Ok(addr) => transcript.line(format!("arrival-server listening on {addr}")),
+        Ok(addr) => {
+            transcript.line(format!("arrival-server listening on {addr}"));
+            if web {
+                for line in arrival::web::links(
+                    addr,
+                    &opt.web_room,
+                    &host_key,
+                    std::io::IsTerminal::is_terminal(&std::io::stdout()),
+                ) {
+                    transcript.line(line);
+                }
+            }
+        }
         Err(e) => {
             eprintln!("arrival-server: cannot read the bound address: {e}");
             return EXIT_CANNOT_START;
@@ -320,6 +391,8 @@ async fn serve(opt: Opt) -> i32 {
         kernel_timestamps: true,
         kernel_rtt: opt.rtt_source == RttPolicy::Kernel,
         proxy_protocol: opt.proxy_protocol,
+        web,
+        host_key: Some(host_key),
         cooldown: arrival::server::cooldown::CooldownConfig {
             strikes: opt.cooldown_strikes,
             first: opt.cooldown,
@@ -362,13 +435,7 @@ async fn serve(opt: Opt) -> i32 {
             last_words,
         );
     } else if !one_shot {
-        transcript.last_line(
-            format!(
-                "Summary: {} rounds completed, {} aborted, {} connections served",
-                summary.rounds_completed, summary.rounds_aborted, summary.connections
-            ),
-            last_words,
-        );
+        transcript.last_line(format!("Summary: {}", summary.describe()), last_words);
     }
     if summary.interrupted && rounds == 0 {
         // Running until told to stop is what --rounds 0 means: stopping is the normal end.

@@ -1,9 +1,11 @@
-//! The quiz client (`arrival-client --stay`): joins a room's session (protocol 3) and plays its
+//! The quiz client (`arrival-client --stay`): joins a room's session (protocol 4) and plays its
 //! rounds until the session is over.
 //!
 //! Owns the client side of a session: it answers every `Ping` at once (the server measures our
-//! round trip with them), announces each `Go`, sends `Answer` when the user presses Enter, and
-//! prints each round's result, what it means for this player, and the final scores. A press
+//! round trip with them), says who is in the room and who joins and leaves (from the server's
+//! `Roster`), announces each `Go` with the time there is to answer, sends `Answer` when the user
+//! presses Enter, and prints each round's result, what it means for this player, and, at the
+//! end, why the session ended and the final scores. A press
 //! before "go!" is shown is sent as the early buzz it is, and the client says so: the server
 //! locks the player out of the next round (holding Enter never wins). A second press in a round
 //! already answered is not sent. When standard input ends the client stays and stops answering.
@@ -14,8 +16,10 @@ use futures::{FutureExt, StreamExt};
 
 use super::{connect, end_prompt, expect, reader_loop, send, unexpected, Config, Error, Incoming};
 use crate::names;
-use crate::protocol::{Frame, FrameReader, Placing, RttSource, Score, Standing, PROTOCOL_VERSION};
-use crate::round::session::scores_text;
+use crate::protocol::{
+    Change, Frame, FrameReader, Placing, Roster, RttSource, Score, Standing, PROTOCOL_VERSION,
+};
+use crate::round::session::{over_text, scores_text};
 use crate::rt::{self, TcpStream};
 use crate::transcript::Transcript;
 
@@ -81,6 +85,9 @@ async fn play(
     let mut buzzer = Buzzer::Closed;
     // The round the server said we are locked out of.
     let mut locked: Option<u64> = None;
+    // The time each round gives to answer, and our round trip, as the last roster said.
+    let mut answer_micros: Option<u64> = None;
+    let mut rtt_shown = false;
     loop {
         let typed = if stdin_open {
             lines.next().fuse()
@@ -96,7 +103,13 @@ async fn play(
                     buzzer = Buzzer::Locked(round);
                 }
                 Some(Ok(Frame::Go { round })) => {
-                    transcript.line(format!("Round {round}: go!"));
+                    match answer_micros {
+                        Some(us) => transcript.line(format!(
+                            "Round {round}: go! ({} s to answer)",
+                            seconds(us)
+                        )),
+                        None => transcript.line(format!("Round {round}: go!")),
+                    }
                     if prompt {
                         eprint!("Press Enter to answer: ");
                     }
@@ -121,6 +134,17 @@ async fn play(
                     buzzer = Buzzer::Closed;
                     transcript.line(names::printable(&r.text));
                     transcript.line(names::printable(&scores_line(&r.scores)));
+                }
+                Some(Ok(Frame::Roster(roster))) => {
+                    answer_micros = Some(roster.answer_micros);
+                    for line in roster_lines(&roster, &name, &mut rtt_shown) {
+                        transcript.line(names::printable(&line));
+                    }
+                }
+                Some(Ok(Frame::Over { why, rounds, scores })) => {
+                    end_prompt(prompt && matches!(buzzer, Buzzer::Open(_)));
+                    transcript.line(names::printable(&over_text(why, rounds, &scores)));
+                    return Ok(scores);
                 }
                 Some(Ok(Frame::SessionOver { scores })) => {
                     transcript.line(names::printable(&scores_text(&scores)));
@@ -194,5 +218,81 @@ fn standing_line(round: u64, me: &Placing) -> String {
             format!("You: locked out of round {round} for pressing during the round before")
         }
         Standing::NoAnswer => format!("You: you did not answer round {round} in time"),
+        Standing::Left => format!("You: left during round {round}"),
     }
+}
+
+/// `10` or `2.5`: seconds, as a time to answer is said.
+fn seconds(micros: u64) -> String {
+    let s = micros as f64 / 1e6;
+    if s.fract() == 0.0 {
+        format!("{s:.0}")
+    } else {
+        format!("{s:.1}")
+    }
+}
+
+/// `2 of 3 needed players`, or `4 players` once there are enough.
+fn head_count(roster: &Roster) -> String {
+    let (n, needed) = (roster.players.len(), roster.needed as usize);
+    match (n < needed, n) {
+        (true, _) => format!("{n} of {needed} needed players"),
+        (false, 1) => "1 player".to_owned(),
+        (false, n) => format!("{n} players"),
+    }
+}
+
+/// What a roster tells this player, in lines: who joined or left, who is in the room when it
+/// joins, when it plays from, its round trip the first time it is known.
+fn roster_lines(roster: &Roster, me: &str, rtt_shown: &mut bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    match &roster.change {
+        Change::Joined { name } if name == me => {
+            let names: Vec<&str> = roster.players.iter().map(|p| p.name.as_str()).collect();
+            lines.push(format!(
+                "In the room: {} ({})",
+                names.join(", "),
+                head_count(roster)
+            ));
+            if roster.hosted {
+                lines.push("A host opens each round.".to_owned());
+            }
+            let from = roster.players.iter().find(|p| p.name == me);
+            if let Some(from) = from.filter(|_| roster.open).map(|p| p.from_round) {
+                lines.push(format!(
+                    "Round {} is under way: you play from round {from}",
+                    roster.round
+                ));
+            }
+        }
+        Change::Joined { name } => lines.push(format!("{name} joined ({})", head_count(roster))),
+        Change::Left { name, round: 0 } => {
+            lines.push(format!("{name} left ({})", head_count(roster)))
+        }
+        Change::Left { name, round } => lines.push(format!(
+            "{name} left during round {round} ({})",
+            head_count(roster)
+        )),
+        Change::HostJoined => lines.push("The host is here: the host opens each round.".into()),
+        Change::HostLeft => lines.push("The host left: rounds wait for the host.".into()),
+        Change::Ready { round } => {
+            lines.push(format!("Round {round}: get ready (measuring round trips)"))
+        }
+        Change::Update => {}
+    }
+    if !*rtt_shown {
+        let mine = roster.players.iter().find(|p| p.name == me);
+        if let Some((us, source)) = mine.and_then(|p| Some((p.rtt_micros?, p.rtt_source))) {
+            let how = match source {
+                RttSource::Kernel => "checked by the kernel",
+                _ => "from pings",
+            };
+            lines.push(format!(
+                "Your round trip: {:.1} ms ({how})",
+                us as f64 / 1000.0
+            ));
+            *rtt_shown = true;
+        }
+    }
+    lines
 }

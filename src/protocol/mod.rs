@@ -1,4 +1,4 @@
-//! The wire protocol, versions 1 to 3: the frame vocabulary and the byte-level framing.
+//! The wire protocol, versions 1 to 4: the frame vocabulary and the byte-level framing.
 //!
 //! This module owns everything that touches bytes on a socket: the [`Frame`] enum, the 4-byte
 //! big-endian length prefix, the bincode options, the frame-size limit and the per-frame read
@@ -32,10 +32,11 @@ use serde::{Deserialize, Serialize};
 
 /// The newest protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Join`].
 /// Version 2 adds quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in
-/// a result, the round trip's source, and the early-buzz notice (`Outcome`, `Early`). A server
-/// answers in the client's own version, so a version-1 or version-2 client plays exactly as
-/// before.
-pub const PROTOCOL_VERSION: u16 = 3;
+/// a result, the round trip's source, and the early-buzz notice (`Outcome`, `Early`); version 4
+/// adds the room's roster, the session's end with its reason, a leaver's standing, and the
+/// host who opens rounds (`Host`, `Roster`, `Open`, `Finish`, `Over`). A server answers in the
+/// client's own version, so an older client plays exactly as before.
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The oldest protocol version this build still speaks.
 pub const OLDEST_VERSION: u16 = 1;
@@ -109,6 +110,107 @@ pub enum Frame {
     /// Protocol 3. Server → client: an `Answer` arrived while no round was open for this party
     /// (an early buzz); it is locked out of round `round`.
     Early { round: u64 },
+    /// Protocol 4. Client → server, instead of `Hello`: join the quiz session of `room` as its
+    /// host, proving it with the server's host key. A host does not play: it sees the roster
+    /// and every result, opens each round (`Open`) and ends the session (`Finish`).
+    Host {
+        version: u16,
+        room: Option<String>,
+        key: String,
+    },
+    /// Protocol 4. Server → client: who is in the session, sent whenever that changes and after
+    /// each round's round trips are measured.
+    Roster(Box<Roster>),
+    /// Protocol 4. Host → server: open the next round now (every player's `Go`).
+    Open,
+    /// Protocol 4. Host → server: end the session now.
+    Finish,
+    /// Protocol 4. Server → client, instead of `SessionOver`: the session is over, why, after how
+    /// many rounds, and the final scores. The server closes next.
+    Over {
+        why: OverReason,
+        rounds: u64,
+        scores: Vec<Score>,
+    },
+}
+
+/// Protocol 4: the session's roster, as [`Frame::Roster`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roster {
+    /// Rounds opened so far (the running one included).
+    pub round: u64,
+    /// Whether a round is open now: a player who joined during it plays from the next.
+    pub open: bool,
+    /// Players the session needs before a round can open.
+    pub needed: u32,
+    /// Whether a host opens the rounds (otherwise they open by themselves).
+    pub hosted: bool,
+    /// Time each round gives to answer.
+    pub answer_micros: u64,
+    /// The players, in the order they joined.
+    pub players: Vec<Member>,
+    /// What changed, if this roster was sent because of a change.
+    pub change: Change,
+}
+
+/// Protocol 4: one player in a [`Roster`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub name: String,
+    /// The round trip the session compensates this player by (as in results), once measured.
+    pub rtt_micros: Option<u64>,
+    pub rtt_source: RttSource,
+    pub points: u64,
+    /// The first round this player plays in (one past the open round, for a late joiner).
+    pub from_round: u64,
+}
+
+/// Protocol 4: why a roster was sent. Appended to, never reordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// Round trips were measured, or the receiver just joined.
+    Update,
+    /// A player joined.
+    Joined {
+        name: String,
+    },
+    /// A player left; `round` is the round it left during (0 between rounds).
+    Left {
+        name: String,
+        round: u64,
+    },
+    /// A host joined, or the last host left.
+    HostJoined,
+    HostLeft,
+    /// Round `round` opens soon: round trips are being measured (get ready).
+    Ready {
+        round: u64,
+    },
+}
+
+/// Protocol 4: why a session ended. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OverReason {
+    /// Its last round was played.
+    LastRound,
+    /// Fewer players than it needs remained after a round.
+    TooFewPlayers,
+    /// The host ended it.
+    HostEnded,
+    /// The server is stopping.
+    ServerStopping,
+}
+
+impl OverReason {
+    /// The words a client shows for it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            OverReason::LastRound => "the last round was played",
+            OverReason::TooFewPlayers => "too few players were left",
+            OverReason::HostEnded => "the host ended it",
+            OverReason::ServerStopping => "the server stopped",
+        }
+    }
 }
 
 /// Protocol 3: a session round's result, as [`Frame::Outcome`] carries it.
@@ -151,6 +253,8 @@ pub enum Standing {
     LockedOut,
     /// Played the round and did not answer in time.
     NoAnswer,
+    /// Protocol 4: left the session during the round (a version-3 peer sees `NoAnswer`).
+    Left,
 }
 
 /// Protocol 3: where a party's round-trip figure came from. Appended to, never reordered.
@@ -175,11 +279,29 @@ impl Standing {
             Standing::Early => "too early",
             Standing::LockedOut => "locked out",
             Standing::NoAnswer => "no answer",
+            Standing::Left => "left",
         }
     }
 }
 
 impl RoundOutcome {
+    /// Whether a version-3 peer needs [`to_v3`](Self::to_v3): only a leaver's standing is new.
+    pub fn needs_v3(&self) -> bool {
+        self.order.iter().any(|p| p.standing == Standing::Left)
+    }
+
+    /// The same result for a version-3 peer: a leaver is shown as not answering (the sentence
+    /// still says it left).
+    pub fn to_v3(&self) -> RoundOutcome {
+        let mut outcome = self.clone();
+        for p in &mut outcome.order {
+            if p.standing == Standing::Left {
+                p.standing = Standing::NoAnswer;
+            }
+        }
+        outcome
+    }
+
     /// The same result for a version-2 peer: `answered` for valid answers and false starts,
     /// in the same order, with the same figures.
     pub fn to_v2(&self) -> SessionResult {
@@ -265,6 +387,8 @@ pub enum ErrorKind {
     RoundTimeout,
     /// The server is shutting down.
     ShuttingDown,
+    /// Protocol 4: a host's key is wrong, or the host may not do that.
+    Forbidden,
 }
 
 impl fmt::Display for ErrorKind {
@@ -280,6 +404,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::PartyLeft => "party left",
             ErrorKind::RoundTimeout => "round timeout",
             ErrorKind::ShuttingDown => "server shutting down",
+            ErrorKind::Forbidden => "forbidden",
         };
         f.write_str(s)
     }
@@ -308,6 +433,11 @@ impl Frame {
             Frame::SessionOver { .. } => "SessionOver",
             Frame::Outcome(_) => "Outcome",
             Frame::Early { .. } => "Early",
+            Frame::Host { .. } => "Host",
+            Frame::Roster(_) => "Roster",
+            Frame::Open => "Open",
+            Frame::Finish => "Finish",
+            Frame::Over { .. } => "Over",
         }
     }
 
@@ -442,10 +572,24 @@ pub fn encode_into(frame: &impl Serialize, out: &mut Vec<u8>) -> io::Result<()> 
 /// (same variant index and fields; a test checks), so a reader decodes a `Frame`.
 #[derive(Debug, Clone, Copy)]
 pub enum FrameRef<'a> {
-    Connected { round: u64, label: &'a str },
-    Ack { text: &'a str, order: &'a [Arrival] },
+    Connected {
+        round: u64,
+        label: &'a str,
+    },
+    Ack {
+        text: &'a str,
+        order: &'a [Arrival],
+    },
     Outcome(&'a RoundOutcome),
-    SessionOver { scores: &'a [Score] },
+    SessionOver {
+        scores: &'a [Score],
+    },
+    Over {
+        why: OverReason,
+        rounds: u64,
+        scores: &'a [Score],
+    },
+    Roster(&'a Roster),
 }
 
 impl Serialize for FrameRef<'_> {
@@ -473,6 +617,20 @@ impl Serialize for FrameRef<'_> {
             FrameRef::Outcome(outcome) => {
                 serializer.serialize_newtype_variant("Frame", 17, "Outcome", outcome)
             }
+            FrameRef::Roster(roster) => {
+                serializer.serialize_newtype_variant("Frame", 20, "Roster", roster)
+            }
+            FrameRef::Over {
+                why,
+                rounds,
+                scores,
+            } => {
+                let mut v = serializer.serialize_struct_variant("Frame", 23, "Over", 3)?;
+                v.serialize_field("why", &why)?;
+                v.serialize_field("rounds", &rounds)?;
+                v.serialize_field("scores", scores)?;
+                v.end()
+            }
         }
     }
 }
@@ -489,6 +647,26 @@ pub fn decode(payload: &[u8]) -> Result<Frame, ReadError> {
             ref other => other.to_string(),
         })
     })
+}
+
+/// Decodes one whole frame, length prefix included, that arrived as a unit (a WebSocket
+/// message carries exactly one): the prefix must give the length of the rest.
+pub fn decode_whole(bytes: &[u8]) -> Result<Frame, ReadError> {
+    let Some((prefix, payload)) = bytes.split_first_chunk::<HEADER_LEN>() else {
+        return Err(ReadError::Truncated {
+            have: bytes.len(),
+            need: HEADER_LEN,
+        });
+    };
+    match u32::from_be_bytes(*prefix) {
+        0 => Err(ReadError::Empty),
+        len if len > MAX_FRAME_LEN => Err(ReadError::TooLarge { len }),
+        len if len as usize != payload.len() => Err(ReadError::Malformed(format!(
+            "the length prefix says {len} bytes and the message carries {}",
+            payload.len()
+        ))),
+        _ => decode(payload),
+    }
 }
 
 /// Writes one frame and flushes it.
@@ -585,6 +763,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             // A peer streaming as fast as we read must not hold the thread.
             crate::rt::yield_now().await;
         }
+    }
+
+    /// The underlying stream and the bytes received but not yet returned as frames.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        let mut buf = self.buf;
+        buf.truncate(self.filled);
+        (self.inner, buf)
     }
 
     /// The underlying stream.

@@ -764,7 +764,68 @@ fn borrowed_frames_encode_as_their_frames() {
     let scores = outcome().scores;
     let mut borrowed = Vec::new();
     encode_into(&FrameRef::SessionOver { scores: &scores }, &mut borrowed).unwrap();
-    assert_eq!(borrowed, encode(&Frame::SessionOver { scores }).unwrap());
+    assert_eq!(
+        borrowed,
+        encode(&Frame::SessionOver {
+            scores: scores.clone()
+        })
+        .unwrap()
+    );
+
+    let mut borrowed = Vec::new();
+    let why = OverReason::HostEnded;
+    let over = FrameRef::Over {
+        why,
+        rounds: 3,
+        scores: &scores,
+    };
+    encode_into(&over, &mut borrowed).unwrap();
+    let owned = Frame::Over {
+        why,
+        rounds: 3,
+        scores,
+    };
+    assert_eq!(borrowed, encode(&owned).unwrap());
+
+    let roster = Roster {
+        round: 2,
+        open: true,
+        needed: 2,
+        hosted: true,
+        answer_micros: 10_000_000,
+        players: vec![Member {
+            name: "Ann".into(),
+            rtt_micros: Some(1234),
+            rtt_source: RttSource::Kernel,
+            points: 1,
+            from_round: 3,
+        }],
+        change: Change::Left {
+            name: "Ben".into(),
+            round: 2,
+        },
+    };
+    let mut borrowed = Vec::new();
+    encode_into(&FrameRef::Roster(&roster), &mut borrowed).unwrap();
+    assert_eq!(borrowed, encode(&Frame::Roster(Box::new(roster))).unwrap());
+}
+
+/// A frame that arrives whole (a WebSocket message) decodes only if its prefix says its length.
+#[test]
+fn a_whole_frame_decodes_only_with_its_own_length() {
+    let answer = encode(&Frame::Answer).unwrap();
+    assert_eq!(decode_whole(&answer).unwrap(), Frame::Answer);
+    let mut longer = answer.clone();
+    longer.push(0);
+    assert!(matches!(
+        decode_whole(&longer),
+        Err(ReadError::Malformed(_))
+    ));
+    assert!(matches!(
+        decode_whole(&answer[..3]),
+        Err(ReadError::Truncated { .. })
+    ));
+    assert!(matches!(decode_whole(&[0, 0, 0, 0]), Err(ReadError::Empty)));
 }
 
 /// A frame too large to send leaves the buffer as it was.

@@ -106,8 +106,12 @@ pub enum Outbound {
     /// Sessions: a round's result and the running scores. Shared by every party's event: a
     /// result lists every party, so a copy each would cost memory in the square of their number.
     RoundResult(Arc<RoundResult>),
-    /// Sessions: the session is over; the connection closes.
+    /// Sessions: who is in the session, and what changed. Shared like a result.
+    Roster(Arc<crate::protocol::Roster>),
+    /// Sessions: the session is over, why, after how many rounds; the connection closes.
     SessionOver {
+        why: crate::protocol::OverReason,
+        rounds: u64,
         scores: Arc<[crate::protocol::Score]>,
     },
 }
@@ -224,6 +228,9 @@ pub struct RoundReport {
     pub leavers: Vec<IpAddr>,
     /// The addresses of the parties of a completed round, if they were not all one address.
     pub finished: Vec<IpAddr>,
+    /// For a quiz session (which counts as one round of the server's budget): the rounds it
+    /// played.
+    pub session_rounds: Option<u64>,
 }
 
 impl RoundReport {
@@ -512,6 +519,7 @@ impl Round {
             outcome,
             leavers,
             finished,
+            session_rounds: None,
         }
     }
 

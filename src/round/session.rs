@@ -54,7 +54,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 
 use super::{ConnId, Outbound, Outbox, Style};
-use crate::protocol::{ErrorKind, Placing, RttSource, Score, Standing};
+use crate::protocol::{
+    Change, ErrorKind, Member, OverReason, Placing, Roster, RttSource, Score, Standing,
+};
 use crate::rt;
 use crate::stop::Stop;
 use crate::transcript::Transcript;
@@ -196,17 +198,32 @@ impl Default for SessionConfig {
     }
 }
 
+/// How often a hosted session that waits for its host's `Open` measures round trips and sends
+/// the roster, so the host sees every player's figure before it opens a round.
+pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);
+
+/// Who joins a session: a player under its name, or a host (whose key the connection checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seat {
+    Player(String),
+    Host,
+}
+
 /// What the connections of a session tell it.
 #[derive(Debug)]
 pub enum SessionEvent {
-    /// A party asks to join as `name`; `admitted` is told whether it may, or why not (names are
-    /// unique in a session, and a session holds at most `max_parties`).
+    /// A player or a host asks to join; `admitted` is told whether it may, or why not (names
+    /// are unique in a session, and a session holds at most `max_parties` players).
     Join {
         id: ConnId,
-        name: String,
+        seat: Seat,
         reply: Outbox,
         admitted: oneshot::Sender<Result<(), (ErrorKind, String)>>,
     },
+    /// A host opens the next round.
+    Open { id: ConnId },
+    /// A host ends the session.
+    Finish { id: ConnId },
     /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
     /// kernel's minimum round trip for the connection then (`None` where it gives none).
     Pong {
@@ -252,6 +269,10 @@ struct Party {
     locked: Option<(u64, Standing)>,
     /// Answers arriving before this are late answers to the last round, not early buzzes.
     late_until: Option<Instant>,
+    /// The first round it plays in.
+    from_round: u64,
+    /// Left during the open round: kept, and named in its result, until the round closes.
+    gone: bool,
 }
 
 impl Party {
@@ -281,6 +302,13 @@ impl Party {
 struct Session {
     config: SessionConfig,
     parties: Vec<Party>,
+    /// Hosts: they see the roster, every `Go` and every result, and open and end rounds.
+    hosts: Vec<(ConnId, Outbox)>,
+    /// A host has joined: rounds open on its word, not by themselves.
+    hosted: bool,
+    /// A host asked to open a round, or to end the session.
+    open_asked: bool,
+    finish_asked: bool,
     next_seq: u32,
     /// The last round to have started (0 before the first).
     round: u64,
@@ -301,16 +329,30 @@ impl Session {
         match event {
             SessionEvent::Join {
                 id,
-                name,
+                seat: Seat::Host,
+                mut reply,
+                admitted,
+            } => {
+                if admitted.send(Ok(())).is_ok() {
+                    let _ = reply.try_send(Outbound::Admitted);
+                    self.hosts.push((id, reply));
+                    self.hosted = true;
+                    self.tell_roster(Change::HostJoined);
+                }
+            }
+            SessionEvent::Join {
+                id,
+                seat: Seat::Player(name),
                 reply,
                 admitted,
             } => {
-                let verdict = if self.parties.iter().any(|p| p.name == name) {
+                let present = self.parties.iter().filter(|p| !p.gone);
+                let verdict = if present.clone().any(|p| p.name == name) {
                     Err((
                         ErrorKind::InvalidName,
                         format!("the name {name} is taken in this session"),
                     ))
-                } else if self.parties.len() >= self.config.max_parties {
+                } else if present.count() >= self.config.max_parties {
                     Err((
                         ErrorKind::RoundFull,
                         format!(
@@ -329,7 +371,7 @@ impl Session {
                     let _ = reply.try_send(Outbound::Admitted);
                     self.parties.push(Party {
                         id,
-                        name,
+                        name: name.clone(),
                         reply,
                         rtts: VecDeque::new(),
                         pings: Vec::new(),
@@ -340,7 +382,20 @@ impl Session {
                         answer: None,
                         locked: None,
                         late_until: None,
+                        from_round: self.round + 1,
+                        gone: false,
                     });
+                    self.tell_roster(Change::Joined { name });
+                }
+            }
+            SessionEvent::Open { id } => {
+                if self.hosts.iter().any(|(h, _)| *h == id) && self.go.is_none() {
+                    self.open_asked = true;
+                }
+            }
+            SessionEvent::Finish { id } => {
+                if self.hosts.iter().any(|(h, _)| *h == id) {
+                    self.finish_asked = true;
                 }
             }
             SessionEvent::Pong {
@@ -394,16 +449,89 @@ impl Session {
                     let _ = p.reply.try_send(Outbound::Early { round: next });
                 }
             }
-            SessionEvent::Left { id } => self.parties.retain(|p| p.id != id),
+            SessionEvent::Left { id } => {
+                if let Some(i) = self.hosts.iter().position(|(h, _)| *h == id) {
+                    self.hosts.swap_remove(i);
+                    if self.hosts.is_empty() {
+                        self.tell_roster(Change::HostLeft);
+                    }
+                    return;
+                }
+                let round = self.go.map_or(0, |_| self.round);
+                let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone) else {
+                    return;
+                };
+                let name = p.name.clone();
+                if round != 0 && p.in_round {
+                    // Named in the round's result as having left, then dropped.
+                    p.gone = true;
+                } else {
+                    self.parties.retain(|p| p.id != id);
+                }
+                self.tell_roster(Change::Left { name, round });
+            }
         }
     }
 
-    /// Sends `out(party)` to every party; drops those that cannot take it.
+    /// Sends `out(party)` to every party present; drops those that cannot take it.
     fn send_all(&mut self, mut out: impl FnMut(&Party) -> Outbound) {
         self.parties.retain_mut(|p| {
+            if p.gone {
+                return true;
+            }
             let event = out(p);
             p.reply.try_send(event).is_ok()
         });
+    }
+
+    /// Sends `event()` to every host; drops those that cannot take it.
+    fn send_hosts(&mut self, mut event: impl FnMut() -> Outbound) {
+        self.hosts
+            .retain_mut(|(_, reply)| reply.try_send(event()).is_ok());
+    }
+
+    /// Everyone but a party that is gone: players and hosts.
+    fn everyone(&mut self, event: impl Fn() -> Outbound) {
+        self.send_all(|_| event());
+        self.send_hosts(&event);
+    }
+
+    /// The session as a roster, with `change` as the reason it is sent.
+    fn roster(&self, change: Change) -> Roster {
+        Roster {
+            round: self.round,
+            open: self.go.is_some(),
+            needed: u32::try_from(self.config.min_parties).unwrap_or(u32::MAX),
+            hosted: self.hosted,
+            answer_micros: self.config.answer_timeout.as_micros() as u64,
+            players: self
+                .parties
+                .iter()
+                .filter(|p| !p.gone)
+                .map(|p| {
+                    let (rtt, rtt_source) = p.rtt(&self.config);
+                    Member {
+                        name: p.name.clone(),
+                        rtt_micros: rtt.map(|d| d.as_micros() as u64),
+                        rtt_source,
+                        points: p.points,
+                        from_round: p.from_round,
+                    }
+                })
+                .collect(),
+            change,
+        }
+    }
+
+    /// Tells everyone the roster, with `change` as the reason (one shared copy for all).
+    fn tell_roster(&mut self, change: Change) {
+        let roster = Arc::new(self.roster(change));
+        self.everyone(|| Outbound::Roster(Arc::clone(&roster)));
+    }
+
+    /// A hosted session nobody is left in: nobody to wait for.
+    fn deserted(&self) -> bool {
+        self.hosted && self.hosts.is_empty() && self.parties.is_empty()
     }
 
     fn ping_all(&mut self) {
@@ -444,13 +572,14 @@ impl Session {
     fn waiting_for_answers(&self) -> bool {
         self.parties
             .iter()
-            .any(|p| p.in_round && p.out.is_none() && p.answer.is_none())
+            .any(|p| p.in_round && !p.gone && p.out.is_none() && p.answer.is_none())
     }
 
     /// Closes the round whose result was sent at `sent`: answers that arrive before a party
     /// could have seen it are late, not early.
     fn close_round(&mut self, sent: Instant) {
         self.go = None;
+        self.parties.retain(|p| !p.gone);
         for p in &mut self.parties {
             if p.in_round {
                 let (rtt, _) = p.rtt(&self.config);
@@ -466,6 +595,7 @@ impl Session {
         let mut scores: Vec<Score> = self
             .parties
             .iter()
+            .filter(|p| !p.gone)
             .map(|p| Score {
                 name: p.name.clone(),
                 points: p.points,
@@ -499,6 +629,9 @@ impl Session {
                     continue;
                 }
                 (None, None) => {
+                    if p.gone {
+                        placing.standing = Standing::Left;
+                    }
                     silent.push(placing);
                     continue;
                 }
@@ -600,6 +733,7 @@ pub(crate) fn worst_result(n: usize) -> crate::protocol::RoundOutcome {
         Standing::Early,
         Standing::LockedOut,
         Standing::NoAnswer,
+        Standing::Left,
     ];
     let order: Vec<Placing> = (0..n)
         .map(|i| Placing {
@@ -668,7 +802,29 @@ pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
     if !silent.is_empty() {
         text.push_str(&format!("; {} did not answer", listed(silent, ", ")));
     }
+    let left: Vec<String> = of(Standing::Left).map(|p| p.name.clone()).collect();
+    if !left.is_empty() {
+        text.push_str(&format!("; {} left during the round", listed(left, ", ")));
+    }
     text
+}
+
+/// `Session over after 3 rounds (the host ended it). Final scores: Ann 2, Ben 1`, or, for a
+/// session that played no round, why it ended and no scores.
+pub fn over_text(why: OverReason, rounds: u64, scores: &[Score]) -> String {
+    match rounds {
+        0 => format!("Session over before its first round: {}", why.describe()),
+        1 => format!(
+            "Session over after 1 round ({}). {}",
+            why.describe(),
+            scores_text(scores)
+        ),
+        n => format!(
+            "Session over after {n} rounds ({}). {}",
+            why.describe(),
+            scores_text(scores)
+        ),
+    }
 }
 
 /// `Final scores: Ann 3, Ben 1, Dot 1`.
@@ -699,6 +855,10 @@ pub async fn session_loop(
     let mut session = Session {
         config,
         parties: Vec::new(),
+        hosts: Vec::new(),
+        hosted: false,
+        open_asked: false,
+        finish_asked: false,
         next_seq: 0,
         round: 0,
         go: None,
@@ -736,24 +896,60 @@ pub async fn session_loop(
             }
         }};
     }
-    'session: loop {
-        // Gather.
-        while session.parties.len() < session.config.min_parties {
-            match wake!(None) {
+    let why = 'session: loop {
+        // Gather: enough players and, in a hosted session, the host's word. Meanwhile a hosted
+        // session keeps its players' round trips fresh for the host to see.
+        let mut measure: Option<Instant> = None;
+        loop {
+            if session.finish_asked {
+                break 'session OverReason::HostEnded;
+            }
+            if session.deserted() {
+                break 'session OverReason::TooFewPlayers;
+            }
+            let enough = session.parties.len() >= session.config.min_parties;
+            if enough && (!session.hosted || session.open_asked) {
+                break;
+            }
+            if !(enough && session.hosted) {
+                measure = None;
+            } else if measure.is_none() {
+                measure = Some(Instant::now());
+            }
+            match wake!(measure) {
                 Wake::Event(Some(e)) => session.handle(e),
-                Wake::Event(None) | Wake::Stop | Wake::Timer => break 'session,
+                Wake::Timer => {
+                    // The last batch's figures, then the next batch.
+                    session.tell_roster(Change::Update);
+                    session.ping_all();
+                    measure = Some(Instant::now() + HOSTED_MEASURE_EVERY);
+                }
+                Wake::Event(None) | Wake::Stop => break 'session OverReason::ServerStopping,
             }
         }
+        session.open_asked = false;
         // Measure round trips.
+        session.tell_roster(Change::Ready {
+            round: session.round + 1,
+        });
         for _ in 0..session.config.pings {
             session.ping_all();
             if !wait_until!(Instant::now() + session.config.ping_every) {
-                break 'session;
+                break 'session OverReason::ServerStopping;
             }
         }
-        // Then a wait nobody can predict.
-        if !wait_until!(Instant::now() + session.config.go_jitter.draw()) {
-            break 'session;
+        session.tell_roster(Change::Update);
+        // Then, unless a host decides when, a wait nobody can predict.
+        let jitter = if session.hosted {
+            Duration::ZERO
+        } else {
+            session.config.go_jitter.draw()
+        };
+        if !wait_until!(Instant::now() + jitter) {
+            break 'session OverReason::ServerStopping;
+        }
+        if session.finish_asked {
+            break 'session OverReason::HostEnded;
         }
         if session.parties.len() < session.config.min_parties {
             continue;
@@ -761,13 +957,13 @@ pub async fn session_loop(
         // Go, to everyone at once.
         let go = Instant::now();
         let round = session.open_round(go);
-        session.send_all(|_| Outbound::Go { round, sent: go });
+        session.everyone(|| Outbound::Go { round, sent: go });
         let until = go + session.config.answer_timeout;
-        while session.waiting_for_answers() {
+        while session.waiting_for_answers() && !session.finish_asked {
             match wake!(Some(until)) {
                 Wake::Event(Some(e)) => session.handle(e),
                 Wake::Timer => break,
-                Wake::Event(None) | Wake::Stop => break 'session,
+                Wake::Event(None) | Wake::Stop => break 'session OverReason::ServerStopping,
             }
         }
         let order = session.result(go);
@@ -780,21 +976,35 @@ pub async fn session_loop(
             order,
             scores,
         });
-        session.send_all(|_| Outbound::RoundResult(Arc::clone(&result)));
+        // To those who played it and the hosts: a late joiner was told it plays from the next.
+        session.parties.retain_mut(|p| {
+            p.gone
+                || !p.in_round
+                || p.reply
+                    .try_send(Outbound::RoundResult(Arc::clone(&result)))
+                    .is_ok()
+        });
+        session.send_hosts(|| Outbound::RoundResult(Arc::clone(&result)));
         session.close_round(Instant::now());
-        if round >= session.config.rounds || session.parties.len() < session.config.min_parties {
-            break;
+        if session.finish_asked {
+            break OverReason::HostEnded;
         }
-    }
+        if !session.hosted {
+            if round >= session.config.rounds {
+                break OverReason::LastRound;
+            }
+            if session.parties.len() < session.config.min_parties {
+                break OverReason::TooFewPlayers;
+            }
+        }
+    };
     let round = session.round;
     let scores = session.scores();
-    let rounds = if round == 1 { "round" } else { "rounds" };
-    say(format!(
-        "over after {round} {rounds}. {}",
-        scores_text(&scores)
-    ));
+    say(over_text(why, round, &scores));
     let shared: Arc<[Score]> = scores.clone().into();
-    session.send_all(|_| Outbound::SessionOver {
+    session.everyone(|| Outbound::SessionOver {
+        why,
+        rounds: round,
         scores: Arc::clone(&shared),
     });
     SessionReport {

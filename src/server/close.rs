@@ -55,6 +55,7 @@ pub(crate) async fn refuse<W: Wire>(
 ) {
     let mut bytes = Vec::new();
     wire.render(&event, &mut bytes);
+    wire.farewell(&mut bytes);
     let _ = rt::bounded(write_timeout, write_all(&out, &bytes)).await;
     let _ = out.get_ref().shutdown(std::net::Shutdown::Write);
     // A real client has sent its Hello by now; leaving it unread would turn our close into a

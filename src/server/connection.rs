@@ -25,7 +25,7 @@ use super::lobby::{Join, Leave, Placement, Room, RoomKey, ToLobby};
 use super::Ctx;
 use crate::names;
 use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
-use crate::round::session::SessionEvent;
+use crate::round::session::{Seat, SessionEvent};
 use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
 use crate::rt::{self, Socket};
 use crate::wire::{Inbound, Wire};
@@ -44,6 +44,8 @@ enum End {
     Done,
     /// The server is stopping.
     Stopping,
+    /// A browser: its HTTP request goes to the web side (`web`), which takes the connection.
+    Web,
     /// The client did something that ends the connection: it is told `tell` (if anything can be
     /// told) and the round learns `why`.
     Peer {
@@ -85,6 +87,8 @@ pub(crate) struct Connection<W> {
     sent: bool,
     /// The client may still send (it has not half-closed).
     reading: bool,
+    /// It hosts its session (its key was right).
+    host: bool,
 }
 
 impl<W: Wire> Connection<W> {
@@ -101,6 +105,7 @@ impl<W: Wire> Connection<W> {
             room: None,
             sent: false,
             reading: true,
+            host: false,
         }
     }
 }
@@ -114,6 +119,21 @@ impl<W: Wire> Connection<W> {
 pub(crate) fn connection_loop<W: Wire>(mut conn: Connection<W>) -> impl Future<Output = ()> {
     async move {
         let end = conn.serve().await;
+        if let End::Web = end {
+            let Connection {
+                id,
+                peer,
+                out,
+                wire,
+                ctx,
+                ..
+            } = conn;
+            if let Some((input, head)) = wire.into_web() {
+                // Boxed: a browser's state is not an idle framed connection's.
+                Box::pin(crate::web::serve(out, input, head, peer, id, ctx)).await;
+            }
+            return;
+        }
         // Boxed, like the handshake and the join: the closing state is not needed while waiting.
         Box::pin(conn.finish(end)).await;
     }
@@ -188,17 +208,52 @@ impl<W: Wire> Connection<W> {
         }
     }
 
-    /// Reads and checks the `Hello` (or protocol 2's `Join`); returns the requested room and,
-    /// for a session, the name to play under.
-    async fn handshake(&mut self) -> Result<(Option<String>, Option<String>), End> {
+    /// Whether a `Host` of protocol `version` offering `key` may host: the server must have a
+    /// host key and the key must be it.
+    fn host_allowed(&self, version: u16, key: Option<&str>) -> Result<(), End> {
+        if version < 4 {
+            let message = format!("Host needs protocol version 4 or later, not {version}");
+            return Err(End::told(ErrorKind::Version, message.clone(), message));
+        }
+        match (&self.ctx.config.host_key, key) {
+            (Some(expected), Some(offered)) if same_key(expected, offered) => Ok(()),
+            (None, _) => Err(End::told(
+                ErrorKind::Forbidden,
+                "this server takes no host",
+                "asked to host a server that takes no host",
+            )),
+            _ => Err(End::told(
+                ErrorKind::Forbidden,
+                "wrong host key",
+                "offered a wrong host key",
+            )),
+        }
+    }
+
+    /// Reads and checks the `Hello` (or protocol 2's `Join`, or protocol 4's `Host`); returns
+    /// the requested room and, for a session, the seat to take.
+    async fn handshake(&mut self) -> Result<(Option<String>, Option<Seat>), End> {
         let stop = self.ctx.stop.clone();
-        let next = futures::select_biased! {
-            () = stop.wait().fuse() => return Err(End::Stopping),
-            next = self.wire.next().fuse() => next,
+        let next = loop {
+            let next = futures::select_biased! {
+                () = stop.wait().fuse() => return Err(End::Stopping),
+                next = self.wire.next().fuse() => next,
+            };
+            match next {
+                Inbound::Owed => self.write_owed().await,
+                next => break next,
+            }
         };
         let (version, room, session) = match next {
+            Inbound::Web => return Err(End::Web),
             Inbound::Hello { version, room } => (version, room, None),
-            Inbound::Join(join) => (join.version, join.room, Some(join.name)),
+            Inbound::Join(join) => {
+                if join.seat == Seat::Host {
+                    self.host_allowed(join.version, join.key.as_deref())?;
+                    self.host = true;
+                }
+                (join.version, join.room, Some(join.seat))
+            }
             Inbound::Message { .. } => return Err(expected_hello("Message")),
             Inbound::Chat { .. } => return Err(expected_hello("Chat")),
             other => return Err(self.peer_end(other)),
@@ -216,7 +271,7 @@ impl<W: Wire> Connection<W> {
         }
         // `Welcome` answers in the client's own version: a version-1 client sees version 1.
         self.wire.negotiated(version);
-        if let Some(name) = &session {
+        if let Some(Seat::Player(name)) = &session {
             if let Err(e) = names::validate(name) {
                 let message = format!("name {e}");
                 return Err(End::told(ErrorKind::InvalidName, message.clone(), message));
@@ -233,7 +288,7 @@ impl<W: Wire> Connection<W> {
     }
 
     /// Asks the lobby for a place in a round, or in a session.
-    async fn join(&mut self, room: Option<String>, session: Option<String>) -> Result<(), End> {
+    async fn join(&mut self, room: Option<String>, session: Option<Seat>) -> Result<(), End> {
         let (placed, answer) = oneshot::channel();
         let join = Join {
             id: self.id,
@@ -312,8 +367,22 @@ impl<W: Wire> Connection<W> {
         }
     }
 
+    /// Writes what the wire owes the peer (a WebSocket pong), bounded like any write.
+    async fn write_owed(&mut self) {
+        let mut bytes = Vec::new();
+        self.wire.owed(&mut bytes);
+        if !bytes.is_empty() {
+            let limit = self.ctx.config.frame_timeout;
+            let _ = rt::bounded(limit, write_all(&self.out, &bytes)).await;
+        }
+    }
+
     /// Handles what the client said; `Some` ends the connection.
     async fn inbound(&mut self, inbound: Inbound) -> Option<End> {
+        if let Inbound::Owed = inbound {
+            Box::pin(self.write_owed()).await;
+            return None;
+        }
         if matches!(self.room, Some(Room::Session(_))) {
             return self.session_inbound(inbound).await;
         }
@@ -373,7 +442,11 @@ impl<W: Wire> Connection<W> {
                 "unexpected Hello frame; expected Message",
                 "sent an unexpected Hello frame",
             )),
-            Inbound::Join(_) | Inbound::Pong { .. } | Inbound::Answer { .. } => Some(End::told(
+            Inbound::Join(_)
+            | Inbound::Pong { .. }
+            | Inbound::Answer { .. }
+            | Inbound::Open
+            | Inbound::Finish => Some(End::told(
                 ErrorKind::Protocol,
                 "a session frame in a round; expected Message",
                 "sent a session frame in a round",
@@ -401,24 +474,31 @@ impl<W: Wire> Connection<W> {
                 at,
                 kernel_rtt,
             },
-            Inbound::Answer { at, kernel_rtt } => SessionEvent::Answer {
+            Inbound::Answer { at, kernel_rtt } if !self.host => SessionEvent::Answer {
                 id: self.id,
                 at,
                 kernel_rtt,
             },
+            Inbound::Open if self.host => SessionEvent::Open { id: self.id },
+            Inbound::Finish if self.host => SessionEvent::Finish { id: self.id },
+            Inbound::Open | Inbound::Finish => {
+                return Some(End::told(
+                    ErrorKind::Forbidden,
+                    "only the host opens rounds and ends the session",
+                    "sent a host's frame as a player",
+                ))
+            }
             Inbound::Closed => return Some(End::quiet("left the session")),
             Inbound::Failed(why) => return Some(End::quiet(why)),
             Inbound::Bad { kind, message } => {
                 let why = format!("sent a bad frame: {message}");
                 return Some(End::told(kind, message, why));
             }
-            _ => {
-                return Some(End::told(
-                    ErrorKind::Protocol,
-                    "in a session a client sends only Pong and Answer",
-                    "sent a frame a session does not take",
-                ))
-            }
+            _ => return Some(End::told(
+                ErrorKind::Protocol,
+                "in a session a player sends only Pong and Answer, a host Pong, Open and Finish",
+                "sent a frame a session does not take",
+            )),
         };
         if let Some(Room::Session(session)) = &mut self.room {
             let limit = self.ctx.config.frame_timeout;
@@ -503,7 +583,7 @@ impl<W: Wire> Connection<W> {
     async fn finish(&mut self, end: End) {
         let stopping = matches!(end, End::Stopping);
         match end {
-            End::Done => {}
+            End::Done | End::Web => {}
             End::Stopping => {
                 let events = stop_batch(&mut self.outbox);
                 self.write(events, STOP_WRITE_BOUND).await;
@@ -531,6 +611,11 @@ impl<W: Wire> Connection<W> {
                         .await;
                 }
             }
+        }
+        let mut last = Vec::new();
+        self.wire.farewell(&mut last);
+        if !last.is_empty() {
+            let _ = rt::bounded(STOP_WRITE_BOUND, write_all(&self.out, &last)).await;
         }
         let _ = self.out.get_ref().shutdown(std::net::Shutdown::Write);
         linger(&mut self.wire, stopping).await;
@@ -565,6 +650,12 @@ impl<W: Wire> Connection<W> {
             }
         }
     }
+}
+
+/// Compares host keys in time that does not depend on where they differ.
+fn same_key(expected: &str, offered: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), offered.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn expected_hello(got: &str) -> End {

@@ -31,7 +31,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::{Config, Stats};
 use crate::protocol::ErrorKind;
-use crate::round::session::{session_loop, SessionEvent};
+use crate::round::session::{session_loop, Seat, SessionEvent};
 use crate::round::{ConnId, Event, Filling, Outbox, Outcome, RoundConfig, RoundReport};
 use crate::rt;
 use crate::stop::Stop;
@@ -51,8 +51,8 @@ pub(crate) struct Join {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) room: Option<String>,
-    /// A protocol-2 `Join`: the name to play a session under.
-    pub(crate) session: Option<String>,
+    /// A quiz session's seat (protocol 2's `Join`, protocol 4's `Host`).
+    pub(crate) session: Option<Seat>,
     pub(crate) reply: Outbox,
     pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
@@ -294,7 +294,7 @@ pub(crate) async fn lobby_loop(
             Some(ToLobby::Left(leave)) => ended.extend(rounds.left(leave)),
             Some(ToLobby::Join(join)) => {
                 let budget_left = config.rounds == 0 || started < config.rounds;
-                if let Some(name) = join.session.clone() {
+                if let Some(seat) = join.session.clone() {
                     if sessions.len() > 2 * swept_at + 64 {
                         sessions.retain(|_, session| !session.is_closed());
                         swept_at = sessions.len();
@@ -302,7 +302,7 @@ pub(crate) async fn lobby_loop(
                     let placed = place_in_session(
                         &mut sessions,
                         join,
-                        name,
+                        seat,
                         budget_left,
                         &config,
                         &reports,
@@ -346,7 +346,7 @@ pub(crate) async fn lobby_loop(
 async fn place_in_session(
     sessions: &mut HashMap<Option<String>, mpsc::Sender<SessionEvent>>,
     join: Join,
-    name: String,
+    seat: Seat,
     budget_left: bool,
     config: &Config,
     reports: &mpsc::Sender<RoundReport>,
@@ -360,7 +360,7 @@ async fn place_in_session(
             let (admitted, answer) = oneshot::channel();
             let event = SessionEvent::Join {
                 id: join.id,
-                name: name.clone(),
+                seat: seat.clone(),
                 reply: join.reply.clone(),
                 admitted,
             };
@@ -371,7 +371,10 @@ async fn place_in_session(
             match rt::bounded(config.frame_timeout, asked).await.flatten() {
                 Some(Ok(())) => {
                     let placement = Placement {
-                        label: name,
+                        label: match seat {
+                            Seat::Player(name) => name,
+                            Seat::Host => "the host".to_owned(),
+                        },
                         room: Room::Session(session),
                     };
                     let _ = join.placed.send(Ok(placement));
@@ -421,6 +424,7 @@ async fn place_in_session(
                 // A session is not aborted by a party that leaves: nobody to hold to account.
                 leavers: Vec::new(),
                 finished: Vec::new(),
+                session_rounds: Some(report.rounds),
             };
             let _ = reports.send(report).await;
         });

@@ -28,8 +28,8 @@
 //!
 //! This module must not interpret bytes (wires do) or round rules (rounds do).
 
-mod close;
-mod connection;
+pub(crate) mod close;
+pub(crate) mod connection;
 pub mod cooldown;
 mod echo;
 mod lobby;
@@ -54,6 +54,7 @@ use crate::stop::Stop;
 use crate::transcript::Transcript;
 use crate::wire::framed::Framed;
 use crate::wire::text::Text;
+use crate::wire::Wire as _;
 pub use crate::wire::WireKind as Wire;
 use connection::Connection;
 use lobby::{lobby_loop, ToLobby, LOBBY_CAPACITY};
@@ -104,6 +105,11 @@ pub struct Config {
     /// the one it names (for the transcript, the logs, `max_per_address` and cooldowns), and the
     /// kernel's round trip is the balancer's, so sessions take round trips from pings alone.
     pub proxy_protocol: bool,
+    /// Serve the player and host pages, and browsers over WebSocket, on the framed port (see
+    /// `web`): a connection whose first bytes are an HTTP request is a browser.
+    pub web: bool,
+    /// The key a quiz host (protocol 4's `Host`) must offer; `None`: nobody can host.
+    pub host_key: Option<String>,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
     pub session: crate::round::session::SessionConfig,
 }
@@ -150,6 +156,8 @@ impl Default for Config {
             kernel_rtt: true,
             cooldown: cooldown::CooldownConfig::default(),
             proxy_protocol: false,
+            web: false,
+            host_key: None,
             session: crate::round::session::SessionConfig::default(),
         }
     }
@@ -244,12 +252,20 @@ pub struct Summary {
     pub rounds_undelivered: u64,
     pub rounds_aborted: u64,
     pub connections: u64,
+    /// Quiz sessions that played at least one round, and the rounds they played. Each such
+    /// session is also one of `rounds_completed` (one round of the server's budget).
+    pub sessions: u64,
+    pub session_rounds: u64,
     /// The shutdown future resolved before the rounds were done.
     pub interrupted: bool,
 }
 
 impl Summary {
     fn record(&mut self, report: &RoundReport) {
+        if let Some(rounds) = report.session_rounds.filter(|&r| r > 0) {
+            self.sessions += 1;
+            self.session_rounds += rounds;
+        }
         match &report.outcome {
             Outcome::Completed { undelivered, .. } => {
                 self.rounds_completed += 1;
@@ -263,6 +279,34 @@ impl Summary {
         if report.started {
             self.rounds_played += 1;
         }
+    }
+
+    /// The service's one-line summary: `2 rounds completed, 0 aborted, 1 quiz session of 3
+    /// rounds in all, 9 connections served`, each part only where it has something to count.
+    pub fn describe(&self) -> String {
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let rounds = self.rounds_completed - self.sessions.min(self.rounds_completed);
+        let mut parts = Vec::new();
+        if rounds > 0 || self.rounds_aborted > 0 || self.sessions == 0 {
+            parts.push(format!(
+                "{} completed, {} aborted",
+                plural(rounds, "round", "rounds"),
+                self.rounds_aborted
+            ));
+        }
+        if self.sessions > 0 {
+            parts.push(format!(
+                "{} of {} in all",
+                plural(self.sessions, "quiz session", "quiz sessions"),
+                plural(self.session_rounds, "round", "rounds")
+            ));
+        }
+        format!(
+            "{}, {} served",
+            parts.join(", "),
+            plural(self.connections, "connection", "connections")
+        )
     }
 
     /// Every round completed and every acknowledgment was delivered.
@@ -779,7 +823,8 @@ fn admit(
             // Behind a balancer the kernel's round trip is the balancer's, not the player's.
             let kernel_rtt = ctx.config.kernel_rtt && !ctx.config.proxy_protocol;
             let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
-                .with_kernel_rtt(kernel_rtt);
+                .with_kernel_rtt(kernel_rtt)
+                .with_web(ctx.config.web);
             let conn = Connection::new(stream, wire, peer, id, ctx);
             rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))
         }
@@ -803,9 +848,24 @@ fn refuse_busy(
     let config = &ctx.config;
     stats.refused_busy.fetch_add(1, Ordering::SeqCst);
     log::warn!("{peer}: refused: {message}");
-    let busy = Outbound::ended(ErrorKind::Busy, message);
+    let busy = Outbound::ended(ErrorKind::Busy, message.clone());
     let (timeout, input) = (config.frame_timeout, StampedStream::new(stream.clone()));
     match config.wire {
+        // A browser is refused in HTTP: its first bytes say which it is (a framed client's
+        // `Hello` comes at once, so it waits a round trip for its refusal, not the bound).
+        Wire::Framed if config.web => rt::spawn(async move {
+            let _drain = drain;
+            let mut wire = Framed::new(input, timeout).with_web(true);
+            match rt::timeout(close::LINGER, wire.next()).await {
+                Some(crate::wire::Inbound::Web) => {
+                    if let Some((mut input, _)) = wire.into_web() {
+                        let refusal = crate::web::http::busy(&message).to_bytes();
+                        crate::web::http::close_with(&stream, &mut input, &refusal, timeout).await;
+                    }
+                }
+                _ => close::refuse(stream, wire, busy, timeout).await,
+            }
+        }),
         Wire::Framed => rt::spawn(async move {
             let _drain = drain;
             close::refuse(stream, Framed::new(input, timeout), busy, timeout).await

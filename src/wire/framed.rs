@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use super::{Inbound, Wire};
 use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, PROTOCOL_VERSION};
+use crate::round::session::Seat;
 use crate::round::Outbound;
 use crate::stamp::StampedStream;
 
@@ -20,6 +21,8 @@ pub(crate) struct Framed {
     version: u16,
     /// Whether the kernel's round trip describes the client's path (no proxy in between).
     kernel_rtt: bool,
+    /// An HTTP request is a browser to hand to the web side (`Inbound::Web`), not bad bytes.
+    web: bool,
 }
 
 impl Framed {
@@ -28,7 +31,14 @@ impl Framed {
             frames: FrameReader::new(input).with_frame_timeout(Some(frame_timeout)),
             version: PROTOCOL_VERSION,
             kernel_rtt: true,
+            web: false,
         }
+    }
+
+    /// Whether a connection that starts with an HTTP request is a browser for the web side.
+    pub(crate) fn with_web(mut self, on: bool) -> Framed {
+        self.web = on;
+        self
     }
 
     /// Whether to read the kernel's round trip for the quiz: off where the socket's peer is not
@@ -36,12 +46,6 @@ impl Framed {
     pub(crate) fn with_kernel_rtt(mut self, on: bool) -> Framed {
         self.kernel_rtt = on;
         self
-    }
-
-    fn kernel_rtt(&self) -> Option<Duration> {
-        self.kernel_rtt
-            .then(|| self.frames.get_ref().min_rtt())
-            .flatten()
     }
 }
 
@@ -73,13 +77,133 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
         Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
         Outbound::Go { round, .. } => Frame::Go { round: *round },
-        Outbound::RoundResult(r) if version >= 3 => Frame::Outcome(Box::new((**r).clone())),
+        Outbound::RoundResult(r) if version >= 4 => Frame::Outcome(Box::new((**r).clone())),
+        Outbound::RoundResult(r) if version == 3 => Frame::Outcome(Box::new(r.to_v3())),
         Outbound::RoundResult(r) => Frame::Result(Box::new(r.to_v2())),
         Outbound::Early { round } => Frame::Early { round: *round },
-        Outbound::SessionOver { scores } => Frame::SessionOver {
+        Outbound::Roster(r) => Frame::Roster(Box::new((**r).clone())),
+        Outbound::SessionOver {
+            why,
+            rounds,
+            scores,
+        } if version >= 4 => Frame::Over {
+            why: *why,
+            rounds: *rounds,
+            scores: scores.to_vec(),
+        },
+        Outbound::SessionOver { scores, .. } => Frame::SessionOver {
             scores: scores.to_vec(),
         },
     }
+}
+
+/// What a well-formed frame from a client means to the connection: `at` is when it arrived,
+/// `kernel_rtt` the kernel's round trip for the connection (asked only where a frame needs it).
+/// Shared by every wire that carries the protocol's frames (this one and the WebSocket).
+pub(crate) fn inbound(
+    frame: Frame,
+    at: impl FnOnce() -> Instant,
+    kernel_rtt: impl FnOnce() -> Option<Duration>,
+) -> Inbound {
+    match frame {
+        Frame::Hello { version, room } => Inbound::Hello { version, room },
+        // When the kernel received it; when we read it only if the kernel cannot say.
+        Frame::Message { name } => Inbound::Message { name, at: at() },
+        Frame::Chat { line } => Inbound::Chat { line },
+        Frame::Join {
+            version,
+            room,
+            name,
+        } => Inbound::Join(Box::new(super::JoinRequest {
+            version,
+            room,
+            seat: Seat::Player(name),
+            key: None,
+        })),
+        Frame::Host { version, room, key } => Inbound::Join(Box::new(super::JoinRequest {
+            version,
+            room,
+            seat: Seat::Host,
+            key: Some(key),
+        })),
+        Frame::Open => Inbound::Open,
+        Frame::Finish => Inbound::Finish,
+        Frame::Pong { seq } => Inbound::Pong {
+            seq,
+            at: at(),
+            kernel_rtt: kernel_rtt(),
+        },
+        Frame::Answer => Inbound::Answer {
+            at: at(),
+            kernel_rtt: kernel_rtt(),
+        },
+        other => Inbound::Bad {
+            kind: ErrorKind::Protocol,
+            message: format!("unexpected {} frame from a client", other.kind_name()),
+        },
+    }
+}
+
+/// Appends the frame that says `event` to a client of protocol `version` (none, where that
+/// version has no such frame). Shared by every wire that carries the protocol's frames.
+pub(crate) fn render_frame(event: &Outbound, version: u16, out: &mut Vec<u8>) {
+    // Every round's `Connected` and verdict are encoded from the event itself, not from a
+    // `Frame` copied out of it.
+    let encoded = match event {
+        Outbound::Started { round, label, .. } => protocol::encode_into(
+            &FrameRef::Connected {
+                round: *round,
+                label,
+            },
+            out,
+        ),
+        Outbound::Verdict { text, order, .. } => {
+            protocol::encode_into(&FrameRef::Ack { text, order }, out)
+        }
+        // A session's result, roster and final scores are shared by every party: encoded from
+        // the shared copy, not from a copy each.
+        Outbound::RoundResult(r) if version >= 4 || (version == 3 && !r.needs_v3()) => {
+            protocol::encode_into(&FrameRef::Outcome(r), out)
+        }
+        Outbound::SessionOver {
+            why,
+            rounds,
+            scores,
+        } if version >= 4 => {
+            let (why, rounds) = (*why, *rounds);
+            protocol::encode_into(
+                &FrameRef::Over {
+                    why,
+                    rounds,
+                    scores,
+                },
+                out,
+            )
+        }
+        Outbound::SessionOver { scores, .. } => {
+            protocol::encode_into(&FrameRef::SessionOver { scores }, out)
+        }
+        Outbound::Roster(r) if version >= 4 => protocol::encode_into(&FrameRef::Roster(r), out),
+        // Older clients have no frame for the roster: they play as before.
+        Outbound::Roster(_) => return,
+        // A version-2 client has no frame for an early buzz: its next result says it.
+        Outbound::Early { .. } if version < 3 => return,
+        other => protocol::encode_into(&to_frame_in(other, version), out),
+    };
+    // Only a frame over the size limit fails; the limits on names and parties make every
+    // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
+    if let Err(e) = encoded {
+        log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name());
+    }
+}
+
+/// The first four bytes of an HTTP request, as a frame reader sees them (a length no frame
+/// has): a browser on the framed port.
+pub(crate) fn is_http_method(head: &str) -> bool {
+    matches!(
+        head,
+        "GET " | "HEAD" | "POST" | "PUT " | "DELE" | "OPTI" | "PATC" | "CONN" | "TRAC"
+    )
 }
 
 impl Wire for Framed {
@@ -87,36 +211,17 @@ impl Wire for Framed {
 
     async fn next(&mut self) -> Inbound {
         match self.frames.read_frame().await {
-            Ok(Some(Frame::Hello { version, room })) => Inbound::Hello { version, room },
-            Ok(Some(Frame::Message { name })) => Inbound::Message {
-                name,
-                // When the kernel received it; when we read it only if the kernel cannot say.
-                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
-            },
-            Ok(Some(Frame::Chat { line })) => Inbound::Chat { line },
-            Ok(Some(Frame::Join {
-                version,
-                room,
-                name,
-            })) => Inbound::Join(Box::new(super::JoinRequest {
-                version,
-                room,
-                name,
-            })),
-            Ok(Some(Frame::Pong { seq })) => Inbound::Pong {
-                seq,
-                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
-                kernel_rtt: self.kernel_rtt(),
-            },
-            Ok(Some(Frame::Answer)) => Inbound::Answer {
-                at: self.frames.get_ref().arrival().unwrap_or_else(Instant::now),
-                kernel_rtt: self.kernel_rtt(),
-            },
-            Ok(Some(other)) => Inbound::Bad {
-                kind: ErrorKind::Protocol,
-                message: format!("unexpected {} frame from a client", other.kind_name()),
-            },
+            Ok(Some(frame)) => {
+                let stream = self.frames.get_ref();
+                let kernel_rtt = self.kernel_rtt;
+                inbound(
+                    frame,
+                    || stream.arrival().unwrap_or_else(Instant::now),
+                    || kernel_rtt.then(|| stream.min_rtt()).flatten(),
+                )
+            }
             Ok(None) => Inbound::Closed,
+            Err(ReadError::Text { head }) if self.web && is_http_method(&head) => Inbound::Web,
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
                 Inbound::Failed("reset the connection".into())
             }
@@ -132,37 +237,8 @@ impl Wire for Framed {
         self.version = version;
     }
 
-    fn render(&self, event: &Outbound, out: &mut Vec<u8>) {
-        // Every round's `Connected` and verdict are encoded from the event itself, not from a
-        // `Frame` copied out of it.
-        let encoded = match event {
-            Outbound::Started { round, label, .. } => protocol::encode_into(
-                &FrameRef::Connected {
-                    round: *round,
-                    label,
-                },
-                out,
-            ),
-            Outbound::Verdict { text, order, .. } => {
-                protocol::encode_into(&FrameRef::Ack { text, order }, out)
-            }
-            // A session's result and final scores are shared by every party: encoded from the
-            // shared copy, not from a copy each.
-            Outbound::RoundResult(r) if self.version >= 3 => {
-                protocol::encode_into(&FrameRef::Outcome(r), out)
-            }
-            Outbound::SessionOver { scores } => {
-                protocol::encode_into(&FrameRef::SessionOver { scores }, out)
-            }
-            // A version-2 client has no frame for an early buzz: its next result says it.
-            Outbound::Early { .. } if self.version < 3 => return,
-            other => protocol::encode_into(&to_frame_in(other, self.version), out),
-        };
-        // Only a frame over the size limit fails; the limits on names and parties make every
-        // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
-        if let Err(e) = encoded {
-            log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name());
-        }
+    fn render(&mut self, event: &Outbound, out: &mut Vec<u8>) {
+        render_frame(event, self.version, out);
     }
 
     async fn discard(&mut self) {
@@ -171,5 +247,9 @@ impl Wire for Framed {
 
     fn discarded(&self) -> u64 {
         self.frames.discarded()
+    }
+
+    fn into_web(self) -> Option<(StampedStream, Vec<u8>)> {
+        Some(self.frames.into_parts())
     }
 }

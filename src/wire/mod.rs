@@ -8,6 +8,7 @@
 //!
 //! It must not decide anything about rounds (who may send when is the round's and the
 //! connection's business), and must not write to the socket: rendering only fills a buffer.
+//! (The WebSocket wire, `web::socket`, follows the same rules.)
 
 pub mod framed;
 pub mod text;
@@ -54,6 +55,10 @@ pub(crate) enum Inbound {
         at: Instant,
         kernel_rtt: Option<Duration>,
     },
+    /// A session's host opens the next round.
+    Open,
+    /// A session's host ends the session.
+    Finish,
     /// A session party pressed its buzzer; `at` is when the answer arrived.
     Answer {
         at: Instant,
@@ -69,14 +74,21 @@ pub(crate) enum Inbound {
     Bad { kind: ErrorKind, message: String },
     /// The socket failed (reset, ...): nothing can be told.
     Failed(String),
+    /// The peer asked for something only the wire can answer (a WebSocket ping): the connection
+    /// writes what [`Wire::owed`] renders, and reads on.
+    Owed,
+    /// A browser's HTTP request on the framed port: the connection goes to the web side.
+    Web,
 }
 
-/// Protocol 2's `Join`, as the connection needs it.
+/// Protocol 2's `Join` (a player) or protocol 4's `Host`, as the connection needs it.
 #[derive(Debug)]
 pub(crate) struct JoinRequest {
     pub(crate) version: u16,
     pub(crate) room: Option<String>,
-    pub(crate) name: String,
+    pub(crate) seat: crate::round::session::Seat,
+    /// The host key a `Host` offers.
+    pub(crate) key: Option<String>,
 }
 
 /// A server connection's codec. See the module docs.
@@ -88,7 +100,23 @@ pub(crate) trait Wire: Send {
     fn next(&mut self) -> impl Future<Output = Inbound> + Send;
 
     /// Appends the bytes that say `event` to `out` (possibly none).
-    fn render(&self, event: &Outbound, out: &mut Vec<u8>);
+    fn render(&mut self, event: &Outbound, out: &mut Vec<u8>);
+
+    /// Appends what the wire owes the peer after an [`Inbound::Owed`] (a WebSocket pong).
+    fn owed(&mut self, _out: &mut Vec<u8>) {}
+
+    /// Appends the wire's own last words before the connection closes (a WebSocket close
+    /// frame), if it has any.
+    fn farewell(&mut self, _out: &mut Vec<u8>) {}
+
+    /// The read half and the bytes read but not yet used, for a connection that turned out to
+    /// be a browser ([`Inbound::Web`]); `None` for wires that never say that.
+    fn into_web(self) -> Option<(crate::stamp::StampedStream, Vec<u8>)>
+    where
+        Self: Sized,
+    {
+        None
+    }
 
     /// The handshake settled on protocol `version`.
     fn negotiated(&mut self, _version: u16) {}

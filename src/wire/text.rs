@@ -249,7 +249,7 @@ impl Wire for Text {
         }
     }
 
-    fn render(&self, event: &Outbound, out: &mut Vec<u8>) {
+    fn render(&mut self, event: &Outbound, out: &mut Vec<u8>) {
         match event {
             // Text has no handshake to answer.
             Outbound::Admitted => {}
@@ -276,8 +276,17 @@ impl Wire for Text {
             Outbound::Early { round } => out
                 .extend_from_slice(format!("Too early: locked out of round {round}\n").as_bytes()),
             Outbound::RoundResult(r) => out.extend_from_slice(format!("{}\n", r.text).as_bytes()),
-            Outbound::SessionOver { scores } => out.extend_from_slice(
-                format!("{}\n", crate::round::session::scores_text(scores)).as_bytes(),
+            Outbound::Roster(_) => {}
+            Outbound::SessionOver {
+                why,
+                rounds,
+                scores,
+            } => out.extend_from_slice(
+                format!(
+                    "{}\n",
+                    crate::round::session::over_text(*why, *rounds, scores)
+                )
+                .as_bytes(),
             ),
         }
     }
@@ -383,8 +392,8 @@ mod tests {
 
     #[test]
     fn events_render_as_the_assignments_text() {
-        let t = Text::new_detached();
-        let render = |e: Outbound| {
+        let mut t = Text::new_detached();
+        let mut render = |e: Outbound| {
             let mut out = Vec::new();
             t.render(&e, &mut out);
             String::from_utf8(out).unwrap()

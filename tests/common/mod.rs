@@ -210,9 +210,20 @@ fn line_channel(stream: impl Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
+/// `--web off` unless `extra` says otherwise: a service prints its web links after its first
+/// line, which only the tests of the web side read.
+fn web_off_unless_asked(extra: &[&str]) -> &'static [&'static str] {
+    if extra.contains(&"--web") {
+        &[]
+    } else {
+        &["--web", "off"]
+    }
+}
+
 /// Starts `arrival-server` on a free port; returns it and its address.
 pub fn server(extra: &[&str]) -> (Proc, String) {
     let mut args = vec!["--addr", "127.0.0.1:0"];
+    args.extend_from_slice(web_off_unless_asked(extra));
     args.extend_from_slice(extra);
     let mut proc = Proc::spawn("server", SERVER, &args);
     let first = proc.next_line();
@@ -234,6 +245,7 @@ pub fn server_with_pipes(
 ) {
     let mut child = Command::new(SERVER)
         .args(["--addr", "127.0.0.1:0"])
+        .args(web_off_unless_asked(extra))
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -372,3 +384,5 @@ impl Raw {
         assert_eq!(rc, 0, "setsockopt(SO_LINGER)");
     }
 }
+
+pub mod webdriver;

@@ -2,6 +2,7 @@
 //! with round trip `rtt` answers a ping at `sent + rtt`, and a `Go` at `sent + rtt + reaction`
 //! (half the trip out, its reaction, half the trip back), exactly what a delay proxy produces.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
@@ -28,6 +29,8 @@ struct Sim {
     next_id: ConnId,
     /// `Early` notices received: (party, round it is locked out of).
     earlies: Vec<(&'static str, u64)>,
+    /// Rosters received: (party, roster).
+    rosters: Vec<(&'static str, Arc<Roster>)>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -44,6 +47,7 @@ impl Sim {
                 parties: Vec::new(),
                 next_id: 1,
                 earlies: Vec::new(),
+                rosters: Vec::new(),
             },
             session,
         )
@@ -57,7 +61,7 @@ impl Sim {
         self.tx
             .send(SessionEvent::Join {
                 id,
-                name: name.into(),
+                seat: Seat::Player(name.into()),
                 reply,
                 admitted,
             })
@@ -134,6 +138,7 @@ impl Sim {
                         break;
                     }
                     Outbound::Early { round } => self.earlies.push((p.name, round)),
+                    Outbound::Roster(r) => self.rosters.push((p.name, r)),
                     other => panic!("{}: expected Ping or Go, got {other:?}", p.name),
                 }
             }
@@ -173,6 +178,7 @@ impl Sim {
                         break;
                     }
                     Some(Outbound::Early { round }) => self.earlies.push((p.name, round)),
+                    Some(Outbound::Roster(r)) => self.rosters.push((p.name, r)),
                     other => panic!("{}: expected Result, got {other:?}", p.name),
                 }
             }
@@ -187,9 +193,17 @@ impl Sim {
     async fn over(&mut self) -> Vec<Vec<Score>> {
         let mut finals = Vec::new();
         for p in &mut self.parties {
-            match p.rx.next().await {
-                Some(Outbound::SessionOver { scores }) => finals.push(scores.to_vec()),
-                other => panic!("{}: expected Over, got {other:?}", p.name),
+            loop {
+                match p.rx.next().await {
+                    Some(Outbound::SessionOver { scores, .. }) => {
+                        finals.push(scores.to_vec());
+                        break;
+                    }
+                    Some(Outbound::Roster(r)) => self.rosters.push((p.name, r)),
+                    // A hosted session measures round trips while it waits for its host.
+                    Some(Outbound::Ping { .. }) => {}
+                    other => panic!("{}: expected Over, got {other:?}", p.name),
+                }
             }
         }
         finals
@@ -340,7 +354,9 @@ fn the_session_ends_when_too_few_parties_remain_after_a_round() {
         sim.leave("Ben").await;
         sim.answer(go, &[("Ann", Some(1))]).await;
         let (_, order, scores) = sim.results().await;
-        assert_eq!(names(&order), ["Ann"]);
+        // Ben is named as having left during the round, not dropped from its result.
+        assert_eq!(names(&order), ["Ann", "Ben"]);
+        assert_eq!(order[1].standing, Standing::Left);
         assert_eq!(points(&scores), [("Ann", 2)]);
         // One party is too few to go on: the session ends and says so.
         assert_eq!(
@@ -610,7 +626,7 @@ fn a_session_refuses_the_party_beyond_what_its_results_can_carry() {
         let (reply, _rx) = mpsc::channel::<Outbound>(4);
         let join = SessionEvent::Join {
             id: 99,
-            name: "Cid".into(),
+            seat: Seat::Player("Cid".into()),
             reply,
             admitted,
         };
@@ -672,11 +688,250 @@ fn every_party_is_sent_the_one_result_not_a_copy() {
                 other => panic!("expected Result, got {other:?}"),
             }
             match p.rx.next().await {
-                Some(Outbound::SessionOver { scores }) => finals.push(scores),
+                Some(Outbound::SessionOver { scores, .. }) => finals.push(scores),
                 other => panic!("expected SessionOver, got {other:?}"),
             }
         }
         assert!(Arc::ptr_eq(&results[0], &results[1]));
         assert!(Arc::ptr_eq(&finals[0], &finals[1]));
     })
+}
+
+/// A host's end of a session: its outbox, and the events it has seen.
+struct SimHost {
+    id: ConnId,
+    rx: mpsc::Receiver<Outbound>,
+}
+
+impl Sim {
+    async fn host(&mut self) -> SimHost {
+        let (reply, mut rx) = mpsc::channel::<Outbound>(64);
+        let (admitted, answer) = oneshot::channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        let join = SessionEvent::Join {
+            id,
+            seat: Seat::Host,
+            reply,
+            admitted,
+        };
+        self.tx.send(join).await.unwrap();
+        assert!(answer.await.unwrap().is_ok());
+        assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
+        SimHost { id, rx }
+    }
+
+    /// The rosters `name` has received so far, oldest first.
+    fn rosters_of(&self, name: &str) -> Vec<Arc<Roster>> {
+        self.rosters
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, r)| Arc::clone(r))
+            .collect()
+    }
+}
+
+impl SimHost {
+    /// The host's events up to and including the first that `stop` picks out.
+    async fn until<T>(
+        &mut self,
+        mut stop: impl FnMut(&Outbound) -> Option<T>,
+    ) -> (Vec<Outbound>, T) {
+        let mut seen = Vec::new();
+        loop {
+            let event = self.rx.next().await.expect("the session ended early");
+            if let Some(found) = stop(&event) {
+                return (seen, found);
+            }
+            seen.push(event);
+        }
+    }
+}
+
+#[test]
+fn a_hosted_session_opens_rounds_on_the_hosts_word_and_ends_on_it() {
+    block_on(async {
+        // One round by the server's setting: a hosted session plays as many as its host opens.
+        let (mut sim, session) = Sim::start(config(1, Order::Arrival));
+        let mut host = sim.host().await;
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(2)).await;
+        // The host sees both join, by name, with the count of players needed.
+        let (_, joined) = host
+            .until(|e| match e {
+                Outbound::Roster(r) if r.change == Change::Joined { name: "Ben".into() } => {
+                    Some(Arc::clone(r))
+                }
+                _ => None,
+            })
+            .await;
+        assert!(joined.hosted);
+        assert_eq!((joined.players.len(), joined.needed), (2, 2));
+        for round in 1..=2 {
+            sim.tx
+                .send(SessionEvent::Open { id: host.id })
+                .await
+                .unwrap();
+            let (got, go) = sim.until_go().await;
+            assert_eq!(got, round);
+            sim.answer(go, &[("Ann", Some(10)), ("Ben", Some(20))])
+                .await;
+            let (_, order, _) = sim.results().await;
+            assert_eq!(names(&order), ["Ann", "Ben"]);
+            // The host sees the Go and the same result.
+            let (seen, result) = host
+                .until(|e| match e {
+                    Outbound::RoundResult(r) => Some(Arc::clone(r)),
+                    _ => None,
+                })
+                .await;
+            assert!(seen
+                .iter()
+                .any(|e| matches!(e, Outbound::Go { round: r, .. } if *r == round)));
+            assert_eq!(result.round, round);
+        }
+        sim.tx
+            .send(SessionEvent::Finish { id: host.id })
+            .await
+            .unwrap();
+        assert_eq!(sim.over().await.len(), 2);
+        let (_, why) = host
+            .until(|e| match e {
+                Outbound::SessionOver { why, rounds, .. } => Some((*why, *rounds)),
+                _ => None,
+            })
+            .await;
+        assert_eq!(why, (OverReason::HostEnded, 2));
+        assert_eq!(session.await.rounds, 2);
+    })
+}
+
+#[test]
+fn a_player_sending_a_hosts_open_opens_nothing() {
+    block_on(async {
+        let (mut sim, session) = Sim::start(config(1, Order::Arrival));
+        let _host = sim.host().await;
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let ann = sim.parties[0].id;
+        sim.tx.send(SessionEvent::Open { id: ann }).await.unwrap();
+        sim.tx.send(SessionEvent::Finish { id: ann }).await.unwrap();
+        // Still waiting for the host: no Go, no end; measuring goes on (pings, rosters).
+        let p = &mut sim.parties[0];
+        let waited = rt::timeout(ms(300), async {
+            loop {
+                match p.rx.next().await {
+                    Some(Outbound::Ping { .. }) | Some(Outbound::Roster(_)) => {}
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert!(
+            waited.is_none(),
+            "a player opened or ended the session: {waited:?}"
+        );
+        drop(sim);
+        assert_eq!(session.await.rounds, 0);
+    })
+}
+
+#[test]
+fn a_late_joiner_is_told_it_plays_from_the_next_round_and_sees_no_result_it_did_not_play() {
+    block_on(async {
+        let (mut sim, session) = Sim::start(config(2, Order::Arrival));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let (round, go) = sim.until_go().await;
+        assert_eq!(round, 1);
+        // Cid joins while round 1 is open.
+        let (reply, mut cid) = mpsc::channel::<Outbound>(64);
+        let (admitted, answer) = oneshot::channel();
+        let join = SessionEvent::Join {
+            id: 99,
+            seat: Seat::Player("Cid".into()),
+            reply,
+            admitted,
+        };
+        sim.tx.send(join).await.unwrap();
+        assert!(answer.await.unwrap().is_ok());
+        assert!(matches!(cid.next().await, Some(Outbound::Admitted)));
+        let Some(Outbound::Roster(roster)) = cid.next().await else {
+            panic!("a roster first")
+        };
+        assert_eq!(roster.change, Change::Joined { name: "Cid".into() });
+        assert!(roster.open);
+        let me = roster.players.iter().find(|p| p.name == "Cid").unwrap();
+        assert_eq!((roster.round, me.from_round), (1, 2));
+        sim.answer(go, &[("Ann", Some(5)), ("Ben", Some(6))]).await;
+        let (_, order, _) = sim.results().await;
+        assert_eq!(names(&order), ["Ann", "Ben"]);
+        // Cid's next event after round 1's result is round 2's, never round 1's result.
+        loop {
+            match cid.next().await.unwrap() {
+                Outbound::RoundResult(r) => panic!("Cid was sent round {}'s result", r.round),
+                Outbound::Go { round, .. } => {
+                    assert_eq!(round, 2);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        drop(sim);
+        drop(cid);
+        session.await;
+    })
+}
+
+#[test]
+fn everyone_hears_joins_and_leaves_by_name() {
+    block_on(async {
+        let (mut sim, session) = Sim::start(config(1, Order::Arrival));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        sim.join("Cid", ms(1)).await;
+        let (_, go) = sim.until_go().await;
+        sim.leave("Cid").await;
+        sim.answer(go, &[("Ann", Some(5)), ("Ben", Some(6))]).await;
+        let (_, order, _) = sim.results().await;
+        assert_eq!(names(&order), ["Ann", "Ben", "Cid"]);
+        let changes: Vec<Change> = sim
+            .rosters_of("Ann")
+            .iter()
+            .map(|r| r.change.clone())
+            .collect();
+        assert!(changes.contains(&Change::Joined { name: "Ben".into() }));
+        assert!(changes.contains(&Change::Joined { name: "Cid".into() }));
+        assert!(changes.contains(&Change::Left {
+            name: "Cid".into(),
+            round: 1
+        }));
+        // After the leave, the roster no longer lists Cid.
+        let last = sim.rosters_of("Ann").last().cloned().unwrap();
+        assert!(last.players.iter().all(|p| p.name != "Cid"));
+        sim.over().await;
+        session.await;
+    })
+}
+
+#[test]
+fn a_session_without_rounds_says_why_and_lists_no_scores() {
+    let text = over_text(OverReason::ServerStopping, 0, &[]);
+    assert_eq!(
+        text,
+        "Session over before its first round: the server stopped"
+    );
+    assert!(!text.contains("Final scores"));
+    let text = over_text(
+        OverReason::LastRound,
+        1,
+        &[Score {
+            name: "Ann".into(),
+            points: 1,
+        }],
+    );
+    assert_eq!(
+        text,
+        "Session over after 1 round (the last round was played). Final scores: Ann 1"
+    );
 }

@@ -1,0 +1,120 @@
+//! Browsers on the server's own port: the player and host pages over HTTP, and players and
+//! hosts over WebSocket.
+//!
+//! A connection reaches this module when its first bytes are an HTTP request rather than a
+//! frame's length prefix (`wire::framed` says so; the connection actor hands over the socket
+//! and the bytes read so far). It is still that connection's task, holding its places in the
+//! server's limits: a browser counts against `max_connections` and `max_per_address` like any
+//! client, and every wait here is bounded by the same handshake and frame timeouts.
+//!
+//! - [`http`]: reads one request head (bounded in size and time) and answers it: a page, a
+//!   status with a reason, or, for `/ws`, the WebSocket upgrade. One request per connection
+//!   (`Connection: close`), so every page load is one connection, under the same limits.
+//! - [`socket`]: the WebSocket wire, a [`Wire`](crate::wire::Wire) like the framed one: each
+//!   binary message carries one protocol frame, so a browser then plays through the same
+//!   connection actor, lobby and session as `arrival-client --stay`, ordered by the kernel's
+//!   receive time of the bytes that carried its answer.
+//! - `pages/`: the HTML, CSS and script, embedded in the binary; they load nothing from
+//!   anywhere but this server.
+//!
+//! This module must not decide anything about rounds or sessions, and it writes only from the
+//! connection's own task.
+
+pub mod http;
+pub mod socket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::round::ConnId;
+use crate::rt::Socket;
+use crate::server::Ctx;
+use crate::stamp::StampedStream;
+
+/// Serves a browser's connection: its request, then, for an upgrade, its play.
+pub(crate) async fn serve(
+    out: Socket,
+    input: StampedStream,
+    head: Vec<u8>,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<Ctx>,
+) {
+    let Some((input, rest)) = http::answer(&out, input, head, peer, &ctx).await else {
+        return;
+    };
+    let wire = socket::WebSocket::new(input, rest, ctx.config.frame_timeout)
+        .with_kernel_rtt(ctx.config.kernel_rtt && !ctx.config.proxy_protocol);
+    let conn = crate::server::connection::Connection::new(out, wire, peer, id, ctx);
+    crate::server::connection::connection_loop(conn).await;
+}
+
+/// A fresh host key: 16 hex digits from the operating system's random source.
+pub fn random_key() -> String {
+    let bits = getrandom::u64().unwrap_or_else(|e| {
+        log::error!("no random number for the host key: {e}");
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+    });
+    format!("{bits:016x}")
+}
+
+/// The address players can reach the server at: the bound one, or, for a server bound to every
+/// interface, this machine's address on the network its default route leads to (no packet is
+/// sent to find it), else loopback.
+pub fn reachable(bound: SocketAddr) -> SocketAddr {
+    if !bound.ip().is_unspecified() {
+        return bound;
+    }
+    let probe = match bound {
+        SocketAddr::V4(_) => std::net::UdpSocket::bind("0.0.0.0:0")
+            .and_then(|s| s.connect("192.0.2.1:9").map(|()| s)),
+        SocketAddr::V6(_) => std::net::UdpSocket::bind("[::]:0")
+            .and_then(|s| s.connect("[2001:db8::1]:9").map(|()| s)),
+    };
+    let ip = probe
+        .and_then(|s| s.local_addr())
+        .map(|a| a.ip())
+        .unwrap_or(match bound {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    SocketAddr::new(ip, bound.port())
+}
+
+/// The player and host links for a server bound to `bound`, for `room`; with `qr`, a QR code of
+/// the player link drawn in text below them.
+pub fn links(bound: SocketAddr, room: &str, key: &str, qr: bool) -> Vec<String> {
+    let base = format!("http://{}", reachable(bound));
+    let room = encode_query(room);
+    let player = format!("{base}/?room={room}");
+    let mut lines = vec![
+        format!("Players open {player}"),
+        format!("The host opens {base}/host?room={room}#key={key} (keep it to yourself)"),
+    ];
+    if qr {
+        if let Ok(code) = qrcode::QrCode::new(player.as_bytes()) {
+            let drawn = code
+                .render::<qrcode::render::unicode::Dense1x2>()
+                .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                .build();
+            lines.extend(drawn.lines().map(str::to_owned));
+        }
+    }
+    lines
+}
+
+/// `room` as a URL query value: letters, digits and `-._~` as they are, every other byte
+/// percent-encoded.
+fn encode_query(room: &str) -> String {
+    room.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,172 @@
+// arrival's protocol (PROTOCOL.md), version 4, for the player and host pages: each WebSocket
+// binary message is one frame, its 4-byte big-endian length included; the body is bincode
+// (little-endian, fixed-width integers, u64 lengths). Only the frames a browser sends or reads.
+"use strict";
+const Arrival = (() => {
+  const VERSION = 4;
+  const utf8in = new TextEncoder(), utf8out = new TextDecoder();
+
+  class Writer {
+    constructor() { this.bytes = []; }
+    u8(v) { this.bytes.push(v & 255); }
+    u16(v) { this.u8(v); this.u8(v >> 8); }
+    u32(v) { for (let i = 0; i < 4; i++) this.u8(v >>> (8 * i)); }
+    u64(v) { let big = BigInt(v); for (let i = 0; i < 8; i++) { this.u8(Number(big & 255n)); big >>= 8n; } }
+    str(s) { const b = utf8in.encode(s); this.u64(b.length); for (const x of b) this.u8(x); }
+    optStr(s) { if (s == null) { this.u8(0); } else { this.u8(1); this.str(s); } }
+    frame() {
+      const out = new Uint8Array(4 + this.bytes.length);
+      new DataView(out.buffer).setUint32(0, this.bytes.length);
+      out.set(this.bytes, 4);
+      return out;
+    }
+  }
+
+  class Reader {
+    constructor(buf) { this.view = new DataView(buf); this.at = 4; }
+    u8() { return this.view.getUint8(this.at++); }
+    u16() { const x = this.view.getUint16(this.at, true); this.at += 2; return x; }
+    u32() { const x = this.view.getUint32(this.at, true); this.at += 4; return x; }
+    u64() { const x = this.view.getBigUint64(this.at, true); this.at += 8; return Number(x); }
+    i64() { const x = this.view.getBigInt64(this.at, true); this.at += 8; return Number(x); }
+    bool() { return this.u8() !== 0; }
+    str() {
+      const n = this.u64();
+      const s = utf8out.decode(new Uint8Array(this.view.buffer, this.at, n));
+      this.at += n;
+      return s;
+    }
+    opt(read) { return this.u8() ? read.call(this) : null; }
+    vec(read) { const n = this.u64(), out = []; for (let i = 0; i < n; i++) out.push(read.call(this)); return out; }
+  }
+
+  // Appended to, never reordered, as in the protocol.
+  const STANDING = ["answered", "false start", "too early", "locked out", "no answer", "left"];
+  const SOURCE = ["none", "kernel", "ping"];
+  const ERROR = ["Version", "Protocol", "Malformed", "Timeout", "InvalidName", "RoundFull", "Busy",
+    "PartyLeft", "RoundTimeout", "ShuttingDown", "Forbidden"];
+  const OVER = ["the last round was played", "too few players were left", "the host ended it",
+    "the server stopped"];
+
+  function score() { return { name: this.str(), points: this.u64() }; }
+  function placing() {
+    return { name: this.str(), standing: STANDING[this.u32()], afterGo: this.opt(this.u64),
+      rtt: this.opt(this.u64), source: SOURCE[this.u32()], reaction: this.opt(this.i64) };
+  }
+  function member() {
+    return { name: this.str(), rtt: this.opt(this.u64), source: SOURCE[this.u32()],
+      points: this.u64(), fromRound: this.u64() };
+  }
+  function change() {
+    switch (this.u32()) {
+      case 0: return { kind: "update" };
+      case 1: return { kind: "joined", name: this.str() };
+      case 2: return { kind: "left", name: this.str(), round: this.u64() };
+      case 3: return { kind: "hostJoined" };
+      case 4: return { kind: "hostLeft" };
+      case 5: return { kind: "ready", round: this.u64() };
+      default: return { kind: "unknown" };
+    }
+  }
+
+  function decode(buf) {
+    if (buf.byteLength < 8 || new DataView(buf).getUint32(0) !== buf.byteLength - 4) {
+      throw new Error("not one whole frame");
+    }
+    const r = new Reader(buf);
+    const tag = r.u32();
+    switch (tag) {
+      case 1: return { type: "Welcome", version: r.u16() };
+      case 5: return { type: "Error", kind: ERROR[r.u32()] || "Unknown", message: r.str() };
+      case 11: return { type: "Ping", seq: r.u32() };
+      case 13: return { type: "Go", round: r.u64() };
+      case 17: return { type: "Outcome", round: r.u64(), text: r.str(), order: r.vec(placing),
+        scores: r.vec(score) };
+      case 18: return { type: "Early", round: r.u64() };
+      case 20: return { type: "Roster", round: r.u64(), open: r.bool(), needed: r.u32(),
+        hosted: r.bool(), answerMicros: r.u64(), players: r.vec(member), change: change.call(r) };
+      case 23: return { type: "Over", why: OVER[r.u32()] || "it ended", rounds: r.u64(),
+        scores: r.vec(score) };
+      default: return { type: "Unknown", tag };
+    }
+  }
+
+  function frame(tag, fill) { const w = new Writer(); w.u32(tag); if (fill) fill(w); return w.frame(); }
+  const encode = {
+    join: (room, name) => frame(10, (w) => { w.u16(VERSION); w.optStr(room); w.str(name); }),
+    pong: (seq) => frame(12, (w) => w.u32(seq)),
+    answer: () => frame(14),
+    host: (room, key) => frame(19, (w) => { w.u16(VERSION); w.optStr(room); w.str(key); }),
+    open: () => frame(21),
+    finish: () => frame(22),
+  };
+
+  // Opens the WebSocket, sends `first`, answers every Ping at once (the server measures the
+  // round trip with them, so nothing may come before the Pong), and hands every other frame
+  // to `onFrame`.
+  function connect(first, onFrame, onClose) {
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const ws = new WebSocket(scheme + location.host + "/ws");
+    ws.binaryType = "arraybuffer";
+    ws.onopen = () => ws.send(first);
+    ws.onmessage = (event) => {
+      let f;
+      try { f = decode(event.data); } catch (e) { ws.close(1007, "undecodable frame"); return; }
+      if (f.type === "Ping") { ws.send(encode.pong(f.seq)); return; }
+      onFrame(f);
+    };
+    ws.onclose = (event) => onClose(event.code, event.reason);
+    return ws;
+  }
+
+  const ms = (us) => (us / 1000).toFixed(1) + " ms";
+  const seconds = (us) => { const s = us / 1e6; return Number.isInteger(s) ? String(s) : s.toFixed(1); };
+  function headCount(roster) {
+    const n = roster.players.length;
+    if (n < roster.needed) return n + " of " + roster.needed + " needed players";
+    return n === 1 ? "1 player" : n + " players";
+  }
+  function rttText(m) {
+    if (m.rtt == null) return "not measured yet";
+    return ms(m.rtt) + (m.source === "kernel" ? " (checked by the kernel)" : " (from pings)");
+  }
+  // A placing's figure, as the result's sentence gives it: reaction time in a reaction-order
+  // session (where there is one), else time from go to arrival.
+  function figure(p, byReaction) {
+    if (byReaction && p.reaction != null) return ms(p.reaction);
+    if (p.afterGo != null) return ms(p.afterGo);
+    return "";
+  }
+  function changeText(c, roster) {
+    switch (c.kind) {
+      case "joined": return c.name + " joined (" + headCount(roster) + ")";
+      case "left": return c.round ? c.name + " left during round " + c.round + " (" + headCount(roster) + ")"
+        : c.name + " left (" + headCount(roster) + ")";
+      case "hostJoined": return "The host is here: the host opens each round.";
+      case "hostLeft": return "The host left: rounds wait for the host.";
+      case "ready": return "Round " + c.round + ": get ready (measuring round trips)";
+      default: return null;
+    }
+  }
+  function el(tag, text, cls) {
+    const e = document.createElement(tag);
+    if (text != null) e.textContent = text;
+    if (cls) e.className = cls;
+    return e;
+  }
+  function fillTable(tbody, rows) {
+    tbody.replaceChildren(...rows.map((cells) => {
+      const tr = el("tr");
+      for (const c of cells) tr.append(el("td", c));
+      return tr;
+    }));
+  }
+  function log(list, text) {
+    if (!text) return;
+    const li = el("li", text);
+    list.prepend(li);
+    while (list.children.length > 8) list.lastChild.remove();
+  }
+
+  return { connect, encode, ms, seconds, headCount, rttText, figure, changeText, el, fillTable, log };
+})();

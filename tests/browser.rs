@@ -1,0 +1,224 @@
+//! Players in a real browser: headless Chromium, driven through WebDriver, plays a hosted quiz
+//! with `arrival-client --stay` in one room, on the server's own port. Installs Debian's
+//! chromium and chromium-driver if they are missing.
+//!
+//! Screenshots of the player page (phone size) and the host page (1280x720) go to the target
+//! directory, and to `$ARRIVAL_SCREENSHOTS` if set (the README's come from there).
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::webdriver::{ensure_chromium, Browser, Driver};
+use common::{client, server, Proc};
+
+const ROUNDS: u64 = 3;
+
+/// The rows of a result or score table, each row's cells joined by a tab.
+fn rows(browser: &Browser, tbody: &str) -> Vec<String> {
+    let script = format!(
+        "return [...document.querySelectorAll('#{tbody} tr')].map(tr => \
+         [...tr.children].map(td => td.textContent).join('\\t'))"
+    );
+    browser
+        .run(&script)
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn save(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+    if let Ok(extra) = std::env::var("ARRIVAL_SCREENSHOTS") {
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::write(std::path::Path::new(&extra).join(name), png).unwrap();
+    }
+}
+
+/// The client's lines up to and including the first that `pred` picks out.
+fn client_until(cid: &mut Proc, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    cid.wait_for(what, pred)
+}
+
+#[test]
+fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
+    ensure_chromium();
+    let (mut srv, addr) = server(&[
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--host-key",
+        "k3y",
+        "--answer-timeout",
+        "20s",
+        "-v",
+    ]);
+    // The links the server prints for the host and the players.
+    let players_link = srv.next_line();
+    let host_link = srv.next_line();
+    let base = format!("http://{addr}");
+    assert_eq!(players_link, format!("Players open {base}/?room=quiz"));
+    assert_eq!(
+        host_link,
+        format!("The host opens {base}/host?room=quiz#key=k3y (keep it to yourself)")
+    );
+
+    let driver = Driver::start();
+    let host = driver.browser(1280, 720);
+    host.open(&format!("{base}/host?room=quiz#key=k3y"));
+    host.wait_text("#status", |t| t == "Waiting for players");
+
+    let ann = driver.browser(360, 640);
+    let ben = driver.browser(360, 640);
+    for (page, name) in [(&ann, "Ann"), (&ben, "Ben")] {
+        page.open(&format!("{base}/?room=quiz"));
+        page.type_into("#name", name);
+        page.click("#join-button");
+        page.wait_text("#count", |t| t.starts_with("In the room"));
+    }
+    let mut cid = client("Cid", &addr, &["--stay", "--room", "quiz", "--name", "Cid"]);
+    client_until(&mut cid, "Cid's welcome", |l| {
+        l == "Joined the quiz in room quiz as Cid"
+    });
+    let in_room = client_until(&mut cid, "the room", |l| l.starts_with("In the room:"));
+    assert_eq!(in_room, "In the room: Ann, Ben, Cid (3 players)");
+    // Everyone sees all three, by name.
+    host.wait_text("#count", |t| t == "Players: 3 players");
+    ann.wait_text("#count", |t| t == "In the room: 3 players");
+    ann.wait_text("#events", |t| t.contains("Cid joined (3 players)"));
+    let roster = host.text("#roster");
+    for name in ["Ann", "Ben", "Cid"] {
+        assert!(roster.contains(name), "host roster: {roster}");
+    }
+
+    let mut results = Vec::new();
+    for round in 1..=ROUNDS {
+        host.wait_text("#open", |t| t == format!("Open round {round}"));
+        host.wait_for("the open button", |h| {
+            (h.attribute("#open", "disabled").is_empty()).then_some(())
+        });
+        host.click("#open");
+        // The buzzers open at GO: Ann clicks, Ben presses Space, Cid presses Enter.
+        for page in [&ann, &ben] {
+            page.wait_for("GO", |p| {
+                (p.attribute("#buzzer", "data-state") == "go").then_some(())
+            });
+        }
+        client_until(&mut cid, "go", |l| {
+            l.starts_with(&format!("Round {round}: go!"))
+        });
+        ann.click("#buzzer");
+        ben.press_key(" ");
+        cid.send_stdin("\n");
+        for page in [&ann, &ben] {
+            page.wait_text("#result-title", |t| t == format!("Round {round}"));
+        }
+        host.wait_text("#result-title", |t| t == format!("Round {round}"));
+        let sentence = client_until(&mut cid, "the result", |l| {
+            l.starts_with(&format!("Round {round}: "))
+                && !l.contains("go!")
+                && !l.contains("get ready")
+        });
+        // One result on every screen: the same order, figures and scores.
+        let host_rows = rows(&host, "result-rows");
+        assert_eq!(host_rows.len(), 3, "{host_rows:?}");
+        assert_eq!(rows(&ann, "result-rows"), host_rows);
+        assert_eq!(rows(&ben, "result-rows"), host_rows);
+        let scores = rows(&host, "scores");
+        assert_eq!(rows(&ann, "scores"), scores);
+        assert_eq!(rows(&ben, "scores"), scores);
+        assert_eq!(
+            host.text("#result-text"),
+            sentence,
+            "the host shows the client's sentence"
+        );
+        assert_eq!(ann.text("#result-text"), sentence);
+        assert_eq!(ben.text("#result-text"), sentence);
+        // Everybody answered: the sentence names all three in the table's order.
+        let order: Vec<String> = host_rows
+            .iter()
+            .map(|r| {
+                r.split('\t')
+                    .next()
+                    .unwrap()
+                    .split(". ")
+                    .nth(1)
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let mut at = 0;
+        for name in &order {
+            at += sentence[at..]
+                .find(name.as_str())
+                .unwrap_or_else(|| panic!("{name} not in {sentence}"));
+        }
+        let cid_scores = client_until(&mut cid, "the scores", |l| l.starts_with("Scores: "));
+        let listed: Vec<String> = scores.iter().map(|r| r.replace('\t', " ")).collect();
+        assert_eq!(cid_scores, format!("Scores: {}", listed.join(", ")));
+        results.push((sentence, scores));
+    }
+
+    // Screenshots, as a quiz host would show them.
+    save("player.png", &ann.screenshot());
+    save("host.png", &host.screenshot());
+
+    host.click("#finish");
+    let over = host.wait_text("#detail", |t| t.starts_with("After "));
+    assert_eq!(over, format!("After {ROUNDS} rounds: the host ended it."));
+    for page in [&ann, &ben] {
+        page.wait_text("#status", |t| t == "Session over");
+        assert_eq!(
+            page.text("#detail"),
+            format!("Session over after {ROUNDS} rounds: the host ended it.")
+        );
+    }
+    let last_scores = &results.last().unwrap().1;
+    let final_line = client_until(&mut cid, "the end", |l| l.starts_with("Session over"));
+    let listed: Vec<String> = last_scores.iter().map(|r| r.replace('\t', " ")).collect();
+    assert_eq!(
+        final_line,
+        format!(
+            "Session over after {ROUNDS} rounds (the host ended it). Final scores: {}",
+            listed.join(", ")
+        )
+    );
+    let points: u64 = last_scores
+        .iter()
+        .map(|r| r.split('\t').nth(1).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(points, ROUNDS, "one point a round");
+    assert_eq!(cid.finish().code, Some(0));
+
+    // Nothing was asked of anywhere but the server under test.
+    let mut asked: BTreeMap<String, usize> = BTreeMap::new();
+    for page in [&host, &ann, &ben] {
+        for url in page.requested_urls() {
+            *asked.entry(url).or_default() += 1;
+        }
+    }
+    assert!(!asked.is_empty(), "the performance log recorded nothing");
+    for url in asked.keys() {
+        let ours =
+            url.starts_with(&format!("{base}/")) || url.starts_with(&format!("ws://{addr}/"));
+        assert!(ours, "a page asked for {url}; all it asked for: {asked:?}");
+    }
+    assert!(asked.keys().any(|u| u.starts_with("ws://")), "{asked:?}");
+    drop((host, ann, ben));
+    srv.signal("TERM");
+    let out = srv.finish();
+    assert_eq!(out.code, Some(0));
+    assert!(
+        out.stdout
+            .last()
+            .is_some_and(|l| l.contains("1 quiz session of 3 rounds in all")),
+        "{:?}",
+        out.stdout.last()
+    );
+}
