@@ -5,7 +5,7 @@
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`rt`] | the async runtime (async-std, and async-io for readiness): tasks, timers, sockets, stdin | know about rounds, frames or wires |
-//! | [`protocol`] | the wire protocol, versions 1 to 3: frames, their bytes, the length prefix | know about rounds, labels or names |
+//! | [`protocol`] | the wire protocol, versions 1 to 4: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
 //! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order, the rules against modified clients) | touch sockets, bytes or clocks |
 //! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo, leavers' cooldowns, the PROXY header of a balancer | interpret bytes or round rules |

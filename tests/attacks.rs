@@ -702,11 +702,11 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
             let mut results = 0;
             loop {
                 match link.recv().await {
-                    Ok(Some(Frame::Welcome { .. } | Frame::Early { .. })) => {}
+                    Ok(Some(Frame::Welcome { .. } | Frame::Early { .. } | Frame::Roster(_))) => {}
                     Ok(Some(Frame::Ping { seq })) => link.send(&Frame::Pong { seq }).await.unwrap(),
                     Ok(Some(Frame::Go { .. })) => link.send(&Frame::Answer).await.unwrap(),
                     Ok(Some(Frame::Outcome(_))) => results += 1,
-                    Ok(Some(Frame::SessionOver { .. })) => return Ok((results, true)),
+                    Ok(Some(Frame::Over { .. })) => return Ok((results, true)),
                     Ok(Some(Frame::Error { kind, message })) => return Err((kind, message)),
                     other => panic!("player {i}: {other:?}"),
                 }

@@ -192,7 +192,7 @@ async fn quiz(front: String, room: String, name: String) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?,
             Some(Frame::Go { .. }) => link.send(&Frame::Answer).await.map_err(|e| e.to_string())?,
-            Some(Frame::SessionOver { .. }) => return Ok(()),
+            Some(Frame::SessionOver { .. } | Frame::Over { .. }) => return Ok(()),
             Some(Frame::Error { message, .. }) => return Err(message),
             Some(_) => {}
             None => return Err("closed".into()),

@@ -162,13 +162,22 @@ fn the_real_client_says_too_early_and_false_start_in_plain_words() {
     let args = |name| ["--stay", "--room", "quiz", "--name", name];
     let mut ann = common::client("Ann", &addr, &args("Ann"));
     ann.expect_line("Joined the quiz in room quiz as Ann");
+    ann.expect_line("In the room: Ann (1 of 2 needed players)");
     ann.send_stdin("\n");
     ann.expect_line("Pressed before go!");
     ann.expect_line("Too early: locked out of round 1");
     let mut ben = common::client("Ben", &addr, &args("Ben"));
     ben.expect_line("Joined the quiz in room quiz as Ben");
-    ben.expect_line("Round 1: go!");
-    ann.expect_line("Round 1: go! (you are locked out of it)");
+    ben.expect_line("In the room: Ann, Ben (2 players)");
+    ann.expect_line("Ben joined (2 players)");
+    // Then the round trips are measured (each says its own once known) and the round opens.
+    for p in [&mut ann, &mut ben] {
+        p.wait_for("get ready", |l| {
+            l == "Round 1: get ready (measuring round trips)"
+        });
+    }
+    ben.wait_for("go", |l| l == "Round 1: go! (10 s to answer)");
+    ann.wait_for("go", |l| l == "Round 1: go! (you are locked out of it)");
     // Not sent: it would only lock Ann out of the round after.
     ann.send_stdin("\n");
     ann.expect_line("Locked out of round 1: press not sent");
@@ -185,7 +194,9 @@ fn the_real_client_says_too_early_and_false_start_in_plain_words() {
     let you = ben.next_line();
     assert!(you.starts_with("You: false start in round 1: "), "{you}");
     for p in [ann, ben] {
-        p.finish().assert_ended_with("Final scores: Ann 0, Ben 0");
+        p.finish().assert_ended_with(
+            "Session over after 1 round (the last round was played). Final scores: Ann 0, Ben 0",
+        );
     }
     drop(srv);
 }

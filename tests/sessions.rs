@@ -276,7 +276,9 @@ fn three_players_with_the_real_client_to_the_final_scores() {
     // Each presses Enter once it has shown "go!", as a player would.
     for round in 1..=2 {
         for p in &mut players {
-            p.wait_for("go", |l| l == format!("Round {round}: go!"));
+            p.wait_for("go", |l| {
+                l == format!("Round {round}: go! (10 s to answer)")
+            });
             p.send_stdin("\n");
         }
     }
@@ -285,17 +287,35 @@ fn three_players_with_the_real_client_to_the_final_scores() {
         let name = p.name.clone();
         let out = p.finish();
         assert_eq!(out.code, Some(0), "{name}: {out:?}");
-        let lines = &out.stdout;
-        assert_eq!(lines[0], format!("Joined the quiz in room quiz as {name}"));
-        assert_eq!(lines[1], "Round 1: go!");
+        // Who is in the room, who joins, when a round gets ready, the player's round trip.
+        let news = |l: &str| {
+            l.starts_with("In the room: ")
+                || l.contains(" joined (")
+                || l.ends_with(": get ready (measuring round trips)")
+                || l.starts_with("Your round trip: ")
+        };
+        let all = &out.stdout;
+        let lines: Vec<&String> = all.iter().filter(|l| !news(l)).collect();
+        assert_eq!(*lines[0], format!("Joined the quiz in room quiz as {name}"));
+        assert_eq!(*lines[1], "Round 1: go! (10 s to answer)");
         assert!(lines[2].starts_with("Round 1: "), "{lines:?}");
         assert!(lines[3].starts_with("You: "), "{lines:?}");
         assert!(lines[4].starts_with("Scores: "), "{lines:?}");
-        assert_eq!(lines[5], "Round 2: go!");
+        assert_eq!(*lines[5], "Round 2: go! (10 s to answer)");
+        assert!(all[1].starts_with("In the room: "), "{all:?}");
+        assert!(all
+            .iter()
+            .any(|l| l == "Round 2: get ready (measuring round trips)"));
+        let rtt = all
+            .iter()
+            .find(|l| l.starts_with("Your round trip: "))
+            .expect("its round trip");
+        assert!(rtt.ends_with(" ms (checked by the kernel)"), "{rtt}");
         let last = lines.last().unwrap();
-        assert!(last.starts_with("Final scores: "), "{lines:?}");
+        let finals = "Session over after 2 rounds (the last round was played). Final scores: ";
+        assert!(last.starts_with(finals), "{lines:?}");
         total = last
-            .trim_start_matches("Final scores: ")
+            .trim_start_matches(finals)
             .split(", ")
             .map(|s| s.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
             .sum();

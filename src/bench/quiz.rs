@@ -478,7 +478,8 @@ async fn play(
                         let _ = tx.send(*outcome).await;
                     }
                 }
-                Some(Frame::SessionOver { .. }) => return Ok(()),
+                Some(Frame::SessionOver { .. } | Frame::Over { .. }) => return Ok(()),
+                Some(Frame::Roster(_)) => {}
                 Some(Frame::Error { kind, message }) => {
                     return Err(format!("server: {kind}: {message}"))
                 }

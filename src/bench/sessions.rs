@@ -48,7 +48,8 @@ async fn quiz_party(
                 }
             }
             Frame::Early { .. } => {}
-            Frame::SessionOver { .. } => return Ok(()),
+            Frame::SessionOver { .. } | Frame::Over { .. } => return Ok(()),
+            Frame::Roster(_) => {}
             Frame::Error { kind, .. } => return Err(format!("server: {kind}")),
             other => return Err(format!("protocol: unexpected {}", other.kind_name())),
         }

@@ -287,10 +287,14 @@ fn roster_lines(roster: &Roster, me: &str, rtt_shown: &mut bool) -> Vec<String> 
                 RttSource::Kernel => "checked by the kernel",
                 _ => "from pings",
             };
-            lines.push(format!(
-                "Your round trip: {:.1} ms ({how})",
-                us as f64 / 1000.0
-            ));
+            // Loopback and LAN round trips are tens of microseconds: two decimals below 1 ms.
+            let ms = us as f64 / 1000.0;
+            let ms = if ms < 1.0 {
+                format!("{ms:.2}")
+            } else {
+                format!("{ms:.1}")
+            };
+            lines.push(format!("Your round trip: {ms} ms ({how})"));
             *rtt_shown = true;
         }
     }

@@ -1000,7 +1000,9 @@ pub async fn session_loop(
     };
     let round = session.round;
     let scores = session.scores();
-    say(over_text(why, round, &scores));
+    // `Session [quiz] over after ...`: the transcript names the session already.
+    let over = over_text(why, round, &scores);
+    say(over.trim_start_matches("Session ").to_owned());
     let shared: Arc<[Score]> = scores.clone().into();
     session.everyone(|| Outbound::SessionOver {
         why,

@@ -1,4 +1,4 @@
-//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 3, on a server connection.
+//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 4, on a server connection.
 //!
 //! Owns the translation between frames and the connection's events: `Hello`, `Message`, `Chat`
 //! and the session's `Join`, `Pong` and `Answer` in (with the kernel's receive time and, for

@@ -128,7 +128,7 @@ const Arrival = (() => {
   }
   function rttText(m) {
     if (m.rtt == null) return "not measured yet";
-    return ms(m.rtt) + (m.source === "kernel" ? " (checked by the kernel)" : " (from pings)");
+    return (m.rtt < 1000 ? (m.rtt / 1000).toFixed(2) + " ms" : ms(m.rtt)) + (m.source === "kernel" ? " (checked by the kernel)" : " (from pings)");
   }
   // A placing's figure, as the result's sentence gives it: reaction time in a reaction-order
   // session (where there is one), else time from go to arrival.
