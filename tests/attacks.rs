@@ -964,3 +964,320 @@ fn case16_a_silent_griefer_does_not_deny_anonymous_rounds() {
     let served = against_a_griefer(config, |_| None, false, Grief::Silent, SERVED_WITHIN);
     assert!(served >= 9, "{served} of 10");
 }
+
+// 17. Hostile browsers -----------------------------------------------------------------------------
+
+/// A service with the web side on, and short limits so the slow cases end quickly.
+fn web_server(extra: &[&str]) -> (Proc, String) {
+    let mut args = vec![
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--handshake-timeout",
+        "1",
+        "--frame-timeout",
+        "1",
+        "-v",
+    ];
+    args.extend_from_slice(extra);
+    let (mut srv, addr) = server(&args);
+    srv.next_line(); // the players' link
+    srv.next_line(); // the host's link
+    (srv, addr)
+}
+
+/// The server still serves a page and a framed round.
+fn still_serving(addr: &str) {
+    let page = common::ws::http(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("arrival buzzer"));
+    good_pair(addr, Some("after"));
+}
+
+#[test]
+fn case17_bad_http_requests_get_a_status_with_the_reason() {
+    let (_srv, addr) = web_server(&[]);
+    let long_header = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(9000));
+    let many_headers = format!(
+        "GET / HTTP/1.1\r\n{}\r\n",
+        (0..60).map(|i| format!("X-{i}: y\r\n")).collect::<String>()
+    );
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "not HTTP after GET",
+            b"GET \x00\x01\x02\r\n\r\n".to_vec(),
+            400,
+            "not an HTTP request",
+        ),
+        (
+            "no version",
+            b"GET /\r\n\r\n".to_vec(),
+            400,
+            "not an HTTP request",
+        ),
+        (
+            "a POST",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            405,
+            "POST is not served here",
+        ),
+        (
+            "a DELETE",
+            b"DELETE /host HTTP/1.1\r\n\r\n".to_vec(),
+            405,
+            "DELETE is not served here",
+        ),
+        (
+            "no such page",
+            b"GET /admin HTTP/1.1\r\n\r\n".to_vec(),
+            404,
+            "no page at /admin",
+        ),
+        (
+            "a head over the limit",
+            long_header.into_bytes(),
+            431,
+            "over 8192 bytes",
+        ),
+        (
+            "too many headers",
+            many_headers.into_bytes(),
+            431,
+            "more than 48 headers",
+        ),
+    ];
+    for (what, request, status, reason) in cases {
+        let answer = common::ws::http(&addr, &request);
+        assert_eq!(answer.status, status, "{what}: {answer:?}");
+        assert!(answer.body.contains(reason), "{what}: {answer:?}");
+        assert!(answer.head.contains("Connection: close"), "{what}");
+    }
+    // HEAD: the headers of the page, no body.
+    let head = common::ws::http(&addr, b"HEAD / HTTP/1.1\r\n\r\n");
+    assert_eq!((head.status, head.body.as_str()), (200, ""));
+    assert!(head
+        .head
+        .contains("Content-Security-Policy: default-src 'none'"));
+    still_serving(&addr);
+}
+
+#[test]
+fn case17_a_request_that_never_completes_is_answered_408_in_the_handshake_time() {
+    let (_srv, addr) = web_server(&[]);
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(common::GUARD)).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let answer = common::ws::read_answer(&mut s);
+    assert_eq!(answer.status, 408, "{answer:?}");
+    assert!(answer
+        .body
+        .starts_with("the request did not arrive within 1 s"));
+    assert!(started.elapsed() < common::GUARD);
+    still_serving(&addr);
+}
+
+#[test]
+fn case17_bad_upgrades_get_400_426_or_403() {
+    let (_srv, addr) = web_server(&[]);
+    let valid = common::ws::upgrade_request(&addr);
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        (
+            "no Upgrade header",
+            valid.replace("Upgrade: websocket\r\n", ""),
+            400,
+            "/ws is the WebSocket endpoint",
+        ),
+        (
+            "HTTP/1.0",
+            valid.replace("HTTP/1.1", "HTTP/1.0"),
+            400,
+            "a WebSocket upgrade is a GET in HTTP/1.1",
+        ),
+        (
+            "version 8",
+            valid.replace("Version: 13", "Version: 8"),
+            426,
+            "this server speaks WebSocket version 13",
+        ),
+        (
+            "a short key",
+            valid.replace(common::ws::KEY, "c2hvcnQ="),
+            400,
+            "Sec-WebSocket-Key is missing",
+        ),
+        (
+            "another site's page",
+            valid.replace(
+                &format!("Origin: http://{addr}"),
+                "Origin: http://evil.example",
+            ),
+            403,
+            "a page from another site",
+        ),
+    ];
+    for (what, request, status, reason) in cases {
+        let answer = common::ws::http(&addr, request.as_bytes());
+        assert_eq!(answer.status, status, "{what}: {answer:?}");
+        assert!(answer.body.starts_with(reason), "{what}: {answer:?}");
+    }
+    let version = common::ws::http(&addr, valid.replace("Version: 13", "Version: 8").as_bytes());
+    assert!(version.head.contains("Sec-WebSocket-Version: 13"));
+    still_serving(&addr);
+}
+
+#[test]
+fn case17_websocket_rule_breakers_are_closed_with_the_reason() {
+    use common::ws::RawWs;
+    let (_srv, addr) = web_server(&[]);
+    let answer = protocol::encode(&Frame::Answer).unwrap();
+    // (what, bytes to send, close code, words in the reason)
+    type Send = Box<dyn Fn(&mut RawWs)>;
+    let cases: Vec<(&str, Send, u16, &str)> = vec![
+        (
+            "a text message",
+            Box::new(|ws| ws.send_frame(true, 1, b"hello", true)),
+            1003,
+            "a text message",
+        ),
+        (
+            "a fragmented message",
+            Box::new(move |ws| ws.send_frame(false, 2, &answer[..4], true)),
+            1008,
+            "a fragmented message",
+        ),
+        (
+            "a message over one frame's size, refused by its header",
+            // Only the header: the server must not wait for (or hold) 1 MiB.
+            Box::new(|ws| ws.send_raw(&[0x82, 0xff, 0, 0, 0, 0, 0, 0x10, 0, 0, 1, 2, 3, 4])),
+            1009,
+            "a message of 1048576 bytes",
+        ),
+        (
+            "an unmasked frame",
+            Box::new(|ws| ws.send_frame(true, 2, &[0, 0, 0, 4, 14, 0, 0, 0], false)),
+            1002,
+            "must be masked",
+        ),
+        (
+            "reserved bits",
+            Box::new(|ws| ws.send_raw(&[0xC2, 0x80, 1, 2, 3, 4])),
+            1002,
+            "reserved bits",
+        ),
+        (
+            "a control frame over 125 bytes",
+            Box::new(|ws| ws.send_frame(true, 9, &[0; 126], true)),
+            1002,
+            "a control frame over 125 bytes",
+        ),
+        (
+            "a frame that stalls",
+            Box::new(|ws| ws.send_raw(&[0x82, 0x88, 1, 2, 3, 4, 9])),
+            1008,
+            "took more than 1 s",
+        ),
+        (
+            "a message that is not one frame",
+            Box::new(|ws| ws.send_frame(true, 2, &[0, 0, 0, 9, 1], true)),
+            1007,
+            "not one frame",
+        ),
+        (
+            "a frame that is not a handshake",
+            Box::new(|ws| ws.send(&Frame::Answer)),
+            4001,
+            "expected Hello, got",
+        ),
+    ];
+    for (what, send, code, reason) in cases {
+        let mut ws = RawWs::connect(&addr);
+        send(&mut ws);
+        let (got_code, got_reason, frames) = ws.expect_close();
+        assert_eq!(got_code, code, "{what}: {got_reason}");
+        assert!(got_reason.contains(reason), "{what}: {got_reason}");
+        // The protocol's own last word comes first, where it has one.
+        assert!(
+            matches!(frames.as_slice(), [Frame::Error { .. }]),
+            "{what}: {frames:?}"
+        );
+    }
+    still_serving(&addr);
+}
+
+#[test]
+fn case17_a_websocket_ping_is_answered_and_a_close_is_returned() {
+    let (_srv, addr) = web_server(&[]);
+    let mut ws = common::ws::RawWs::connect(&addr);
+    ws.send_frame(true, 9, b"are you there", true);
+    let pong = ws.recv_ws().unwrap();
+    assert_eq!(
+        (pong.opcode, pong.payload.as_slice()),
+        (10, &b"are you there"[..])
+    );
+    // A pong nobody asked for is ignored; a close is answered with the same code.
+    ws.send_frame(true, 10, b"", true);
+    ws.send_frame(true, 8, &1001u16.to_be_bytes(), true);
+    let (code, _, frames) = ws.expect_close();
+    assert_eq!((code, frames.len()), (1001, 0));
+    still_serving(&addr);
+}
+
+#[test]
+fn case17_a_flood_of_page_loads_is_bounded_by_the_address_limit_and_answered() {
+    let (addr, stats, stop, running) = in_process(Config {
+        rounds: 0,
+        web: true,
+        max_per_address: 4,
+        handshake_timeout: Duration::from_secs(5),
+        ..Config::default()
+    });
+    // Four page loads that never finish their request hold the address's four places.
+    let held: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    eventually("the four held", || stats.live_connections() == 4);
+    // Every further load from the address is told why, in HTTP, and when to come back.
+    let refused = common::ws::http(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert!(refused.head.contains("Retry-After: 10"));
+    assert!(refused
+        .body
+        .contains("this address already holds 4 connections"));
+    drop(held);
+    eventually("the held ones gone", || stats.live_connections() == 0);
+    // Two hundred loads from eight threads at once: each gets the page or a 503, none hangs.
+    let answers: Vec<u16> = std::thread::scope(|scope| {
+        let loads: Vec<_> = (0..8)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..25)
+                        .map(|_| common::ws::http(&addr, b"GET / HTTP/1.1\r\n\r\n").status)
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        loads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(answers.len(), 200);
+    assert!(
+        answers.iter().all(|s| matches!(s, 200 | 503)),
+        "{answers:?}"
+    );
+    assert!(answers.contains(&200));
+    eventually("every load's connection gone", || {
+        stats.live_connections() == 0
+    });
+    println!(
+        "200 page loads: {} served, {} refused with 503",
+        answers.iter().filter(|&&s| s == 200).count(),
+        answers.iter().filter(|&&s| s == 503).count()
+    );
+    let _ = stop.send(());
+    rt::block_on(running).unwrap();
+}

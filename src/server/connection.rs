@@ -256,6 +256,10 @@ impl<W: Wire> Connection<W> {
             }
             Inbound::Message { .. } => return Err(expected_hello("Message")),
             Inbound::Chat { .. } => return Err(expected_hello("Chat")),
+            Inbound::Pong { .. } => return Err(expected_hello("Pong")),
+            Inbound::Answer { .. } => return Err(expected_hello("Answer")),
+            Inbound::Open => return Err(expected_hello("Open")),
+            Inbound::Finish => return Err(expected_hello("Finish")),
             other => return Err(self.peer_end(other)),
         };
         if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {

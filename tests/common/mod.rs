@@ -386,3 +386,5 @@ impl Raw {
 }
 
 pub mod webdriver;
+
+pub mod ws;

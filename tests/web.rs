@@ -1,0 +1,164 @@
+//! Browsers' protocol on the server's own port, without a browser: WebSocket players and a
+//! WebSocket host in the same sessions as framed clients (tests/browser.rs plays the pages in
+//! Chromium; tests/attacks.rs case 17 is what hostile browsers get).
+
+mod common;
+
+use arrival::protocol::{
+    Change, ErrorKind, Frame, OverReason, RttSource, Standing, PROTOCOL_VERSION,
+};
+use common::ws::RawWs;
+use common::Raw;
+
+fn join(room: &str, name: &str) -> Frame {
+    Frame::Join {
+        version: PROTOCOL_VERSION,
+        room: Some(room.into()),
+        name: name.into(),
+    }
+}
+
+fn host(room: &str, key: &str) -> Frame {
+    Frame::Host {
+        version: PROTOCOL_VERSION,
+        room: Some(room.into()),
+        key: key.into(),
+    }
+}
+
+/// A service with the web side on and the host key `k`.
+fn web_server() -> (common::Proc, String) {
+    let (mut srv, addr) = common::server(&[
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--host-key",
+        "k",
+        "--answer-timeout",
+        "2",
+    ]);
+    srv.next_line();
+    srv.next_line();
+    (srv, addr)
+}
+
+/// A browser player and a framed player in one hosted session: the browser's answer is ranked
+/// with the kernel's figures like anyone's, and both see the same result.
+#[test]
+fn a_websocket_player_plays_with_a_framed_player_under_a_websocket_host() {
+    let (_srv, addr) = web_server();
+    let mut boss = RawWs::connect(&addr);
+    boss.send(&host("mixed", "k"));
+    assert_eq!(boss.recv(), Some(Frame::Welcome { version: 4 }));
+
+    let mut web = RawWs::connect(&addr);
+    web.send(&join("mixed", "Web"));
+    assert_eq!(web.recv(), Some(Frame::Welcome { version: 4 }));
+    let mut tcp = Raw::connect(&addr);
+    tcp.send(&join("mixed", "Tcp"));
+    assert!(matches!(tcp.recv(), Some(Frame::Welcome { .. })));
+
+    // The host hears both join, and waits to open the round itself.
+    let mut joined = Vec::new();
+    while joined.len() < 2 {
+        if let Some(Frame::Roster(r)) = boss.recv() {
+            if let Change::Joined { name } = &r.change {
+                joined.push(name.clone());
+                assert!(r.hosted);
+            }
+        }
+    }
+    assert_eq!(joined, ["Web", "Tcp"]);
+    boss.send(&Frame::Open);
+
+    // Each player pongs until its Go; the browser answers at once, the framed player never.
+    loop {
+        match web.recv().unwrap() {
+            Frame::Ping { seq } => web.send(&Frame::Pong { seq }),
+            Frame::Go { round } => {
+                assert_eq!(round, 1);
+                web.send(&Frame::Answer);
+                break;
+            }
+            Frame::Roster(_) => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let tcp_result = loop {
+        match tcp.recv().unwrap() {
+            Frame::Ping { seq } => tcp.send(&Frame::Pong { seq }),
+            Frame::Outcome(r) => break r,
+            Frame::Roster(_) | Frame::Go { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    let web_result = loop {
+        match web.recv().unwrap() {
+            Frame::Outcome(r) => break r,
+            Frame::Ping { seq } => web.send(&Frame::Pong { seq }),
+            _ => {}
+        }
+    };
+    assert_eq!(web_result, tcp_result);
+    let first = &web_result.order[0];
+    assert_eq!(
+        (first.name.as_str(), first.standing),
+        ("Web", Standing::Answered)
+    );
+    assert!(first.after_go_micros.is_some());
+    // The browser's round trip is bounded by the kernel's figure for its connection.
+    assert_eq!(first.rtt_source, RttSource::Kernel);
+    assert_eq!(web_result.order[1].standing, Standing::NoAnswer);
+    assert_eq!(web_result.scores[0].name, "Web");
+
+    boss.send(&Frame::Finish);
+    let (code, _, frames) = boss.expect_close();
+    assert_eq!(code, 1000);
+    assert!(frames.iter().any(|f| matches!(
+        f,
+        Frame::Over {
+            why: OverReason::HostEnded,
+            rounds: 1,
+            ..
+        }
+    )));
+    let (code, _, frames) = web.expect_close();
+    assert_eq!(code, 1000);
+    assert!(matches!(frames.last(), Some(Frame::Over { rounds: 1, .. })));
+}
+
+#[test]
+fn a_wrong_host_key_and_a_player_acting_as_host_are_refused() {
+    let (_srv, addr) = web_server();
+    let mut impostor = RawWs::connect(&addr);
+    impostor.send(&host("r", "not-the-key"));
+    let (code, reason, frames) = impostor.expect_close();
+    assert_eq!((code, reason.as_str()), (4010, "wrong host key"));
+    assert!(matches!(
+        frames.as_slice(),
+        [Frame::Error {
+            kind: ErrorKind::Forbidden,
+            ..
+        }]
+    ));
+
+    let mut player = RawWs::connect(&addr);
+    player.send(&join("r", "Ann"));
+    assert_eq!(player.recv(), Some(Frame::Welcome { version: 4 }));
+    player.send(&Frame::Open);
+    let (code, reason, _) = player.expect_close();
+    assert_eq!(code, 4010);
+    assert_eq!(reason, "only the host opens rounds and ends the session");
+
+    // Over the framed wire, `Host` needs protocol 4.
+    let mut old = Raw::connect(&addr);
+    old.send(&Frame::Host {
+        version: 3,
+        room: None,
+        key: "k".into(),
+    });
+    let (kind, message) = old.expect_error();
+    assert_eq!(kind, ErrorKind::Version);
+    assert_eq!(message, "Host needs protocol version 4 or later, not 3");
+}
