@@ -520,3 +520,56 @@ fn throughput_with_one_two_and_three_instances() {
             .join(", ")
     );
 }
+
+/// Browsers through the balancer: a room's WebSocket players (the room in the address, as the
+/// pages give it) meet its terminal players on one instance.
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn browsers_meet_their_rooms_terminal_players() {
+    if haproxy_missing() {
+        return;
+    }
+    let cluster = Cluster::start(3, &["--web", "on"]);
+    let rooms: Vec<String> = (0..12).map(|i| format!("mixed-{i}")).collect();
+    let mut met = 0;
+    for room in &rooms {
+        let mut web = common::ws::RawWs::connect_to(&cluster.front, &format!("/ws?room={room}"));
+        web.send(&Frame::Join {
+            version: PROTOCOL_VERSION,
+            room: Some(room.clone()),
+            name: "Web".into(),
+        });
+        assert!(matches!(web.recv(), Some(Frame::Welcome { .. })));
+        let mut tcp = common::Raw::connect(&cluster.front);
+        tcp.send(&Frame::Join {
+            version: PROTOCOL_VERSION,
+            room: Some(room.clone()),
+            name: "Tcp".into(),
+        });
+        assert!(matches!(tcp.recv(), Some(Frame::Welcome { .. })));
+        // The terminal player's own roster lists the browser: the same session.
+        loop {
+            match tcp.recv() {
+                Some(Frame::Roster(r))
+                    if r.change == arrival::protocol::Change::Joined { name: "Tcp".into() } =>
+                {
+                    let names: Vec<&str> = r.players.iter().map(|p| p.name.as_str()).collect();
+                    assert_eq!(names, ["Web", "Tcp"], "room {room}");
+                    met += 1;
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("room {room}: closed"),
+            }
+        }
+    }
+    assert_eq!(met, rooms.len());
+    // And the pages load through it.
+    let page = common::ws::http(
+        &cluster.front,
+        b"GET /?room=quiz HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(page.status, 200);
+    println!("browsers and terminal players through HAProxy: {met} of 12 rooms met");
+    cluster.stop();
+}

@@ -15,8 +15,13 @@ pub const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /// A valid upgrade request for `/ws` on `addr`.
 pub fn upgrade_request(addr: &str) -> String {
+    upgrade_request_to(addr, "/ws")
+}
+
+/// A valid upgrade request for `path` on `addr`.
+pub fn upgrade_request_to(addr: &str, path: &str) -> String {
     format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://{addr}\r\n\r\n"
     )
 }
@@ -77,8 +82,15 @@ pub struct RawWs {
 impl RawWs {
     /// Connects and upgrades; panics unless the server switches protocols with the right key.
     pub fn connect(addr: &str) -> RawWs {
+        RawWs::connect_to(addr, "/ws")
+    }
+
+    /// As [`connect`](Self::connect), to `path` (`/ws?room=quiz`, as the pages ask).
+    pub fn connect_to(addr: &str, path: &str) -> RawWs {
         let mut stream = connect(addr);
-        stream.write_all(upgrade_request(addr).as_bytes()).unwrap();
+        stream
+            .write_all(upgrade_request_to(addr, path).as_bytes())
+            .unwrap();
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
         let end = loop {

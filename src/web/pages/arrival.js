@@ -103,10 +103,11 @@ const Arrival = (() => {
 
   // Opens the WebSocket, sends `first`, answers every Ping at once (the server measures the
   // round trip with them, so nothing may come before the Pong), and hands every other frame
-  // to `onFrame`.
-  function connect(first, onFrame, onClose) {
+  // to `onFrame`. The room rides in the address too, for a balancer that routes by room (the
+  // server reads it from the frame).
+  function connect(room, first, onFrame, onClose) {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    const ws = new WebSocket(scheme + location.host + "/ws");
+    const ws = new WebSocket(scheme + location.host + "/ws?room=" + encodeURIComponent(room || ""));
     ws.binaryType = "arraybuffer";
     ws.onopen = () => ws.send(first);
     ws.onmessage = (event) => {
