@@ -215,6 +215,49 @@ fn documented_examples() {
     // The hex dumps in PROTOCOL.md, byte for byte; if this fails, the document is wrong.
     let cases: Vec<(Frame, &str)> = vec![
         (
+            Frame::Host {
+                version: 4,
+                room: Some("quiz".into()),
+                key: "k3y".into(),
+            },
+            "00 00 00 1e 13 00 00 00 04 00 01 04 00 00 00 00 00 00 00 71 75 69 7a 03 00 00 00 00 00 00 00 6b 33 79",
+        ),
+        (Frame::Open, "00 00 00 04 15 00 00 00"),
+        (Frame::Finish, "00 00 00 04 16 00 00 00"),
+        (
+            Frame::Over {
+                why: OverReason::HostEnded,
+                rounds: 3,
+                scores: vec![Score {
+                    name: "Ann".into(),
+                    points: 2,
+                }],
+            },
+            "00 00 00 2b 17 00 00 00 02 00 00 00 03 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 02 00 00 00 00 00 00 00",
+        ),
+        (
+            Frame::Roster(Box::new(Roster {
+                round: 2,
+                open: false,
+                needed: 2,
+                hosted: true,
+                answer_micros: 10_000_000,
+                players: vec![Member {
+                    name: "Ann".into(),
+                    rtt_micros: Some(250),
+                    rtt_source: RttSource::Kernel,
+                    points: 1,
+                    from_round: 1,
+                }],
+                change: Change::Joined { name: "Ann".into() },
+            })),
+            "00 00 00 59 14 00 00 00 02 00 00 00 00 00 00 00 00 02 00 00 00 01 80 96 98 00 00 00 00 00 01 00 00 00 00 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 01 fa 00 00 00 00 00 00 00 01 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 00 00 00 00 01 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e",
+        ),
+        (
+            Frame::error(ErrorKind::Forbidden, "wrong host key"),
+            "00 00 00 1e 05 00 00 00 0a 00 00 00 0e 00 00 00 00 00 00 00 77 72 6f 6e 67 20 68 6f 73 74 20 6b 65 79",
+        ),
+        (
             Frame::Hello {
                 version: 1,
                 room: None,
