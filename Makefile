@@ -11,7 +11,7 @@ NAMES ?= Alice Bob
 TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 BIN   := $(TARGET_DIR)/release
 
-.PHONY: build run-server run-clients demo test bench bench-echo compare attack cluster-test
+.PHONY: build run-server run-clients demo quiz test bench bench-echo compare attack cluster-test
 
 ## Cargo shows its progress: the first build takes about a minute.
 build:
@@ -55,6 +55,13 @@ demo: build
 	while read -r line <&3; do echo "[server] $$line"; done
 	wait $$server; wait $$first; wait $$second
 	echo "demo: server and both clients exited 0"
+
+## A quiz night: a server on every interface of this machine, kept running, ranking by
+## reaction time. It prints the link (and, at a terminal, a QR code) for the players' phones and
+## the host's link; Ctrl-C ends it.
+QUIZ_ADDR ?= 0.0.0.0:12000
+quiz: build
+	$(BIN)/arrival-server --addr $(QUIZ_ADDR) --rounds 0 --order reaction
 
 ## Benchmarks (not tests): the figures in docs/performance.md. Each mode starts its own server on a free port.
 ## About three minutes with the default BENCH_SECS.

@@ -2,8 +2,9 @@
 //! with `arrival-client --stay` in one room, on the server's own port. Installs Debian's
 //! chromium and chromium-driver if they are missing.
 //!
-//! Screenshots of the player page (phone size) and the host page (1280x720) go to the target
-//! directory, and to `$ARRIVAL_SCREENSHOTS` if set (the README's come from there).
+//! Screenshots of the player page (phone size: at go, and after a result) and the host page
+//! (1280x720) go to the target directory, and to `$ARRIVAL_SCREENSHOTS` if set (the README's
+//! come from there: `ARRIVAL_SCREENSHOTS=docs/img cargo test --test browser`).
 
 mod common;
 
@@ -113,6 +114,9 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
         client_until(&mut cid, "go", |l| {
             l.starts_with(&format!("Round {round}: go!"))
         });
+        if round == ROUNDS {
+            save("player-go.png", &ben.screenshot());
+        }
         ann.click("#buzzer");
         ben.press_key(" ");
         cid.send_stdin("\n");
@@ -166,7 +170,7 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
     }
 
     // Screenshots, as a quiz host would show them.
-    save("player.png", &ann.screenshot());
+    save("player-result.png", &ann.screenshot());
     save("host.png", &host.screenshot());
 
     host.click("#finish");

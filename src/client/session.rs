@@ -198,9 +198,9 @@ fn standing_line(round: u64, me: &Placing) -> String {
     let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
     let rtt = match (me.rtt_micros, me.rtt_source) {
         (Some(r), RttSource::Kernel) => {
-            format!("round trip {}, checked by the kernel", ms(r as i64))
+            format!("round trip {}, checked by the kernel", rtt_ms(r))
         }
-        (Some(r), _) => format!("round trip {}, from pings", ms(r as i64)),
+        (Some(r), _) => format!("round trip {}, from pings", rtt_ms(r)),
         (None, _) => "no round trip measured yet".to_owned(),
     };
     let reaction = me
@@ -219,6 +219,17 @@ fn standing_line(round: u64, me: &Placing) -> String {
         }
         Standing::NoAnswer => format!("You: you did not answer round {round} in time"),
         Standing::Left => format!("You: left during round {round}"),
+    }
+}
+
+/// A round trip in milliseconds: loopback and LAN ones are tens of microseconds, so two
+/// decimals below 1 ms.
+fn rtt_ms(micros: u64) -> String {
+    let ms = micros as f64 / 1000.0;
+    if ms < 1.0 {
+        format!("{ms:.2} ms")
+    } else {
+        format!("{ms:.1} ms")
     }
 }
 
@@ -287,14 +298,7 @@ fn roster_lines(roster: &Roster, me: &str, rtt_shown: &mut bool) -> Vec<String> 
                 RttSource::Kernel => "checked by the kernel",
                 _ => "from pings",
             };
-            // Loopback and LAN round trips are tens of microseconds: two decimals below 1 ms.
-            let ms = us as f64 / 1000.0;
-            let ms = if ms < 1.0 {
-                format!("{ms:.2}")
-            } else {
-                format!("{ms:.1}")
-            };
-            lines.push(format!("Your round trip: {ms} ms ({how})"));
+            lines.push(format!("Your round trip: {} ({how})", rtt_ms(us)));
             *rtt_shown = true;
         }
     }
