@@ -49,7 +49,7 @@ impl std::error::Error for NameError {}
 pub const MAX_LINE_CHARS: usize = 1024;
 
 /// Checks a name: 1 to [`MAX_NAME_CHARS`] characters, not only white space (Unicode
-/// `White_Space`), none of the [forbidden](forbidden) characters. Any other Unicode is welcome.
+/// `White_Space`), none of the [forbidden] characters. Any other Unicode is welcome.
 pub fn validate(name: &str) -> Result<(), NameError> {
     if name.chars().all(char::is_whitespace) {
         return Err(NameError::Empty);
@@ -62,7 +62,7 @@ pub fn validate(name: &str) -> Result<(), NameError> {
 }
 
 /// Checks a chat line: at most [`MAX_LINE_CHARS`] characters (empty is fine), none of the
-/// [forbidden](forbidden) characters.
+/// [forbidden] characters.
 pub fn validate_line(line: &str) -> Result<(), NameError> {
     let chars = line.chars().count();
     if chars > MAX_LINE_CHARS {

@@ -10,7 +10,7 @@
 //! - [`http`]: reads one request head (bounded in size and time) and answers it: a page, a
 //!   status with a reason, or, for `/ws`, the WebSocket upgrade. One request per connection
 //!   (`Connection: close`), so every page load is one connection, under the same limits.
-//! - [`socket`]: the WebSocket wire, a [`Wire`](crate::wire::Wire) like the framed one: each
+//! - [`socket`]: the WebSocket wire, a `Wire` like the framed one: each
 //!   binary message carries one protocol frame, so a browser then plays through the same
 //!   connection actor, lobby and session as `arrival-client --stay`, ordered by the kernel's
 //!   receive time of the bytes that carried its answer.

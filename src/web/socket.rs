@@ -3,7 +3,7 @@
 //! Owns the WebSocket framing of a server connection after its upgrade (RFC 6455): reading the
 //! browser's frames (headers parsed by `tungstenite`, checked before anything is allocated),
 //! unmasking them, and wrapping every outbound protocol frame in one binary message. What the
-//! messages mean is the framed wire's ([`framed::inbound`], [`framed::render_frame`]): a browser
+//! messages mean is the framed wire's (`framed::inbound`, `framed::render_frame`): a browser
 //! is a client like any other.
 //!
 //! A message's arrival is the kernel's receive time of the read that completed it (as for a
@@ -21,7 +21,7 @@
 //! | a frame's bytes slower than the frame timeout | 1008 |
 //! | a binary message that is not one whole frame | 1007 |
 //!
-//! A ping is answered with a pong ([`Inbound::Owed`]); a pong is ignored; a close is answered
+//! A ping is answered with a pong (`Inbound::Owed`); a pong is ignored; a close is answered
 //! with a close and ends the connection. The server's own ends close with 1000 (the session is
 //! over), 1001 (the server stops) or 4000 + the protocol's error kind.
 //!
