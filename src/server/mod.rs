@@ -876,3 +876,49 @@ fn refuse_busy(
         }),
     };
 }
+
+#[cfg(test)]
+mod summary_tests {
+    use super::Summary;
+
+    #[test]
+    fn a_summary_counts_rounds_and_sessions_in_words_that_fit() {
+        let mut s = Summary {
+            rounds_completed: 1,
+            connections: 1,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.describe(),
+            "1 round completed, 0 aborted, 1 connection served"
+        );
+        // A session is one of the completed rounds the budget counts, said apart.
+        s = Summary {
+            rounds_completed: 3,
+            rounds_aborted: 1,
+            sessions: 1,
+            session_rounds: 4,
+            connections: 9,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.describe(),
+            "2 rounds completed, 1 aborted, 1 quiz session of 4 rounds in all, 9 connections served"
+        );
+        s = Summary {
+            rounds_completed: 2,
+            sessions: 2,
+            session_rounds: 1,
+            connections: 6,
+            ..Summary::default()
+        };
+        assert_eq!(
+            s.describe(),
+            "2 quiz sessions of 1 round in all, 6 connections served"
+        );
+        assert_eq!(
+            Summary::default().describe(),
+            "0 rounds completed, 0 aborted, 0 connections served"
+        );
+    }
+}
