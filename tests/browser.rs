@@ -1,5 +1,6 @@
 //! Players in a real browser: headless Chromium, driven through WebDriver, plays a hosted quiz
-//! with `arrival-client --stay` in one room, on the server's own port. Installs Debian's
+//! with `arrival-client --stay` in one room, on the server's own port; a fourth player joins
+//! during round 2 and plays from round 3. Installs Debian's
 //! chromium and chromium-driver if they are missing.
 //!
 //! Screenshots of the player page (phone size: at go, and after a result) and the host page
@@ -98,6 +99,8 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
         assert!(roster.contains(name), "host roster: {roster}");
     }
 
+    let dee = driver.browser(360, 640);
+    dee.open(&format!("{base}/?room=quiz"));
     let mut results = Vec::new();
     for round in 1..=ROUNDS {
         host.wait_text("#open", |t| t == format!("Open round {round}"));
@@ -114,16 +117,34 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
         client_until(&mut cid, "go", |l| {
             l.starts_with(&format!("Round {round}: go!"))
         });
+        if round == 2 {
+            // Dee joins while round 2 is open: she is told she plays from round 3.
+            dee.type_into("#name", "Dee");
+            dee.click("#join-button");
+            dee.wait_text("#detail", |t| t == "You play from round 3.");
+            assert_eq!(dee.text("#status"), "Round 2 is under way");
+            client_until(&mut cid, "Dee's join", |l| l == "Dee joined (4 players)");
+        }
         if round == ROUNDS {
             save("player-go.png", &ben.screenshot());
         }
         ann.click("#buzzer");
         ben.press_key(" ");
         cid.send_stdin("\n");
+        if round == 3 {
+            dee.wait_for("GO", |p| {
+                (p.attribute("#buzzer", "data-state") == "go").then_some(())
+            });
+            // Round 2's result, had Dee been sent it, would have come before this Go.
+            let title = dee.run("return document.getElementById('result-title').textContent");
+            assert_eq!(title, "Result", "Dee was shown a round she did not play");
+            dee.press_key("\u{E007}"); // Enter
+        }
         for page in [&ann, &ben] {
             page.wait_text("#result-title", |t| t == format!("Round {round}"));
         }
         host.wait_text("#result-title", |t| t == format!("Round {round}"));
+        let players = if round < 3 { 3 } else { 4 };
         let sentence = client_until(&mut cid, "the result", |l| {
             l.starts_with(&format!("Round {round}: "))
                 && !l.contains("go!")
@@ -131,12 +152,17 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
         });
         // One result on every screen: the same order, figures and scores.
         let host_rows = rows(&host, "result-rows");
-        assert_eq!(host_rows.len(), 3, "{host_rows:?}");
+        assert_eq!(host_rows.len(), players, "{host_rows:?}");
         assert_eq!(rows(&ann, "result-rows"), host_rows);
         assert_eq!(rows(&ben, "result-rows"), host_rows);
         let scores = rows(&host, "scores");
         assert_eq!(rows(&ann, "scores"), scores);
         assert_eq!(rows(&ben, "scores"), scores);
+        if round == 3 {
+            dee.wait_text("#result-title", |t| t == "Round 3");
+            assert_eq!(rows(&dee, "result-rows"), host_rows);
+            assert_eq!(rows(&dee, "scores"), scores);
+        }
         assert_eq!(
             host.text("#result-text"),
             sentence,
@@ -176,7 +202,7 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
     host.click("#finish");
     let over = host.wait_text("#detail", |t| t.starts_with("After "));
     assert_eq!(over, format!("After {ROUNDS} rounds: the host ended it."));
-    for page in [&ann, &ben] {
+    for page in [&ann, &ben, &dee] {
         page.wait_text("#status", |t| t == "Session over");
         assert_eq!(
             page.text("#detail"),
@@ -202,7 +228,16 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
 
     // Nothing was asked of anywhere but the server under test.
     let mut asked: BTreeMap<String, usize> = BTreeMap::new();
-    for page in [&host, &ann, &ben] {
+    // Each page offers to join (or host) again.
+    for page in [&ann, &ben, &dee] {
+        page.wait_for("Join again", |p| {
+            p.attribute("#again", "hidden").is_empty().then_some(())
+        });
+    }
+    host.wait_for("Host again", |p| {
+        p.attribute("#again", "hidden").is_empty().then_some(())
+    });
+    for page in [&host, &ann, &ben, &dee] {
         for url in page.requested_urls() {
             *asked.entry(url).or_default() += 1;
         }
@@ -214,7 +249,7 @@ fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
         assert!(ours, "a page asked for {url}; all it asked for: {asked:?}");
     }
     assert!(asked.keys().any(|u| u.starts_with("ws://")), "{asked:?}");
-    drop((host, ann, ben));
+    drop((host, ann, ben, dee));
     srv.signal("TERM");
     let out = srv.finish();
     assert_eq!(out.code, Some(0));

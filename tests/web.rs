@@ -162,3 +162,80 @@ fn a_wrong_host_key_and_a_player_acting_as_host_are_refused() {
     assert_eq!(kind, ErrorKind::Version);
     assert_eq!(message, "Host needs protocol version 4 or later, not 3");
 }
+
+/// A player who leaves during a round is named in its result, and everyone hears who left.
+#[test]
+fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
+    let (_srv, addr) = web_server();
+    let mut boss = RawWs::connect(&addr);
+    boss.send(&host("leave", "k"));
+    assert_eq!(boss.recv(), Some(Frame::Welcome { version: 4 }));
+    let mut players: Vec<RawWs> = ["Ann", "Ben", "Cid"]
+        .iter()
+        .map(|name| {
+            let mut ws = RawWs::connect(&addr);
+            ws.send(&join("leave", name));
+            assert_eq!(ws.recv(), Some(Frame::Welcome { version: 4 }));
+            ws
+        })
+        .collect();
+    // Once the host has heard all three, it opens the round.
+    while !matches!(boss.recv(), Some(Frame::Roster(r)) if r.players.len() == 3) {}
+    boss.send(&Frame::Open);
+    for p in &mut players {
+        loop {
+            match p.recv().unwrap() {
+                Frame::Ping { seq } => p.send(&Frame::Pong { seq }),
+                Frame::Go { .. } => break,
+                _ => {}
+            }
+        }
+    }
+    // Cid leaves after go; Ann answers; Ben does not.
+    let cid = players.pop().unwrap();
+    drop(cid);
+    let ann = &mut players[0];
+    ann.send(&Frame::Answer);
+    let mut heard_left = false;
+    let result = loop {
+        match ann.recv().unwrap() {
+            Frame::Roster(r)
+                if r.change
+                    == (Change::Left {
+                        name: "Cid".into(),
+                        round: 1,
+                    }) =>
+            {
+                heard_left = true;
+                assert_eq!(r.players.len(), 2);
+            }
+            Frame::Outcome(r) => break r,
+            Frame::Ping { seq } => ann.send(&Frame::Pong { seq }),
+            _ => {}
+        }
+    };
+    assert!(heard_left, "Ann was not told Cid left");
+    let standings: Vec<(&str, Standing)> = result
+        .order
+        .iter()
+        .map(|p| (p.name.as_str(), p.standing))
+        .collect();
+    assert_eq!(
+        standings,
+        [
+            ("Ann", Standing::Answered),
+            ("Ben", Standing::NoAnswer),
+            ("Cid", Standing::Left)
+        ]
+    );
+    assert!(
+        result
+            .text
+            .ends_with("; Ben did not answer; Cid left during the round"),
+        "{}",
+        result.text
+    );
+    // Scores list those still here.
+    let names: Vec<&str> = result.scores.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["Ann", "Ben"]);
+}
