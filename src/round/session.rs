@@ -2,32 +2,40 @@
 //! is fair across unequal networks and against modified clients.
 //!
 //! Owns one session's state: who is present, each party's round-trip figures, the current
-//! round's answers, lockouts, and the running scores. It is one task ([`session_loop`]) fed by
-//! [`SessionEvent`]s; it answers each party through its outbox with the session's
-//! [`Outbound`] events (`Admitted`, `Ping`, `Go`, `Early`, `RoundResult`, `SessionOver`), which
-//! the framed wire sends as protocol 2's or 3's frames. The lobby routes `Join`s to the session
-//! of their room.
+//! round's answers, lockouts, the running scores, and its hosts. It is one task
+//! ([`session_loop`]) fed by [`SessionEvent`]s; it answers each party through its outbox with
+//! the session's [`Outbound`] events (`Admitted`, `Roster`, `Ping`, `Go`, `Early`,
+//! `RoundResult`, `SessionOver`), which the framed and WebSocket wires send as the frames of
+//! the client's protocol version. The lobby routes `Join`s (players and hosts) to the session of
+//! their room.
 //!
 //! How a session runs:
-//! 1. It waits until at least `min_parties` are present.
+//! 1. It waits until at least `min_parties` are present, and, once a host has joined (a hosted
+//!    session), for the host's `Open`; meanwhile a hosted session measures round trips every
+//!    [`HOSTED_MEASURE_EVERY`] so the host sees them. Everyone gets the roster whenever a player
+//!    or a host joins or leaves, when a round gets ready, and after round trips are measured.
 //! 2. Before every round it measures each party's round-trip time: `pings` `Ping`s, `ping_every`
 //!    apart. The estimate is the minimum of the last `rtt_window` samples, bounded by the
 //!    kernel's own figure for the connection (`TCP_INFO`'s minimum round trip, which comes with
 //!    each `Pong` and `Answer`) plus `rtt_slack`; where the kernel gives none, by
 //!    `max_compensation`. A client that holds its `Pong`s gains at most the slack (or the cap).
-//! 3. Then a further random wait, uniform in `go_jitter` (the operating system's random
-//!    source), so nobody can time an answer to a `Go` they have not seen.
+//! 3. Then, unless a host decides when, a further random wait, uniform in `go_jitter` (the
+//!    operating system's random source), so nobody can time an answer to a `Go` they have not
+//!    seen.
 //! 4. `Go` goes to every party present at the same instant (one pass over the channels, all
 //!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
 //!    cannot answer.
-//! 5. Each party answers once; the round ends when all have, or after `answer_timeout`. A party
-//!    that joined during the round plays from the next; one that left is dropped.
+//! 5. Each party answers once; the round ends when all have, or after `answer_timeout`, or when
+//!    a host ends the session. A party that joined during the round plays from the next (its
+//!    roster says so) and is not sent the round's result; one that left is named in the result
+//!    as having left, then dropped.
 //! 6. The result ranks the valid answers by arrival (kernel receive time of the answer) or by
 //!    reaction time (arrival − go − round-trip estimate), as configured; then the false starts;
 //!    then those who did not answer. Each party's line says its [`Standing`], the round trip used
 //!    and its source. The first valid answer scores a point.
-//! 7. After `rounds` rounds, or when fewer than `min_parties` remain after a round, every party
-//!    gets the final scores and the session ends.
+//! 7. Without a host: after `rounds` rounds, or when fewer than `min_parties` remain after a
+//!    round, the session ends. With one: when the host ends it, or when everyone has left. Every
+//!    party and host gets the final scores with the reason.
 //!
 //! The rules against modified clients:
 //! - **Early buzz.** An `Answer` that arrives while no round is open for the party (after its

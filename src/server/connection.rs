@@ -1,16 +1,20 @@
-//! The connection actor: one task per socket, for both wires.
+//! The connection actor: one task per socket, for every wire (framed, text, WebSocket).
 //!
 //! Owns one client connection from its handshake to its close: it asks its [`Wire`] for the
-//! next inbound event, gives the round what the client said, and writes what the round answers.
-//! It is the socket's only reader and only writer, so no other task ever waits for it, and it
-//! never waits for another task without a bound. It knows nothing of bytes (the wire does) and
-//! nothing of round rules beyond "one message per party" (the round does).
+//! next inbound event, gives the round (or the session) what the client said, and writes what
+//! it answers, and what the wire itself owes the peer (a WebSocket pong, a close frame). It is
+//! the socket's only reader and only writer, so no other task ever waits for it, and it never
+//! waits for another task without a bound. It knows nothing of bytes (the wire does) and nothing
+//! of round rules beyond "one message per party" and "only a host opens rounds" (the round and
+//! the session do).
 //!
-//! Its life: handshake (framed only) and placement by the lobby, together bounded by the
-//! handshake timeout, then play until a final event is written, the client leaves or breaks a
-//! rule, or the server stops; then [`finish`](Connection::finish) says what is left to say and
+//! Its life: handshake (framed and WebSocket) and placement by the lobby, together bounded by
+//! the handshake timeout, then play until a final event is written, the client leaves or breaks
+//! a rule, or the server stops; then [`finish`](Connection::finish) says what is left to say and
 //! closes (see `close`). A client that half-closes after its message still gets its verdict; one
-//! that half-closes before it has left.
+//! that half-closes before it has left. A framed connection whose first bytes are an HTTP
+//! request is a browser: the same task hands its socket to `web`, which answers the request
+//! and, for a WebSocket, runs a new connection actor over the WebSocket wire.
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -14,7 +14,8 @@
 //!   rounds; it decides when the server stops (rounds done, or the caller's shutdown future).
 //! - `lobby`: the rounds still filling, by room, as state: it alone creates rounds, and gives
 //!   each a task of its own when it fills.
-//! - `connection`: one task per socket, both wires, its only reader and writer.
+//! - `connection`: one task per socket, every wire, its only reader and writer; it hands a
+//!   browser's connection to `web`.
 //! - `close`: the last write and the close (linger) for every connection.
 //! - `proxy`: the PROXY v2 header a balancer sends first (`--proxy-protocol`): read by a short
 //!   task of its own per connection, which hands the accept loop the client's real address.
