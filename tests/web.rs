@@ -239,3 +239,89 @@ fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
     let names: Vec<&str> = result.scores.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["Ann", "Ben"]);
 }
+
+/// Over real delay (40 ms each way between network namespaces, in the packets): a browser far
+/// away that reacts sooner than a near one is named first every round, its round trip the
+/// kernel's figure for its connection, as for any player. Skipped, with the reason, without root
+/// or /dev/net/tun.
+#[test]
+fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
+    use arrival::bench::link::DelayedLink;
+    use arrival::round::session::{Jitter, Order, SessionConfig};
+    use arrival::server::{Config, Server};
+    use std::time::Duration;
+
+    if let Some(why) = DelayedLink::unavailable() {
+        eprintln!("skipped: a packet-level delayed link {why}");
+        return;
+    }
+    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
+    let rounds = 4;
+    let config = Config {
+        rounds: 0,
+        web: true,
+        session: SessionConfig {
+            rounds,
+            order: Order::Reaction,
+            answer_timeout: Duration::from_secs(3),
+            pings: 4,
+            ping_every: Duration::from_millis(25),
+            go_jitter: Jitter {
+                low: Duration::from_millis(50),
+                high: Duration::from_millis(200),
+            },
+            ..SessionConfig::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::new(link.listen(0).unwrap(), config);
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let running = arrival::rt::spawn(server.run(async move {
+        let _ = stopped.await;
+    }));
+    // A browser's play: pong at once, answer `reaction` after each go; the results it saw.
+    let play = |mut ws: RawWs, name: &str, reaction: u64| {
+        ws.send(&join("far", name));
+        assert_eq!(ws.recv(), Some(Frame::Welcome { version: 4 }));
+        let mut results = Vec::new();
+        loop {
+            match ws.recv() {
+                Some(Frame::Ping { seq }) => ws.send(&Frame::Pong { seq }),
+                Some(Frame::Go { .. }) => {
+                    std::thread::sleep(Duration::from_millis(reaction));
+                    ws.send(&Frame::Answer);
+                }
+                Some(Frame::Outcome(r)) => results.push(r),
+                Some(Frame::Over { .. }) => return results,
+                Some(_) => {}
+                None => panic!("{name}: closed early"),
+            }
+        }
+    };
+    let host = addr.to_string();
+    let far = RawWs::upgrade(link.connect_far(addr).unwrap(), &host, "/ws?room=far");
+    let near = RawWs::upgrade(link.connect_near(addr).unwrap(), &host, "/ws?room=far");
+    // 30 ms sooner: a margin far above any scheduling noise of a loaded machine.
+    let (far_results, near_results) = std::thread::scope(|s| {
+        let far = s.spawn(|| play(far, "Far", 120));
+        let near = s.spawn(|| play(near, "Near", 150));
+        (far.join().unwrap(), near.join().unwrap())
+    });
+    assert_eq!(far_results.len() as u64, rounds);
+    assert_eq!(far_results, near_results);
+    for r in &far_results {
+        let first = &r.order[0];
+        assert_eq!(first.name, "Far", "{}", r.text);
+        assert_eq!(first.rtt_source, RttSource::Kernel);
+        // The kernel's figure is the link's round trip: 80 ms, plus what the pump adds.
+        assert!(first.rtt_micros.unwrap() >= 80_000, "{first:?}");
+    }
+    println!(
+        "far browser (80 ms round trip) first in {} of {rounds} rounds: {}",
+        far_results.len(),
+        far_results.last().unwrap().text
+    );
+    let _ = stop.send(());
+    arrival::rt::block_on(running).unwrap();
+}

@@ -87,7 +87,12 @@ impl RawWs {
 
     /// As [`connect`](Self::connect), to `path` (`/ws?room=quiz`, as the pages ask).
     pub fn connect_to(addr: &str, path: &str) -> RawWs {
-        let mut stream = connect(addr);
+        RawWs::upgrade(connect(addr), addr, path)
+    }
+
+    /// Upgrades `stream`, a connection to `addr` made elsewhere (in another network namespace).
+    pub fn upgrade(mut stream: TcpStream, addr: &str, path: &str) -> RawWs {
+        stream.set_read_timeout(Some(GUARD)).unwrap();
         stream
             .write_all(upgrade_request_to(addr, path).as_bytes())
             .unwrap();
