@@ -1192,6 +1192,12 @@ fn case17_websocket_rule_breakers_are_closed_with_the_reason() {
             "not one frame",
         ),
         (
+            "no handshake at all",
+            Box::new(|_| {}),
+            4003,
+            "no handshake within 1 s",
+        ),
+        (
             "a frame that is not a handshake",
             Box::new(|ws| ws.send(&Frame::Answer)),
             4001,
