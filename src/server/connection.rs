@@ -524,6 +524,12 @@ impl<W: Wire> Connection<W> {
                 let why = format!("sent a bad frame: {message}");
                 End::told(kind, message, why)
             }
+            // Only a connection's first bytes may be a browser's request.
+            Inbound::Web => End::told(
+                ErrorKind::Protocol,
+                "an HTTP request after the handshake; a browser opens a connection of its own",
+                "sent an HTTP request after its handshake",
+            ),
             other => End::told(
                 ErrorKind::Protocol,
                 "unexpected message",
