@@ -11,7 +11,6 @@ use arrival::bench::link::DelayedLink;
 use arrival::bench::quiz::{self, honest, Net, Play, Player, Scenario};
 use arrival::client::Link;
 use arrival::protocol::{Frame, RoundOutcome, RttSource, Standing};
-use arrival::round::session::{Jitter, Order, SessionConfig};
 use arrival::rt;
 use arrival::server::{Config, Server};
 
@@ -23,18 +22,7 @@ fn serve(
 ) -> (std::net::SocketAddr, futures::channel::oneshot::Sender<()>) {
     let config = Config {
         rounds: 0,
-        session: SessionConfig {
-            rounds,
-            order: Order::Reaction,
-            answer_timeout: Duration::from_secs(2),
-            pings: 4,
-            ping_every: Duration::from_millis(25),
-            go_jitter: Jitter {
-                low: Duration::from_millis(50),
-                high: Duration::from_millis(200),
-            },
-            ..SessionConfig::default()
-        },
+        session: common::reaction_sessions(rounds),
         ..Config::default()
     };
     let server = Server::new(listener, config);

@@ -247,7 +247,7 @@ fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
 #[test]
 fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
     use arrival::bench::link::DelayedLink;
-    use arrival::round::session::{Jitter, Order, SessionConfig};
+    use arrival::round::session::SessionConfig;
     use arrival::server::{Config, Server};
     use std::time::Duration;
 
@@ -261,16 +261,9 @@ fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
         rounds: 0,
         web: true,
         session: SessionConfig {
-            rounds,
-            order: Order::Reaction,
+            // Time to react 120 and 150 ms behind an 80 ms round trip.
             answer_timeout: Duration::from_secs(3),
-            pings: 4,
-            ping_every: Duration::from_millis(25),
-            go_jitter: Jitter {
-                low: Duration::from_millis(50),
-                high: Duration::from_millis(200),
-            },
-            ..SessionConfig::default()
+            ..common::reaction_sessions(rounds)
         },
         ..Config::default()
     };

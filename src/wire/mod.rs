@@ -91,6 +91,24 @@ pub(crate) struct JoinRequest {
     pub(crate) key: Option<String>,
 }
 
+/// Reads and throws away everything from `input` until end of stream or an error, counting it in
+/// `discarded`; cancel-safe. For wires whose reader has no discard of its own.
+pub(crate) async fn discard_until_eof(
+    input: &mut crate::stamp::StampedStream,
+    discarded: &mut u64,
+) {
+    use futures::AsyncReadExt;
+    let mut chunk = [0u8; 512];
+    while let Ok(n) = input.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        *discarded += n as u64;
+        // A peer streaming as fast as we read must not hold the thread.
+        crate::rt::yield_now().await;
+    }
+}
+
 /// A server connection's codec. See the module docs.
 pub(crate) trait Wire: Send {
     /// Whether a connection must send `Hello` before it is placed in a round.

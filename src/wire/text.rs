@@ -298,15 +298,7 @@ impl Wire for Text {
 
     async fn discard(&mut self) {
         self.buf = Vec::new();
-        let mut chunk = [0u8; 512];
-        while let Ok(n) = self.input.read(&mut chunk).await {
-            if n == 0 {
-                break;
-            }
-            self.discarded += n as u64;
-            // A peer streaming as fast as we read must not hold the thread.
-            rt::yield_now().await;
-        }
+        super::discard_until_eof(&mut self.input, &mut self.discarded).await;
     }
 
     fn discarded(&self) -> u64 {

@@ -387,4 +387,22 @@ impl Raw {
 
 pub mod webdriver;
 
+/// Quiz sessions of `rounds` rounds in reaction order with the server's rules, quick pings and a
+/// short random wait before `Go`: what the tests over the delayed link play.
+pub fn reaction_sessions(rounds: u64) -> arrival::round::session::SessionConfig {
+    use arrival::round::session::{Jitter, Order, SessionConfig};
+    SessionConfig {
+        rounds,
+        order: Order::Reaction,
+        answer_timeout: Duration::from_secs(2),
+        pings: 4,
+        ping_every: Duration::from_millis(25),
+        go_jitter: Jitter {
+            low: Duration::from_millis(50),
+            high: Duration::from_millis(200),
+        },
+        ..SessionConfig::default()
+    }
+}
+
 pub mod ws;
