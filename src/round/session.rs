@@ -210,6 +210,12 @@ impl Default for SessionConfig {
 /// the roster, so the host sees every player's figure before it opens a round.
 pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);
 
+/// A party whose connection has left this many pings unanswered for longer than
+/// [`STALE_AFTER`] has lost it (a phone that slept, say): a new connection under its name takes
+/// its seat and points instead of being refused the name.
+pub const STALE_PINGS: usize = 2;
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
+
 /// Who joins a session: a player under its name, or a host (whose key the connection checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seat {
@@ -300,6 +306,13 @@ impl Party {
         }
     }
 
+    /// Its connection has stopped answering: at least [`STALE_PINGS`] pings unanswered for more
+    /// than [`STALE_AFTER`]. A live client answers in a round trip.
+    fn unresponsive(&self, now: Instant) -> bool {
+        let old = |&&(_, sent): &&(u32, Instant)| now.saturating_duration_since(sent) > STALE_AFTER;
+        self.pings.iter().filter(old).count() >= STALE_PINGS
+    }
+
     fn note_kernel(&mut self, kernel_rtt: Option<Duration>) {
         if kernel_rtt.is_some() {
             self.kernel_rtt = kernel_rtt;
@@ -354,13 +367,21 @@ impl Session {
                 reply,
                 admitted,
             } => {
-                let present = self.parties.iter().filter(|p| !p.gone);
-                let verdict = if present.clone().any(|p| p.name == name) {
+                let now = Instant::now();
+                // A seat whose connection has stopped answering is free to its name again (a
+                // phone that slept and lost its connection), with its points.
+                let holder = self.parties.iter().position(|p| !p.gone && p.name == name);
+                let stale = holder.filter(|&i| self.parties[i].unresponsive(now));
+                let present = self.parties.iter().filter(|p| !p.gone).count();
+                let verdict = if holder.is_some() && stale.is_none() {
                     Err((
                         ErrorKind::InvalidName,
-                        format!("the name {name} is taken in this session"),
+                        format!(
+                            "the name {name} is taken in this session (if it was yours, on a \
+                             connection that was lost, join again in a few seconds)"
+                        ),
                     ))
-                } else if present.count() >= self.config.max_parties {
+                } else if stale.is_none() && present >= self.config.max_parties {
                     Err((
                         ErrorKind::RoundFull,
                         format!(
@@ -374,6 +395,7 @@ impl Session {
                 };
                 let free = verdict.is_ok();
                 if admitted.send(verdict).is_ok() && free {
+                    let points = stale.map_or(0, |i| self.vacate(i));
                     let mut reply = reply;
                     // Like a round, the session answers the handshake once it takes the party.
                     let _ = reply.try_send(Outbound::Admitted);
@@ -384,7 +406,7 @@ impl Session {
                         rtts: VecDeque::new(),
                         pings: Vec::new(),
                         kernel_rtt: None,
-                        points: 0,
+                        points,
                         in_round: false,
                         out: None,
                         answer: None,
@@ -479,6 +501,24 @@ impl Session {
                 self.tell_roster(Change::Left { name, round });
             }
         }
+    }
+
+    /// Frees the seat of party `i`, whose connection stopped answering, for a new connection
+    /// under its name; returns its points, which the new one keeps. The old connection is told
+    /// why; a party in the open round stays in it, as having left.
+    fn vacate(&mut self, i: usize) -> u64 {
+        let p = &mut self.parties[i];
+        let _ = p.reply.try_send(Outbound::ended(
+            ErrorKind::Protocol,
+            "a new connection took this seat: it had stopped answering",
+        ));
+        let points = std::mem::take(&mut p.points);
+        if self.go.is_some() && p.in_round {
+            p.gone = true;
+        } else {
+            self.parties.remove(i);
+        }
+        points
     }
 
     /// Sends `out(party)` to every party present; drops those that cannot take it.

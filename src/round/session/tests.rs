@@ -935,3 +935,82 @@ fn a_session_without_rounds_says_why_and_lists_no_scores() {
         "Session over after 1 round (the last round was played). Final scores: Ann 1"
     );
 }
+
+#[test]
+fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_points() {
+    block_on(async {
+        // Round 2 stays open while Ann's seat goes stale and is taken back.
+        let (mut sim, session) = Sim::start(SessionConfig {
+            answer_timeout: Duration::from_secs(30),
+            ..config(3, Order::Arrival)
+        });
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let (_, go) = sim.until_go().await;
+        // Ann has answered every ping: her seat is not free.
+        assert!(!sim.join_again("Ann").await.0);
+        sim.answer(go, &[("Ann", Some(1)), ("Ben", Some(2))]).await;
+        sim.results().await;
+        // Round 2's pings: Ben answers, Ann's connection is dead (never answers).
+        let mut old_ann = sim.parties.remove(0);
+        let mut pinged = 0;
+        while pinged < STALE_PINGS {
+            if let Outbound::Ping { .. } = old_ann.rx.next().await.unwrap() {
+                pinged += 1;
+            }
+        }
+        // The staleness is what is tested: the pings must be older than the bound.
+        rt::sleep(STALE_AFTER + ms(50)).await;
+        let (admitted, mut new_ann) = sim.join_again("Ann").await;
+        assert!(admitted, "a stale seat is free to its name");
+        // The old connection is told why.
+        loop {
+            match old_ann.rx.next().await {
+                Some(Outbound::Ended { message, .. }) => {
+                    assert!(
+                        message.contains("a new connection took this seat"),
+                        "{message}"
+                    );
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("the old connection was not told"),
+            }
+        }
+        // The new one has Ann's point.
+        loop {
+            if let Some(Outbound::Roster(r)) = new_ann.next().await {
+                if r.change == (Change::Joined { name: "Ann".into() }) {
+                    let ann = r.players.iter().find(|p| p.name == "Ann").unwrap();
+                    assert_eq!(ann.points, 1);
+                    assert_eq!(r.players.len(), 2);
+                    break;
+                }
+            }
+        }
+        drop((sim, new_ann, old_ann));
+        session.await;
+    })
+}
+
+impl Sim {
+    /// Another connection joins as `name`; whether it was admitted, and its outbox.
+    async fn join_again(&mut self, name: &str) -> (bool, mpsc::Receiver<Outbound>) {
+        let (reply, mut rx) = mpsc::channel::<Outbound>(64);
+        let (admitted, answer) = oneshot::channel();
+        let id = self.next_id;
+        self.next_id += 1;
+        let join = SessionEvent::Join {
+            id,
+            seat: Seat::Player(name.into()),
+            reply,
+            admitted,
+        };
+        self.tx.send(join).await.unwrap();
+        let ok = answer.await.unwrap().is_ok();
+        if ok {
+            assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
+        }
+        (ok, rx)
+    }
+}
