@@ -243,6 +243,14 @@ impl Drop for LiveGuard {
     }
 }
 
+impl Config {
+    /// Whether a connection's kernel round trip is its player's: not behind a balancer, whose
+    /// kernel figure is the balancer's own.
+    pub(crate) fn players_kernel_rtt(&self) -> bool {
+        self.kernel_rtt && !self.proxy_protocol
+    }
+}
+
 /// What a server run amounted to.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -821,10 +829,8 @@ fn admit(
             }))
         }
         (Mode::Arbiter, Wire::Framed) => {
-            // Behind a balancer the kernel's round trip is the balancer's, not the player's.
-            let kernel_rtt = ctx.config.kernel_rtt && !ctx.config.proxy_protocol;
             let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
-                .with_kernel_rtt(kernel_rtt)
+                .with_kernel_rtt(ctx.config.players_kernel_rtt())
                 .with_web(ctx.config.web);
             let conn = Connection::new(stream, wire, peer, id, ctx);
             rt::spawn(connection::connection_loop(conn).map(move |()| drop(held)))

@@ -44,7 +44,7 @@ pub(crate) async fn serve(
         return;
     };
     let wire = socket::WebSocket::new(input, rest, ctx.config.frame_timeout)
-        .with_kernel_rtt(ctx.config.kernel_rtt && !ctx.config.proxy_protocol);
+        .with_kernel_rtt(ctx.config.players_kernel_rtt());
     let conn = crate::server::connection::Connection::new(out, wire, peer, id, ctx);
     crate::server::connection::connection_loop(conn).await;
 }

@@ -705,20 +705,12 @@ struct SimHost {
 
 impl Sim {
     async fn host(&mut self) -> SimHost {
-        let (reply, mut rx) = mpsc::channel::<Outbound>(64);
-        let (admitted, answer) = oneshot::channel();
-        let id = self.next_id;
-        self.next_id += 1;
-        let join = SessionEvent::Join {
-            id,
-            seat: Seat::Host,
-            reply,
-            admitted,
-        };
-        self.tx.send(join).await.unwrap();
-        assert!(answer.await.unwrap().is_ok());
-        assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
-        SimHost { id, rx }
+        let (admitted, rx) = self.seat(Seat::Host).await;
+        assert!(admitted);
+        SimHost {
+            id: self.next_id - 1,
+            rx,
+        }
     }
 
     /// The rosters `name` has received so far, oldest first.
@@ -845,17 +837,8 @@ fn a_late_joiner_is_told_it_plays_from_the_next_round_and_sees_no_result_it_did_
         let (round, go) = sim.until_go().await;
         assert_eq!(round, 1);
         // Cid joins while round 1 is open.
-        let (reply, mut cid) = mpsc::channel::<Outbound>(64);
-        let (admitted, answer) = oneshot::channel();
-        let join = SessionEvent::Join {
-            id: 99,
-            seat: Seat::Player("Cid".into()),
-            reply,
-            admitted,
-        };
-        sim.tx.send(join).await.unwrap();
-        assert!(answer.await.unwrap().is_ok());
-        assert!(matches!(cid.next().await, Some(Outbound::Admitted)));
+        let (admitted, mut cid) = sim.join_other("Cid").await;
+        assert!(admitted);
         let Some(Outbound::Roster(roster)) = cid.next().await else {
             panic!("a roster first")
         };
@@ -948,7 +931,7 @@ fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_poi
         sim.join("Ben", ms(1)).await;
         let (_, go) = sim.until_go().await;
         // Ann has answered every ping: her seat is not free.
-        assert!(!sim.join_again("Ann").await.0);
+        assert!(!sim.join_other("Ann").await.0);
         sim.answer(go, &[("Ann", Some(1)), ("Ben", Some(2))]).await;
         sim.results().await;
         // Round 2's pings: Ben answers, Ann's connection is dead (never answers).
@@ -961,7 +944,7 @@ fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_poi
         }
         // The staleness is what is tested: the pings must be older than the bound.
         rt::sleep(STALE_AFTER + ms(50)).await;
-        let (admitted, mut new_ann) = sim.join_again("Ann").await;
+        let (admitted, mut new_ann) = sim.join_other("Ann").await;
         assert!(admitted, "a stale seat is free to its name");
         // The old connection is told why.
         loop {
@@ -994,15 +977,21 @@ fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_poi
 }
 
 impl Sim {
-    /// Another connection joins as `name`; whether it was admitted, and its outbox.
-    async fn join_again(&mut self, name: &str) -> (bool, mpsc::Receiver<Outbound>) {
+    /// A connection the simulation does not play joins as `name` (a late joiner, a second
+    /// connection under a taken name); whether it was admitted, and its outbox.
+    async fn join_other(&mut self, name: &str) -> (bool, mpsc::Receiver<Outbound>) {
+        self.seat(Seat::Player(name.into())).await
+    }
+
+    /// A connection takes `seat`; whether it was admitted, and its outbox after `Admitted`.
+    async fn seat(&mut self, seat: Seat) -> (bool, mpsc::Receiver<Outbound>) {
         let (reply, mut rx) = mpsc::channel::<Outbound>(64);
         let (admitted, answer) = oneshot::channel();
         let id = self.next_id;
         self.next_id += 1;
         let join = SessionEvent::Join {
             id,
-            seat: Seat::Player(name.into()),
+            seat,
             reply,
             admitted,
         };
