@@ -8,7 +8,7 @@
 //! | [`protocol`] | the wire protocol, versions 1 to 4: frames, their bytes, the length prefix | know about rounds, labels or names |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`] and [`wire::text`] read inbound events and render outbound ones | write to sockets or decide round rules |
 //! | [`web`] | browsers on the framed port: one HTTP request answered ([`web::http`]: a page, a status, or the upgrade), then [`web::socket`], the WebSocket wire (one protocol frame per binary message); the embedded pages | decide round rules, or write from any task but the connection's |
-//! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`round::session`], the quiz session (many rounds, scores, reaction order, the rules against modified clients) | touch sockets, bytes or clocks |
+//! | [`round`] | one round: its state machine (held by the lobby while it fills, [`round::Filling`]), the coordinator actor that runs it from the barrier, the verdict, its English, the chat; and [`session`], the quiz session (many rounds, scores, reaction order, the rules against modified clients) | touch sockets, bytes or clocks |
 //! | [`server`] | the listener and accept loop, the lobby, the connection actor, closing, echo, leavers' cooldowns, the PROXY header of a balancer | interpret bytes or round rules |
 //! | [`client`] | the clients: [`client::Link`] (the one framed connection type, for the client, the bench and the tests), the framed exchange, [`client::text`], [`client::session`] | — |
 //! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order, and the kernel's round trip of a connection | interpret bytes |
@@ -45,6 +45,7 @@ pub mod protocol;
 pub mod round;
 pub mod rt;
 pub mod server;
+pub mod session;
 pub mod stamp;
 pub mod stop;
 pub mod transcript;

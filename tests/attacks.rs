@@ -671,9 +671,7 @@ struct BigSession {
 /// own, which starts the session once it holds as many as it can; each admitted player pongs and
 /// answers at once.
 fn big_session(players: usize, rounds: u64) -> BigSession {
-    let most = arrival::round::session::fitting_parties()
-        .min(players)
-        .to_string();
+    let most = arrival::session::fitting_parties().min(players).to_string();
     let rounds_arg = rounds.to_string();
     let (srv, addr) = server(&[
         "--rounds",
@@ -750,7 +748,7 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
 }
 
 fn check_big_session(players: usize, rounds: u64) {
-    let most = arrival::round::session::fitting_parties();
+    let most = arrival::session::fitting_parties();
     let s = big_session(players, rounds);
     println!(
         "{players} players: {} admitted ({most} at most), {} refused; server RSS {} KiB idle, \
@@ -787,7 +785,7 @@ fn check_big_session(players: usize, rounds: u64) {
 
 #[test]
 fn case15_a_session_beyond_what_its_results_carry_refuses_the_rest_and_delivers_every_result() {
-    check_big_session(arrival::round::session::fitting_parties() + 5, 2);
+    check_big_session(arrival::session::fitting_parties() + 5, 2);
 }
 
 #[test]

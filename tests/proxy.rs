@@ -197,7 +197,7 @@ fn without_the_flag_a_proxy_header_is_refused_like_any_text() {
 #[test]
 fn quiz_round_trips_behind_a_balancer_come_from_pings() {
     use arrival::protocol::RttSource;
-    use arrival::round::session::{Jitter, SessionConfig};
+    use arrival::session::{Jitter, SessionConfig};
     let (addr, _transcript, _stop) = behind_a_balancer(Config {
         session: SessionConfig {
             rounds: 1,

@@ -1,7 +1,7 @@
 //! The quiz against modified clients, end to end: early buzzes and false starts on the wire
 //! (protocol 3, and protocol 2 as before), through the real client, and over a packet-level
 //! delayed link between network namespaces, where the server's kernel sees the far player's
-//! delay. The rules themselves are tested on channels in `round::session`.
+//! delay. The rules themselves are tested on channels in `session`.
 
 mod common;
 

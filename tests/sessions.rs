@@ -2,7 +2,7 @@
 //! answer pings at once and each `Go` after a set delay; one party can sit behind a
 //! TCP-terminating proxy. The session's own rules (scores over joins and leaves, a party that
 //! does not answer, early buzzes, false starts, the kernel's bound on round trips) are tested on
-//! channels in `round::session`; the same rules over a packet-level delayed link in `quiz.rs`.
+//! channels in `session`; the same rules over a packet-level delayed link in `quiz.rs`.
 
 mod common;
 
@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use arrival::client::Link;
 use arrival::protocol::{ErrorKind, Frame, SessionResult};
-use arrival::round::session::{Jitter, Order, SessionConfig};
 use arrival::rt;
 use arrival::server::{Config, Server};
+use arrival::session::{Jitter, Order, SessionConfig};
 
 /// An in-process server whose sessions run `rounds` rounds in `order`, with the server's rules
 /// but no random wait before `Go` (these tests are not about it, and it would slow them).

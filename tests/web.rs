@@ -247,8 +247,8 @@ fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
 #[test]
 fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
     use arrival::bench::link::DelayedLink;
-    use arrival::round::session::SessionConfig;
     use arrival::server::{Config, Server};
+    use arrival::session::SessionConfig;
     use std::time::Duration;
 
     if let Some(why) = DelayedLink::unavailable() {

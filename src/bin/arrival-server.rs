@@ -76,7 +76,7 @@ struct Opt {
     /// Quiz sessions (clients joining with `arrival-client --stay`): rank a round's answers by
     /// `arrival` or by `reaction` time (arrival minus each party's measured round trip)
     #[structopt(long, default_value = "arrival")]
-    order: arrival::round::session::Order,
+    order: arrival::session::Order,
     /// Quiz sessions: rounds before a session ends
     #[structopt(long, default_value = "5")]
     session_rounds: u64,
@@ -89,7 +89,7 @@ struct Opt {
     /// Quiz sessions: after the pause, `Go` waits a further random time in this range (`LOW..HIGH`,
     /// or one duration; 0 for none), so no client can time an answer to a go it has not seen
     #[structopt(long, default_value = "1s..4s")]
-    go_jitter: arrival::round::session::Jitter,
+    go_jitter: arrival::session::Jitter,
     /// Quiz sessions, reaction order: an answer with a reaction time below this is a false start
     /// (the sprint start rule); 0 turns the rule off
     #[structopt(long, default_value = "100ms", parse(try_from_str = parse_seconds))]
@@ -399,14 +399,14 @@ async fn serve(opt: Opt) -> i32 {
             max: opt.cooldown_max.max(opt.cooldown),
             forget: opt.cooldown_forget,
         },
-        session: arrival::round::session::SessionConfig {
+        session: arrival::session::SessionConfig {
             // At least two parties, or as many as --parties asks for, or as many as a session
             // holds if that is fewer.
             min_parties: opt
                 .parties
                 .unwrap_or(2)
                 .max(2)
-                .min(arrival::round::session::fitting_parties()),
+                .min(arrival::session::fitting_parties()),
             rounds: opt.session_rounds.max(1),
             order: opt.order,
             answer_timeout: opt.answer_timeout,
@@ -416,7 +416,7 @@ async fn serve(opt: Opt) -> i32 {
             min_reaction: opt.min_reaction,
             rtt_slack: opt.rtt_slack,
             max_compensation: opt.max_compensation,
-            ..arrival::round::session::SessionConfig::default()
+            ..arrival::session::SessionConfig::default()
         },
     };
     let rounds = config.rounds;

@@ -19,8 +19,8 @@ use crate::names;
 use crate::protocol::{
     Change, Frame, FrameReader, Placing, Roster, RttSource, Score, Standing, PROTOCOL_VERSION,
 };
-use crate::round::session::{over_text, scores_text};
 use crate::rt::{self, TcpStream};
+use crate::session::{over_text, scores_text};
 use crate::transcript::Transcript;
 
 /// Where the player is in the current round, as far as its presses go.

@@ -11,8 +11,9 @@
 //! the wire's business (`wire`), never the round's. Nothing else reads or writes round state.
 //!
 //! Layout: this file holds the state machine and the loop; `verdict` the order and the English
-//! sentences; `chat` the relay that follows a verdict on chat servers; [`session`] the quiz
-//! session (many rounds in a room, scores, reaction order, the rules against modified clients).
+//! sentences; `chat` the relay that follows a verdict on chat servers. The quiz session (many
+//! rounds in a room) is a module of its own, [`session`](crate::session), which speaks to its
+//! connections with this module's [`Outbound`] events.
 //!
 //! Invariants:
 //! - A slot (label) is taken only by a connection whose handshake completed, and freed if it
@@ -36,7 +37,6 @@
 //! `Arrived`.
 
 mod chat;
-pub mod session;
 mod verdict;
 
 pub use verdict::ack_text;

@@ -29,9 +29,9 @@ use super::lobby::{Join, Leave, Placement, Room, RoomKey, ToLobby};
 use super::Ctx;
 use crate::names;
 use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
-use crate::round::session::{Seat, SessionEvent};
 use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
 use crate::rt::{self, Socket};
+use crate::session::{Seat, SessionEvent};
 use crate::wire::{Inbound, Wire};
 
 /// How long a connection on a wire without a handshake has to show it is not a text client

@@ -31,9 +31,9 @@ use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::{Config, Stats};
 use crate::protocol::ErrorKind;
-use crate::round::session::{session_loop, Seat, SessionEvent};
 use crate::round::{ConnId, Event, Filling, Outbox, Outcome, RoundConfig, RoundReport};
 use crate::rt;
+use crate::session::{session_loop, Seat, SessionEvent};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
 
@@ -397,7 +397,7 @@ async fn place_in_session(
             return false;
         }
         let (tx, rx) = mpsc::channel(64);
-        let session_config = crate::round::session::SessionConfig {
+        let session_config = crate::session::SessionConfig {
             room: join.room.clone(),
             style: config.style,
             ..config.session.clone()

@@ -112,7 +112,7 @@ pub struct Config {
     /// The key a quiz host (protocol 4's `Host`) must offer; `None`: nobody can host.
     pub host_key: Option<String>,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
-    pub session: crate::round::session::SessionConfig,
+    pub session: crate::session::SessionConfig,
 }
 
 /// What the server does with a connection.
@@ -159,7 +159,7 @@ impl Default for Config {
             proxy_protocol: false,
             web: false,
             host_key: None,
-            session: crate::round::session::SessionConfig::default(),
+            session: crate::session::SessionConfig::default(),
         }
     }
 }

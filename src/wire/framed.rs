@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use super::{Inbound, Wire};
 use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, PROTOCOL_VERSION};
-use crate::round::session::Seat;
 use crate::round::Outbound;
+use crate::session::Seat;
 use crate::stamp::StampedStream;
 
 /// A framed connection's read half.

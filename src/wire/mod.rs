@@ -86,7 +86,7 @@ pub(crate) enum Inbound {
 pub(crate) struct JoinRequest {
     pub(crate) version: u16,
     pub(crate) room: Option<String>,
-    pub(crate) seat: crate::round::session::Seat,
+    pub(crate) seat: crate::session::Seat,
     /// The host key a `Host` offers.
     pub(crate) key: Option<String>,
 }

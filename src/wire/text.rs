@@ -282,11 +282,7 @@ impl Wire for Text {
                 rounds,
                 scores,
             } => out.extend_from_slice(
-                format!(
-                    "{}\n",
-                    crate::round::session::over_text(*why, *rounds, scores)
-                )
-                .as_bytes(),
+                format!("{}\n", crate::session::over_text(*why, *rounds, scores)).as_bytes(),
             ),
         }
     }

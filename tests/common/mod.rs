@@ -389,8 +389,8 @@ pub mod webdriver;
 
 /// Quiz sessions of `rounds` rounds in reaction order with the server's rules, quick pings and a
 /// short random wait before `Go`: what the tests over the delayed link play.
-pub fn reaction_sessions(rounds: u64) -> arrival::round::session::SessionConfig {
-    use arrival::round::session::{Jitter, Order, SessionConfig};
+pub fn reaction_sessions(rounds: u64) -> arrival::session::SessionConfig {
+    use arrival::session::{Jitter, Order, SessionConfig};
     SessionConfig {
         rounds,
         order: Order::Reaction,

@@ -8,8 +8,10 @@ use std::time::{Duration, Instant};
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
+use super::text::worst_result;
 use super::*;
-use crate::round::Outbound;
+use crate::protocol::{Change, ErrorKind, OverReason, Placing, Roster, RttSource, Score, Standing};
+use crate::round::{ConnId, Outbound};
 use crate::rt::{self, block_on};
 use crate::stop::Stop;
 use crate::transcript::Transcript;

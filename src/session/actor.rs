@@ -1,0 +1,239 @@
+//! The session's task: one loop over its events and its timer, in phases (gather the players
+//! and the host's word, measure round trips, the wait before `Go`, the open round, its result).
+//! Each phase is a method; the state and its rules are `state`'s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::future::{Fuse, FutureExt};
+use futures::StreamExt;
+
+use super::config::SessionConfig;
+use super::config::HOSTED_MEASURE_EVERY;
+use super::event::{SessionEvent, SessionReport};
+use super::state::{HostAsk, Session};
+use super::text::{over_text, result_text};
+use crate::protocol::{Change, OverReason, RoundOutcome, Score};
+use crate::round::{Outbound, Style};
+use crate::rt;
+use crate::stop::{Stop, Stopped};
+use crate::transcript::Transcript;
+
+/// What woke the session.
+enum Wake {
+    Event(Option<SessionEvent>),
+    Timer,
+    Stop,
+}
+
+/// Why a phase could not go on: the session ends, for this reason.
+type Ended = OverReason;
+
+pub(crate) struct Actor {
+    session: Session,
+    events: mpsc::Receiver<SessionEvent>,
+    stopped: Fuse<Stopped>,
+    transcript: Transcript,
+}
+
+impl Actor {
+    pub(crate) fn new(
+        config: SessionConfig,
+        events: mpsc::Receiver<SessionEvent>,
+        stop: &Stop,
+        transcript: Transcript,
+    ) -> Actor {
+        Actor {
+            session: Session::new(config),
+            events,
+            stopped: stop.wait().fuse(),
+            transcript,
+        }
+    }
+
+    /// Runs rounds until the session ends; every party and host is told why, with the scores.
+    pub(crate) async fn run(mut self) -> SessionReport {
+        let why = loop {
+            if let Err(why) = self.play_round().await {
+                break why;
+            }
+        };
+        self.end(why)
+    }
+
+    /// A line on the transcript, named after the session's room.
+    fn say(&self, line: &str) {
+        let room = self.session.config.room.as_deref().unwrap_or("-");
+        match self.session.config.style {
+            Style::Assignment => self.transcript.line(format!("Session [{room}] {line}")),
+            Style::Summary => self.transcript.stamped(format!("Session [{room}] {line}")),
+            Style::Quiet => {}
+        }
+    }
+
+    /// Waits for the next event, the timer at `until` (if any), or the stop.
+    async fn wake(&mut self, until: Option<Instant>) -> Wake {
+        let timer = async move {
+            match until {
+                Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
+                None => futures::future::pending().await,
+            }
+        };
+        futures::select_biased! {
+            () = &mut self.stopped => Wake::Stop,
+            e = self.events.next() => Wake::Event(e),
+            () = timer.fuse() => Wake::Timer,
+        }
+    }
+
+    /// Handles events until `until`.
+    async fn wait_until(&mut self, until: Instant) -> Result<(), Ended> {
+        loop {
+            match self.wake(Some(until)).await {
+                Wake::Event(Some(e)) => self.session.handle(e),
+                Wake::Timer => return Ok(()),
+                Wake::Event(None) | Wake::Stop => return Err(OverReason::ServerStopping),
+            }
+        }
+    }
+
+    /// One round, from gathering its players to sending its result.
+    async fn play_round(&mut self) -> Result<(), Ended> {
+        self.gather().await?;
+        self.measure().await?;
+        if !self.session.enough() {
+            // Someone left while round trips were measured: gather again.
+            return Ok(());
+        }
+        let go = Instant::now();
+        let round = self.session.open_round(go);
+        self.session.everyone(|| Outbound::Go { round, sent: go });
+        self.answers(go + self.session.config.answer_timeout)
+            .await?;
+        self.result(round, go);
+        self.next_round(round)
+    }
+
+    /// Waits for enough players and, in a hosted session, the host's word. Meanwhile a hosted
+    /// session keeps its players' round trips fresh for the host to see.
+    async fn gather(&mut self) -> Result<(), Ended> {
+        let mut measure: Option<Instant> = None;
+        loop {
+            let s = &self.session;
+            if s.ask == HostAsk::Finish {
+                return Err(OverReason::HostEnded);
+            }
+            if s.deserted() {
+                return Err(OverReason::TooFewPlayers);
+            }
+            if s.enough() && (!s.hosted || s.ask == HostAsk::Open) {
+                break;
+            }
+            if !(s.enough() && s.hosted) {
+                measure = None;
+            } else if measure.is_none() {
+                measure = Some(Instant::now());
+            }
+            match self.wake(measure).await {
+                Wake::Event(Some(e)) => self.session.handle(e),
+                Wake::Timer => {
+                    // The last batch's figures, then the next batch.
+                    self.session.tell_roster(Change::Update);
+                    self.session.ping_all();
+                    measure = Some(Instant::now() + HOSTED_MEASURE_EVERY);
+                }
+                Wake::Event(None) | Wake::Stop => return Err(OverReason::ServerStopping),
+            }
+        }
+        self.session.ask = HostAsk::Nothing;
+        Ok(())
+    }
+
+    /// Measures round trips, then, unless a host decides when, waits a time nobody can predict.
+    async fn measure(&mut self) -> Result<(), Ended> {
+        let round = self.session.round + 1;
+        self.session.tell_roster(Change::Ready { round });
+        for _ in 0..self.session.config.pings {
+            self.session.ping_all();
+            self.wait_until(Instant::now() + self.session.config.ping_every)
+                .await?;
+        }
+        self.session.tell_roster(Change::Update);
+        let jitter = if self.session.hosted {
+            Duration::ZERO
+        } else {
+            self.session.config.go_jitter.draw()
+        };
+        self.wait_until(Instant::now() + jitter).await?;
+        if self.session.ask == HostAsk::Finish {
+            return Err(OverReason::HostEnded);
+        }
+        Ok(())
+    }
+
+    /// Takes answers until every party in the round has answered, `until`, or the host ends
+    /// the session.
+    async fn answers(&mut self, until: Instant) -> Result<(), Ended> {
+        while self.session.waiting_for_answers() && self.session.ask != HostAsk::Finish {
+            match self.wake(Some(until)).await {
+                Wake::Event(Some(e)) => self.session.handle(e),
+                Wake::Timer => break,
+                Wake::Event(None) | Wake::Stop => return Err(OverReason::ServerStopping),
+            }
+        }
+        Ok(())
+    }
+
+    /// Ranks round `round`, whose `Go` went at `go`, and tells those who played it and the hosts.
+    fn result(&mut self, round: u64, go: Instant) {
+        let order = self.session.result(go);
+        let scores = self.session.scores();
+        let text = result_text(round, &order, self.session.config.order);
+        self.say(&text);
+        let result = Arc::new(RoundOutcome {
+            round,
+            text,
+            order,
+            scores,
+        });
+        self.session
+            .players_and_hosts(|| Outbound::RoundResult(Arc::clone(&result)));
+        self.session.close_round(Instant::now());
+    }
+
+    /// Whether the session goes on after round `round`.
+    fn next_round(&self, round: u64) -> Result<(), Ended> {
+        let s = &self.session;
+        if s.ask == HostAsk::Finish {
+            return Err(OverReason::HostEnded);
+        }
+        if !s.hosted && round >= s.config.rounds {
+            return Err(OverReason::LastRound);
+        }
+        if !s.hosted && !s.enough() {
+            return Err(OverReason::TooFewPlayers);
+        }
+        Ok(())
+    }
+
+    /// Tells everyone the session is over, why, and the final scores.
+    fn end(mut self, why: OverReason) -> SessionReport {
+        let rounds = self.session.round;
+        let scores = self.session.scores();
+        // `Session [quiz] over after ...`: the transcript names the session already.
+        let over = over_text(why, rounds, &scores);
+        self.say(over.trim_start_matches("Session "));
+        let shared: Arc<[Score]> = scores.clone().into();
+        self.session.everyone(|| Outbound::SessionOver {
+            why,
+            rounds,
+            scores: Arc::clone(&shared),
+        });
+        SessionReport {
+            room: self.session.config.room.clone(),
+            rounds,
+            scores,
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! How a session is set up: its settings, the ranking order, the random wait before `Go`, and
+//! the timing constants of its rules. Plain data and parsing; nothing here runs.
+
+use std::time::Duration;
+
+use crate::round::Style;
+
+/// How long after a party could have seen a round's result an answer still counts as a late
+/// answer to that round rather than an early buzz: scheduling noise on either side.
+pub const LATE_GRACE: Duration = Duration::from_millis(20);
+
+/// How often a hosted session that waits for its host's `Open` measures round trips and sends
+/// the roster, so the host sees every player's figure before it opens a round.
+pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);
+
+/// A party whose connection has left this many pings unanswered for longer than
+/// [`STALE_AFTER`] has lost it (a phone that slept, say): a new connection under its name takes
+/// its seat and points instead of being refused the name.
+pub const STALE_PINGS: usize = 2;
+pub const STALE_AFTER: Duration = Duration::from_secs(1);
+
+/// Unanswered pings a party keeps; older ones are forgotten and bound nothing else.
+pub(crate) const MAX_PENDING_PINGS: usize = 64;
+
+/// How a session ranks the answers of a round.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Order {
+    /// By when each answer reached the server: the assignment's meaning.
+    #[default]
+    Arrival,
+    /// By reaction time: arrival − go − the party's round-trip estimate.
+    Reaction,
+}
+
+impl std::str::FromStr for Order {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Order, String> {
+        match s {
+            "arrival" => Ok(Order::Arrival),
+            "reaction" => Ok(Order::Reaction),
+            _ => Err(format!("`{s}` is not an order (arrival, reaction)")),
+        }
+    }
+}
+
+/// A range of durations `Go` is delayed by, drawn uniformly (`1s..4s`; `0` for none).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Jitter {
+    pub low: Duration,
+    pub high: Duration,
+}
+
+impl Jitter {
+    /// No random wait.
+    pub const NONE: Jitter = Jitter {
+        low: Duration::ZERO,
+        high: Duration::ZERO,
+    };
+
+    /// A draw from the operating system's random source. Should it fail, the middle of the
+    /// range: still unknown to clients that do not know the range.
+    pub fn draw(&self) -> Duration {
+        let span = self.high.saturating_sub(self.low);
+        if span.is_zero() {
+            return self.low;
+        }
+        let nanos = span.as_nanos().min(u128::from(u64::MAX)) as u64;
+        let offset = match getrandom::u64() {
+            Ok(r) => r % (nanos + 1),
+            Err(e) => {
+                log::error!("no random number for the go jitter: {e}");
+                nanos / 2
+            }
+        };
+        self.low + Duration::from_nanos(offset)
+    }
+}
+
+impl std::str::FromStr for Jitter {
+    type Err = String;
+    /// `1s..4s`, `500ms..2s`, or one duration for a fixed wait (`0` for none).
+    fn from_str(s: &str) -> Result<Jitter, String> {
+        let parse = |d: &str| crate::cli::parse_seconds(d.trim());
+        let (low, high) = match s.split_once("..") {
+            Some((low, high)) => (parse(low)?, parse(high)?),
+            None => {
+                let d = parse(s)?;
+                (d, d)
+            }
+        };
+        if low > high {
+            return Err(format!("`{s}`: the range's low end is above its high end"));
+        }
+        Ok(Jitter { low, high })
+    }
+}
+
+impl std::fmt::Display for Jitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}..{:?}", self.low, self.high)
+    }
+}
+
+/// How a session is set up. Its `Default`, the server's defaults, is in the session module's
+/// root: it needs `fitting_parties`, which renders results.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub room: Option<String>,
+    pub min_parties: usize,
+    /// Rounds before the session ends.
+    pub rounds: u64,
+    pub order: Order,
+    pub answer_timeout: Duration,
+    /// Pings before each round, and the gap between them.
+    pub pings: u32,
+    pub ping_every: Duration,
+    /// Round-trip samples a party's estimate is the minimum of.
+    pub rtt_window: usize,
+    /// After the pings, `Go` waits a further random time in this range.
+    pub go_jitter: Jitter,
+    /// Reaction order: an answer with a reaction time below this is a false start (zero: off).
+    pub min_reaction: Duration,
+    /// How far a party's round-trip estimate may exceed the kernel's figure for its connection.
+    pub rtt_slack: Duration,
+    /// The most a round-trip estimate may be where the kernel gives no figure.
+    pub max_compensation: Duration,
+    /// Parties a session holds at most: by default the most whose results fit one frame with
+    /// the longest names allowed (`fitting_parties`).
+    pub max_parties: usize,
+    /// What the session prints: each round's result and the final scores (nothing when quiet).
+    pub style: Style,
+}

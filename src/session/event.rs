@@ -1,0 +1,57 @@
+//! What a session hears from its connections and what it amounts to: the types that cross its
+//! boundary.
+
+use std::time::{Duration, Instant};
+
+use futures::channel::oneshot;
+
+use crate::protocol::{ErrorKind, Score};
+use crate::round::{ConnId, Outbox};
+
+/// Who joins a session: a player under its name, or a host (whose key the connection checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seat {
+    Player(String),
+    Host,
+}
+
+/// What the connections of a session tell it.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// A player or a host asks to join; `admitted` is told whether it may, or why not (names
+    /// are unique in a session, and a session holds at most `max_parties` players).
+    Join {
+        id: ConnId,
+        seat: Seat,
+        reply: Outbox,
+        admitted: oneshot::Sender<Result<(), (ErrorKind, String)>>,
+    },
+    /// A host opens the next round.
+    Open { id: ConnId },
+    /// A host ends the session.
+    Finish { id: ConnId },
+    /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
+    /// kernel's minimum round trip for the connection then (`None` where it gives none).
+    Pong {
+        id: ConnId,
+        seq: u32,
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
+    /// A party pressed its buzzer; `at` is when the answer arrived.
+    Answer {
+        id: ConnId,
+        at: Instant,
+        kernel_rtt: Option<Duration>,
+    },
+    /// A party is gone.
+    Left { id: ConnId },
+}
+
+/// What a finished session amounted to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReport {
+    pub room: Option<String>,
+    pub rounds: u64,
+    pub scores: Vec<Score>,
+}

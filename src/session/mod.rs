@@ -1,0 +1,119 @@
+//! A quiz session: parties that stay in a room for many rounds, with scores, and an order that
+//! is fair across unequal networks and against modified clients.
+//!
+//! Owns one session's state: who is present, each party's round-trip figures, the current
+//! round's answers, lockouts, the running scores, and its hosts. It is one task
+//! ([`session_loop`]) fed by [`SessionEvent`]s, which connections send it themselves once the
+//! lobby has handed them its channel; it answers each party through its outbox with
+//! the session's [`Outbound`] events (`Admitted`, `Roster`, `Ping`, `Go`, `Early`,
+//! `RoundResult`, `SessionOver`), which the framed and WebSocket wires send as the frames of
+//! the client's protocol version.
+//!
+//! Layout: [`config`] its settings; `party` one player and where it stands in the open round;
+//! `state` the state machine and its rules; `actor` the task's loop, a method per phase;
+//! [`text`] the sentences it says and the most parties whose results fit one frame.
+//!
+//! How a session runs:
+//! 1. It waits until at least `min_parties` are present, and, once a host has joined (a hosted
+//!    session), for the host's `Open`; meanwhile a hosted session measures round trips every
+//!    [`HOSTED_MEASURE_EVERY`] so the host sees them. Everyone gets the roster whenever a player
+//!    or a host joins or leaves, when a round gets ready, and after round trips are measured.
+//! 2. Before every round it measures each party's round-trip time: `pings` `Ping`s, `ping_every`
+//!    apart. The estimate is the minimum of the last `rtt_window` samples, bounded by the
+//!    kernel's own figure for the connection (`TCP_INFO`'s minimum round trip, which comes with
+//!    each `Pong` and `Answer`) plus `rtt_slack`; where the kernel gives none, by
+//!    `max_compensation`. A client that holds its `Pong`s gains at most the slack (or the cap).
+//! 3. Then, unless a host decides when, a further random wait, uniform in `go_jitter` (the
+//!    operating system's random source), so nobody can time an answer to a `Go` they have not
+//!    seen.
+//! 4. `Go` goes to every party present at the same instant (one pass over the channels, all
+//!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
+//!    cannot answer.
+//! 5. Each party answers once; the round ends when all have, or after `answer_timeout`, or when
+//!    a host ends the session. A party that joined during the round plays from the next (its
+//!    roster says so) and is not sent the round's result; one that left is named in the result
+//!    as having left, then dropped.
+//! 6. The result ranks the valid answers by arrival (kernel receive time of the answer) or by
+//!    reaction time (arrival − go − round-trip estimate), as configured; then the false starts;
+//!    then those who did not answer. Each party's line says its [`Standing`], the round trip used
+//!    and its source. The first valid answer scores a point.
+//! 7. Without a host: after `rounds` rounds, or when fewer than `min_parties` remain after a
+//!    round, the session ends. With one: when the host ends it, or when everyone has left. Every
+//!    party and host gets the final scores with the reason.
+//!
+//! The rules against modified clients:
+//! - **Early buzz.** An `Answer` that arrives while no round is open for the party (after its
+//!   result, before the next `Go`, or during a round it is out of) locks it out of the next round
+//!   to open: it is shown as `Early` (pressed before that round's `Go`) or `LockedOut` (pressed
+//!   during a round it was already out of) and scores nothing. Each early press moves the lockout
+//!   to the round after the one running, so pressing all the time keeps a party out of every
+//!   round. An answer that arrives before the party could have seen the last result (within its
+//!   round trip of it, plus [`LATE_GRACE`]) was a late answer to that round, and is ignored.
+//! - **False start** (reaction order). An answer whose reaction time is below `min_reaction`,
+//!   or, in either order, that arrived sooner after `Go` than the party's kernel-measured round
+//!   trip (physically impossible without guessing), is ranked after every valid answer and scores
+//!   nothing.
+//!
+//! Like a round it never awaits a party: every send is a `try_send`, and a party whose channel is
+//! full or closed is dropped from the session. It must not touch sockets or clocks of arrival:
+//! instants and kernel figures come in the events.
+
+mod actor;
+pub mod config;
+mod event;
+mod party;
+mod state;
+pub mod text;
+
+use futures::channel::mpsc;
+
+pub use config::{
+    Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, STALE_AFTER, STALE_PINGS,
+};
+pub use event::{Seat, SessionEvent, SessionReport};
+pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};
+
+use crate::round::Style;
+use crate::stop::Stop;
+use crate::transcript::Transcript;
+
+impl Default for SessionConfig {
+    /// The server's defaults; docs/operations.md says why each is what it is.
+    fn default() -> Self {
+        use std::time::Duration;
+        SessionConfig {
+            room: None,
+            min_parties: 2,
+            rounds: 5,
+            order: Order::Arrival,
+            answer_timeout: Duration::from_secs(10),
+            pings: 5,
+            ping_every: Duration::from_millis(20),
+            rtt_window: 16,
+            go_jitter: Jitter {
+                low: Duration::from_secs(1),
+                high: Duration::from_secs(4),
+            },
+            min_reaction: Duration::from_millis(100),
+            rtt_slack: Duration::from_millis(5),
+            max_compensation: Duration::from_millis(150),
+            max_parties: fitting_parties(),
+            style: Style::Assignment,
+        }
+    }
+}
+
+/// Runs one session to its end; see the module docs.
+pub async fn session_loop(
+    config: SessionConfig,
+    events: mpsc::Receiver<SessionEvent>,
+    stop: Stop,
+    transcript: Transcript,
+) -> SessionReport {
+    actor::Actor::new(config, events, &stop, transcript)
+        .run()
+        .await
+}
+
+#[cfg(test)]
+mod tests;

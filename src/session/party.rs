@@ -1,0 +1,156 @@
+//! One player of a session as the session sees it: its outbox, its round-trip figures, its
+//! points, and where it stands in the open round ([`Play`]). Owned by the session's state;
+//! nothing here sends or waits.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::config::{SessionConfig, MAX_PENDING_PINGS, STALE_AFTER, STALE_PINGS};
+use crate::protocol::{RttSource, Standing};
+use crate::round::{ConnId, Outbound, Outbox};
+
+/// Where a party stands in the open round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Play {
+    /// Not in the open round (none is open, or it joined after its `Go`).
+    Idle,
+    /// In the round, and may still answer.
+    Waiting,
+    /// Answered; the instant its answer arrived.
+    Answered(Instant),
+    /// In the round but out of it (pressed early, or locked out), shown as this standing.
+    Out(Standing),
+    /// Left the round before answering: named in its result as having left.
+    Left,
+}
+
+pub(crate) struct Party {
+    pub(crate) id: ConnId,
+    pub(crate) name: String,
+    /// `None` once its connection has gone during the open round: it is kept, and named in the
+    /// round's result, until the round closes.
+    pub(crate) reply: Option<Outbox>,
+    /// Recent round-trip samples, newest last.
+    rtts: VecDeque<Duration>,
+    /// Pings sent and not yet answered: (seq, when sent).
+    pings: Vec<(u32, Instant)>,
+    /// The kernel's latest minimum round trip for the connection.
+    pub(crate) kernel_rtt: Option<Duration>,
+    pub(crate) points: u64,
+    pub(crate) play: Play,
+    /// The round this party is locked out of, and how it will be shown.
+    pub(crate) locked: Option<(u64, Standing)>,
+    /// Answers arriving before this are late answers to the last round, not early buzzes.
+    pub(crate) late_until: Option<Instant>,
+    /// The first round it plays in.
+    pub(crate) from_round: u64,
+}
+
+impl Party {
+    pub(crate) fn new(id: ConnId, name: String, reply: Outbox, points: u64, from: u64) -> Party {
+        Party {
+            id,
+            name,
+            reply: Some(reply),
+            rtts: VecDeque::new(),
+            pings: Vec::new(),
+            kernel_rtt: None,
+            points,
+            play: Play::Idle,
+            locked: None,
+            late_until: None,
+            from_round: from,
+        }
+    }
+
+    /// Its connection is gone (it is kept only to be named in the open round's result).
+    pub(crate) fn gone(&self) -> bool {
+        self.reply.is_none()
+    }
+
+    /// In the open round: present at its `Go`, and so in its result.
+    pub(crate) fn in_round(&self) -> bool {
+        self.play != Play::Idle
+    }
+
+    /// Sends `event` if its connection is still here; false if it could not take it.
+    pub(crate) fn tell(&mut self, event: Outbound) -> bool {
+        self.reply
+            .as_mut()
+            .is_none_or(|r| r.try_send(event).is_ok())
+    }
+
+    /// Its connection left: during the open round it stays, named as having left unless it
+    /// answered or was out already; otherwise it can go (returns true).
+    pub(crate) fn leave(&mut self, round_open: bool) -> bool {
+        if !(round_open && self.in_round()) {
+            return true;
+        }
+        self.reply = None;
+        if self.play == Play::Waiting {
+            self.play = Play::Left;
+        }
+        false
+    }
+
+    /// The round trip used to compensate this party, and its source.
+    pub(crate) fn rtt(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
+        let pinged = self.rtts.iter().min().copied();
+        match (self.kernel_rtt, pinged) {
+            (Some(kernel), pinged) => {
+                let bound = kernel + config.rtt_slack;
+                (
+                    Some(pinged.map_or(kernel, |p| p.min(bound))),
+                    RttSource::Kernel,
+                )
+            }
+            (None, Some(p)) => (Some(p.min(config.max_compensation)), RttSource::Ping),
+            (None, None) => (None, RttSource::None),
+        }
+    }
+
+    /// Its connection has stopped answering: at least [`STALE_PINGS`] pings unanswered for more
+    /// than [`STALE_AFTER`]. A live client answers in a round trip.
+    pub(crate) fn unresponsive(&self, now: Instant) -> bool {
+        let old = |&&(_, sent): &&(u32, Instant)| now.saturating_duration_since(sent) > STALE_AFTER;
+        self.pings.iter().filter(old).count() >= STALE_PINGS
+    }
+
+    pub(crate) fn note_kernel(&mut self, kernel_rtt: Option<Duration>) {
+        if kernel_rtt.is_some() {
+            self.kernel_rtt = kernel_rtt;
+        }
+    }
+
+    /// Ping `seq` went out at `sent`.
+    pub(crate) fn pinged(&mut self, seq: u32, sent: Instant) {
+        self.pings.push((seq, sent));
+        if self.pings.len() > MAX_PENDING_PINGS {
+            self.pings.remove(0);
+        }
+    }
+
+    /// Its `Pong` to ping `seq` arrived at `at`: one more round-trip sample, the newest `window`
+    /// kept.
+    pub(crate) fn ponged(&mut self, seq: u32, at: Instant, window: usize) {
+        if let Some(i) = self.pings.iter().position(|&(s, _)| s == seq) {
+            let (_, sent) = self.pings.swap_remove(i);
+            self.rtts.push_back(at.saturating_duration_since(sent));
+            while self.rtts.len() > window.max(1) {
+                self.rtts.pop_front();
+            }
+        }
+    }
+
+    /// Round `round` opens: the party is in it, or out of it if it was locked out of it.
+    pub(crate) fn open(&mut self, round: u64) {
+        self.late_until = None;
+        self.play = match self.locked {
+            Some((r, standing)) if r == round => Play::Out(standing),
+            _ => Play::Waiting,
+        };
+        if self.locked.is_some_and(|(r, _)| r <= round) {
+            self.locked = None;
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! What a session says in words, and how big what it sends can get: a round's result sentence,
+//! the final scores, and the most parties whose every result fits one frame. Pure functions of
+//! their arguments; nothing here holds state.
+
+use std::sync::OnceLock;
+
+use super::config::Order;
+use crate::protocol::{OverReason, Placing, RoundOutcome, RttSource, Score, Standing};
+
+/// Names a result's sentence lists in each part; the rest are counted (`and 12 more`). The
+/// structured order lists everyone; the sentence is for people, and keeps a big session's
+/// result within one frame.
+pub const TEXT_NAMES: usize = 8;
+
+/// Joins `items` with `sep`, listing at most [`TEXT_NAMES`] and counting the rest.
+fn listed(items: Vec<String>, sep: &str) -> String {
+    let more = items.len().saturating_sub(TEXT_NAMES);
+    let mut text = items
+        .into_iter()
+        .take(TEXT_NAMES)
+        .collect::<Vec<_>>()
+        .join(sep);
+    if more > 0 {
+        text.push_str(&format!(" and {more} more"));
+    }
+    text
+}
+
+/// The most parties whose every result (and final scores) fits one frame, each with the longest
+/// name allowed (64 characters of 4 bytes) and the widest figures: computed once, from the
+/// encoding itself.
+pub fn fitting_parties() -> usize {
+    static FITTING: OnceLock<usize> = OnceLock::new();
+    *FITTING.get_or_init(|| {
+        let size = |n: usize| {
+            let outcome = worst_result(n);
+            let v2 = crate::protocol::Frame::Result(Box::new(outcome.to_v2()));
+            let v3 = crate::protocol::Frame::Outcome(Box::new(outcome));
+            [v2, v3]
+                .iter()
+                .map(|f| crate::protocol::encode(f).map_or(usize::MAX, |b| b.len()))
+                .max()
+                .unwrap_or(usize::MAX)
+        };
+        // Sizes grow with n; the largest n that fits.
+        let (mut fits, mut too_many) = (1, 2);
+        while size(too_many) != usize::MAX {
+            fits = too_many;
+            too_many *= 2;
+        }
+        while too_many - fits > 1 {
+            let mid = (fits + too_many) / 2;
+            if size(mid) == usize::MAX {
+                too_many = mid;
+            } else {
+                fits = mid;
+            }
+        }
+        fits
+    })
+}
+
+/// The largest result `n` parties can have: the longest names, the widest figures, and every
+/// kind of standing, so the sentence has all its parts, each as long as it gets.
+pub(crate) fn worst_result(n: usize) -> RoundOutcome {
+    let name = "\u{1F980}".repeat(crate::names::MAX_NAME_CHARS);
+    let standings = [
+        Standing::Answered,
+        Standing::FalseStart,
+        Standing::Early,
+        Standing::LockedOut,
+        Standing::NoAnswer,
+        Standing::Left,
+    ];
+    let order: Vec<Placing> = (0..n)
+        .map(|i| Placing {
+            name: name.clone(),
+            standing: standings[(i / TEXT_NAMES.max(1)) % standings.len()],
+            after_go_micros: Some(u64::from(u32::MAX) * 1000),
+            rtt_micros: Some(u64::MAX),
+            rtt_source: RttSource::Kernel,
+            reaction_micros: Some(i64::MIN),
+        })
+        .collect();
+    let scores = (0..n)
+        .map(|_| Score {
+            name: name.clone(),
+            points: u64::MAX,
+        })
+        .collect();
+    RoundOutcome {
+        round: u64::MAX,
+        text: result_text(u64::MAX, &order, Order::Reaction),
+        order,
+        scores,
+    }
+}
+
+/// `Round 3: Ann 152.3 ms before Ben 170.1 ms (reaction times); false start: Cid 40.2 ms;
+/// too early: Dan; locked out: Eve; Fay did not answer`. A party ranked by arrival for lack of a
+/// round-trip figure is marked `*`.
+pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
+    let ms = |us: i64| format!("{:.1} ms", us as f64 / 1000.0);
+    let figure = |p: &Placing| match (by, p.reaction_micros) {
+        (Order::Reaction, Some(reaction)) => format!("{} {}", p.name, ms(reaction)),
+        (Order::Reaction, None) => {
+            format!("{} {}*", p.name, ms(p.after_go_micros.unwrap_or(0) as i64))
+        }
+        (Order::Arrival, _) => format!("{} {}", p.name, ms(p.after_go_micros.unwrap_or(0) as i64)),
+    };
+    let of = |standing: Standing| order.iter().filter(move |p| p.standing == standing);
+    let names = |standing: Standing| of(standing).map(|p| p.name.clone()).collect::<Vec<_>>();
+    let answered: Vec<String> = of(Standing::Answered).map(figure).collect();
+    let false_starts: Vec<String> = of(Standing::FalseStart).map(figure).collect();
+    let mut text = format!("Round {round}: ");
+    if answered.is_empty() && false_starts.is_empty() {
+        text.push_str("nobody answered");
+    } else if answered.is_empty() {
+        text.push_str("no valid answer");
+    } else {
+        text.push_str(&listed(answered, " before "));
+        text.push_str(match by {
+            Order::Arrival => " (arrival after go)",
+            Order::Reaction => " (reaction times)",
+        });
+    }
+    if !false_starts.is_empty() {
+        text.push_str(&format!("; false start: {}", listed(false_starts, ", ")));
+    }
+    for (standing, words) in [
+        (Standing::Early, "too early"),
+        (Standing::LockedOut, "locked out"),
+    ] {
+        let names = names(standing);
+        if !names.is_empty() {
+            text.push_str(&format!("; {words}: {}", listed(names, ", ")));
+        }
+    }
+    for (standing, words) in [
+        (Standing::NoAnswer, "did not answer"),
+        (Standing::Left, "left during the round"),
+    ] {
+        let names = names(standing);
+        if !names.is_empty() {
+            text.push_str(&format!("; {} {words}", listed(names, ", ")));
+        }
+    }
+    text
+}
+
+/// `Session over after 3 rounds (the host ended it). Final scores: Ann 2, Ben 1`, or, for a
+/// session that played no round, why it ended and no scores.
+pub fn over_text(why: OverReason, rounds: u64, scores: &[Score]) -> String {
+    match rounds {
+        0 => format!("Session over before its first round: {}", why.describe()),
+        1 => format!(
+            "Session over after 1 round ({}). {}",
+            why.describe(),
+            scores_text(scores)
+        ),
+        n => format!(
+            "Session over after {n} rounds ({}). {}",
+            why.describe(),
+            scores_text(scores)
+        ),
+    }
+}
+
+/// `Final scores: Ann 3, Ben 1, Dot 1`.
+pub fn scores_text(scores: &[Score]) -> String {
+    let list: Vec<String> = scores
+        .iter()
+        .map(|s| format!("{} {}", s.name, s.points))
+        .collect();
+    format!("Final scores: {}", list.join(", "))
+}
