@@ -40,6 +40,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+mod close;
 pub mod names;
 pub mod protocol;
 pub mod round;

@@ -10,7 +10,7 @@
 //! connections inherit it (one accepted earlier never does), and it keeps Linux's global
 //! receive-timestamping on for the server's lifetime. Switching that on is deferred work in the
 //! kernel, so the server waits until a probe packet comes back stamped
-//! ([`wait_until_active`]) before it serves.
+//! ([`until_active`], which waits without blocking the executor) before it serves.
 //!
 //! To wait for data, the reader asks the reactor for readability (which takes no byte), then
 //! reads everything with one `recvmsg`, stamped. So no byte is ever read without its timestamp,
@@ -28,9 +28,9 @@
 //! takes its place and [`enable`] says it is unsupported.
 
 #[cfg(target_os = "linux")]
-pub use linux::{enable, set, wait_until_active, StampedStream};
+pub use linux::{enable, set, until_active, StampedStream};
 #[cfg(not(target_os = "linux"))]
-pub use other::{enable, set, wait_until_active, StampedStream};
+pub use other::{enable, set, until_active, StampedStream};
 
 #[cfg(not(target_os = "linux"))]
 mod other {
@@ -61,7 +61,7 @@ mod other {
         }
     }
 
-    pub fn wait_until_active(_limit: std::time::Duration) -> bool {
+    pub async fn until_active(_limit: std::time::Duration) -> bool {
         false
     }
 
@@ -164,7 +164,7 @@ mod linux {
     /// [`enable`] can arrive unstamped; a round whose first message were stamped and whose second
     /// fell back to the time of reading would be ordered unfairly. The probe is a datagram sent to
     /// ourselves on loopback. Returns whether stamping is on.
-    pub fn wait_until_active(limit: Duration) -> bool {
+    pub async fn until_active(limit: Duration) -> bool {
         let Ok(socket) = std::net::UdpSocket::bind("127.0.0.1:0") else {
             return false;
         };
@@ -186,7 +186,7 @@ mod linux {
             if Instant::now() >= until {
                 return false;
             }
-            std::thread::sleep(Duration::from_millis(1));
+            crate::rt::sleep(Duration::from_millis(1)).await;
         }
     }
 

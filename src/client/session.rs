@@ -14,7 +14,9 @@
 use futures::channel::mpsc;
 use futures::{FutureExt, StreamExt};
 
-use super::{connect, end_prompt, expect, reader_loop, send, unexpected, Config, Error, Incoming};
+use super::shared::{
+    connect, end_prompt, expect, reader_loop, send, unexpected, Config, Error, Incoming,
+};
 use crate::names;
 use crate::protocol::{
     Change, Frame, FrameReader, Placing, Roster, RttSource, Score, Standing, PROTOCOL_VERSION,
@@ -55,6 +57,23 @@ pub async fn run(
     result
 }
 
+/// A player's side of a session in progress.
+struct Player<'a> {
+    config: &'a Config,
+    name: String,
+    transcript: &'a Transcript,
+    stream: &'a TcpStream,
+    /// At a terminal: prompts go to stderr.
+    prompt: bool,
+    buzzer: Buzzer,
+    /// The round the server said we are locked out of.
+    locked: Option<u64>,
+    /// The time each round gives to answer, as the last roster said.
+    answer_micros: Option<u64>,
+    /// Our round trip has been shown.
+    rtt_shown: bool,
+}
+
 async fn play(
     config: &Config,
     name: String,
@@ -62,32 +81,20 @@ async fn play(
     stream: &TcpStream,
     incoming: &mut Incoming,
 ) -> Result<Vec<Score>, Error> {
-    let join = Frame::Join {
-        version: PROTOCOL_VERSION,
-        room: config.room.clone(),
-        name: name.clone(),
+    let mut player = Player {
+        config,
+        name,
+        transcript,
+        stream,
+        prompt: config.interactive,
+        buzzer: Buzzer::Closed,
+        locked: None,
+        answer_micros: None,
+        rtt_shown: false,
     };
-    send(stream, join).await?;
-    match rt::timeout(config.connect_timeout, expect(incoming)).await {
-        None => return Err(Error::Lost("the server did not answer the Join".into())),
-        Some(Ok(Frame::Welcome { .. })) => {}
-        Some(Ok(other)) => return Err(unexpected(&other, "Welcome")),
-        Some(Err(e)) => return Err(e),
-    }
-    let room = config.room.as_deref().unwrap_or("(anonymous)");
-    transcript.line(format!("Joined the quiz in room {room} as {name}"));
-    let prompt = config.interactive;
-    if prompt {
-        eprintln!("Waiting for the next round... (press Enter only after \"go!\")");
-    }
+    player.join(incoming).await?;
     let mut lines = rt::stdin_lines();
     let mut stdin_open = true;
-    let mut buzzer = Buzzer::Closed;
-    // The round the server said we are locked out of.
-    let mut locked: Option<u64> = None;
-    // The time each round gives to answer, and our round trip, as the last roster said.
-    let mut answer_micros: Option<u64> = None;
-    let mut rtt_shown = false;
     loop {
         let typed = if stdin_open {
             lines.next().fuse()
@@ -96,91 +103,147 @@ async fn play(
         };
         futures::pin_mut!(typed);
         futures::select_biased! {
-            frame = incoming.next() => match frame {
-                Some(Ok(Frame::Ping { seq })) => send(stream, Frame::Pong { seq }).await?,
-                Some(Ok(Frame::Go { round })) if locked == Some(round) => {
-                    transcript.line(format!("Round {round}: go! (you are locked out of it)"));
-                    buzzer = Buzzer::Locked(round);
-                }
-                Some(Ok(Frame::Go { round })) => {
-                    match answer_micros {
-                        Some(us) => transcript.line(format!(
-                            "Round {round}: go! ({} s to answer)",
-                            seconds(us)
-                        )),
-                        None => transcript.line(format!("Round {round}: go!")),
-                    }
-                    if prompt {
-                        eprint!("Press Enter to answer: ");
-                    }
-                    buzzer = Buzzer::Open(round);
-                }
-                Some(Ok(Frame::Early { round })) => {
-                    transcript.line(format!("Too early: locked out of round {round}"));
-                    locked = Some(round);
-                }
-                Some(Ok(Frame::Outcome(r))) => {
-                    end_prompt(prompt && matches!(buzzer, Buzzer::Open(_)));
-                    buzzer = Buzzer::Closed;
-                    transcript.line(names::printable(&r.text));
-                    if let Some(me) = r.order.iter().find(|p| p.name == name) {
-                        transcript.line(names::printable(&standing_line(r.round, me)));
-                    }
-                    transcript.line(names::printable(&scores_line(&r.scores)));
-                }
-                // A version-2 server: the result without standings.
-                Some(Ok(Frame::Result(r))) => {
-                    end_prompt(prompt && matches!(buzzer, Buzzer::Open(_)));
-                    buzzer = Buzzer::Closed;
-                    transcript.line(names::printable(&r.text));
-                    transcript.line(names::printable(&scores_line(&r.scores)));
-                }
-                Some(Ok(Frame::Roster(roster))) => {
-                    answer_micros = Some(roster.answer_micros);
-                    for line in roster_lines(&roster, &name, &mut rtt_shown) {
-                        transcript.line(names::printable(&line));
-                    }
-                }
-                Some(Ok(Frame::Over { why, rounds, scores })) => {
-                    end_prompt(prompt && matches!(buzzer, Buzzer::Open(_)));
-                    transcript.line(names::printable(&over_text(why, rounds, &scores)));
+            frame = incoming.next() => {
+                let frame = match frame {
+                    Some(Ok(frame)) => frame,
+                    Some(Err(why)) => return Err(Error::Lost(why)),
+                    None => return Err(Error::Lost("the server closed the connection".into())),
+                };
+                if let Some(scores) = player.frame(frame).await? {
                     return Ok(scores);
                 }
-                Some(Ok(Frame::SessionOver { scores })) => {
-                    transcript.line(names::printable(&scores_text(&scores)));
-                    return Ok(scores);
-                }
-                Some(Ok(Frame::Error { kind, message })) => {
-                    end_prompt(prompt && matches!(buzzer, Buzzer::Open(_)));
-                    return Err(Error::Refused { kind, message });
-                }
-                Some(Ok(other)) => return Err(unexpected(&other, "a session frame")),
-                Some(Err(why)) => return Err(Error::Lost(why)),
-                None => return Err(Error::Lost("the server closed the connection".into())),
-            },
+            }
             line = typed => match line {
-                Some(Ok(_)) => match buzzer {
-                    Buzzer::Open(round) => {
-                        send(stream, Frame::Answer).await?;
-                        buzzer = Buzzer::Answered(round);
-                    }
-                    Buzzer::Closed => {
-                        // Sent, not hidden: the server's rules, not this client, decide what an
-                        // early press costs, and a modified client could not hide it anyway.
-                        send(stream, Frame::Answer).await?;
-                        transcript.line("Pressed before go!");
-                    }
-                    Buzzer::Answered(round) => {
-                        log::info!("a second press in round {round}, not sent");
-                    }
-                    Buzzer::Locked(round) => {
-                        transcript.line(format!("Locked out of round {round}: press not sent"));
-                    }
-                },
+                Some(Ok(_)) => player.press().await?,
                 // End of input: stay for the results, answer no more.
                 _ => stdin_open = false,
             },
         }
+    }
+}
+
+impl Player<'_> {
+    /// `Join`, and the server's `Welcome`.
+    async fn join(&mut self, incoming: &mut Incoming) -> Result<(), Error> {
+        let join = Frame::Join {
+            version: PROTOCOL_VERSION,
+            room: self.config.room.clone(),
+            name: self.name.clone(),
+        };
+        send(self.stream, join).await?;
+        match rt::timeout(self.config.connect_timeout, expect(incoming)).await {
+            None => return Err(Error::Lost("the server did not answer the Join".into())),
+            Some(Ok(Frame::Welcome { .. })) => {}
+            Some(Ok(other)) => return Err(unexpected(&other, "Welcome")),
+            Some(Err(e)) => return Err(e),
+        }
+        let room = self.config.room.as_deref().unwrap_or("(anonymous)");
+        let joined = format!("Joined the quiz in room {room} as {}", self.name);
+        self.transcript.line(joined);
+        if self.prompt {
+            eprintln!("Waiting for the next round... (press Enter only after \"go!\")");
+        }
+        Ok(())
+    }
+
+    fn say(&self, line: &str) {
+        self.transcript.line(names::printable(line));
+    }
+
+    /// Ends an open prompt's line before anything else is said.
+    fn end_prompt(&self) {
+        end_prompt(self.prompt && matches!(self.buzzer, Buzzer::Open(_)));
+    }
+
+    /// Handles one frame from the server; the final scores once the session is over.
+    async fn frame(&mut self, frame: Frame) -> Result<Option<Vec<Score>>, Error> {
+        match frame {
+            Frame::Ping { seq } => send(self.stream, Frame::Pong { seq }).await?,
+            Frame::Go { round } => self.go(round),
+            Frame::Early { round } => {
+                self.say(&format!("Too early: locked out of round {round}"));
+                self.locked = Some(round);
+            }
+            Frame::Outcome(r) => {
+                self.end_prompt();
+                self.buzzer = Buzzer::Closed;
+                self.say(&r.text);
+                if let Some(me) = r.order.iter().find(|p| p.name == self.name) {
+                    self.say(&standing_line(r.round, me));
+                }
+                self.say(&scores_line(&r.scores));
+            }
+            // A version-2 server: the result without standings.
+            Frame::Result(r) => {
+                self.end_prompt();
+                self.buzzer = Buzzer::Closed;
+                self.say(&r.text);
+                self.say(&scores_line(&r.scores));
+            }
+            Frame::Roster(roster) => {
+                self.answer_micros = Some(roster.answer_micros);
+                for line in roster_lines(&roster, &self.name, &mut self.rtt_shown) {
+                    self.say(&line);
+                }
+            }
+            Frame::Over {
+                why,
+                rounds,
+                scores,
+            } => {
+                self.end_prompt();
+                self.say(&over_text(why, rounds, &scores));
+                return Ok(Some(scores));
+            }
+            Frame::SessionOver { scores } => {
+                self.say(&scores_text(&scores));
+                return Ok(Some(scores));
+            }
+            Frame::Error { kind, message } => {
+                self.end_prompt();
+                return Err(Error::Refused { kind, message });
+            }
+            other => return Err(unexpected(&other, "a session frame")),
+        }
+        Ok(None)
+    }
+
+    /// Round `round` opens.
+    fn go(&mut self, round: u64) {
+        if self.locked == Some(round) {
+            self.say(&format!("Round {round}: go! (you are locked out of it)"));
+            self.buzzer = Buzzer::Locked(round);
+            return;
+        }
+        match self.answer_micros {
+            Some(us) => self.say(&format!("Round {round}: go! ({} s to answer)", seconds(us))),
+            None => self.say(&format!("Round {round}: go!")),
+        }
+        if self.prompt {
+            eprint!("Press Enter to answer: ");
+        }
+        self.buzzer = Buzzer::Open(round);
+    }
+
+    /// The user pressed Enter.
+    async fn press(&mut self) -> Result<(), Error> {
+        match self.buzzer {
+            Buzzer::Open(round) => {
+                send(self.stream, Frame::Answer).await?;
+                self.buzzer = Buzzer::Answered(round);
+            }
+            Buzzer::Closed => {
+                // Sent, not hidden: the server's rules, not this client, decide what an early
+                // press costs, and a modified client could not hide it anyway.
+                send(self.stream, Frame::Answer).await?;
+                self.say("Pressed before go!");
+            }
+            Buzzer::Answered(round) => log::info!("a second press in round {round}, not sent"),
+            Buzzer::Locked(round) => {
+                self.say(&format!("Locked out of round {round}: press not sent"));
+            }
+        }
+        Ok(())
     }
 }
 

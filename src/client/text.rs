@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::{AsyncReadExt, AsyncWriteExt, FutureExt, StreamExt};
 
-use super::{end_prompt, start, take_name, Config, Error, NameSource, Verdict};
+use super::shared::{end_prompt, start, take_name, Config, Error, NameSource, Verdict};
 use crate::names;
 use crate::protocol::ErrorKind;
 use crate::rt::{self, TcpStream};

@@ -30,16 +30,8 @@ use bincode::Options;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use serde::{Deserialize, Serialize};
 
-/// The newest protocol version this build speaks; sent in [`Frame::Hello`] and [`Frame::Join`].
-/// Version 2 adds quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in
-/// a result, the round trip's source, and the early-buzz notice (`Outcome`, `Early`); version 4
-/// adds the room's roster, the session's end with its reason, a leaver's standing, and the
-/// host who opens rounds (`Host`, `Roster`, `Open`, `Finish`, `Over`). A server answers in the
-/// client's own version, so an older client plays exactly as before.
-pub const PROTOCOL_VERSION: u16 = 4;
-
-/// The oldest protocol version this build still speaks.
-pub const OLDEST_VERSION: u16 = 1;
+mod version;
+pub use version::{Version, OLDEST_VERSION, PROTOCOL_VERSION};
 
 /// Largest payload a frame may carry, in bytes (the length prefix excluded).
 pub const MAX_FRAME_LEN: u32 = 64 * 1024;

@@ -1,3 +1,4 @@
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::protocol::Frame;
@@ -7,7 +8,9 @@ use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
 use super::*;
+use crate::protocol::{Arrival, ErrorKind};
 use crate::stop::Stop;
+use crate::transcript::Transcript;
 
 /// Connection `n`'s address: each from an address of its own (127.0.0.n).
 fn peer(n: u16) -> SocketAddr {

@@ -8,13 +8,15 @@
 //! of round rules beyond "one message per party" and "only a host opens rounds" (the round and
 //! the session do).
 //!
-//! Its life: handshake (framed and WebSocket) and placement by the lobby, together bounded by
-//! the handshake timeout, then play until a final event is written, the client leaves or breaks
-//! a rule, or the server stops; then [`finish`](Connection::finish) says what is left to say and
-//! closes (see `close`). A client that half-closes after its message still gets its verdict; one
+//! Its life is its [`Phase`]: entering (handshake and placement, together bounded by the
+//! handshake timeout), then filling a round, playing in a started round, or seated in a
+//! session, until a final event is written, the client leaves or breaks a rule, or the server
+//! stops; then [`finish`](Connection::finish) says what is left to say and closes (see
+//! `crate::close`). A client that half-closes after its message still gets its verdict; one
 //! that half-closes before it has left. A framed connection whose first bytes are an HTTP
-//! request is a browser: the same task hands its socket to `web`, which answers the request
-//! and, for a WebSocket, runs a new connection actor over the WebSocket wire.
+//! request is a browser: the same task lends its socket to `web::http`, which answers the
+//! request, and for a WebSocket upgrade plays on as a new connection actor over the WebSocket
+//! wire.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,15 +26,18 @@ use std::time::Duration;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
-use super::close::{linger, write_all};
-use super::lobby::{Join, Leave, Placement, Room, RoomKey, ToLobby};
-use super::Ctx;
+use super::config::Config;
+use super::lobby::{Join, Leave, Placement, RoomKey, ToLobby};
+use crate::close::{close_with, write_all};
 use crate::names;
-use crate::protocol::{ErrorKind, OLDEST_VERSION, PROTOCOL_VERSION};
+use crate::protocol::{ErrorKind, Version};
 use crate::round::{ConnId, Event, Outbound, Outbox, OUTBOX_CAPACITY};
 use crate::rt::{self, Socket};
 use crate::session::{Seat, SessionEvent};
-use crate::wire::{Inbound, Wire};
+use crate::stop::Stop;
+use crate::web::http;
+use crate::wire::websocket::WebSocket;
+use crate::wire::{Inbound, JoinRequest, Wire};
 
 /// How long a connection on a wire without a handshake has to show it is not a text client
 /// before it is seated: a framed client's `Hello` arrives within a round trip of its connect, on
@@ -42,13 +47,24 @@ pub(crate) const SNIFF: Duration = Duration::from_millis(500);
 /// Once the server stops, the most a connection still spends writing what it has to say.
 pub(crate) const STOP_WRITE_BOUND: Duration = Duration::from_millis(500);
 
+/// Times a connection asks the lobby for its room's session again when the session it was given
+/// ended before it could take a seat.
+const SESSION_TRIES: usize = 3;
+
+/// What every connection task shares.
+pub(crate) struct Ctx {
+    pub(crate) config: Config,
+    pub(crate) stop: Stop,
+    pub(crate) lobby: mpsc::Sender<ToLobby>,
+}
+
 /// Why a connection's play ended.
 enum End {
     /// The round is over for this connection: a final event was written (or could not be).
     Done,
     /// The server is stopping.
     Stopping,
-    /// A browser: its HTTP request goes to the web side (`web`), which takes the connection.
+    /// A browser: its HTTP request goes to `web::http`, which takes the connection.
     Web,
     /// The client did something that ends the connection: it is told `tell` (if anything can be
     /// told) and the round learns `why`.
@@ -72,6 +88,37 @@ impl End {
             why: why.into(),
         }
     }
+
+    /// The client is told `message`, and the log says the same.
+    fn plain(kind: ErrorKind, message: String) -> End {
+        End::told(kind, message.clone(), message)
+    }
+}
+
+/// Where a connection is in its life.
+enum Phase {
+    /// Handshaking, or waiting for its place.
+    Entering,
+    /// Seated in a round the lobby holds until it fills.
+    Filling { room: RoomKey, round: u64 },
+    /// Playing in a started round: whether its one message has gone to the round, and whether
+    /// the client may still send (it has not half-closed).
+    Round {
+        round: mpsc::Sender<Event>,
+        sent: bool,
+        reading: bool,
+    },
+    /// Seated in a quiz session, as a player or as its host.
+    Session {
+        session: mpsc::Sender<SessionEvent>,
+        host: bool,
+    },
+}
+
+/// What a handshake asked for: a room, and for a session, a seat.
+struct Entry {
+    room: Option<String>,
+    seat: Option<Seat>,
 }
 
 /// One connection's state, made by [`Connection::new`] and driven only by [`connection_loop`].
@@ -85,14 +132,7 @@ pub(crate) struct Connection<W> {
     /// Handed to the lobby and the round; this task alone receives from it.
     outbox_tx: Outbox,
     outbox: mpsc::Receiver<Outbound>,
-    /// The round, or the session, it was placed in.
-    room: Option<Room>,
-    /// Its one message has gone to the round.
-    sent: bool,
-    /// The client may still send (it has not half-closed).
-    reading: bool,
-    /// It hosts its session (its key was right).
-    host: bool,
+    phase: Phase,
 }
 
 impl<W: Wire> Connection<W> {
@@ -106,10 +146,7 @@ impl<W: Wire> Connection<W> {
             ctx,
             outbox_tx,
             outbox,
-            room: None,
-            sent: false,
-            reading: true,
-            host: false,
+            phase: Phase::Entering,
         }
     }
 }
@@ -124,23 +161,41 @@ pub(crate) fn connection_loop<W: Wire>(mut conn: Connection<W>) -> impl Future<O
     async move {
         let end = conn.serve().await;
         if let End::Web = end {
-            let Connection {
-                id,
-                peer,
-                out,
-                wire,
-                ctx,
-                ..
-            } = conn;
-            if let Some((input, head)) = wire.into_web() {
-                // Boxed: a browser's state is not an idle framed connection's.
-                Box::pin(crate::web::serve(out, input, head, peer, id, ctx)).await;
-            }
+            // Boxed: a browser's state is not an idle framed connection's.
+            Box::pin(browser(conn)).await;
             return;
         }
         // Boxed, like the handshake and the join: the closing state is not needed while waiting.
         Box::pin(conn.finish(end)).await;
     }
+}
+
+/// A connection whose first bytes were an HTTP request: `web::http` answers it, and an upgrade
+/// plays on over the WebSocket wire, in this same task.
+async fn browser<W: Wire>(conn: Connection<W>) {
+    let Connection {
+        id,
+        peer,
+        out,
+        wire,
+        ctx,
+        ..
+    } = conn;
+    let Some((input, head)) = wire.into_web() else {
+        return;
+    };
+    let deadlines = http::Deadlines {
+        handshake_timeout: ctx.config.handshake_timeout,
+        frame_timeout: ctx.config.frame_timeout,
+    };
+    let Some((input, rest)) = http::answer(&out, input, head, peer, deadlines).await else {
+        return;
+    };
+    let wire = WebSocket::new(input, rest, ctx.config.frame_timeout)
+        .with_kernel_rtt(ctx.config.players_kernel_rtt());
+    let conn = Connection::new(out, wire, peer, id, ctx);
+    // Boxed: the WebSocket connection's future is inside the framed one's.
+    Box::pin(connection_loop(conn)).await;
 }
 
 /// What woke the playing connection.
@@ -166,14 +221,20 @@ impl<W: Wire> Connection<W> {
         let limit = self.ctx.config.handshake_timeout;
         let mut handshaken = !W::HANDSHAKE;
         let entered = rt::bounded(limit, async {
-            let (room, session) = if W::HANDSHAKE {
+            let entry = if W::HANDSHAKE {
                 self.handshake().await?
             } else {
                 self.sniff().await?;
-                (None, None)
+                Entry {
+                    room: None,
+                    seat: None,
+                }
             };
             handshaken = true;
-            self.join(room, session).await
+            match entry.seat {
+                Some(seat) => self.join_session(entry.room, seat).await,
+                None => self.join_round(entry.room).await,
+            }
         })
         .await;
         match entered {
@@ -186,7 +247,8 @@ impl<W: Wire> Connection<W> {
                     "sent no handshake in time",
                 ))
             }
-            // The lobby answers promptly; the bound only keeps a wedged server from holding us.
+            // The lobby and the session answer promptly; the bound only keeps a wedged server
+            // from holding us.
             None => Err(End::told(
                 ErrorKind::Busy,
                 "the server could not place the connection in time; try again later",
@@ -214,10 +276,10 @@ impl<W: Wire> Connection<W> {
 
     /// Whether a `Host` of protocol `version` offering `key` may host: the server must have a
     /// host key and the key must be it.
-    fn host_allowed(&self, version: u16, key: Option<&str>) -> Result<(), End> {
-        if version < 4 {
+    fn host_allowed(&self, version: Version, key: Option<&str>) -> Result<(), End> {
+        if !version.has_hosts() {
             let message = format!("Host needs protocol version 4 or later, not {version}");
-            return Err(End::told(ErrorKind::Version, message.clone(), message));
+            return Err(End::plain(ErrorKind::Version, message));
         }
         match (&self.ctx.config.host_key, key) {
             (Some(expected), Some(offered)) if same_key(expected, offered) => Ok(()),
@@ -234,69 +296,76 @@ impl<W: Wire> Connection<W> {
         }
     }
 
-    /// Reads and checks the `Hello` (or protocol 2's `Join`, or protocol 4's `Host`); returns
-    /// the requested room and, for a session, the seat to take.
-    async fn handshake(&mut self) -> Result<(Option<String>, Option<Seat>), End> {
+    /// The first event a handshaking connection reads, past what the wire answers itself.
+    async fn first_event(&mut self) -> Result<Inbound, End> {
         let stop = self.ctx.stop.clone();
-        let next = loop {
+        loop {
             let next = futures::select_biased! {
                 () = stop.wait().fuse() => return Err(End::Stopping),
                 next = self.wire.next().fuse() => next,
             };
             match next {
                 Inbound::Owed => self.write_owed().await,
-                next => break next,
+                next => return Ok(next),
             }
-        };
-        let (version, room, session) = match next {
-            Inbound::Web => return Err(End::Web),
-            Inbound::Hello { version, room } => (version, room, None),
-            Inbound::Join(join) => {
-                if join.seat == Seat::Host {
-                    self.host_allowed(join.version, join.key.as_deref())?;
-                    self.host = true;
-                }
-                (join.version, join.room, Some(join.seat))
-            }
-            Inbound::Message { .. } => return Err(expected_hello("Message")),
-            Inbound::Chat { .. } => return Err(expected_hello("Chat")),
-            Inbound::Pong { .. } => return Err(expected_hello("Pong")),
-            Inbound::Answer { .. } => return Err(expected_hello("Answer")),
-            Inbound::Open => return Err(expected_hello("Open")),
-            Inbound::Finish => return Err(expected_hello("Finish")),
-            other => return Err(self.peer_end(other)),
-        };
-        if !(OLDEST_VERSION..=PROTOCOL_VERSION).contains(&version) {
-            let message = format!(
-                "unsupported protocol version {version}; this server speaks versions \
-                 {OLDEST_VERSION} to {PROTOCOL_VERSION}"
-            );
-            return Err(End::told(ErrorKind::Version, message.clone(), message));
         }
-        if session.is_some() && version < 2 {
+    }
+
+    /// Reads and checks the `Hello` (or protocol 2's `Join`, or protocol 4's `Host`); returns
+    /// the requested room and, for a session, the seat to take.
+    async fn handshake(&mut self) -> Result<Entry, End> {
+        let (version, room, seat, key) = match self.first_event().await? {
+            Inbound::Web => return Err(End::Web),
+            Inbound::Hello { version, room } => (version, room, None, None),
+            Inbound::Join(join) => {
+                let JoinRequest {
+                    version,
+                    room,
+                    seat,
+                    key,
+                } = *join;
+                (version, room, Some(seat), key)
+            }
+            other => return Err(self.not_a_handshake(other)),
+        };
+        let version = Version::spoken(version).map_err(|m| End::plain(ErrorKind::Version, m))?;
+        if seat.is_some() && !version.has_sessions() {
             let message = format!("Join needs protocol version 2 or later, not {version}");
-            return Err(End::told(ErrorKind::Version, message.clone(), message));
+            return Err(End::plain(ErrorKind::Version, message));
+        }
+        if seat == Some(Seat::Host) {
+            self.host_allowed(version, key.as_deref())?;
         }
         // `Welcome` answers in the client's own version: a version-1 client sees version 1.
         self.wire.negotiated(version);
-        if let Some(Seat::Player(name)) = &session {
-            if let Err(e) = names::validate(name) {
-                let message = format!("name {e}");
-                return Err(End::told(ErrorKind::InvalidName, message.clone(), message));
-            }
+        if let Some(Seat::Player(name)) = &seat {
+            names::validate(name)
+                .map_err(|e| End::plain(ErrorKind::InvalidName, format!("name {e}")))?;
         }
         if let Some(room) = &room {
-            if let Err(e) = names::validate(room) {
-                let message = format!("room name {e}");
-                return Err(End::told(ErrorKind::InvalidName, message.clone(), message));
-            }
+            names::validate(room)
+                .map_err(|e| End::plain(ErrorKind::InvalidName, format!("room name {e}")))?;
         }
         // The answer (`Admitted`) comes from the round that takes us, or a refusal instead.
-        Ok((room, session))
+        Ok(Entry { room, seat })
     }
 
-    /// Asks the lobby for a place in a round, or in a session.
-    async fn join(&mut self, room: Option<String>, session: Option<Seat>) -> Result<(), End> {
+    /// Why a first event that is no handshake ends the connection.
+    fn not_a_handshake(&self, first: Inbound) -> End {
+        let got = match first {
+            Inbound::Message { .. } => "Message",
+            Inbound::Chat { .. } => "Chat",
+            Inbound::Pong { .. } => "Pong",
+            Inbound::Answer { .. } => "Answer",
+            Inbound::Open => "Open",
+            Inbound::Finish => "Finish",
+            other => return self.peer_end(other),
+        };
+        End::plain(ErrorKind::Protocol, format!("expected Hello, got {got}"))
+    }
+
+    /// Asks the lobby where to go: a round's seat, or the room's session.
+    async fn ask_lobby(&mut self, room: Option<String>, session: bool) -> Result<Placement, End> {
         let (placed, answer) = oneshot::channel();
         let join = Join {
             id: self.id,
@@ -307,21 +376,67 @@ impl<W: Wire> Connection<W> {
             placed,
         };
         let mut lobby = self.ctx.lobby.clone();
+        // Bounded by the caller (`enter`).
         let asked = async move {
             lobby.send(ToLobby::Join(join)).await.ok()?;
             answer.await.ok()
         };
-        // Bounded by the caller (`enter`).
         match asked.await {
             // The lobby is gone: the server is stopping.
             None => Err(End::Stopping),
-            Some(Ok(Placement { label, room })) => {
-                log::debug!("{}: placed as {label}", self.peer);
-                self.room = Some(room);
-                Ok(())
-            }
+            Some(Ok(placement)) => Ok(placement),
             Some(Err((kind, message))) => Err(End::told(kind, message, "was refused a place")),
         }
+    }
+
+    /// Takes a seat in a round of `room`.
+    async fn join_round(&mut self, room: Option<String>) -> Result<(), End> {
+        match self.ask_lobby(room, false).await? {
+            Placement::Round { label, room, round } => {
+                log::debug!("{}: placed as {label}", self.peer);
+                self.phase = Phase::Filling { room, round };
+                Ok(())
+            }
+            Placement::Session(_) => Err(End::quiet("was given a session, not a round")),
+        }
+    }
+
+    /// Takes `seat` in the session of `room`: the lobby names the session, which then admits
+    /// the connection, or says why not. A session that ended in between is asked for again.
+    async fn join_session(&mut self, room: Option<String>, seat: Seat) -> Result<(), End> {
+        for _ in 0..SESSION_TRIES {
+            let Placement::Session(mut session) = self.ask_lobby(room.clone(), true).await? else {
+                return Err(End::quiet("was given a round, not a session"));
+            };
+            let (admitted, answer) = oneshot::channel();
+            let join = SessionEvent::Join {
+                id: self.id,
+                seat: seat.clone(),
+                reply: self.outbox_tx.clone(),
+                admitted,
+            };
+            if session.send(join).await.is_err() {
+                continue;
+            }
+            match answer.await {
+                Ok(Ok(())) => {
+                    log::debug!("{}: seated as {seat:?}", self.peer);
+                    let host = seat == Seat::Host;
+                    self.phase = Phase::Session { session, host };
+                    return Ok(());
+                }
+                Ok(Err((kind, message))) => {
+                    return Err(End::told(kind, message, "was refused a seat"));
+                }
+                // That session ended before it answered.
+                Err(oneshot::Canceled) => continue,
+            }
+        }
+        Err(End::told(
+            ErrorKind::Busy,
+            "the room's session kept ending; try again",
+            "found no running session",
+        ))
     }
 
     /// Plays until the round is over for this connection, the client ends it, or the server
@@ -333,7 +448,7 @@ impl<W: Wire> Connection<W> {
         futures::pin_mut!(stopped);
         loop {
             let turn = {
-                let reading = self.reading;
+                let reading = !matches!(self.phase, Phase::Round { reading: false, .. });
                 let (outbox, wire) = (&mut self.outbox, &mut self.wire);
                 let inbound = async move {
                     if reading {
@@ -352,27 +467,26 @@ impl<W: Wire> Connection<W> {
                     inbound = inbound.fuse() => Turn::In(inbound),
                 }
             };
-            match turn {
-                Turn::Stop => return End::Stopping,
-                Turn::Out(first) => {
-                    let events = batch(first, &mut self.outbox);
-                    let last = events.last().is_some_and(Outbound::is_final);
-                    // Boxed: an idle connection's future should not carry a write's state.
-                    let written = Box::pin(self.write(events, self.ctx.config.frame_timeout)).await;
-                    if last {
-                        return End::Done;
-                    }
-                    if !written {
-                        return End::quiet("could not be written to");
-                    }
-                }
-                Turn::In(inbound) => {
-                    if let Some(end) = Box::pin(self.inbound(inbound)).await {
-                        return end;
-                    }
-                }
+            let end = match turn {
+                Turn::Stop => Some(End::Stopping),
+                Turn::Out(first) => Box::pin(self.outbound(first)).await,
+                Turn::In(inbound) => Box::pin(self.inbound(inbound)).await,
+            };
+            if let Some(end) = end {
+                return end;
             }
         }
+    }
+
+    /// Writes `first` and whatever else is queued; `Some` ends the connection.
+    async fn outbound(&mut self, first: Outbound) -> Option<End> {
+        let events = batch(first, &mut self.outbox);
+        let last = events.last().is_some_and(Outbound::is_final);
+        let written = self.write(events, self.ctx.config.frame_timeout).await;
+        if last {
+            return Some(End::Done);
+        }
+        (!written).then(|| End::quiet("could not be written to"))
     }
 
     /// Writes what the wire owes the peer (a WebSocket pong), bounded like any write.
@@ -388,54 +502,28 @@ impl<W: Wire> Connection<W> {
     /// Handles what the client said; `Some` ends the connection.
     async fn inbound(&mut self, inbound: Inbound) -> Option<End> {
         if let Inbound::Owed = inbound {
-            Box::pin(self.write_owed()).await;
+            self.write_owed().await;
             return None;
         }
-        if matches!(self.room, Some(Room::Session(_))) {
+        if let Phase::Session { .. } = self.phase {
             return self.session_inbound(inbound).await;
         }
+        self.round_inbound(inbound).await
+    }
+
+    /// A round party's inbound event; `Some` ends the connection.
+    async fn round_inbound(&mut self, inbound: Inbound) -> Option<End> {
+        let chat = self.ctx.config.chat;
+        let sent = matches!(self.phase, Phase::Round { sent: true, .. });
         match inbound {
-            Inbound::Message { name, at } if !self.sent => {
-                if let Err(e) = names::validate(&name) {
-                    let message = format!("name {e}");
-                    let why = format!("sent an invalid name: {message}");
-                    return Some(End::told(ErrorKind::InvalidName, message, why));
-                }
-                if matches!(self.room, Some(Room::Filling { .. })) {
-                    // Its client was not yet told its label, so it sent before the barrier.
-                    return Some(End::told(
-                        ErrorKind::Protocol,
-                        "message sent before all parties were connected",
-                        "sent a message before all parties were connected",
-                    ));
-                }
-                self.sent = true;
-                let arrived = Event::Arrived {
-                    id: self.id,
-                    name,
-                    at,
-                    reply: self.outbox_tx.clone(),
-                };
-                // If the round has ended meanwhile (aborted), its last word is in our outbox.
-                self.tell_round(arrived).await;
-                None
-            }
+            Inbound::Message { name, at } if !sent => self.message(name, at).await,
             Inbound::Message { .. } => Some(End::told(
                 ErrorKind::Protocol,
                 "a second message; each party sends exactly one",
                 "sent a second message",
             )),
-            Inbound::Chat { line } if self.sent && self.ctx.config.chat => {
-                if let Err(e) = names::validate_line(&line) {
-                    let message = format!("chat line {e}");
-                    let why = format!("sent a chat line that was refused: {message}");
-                    return Some(End::told(ErrorKind::InvalidName, message, why));
-                }
-                let chat = Event::Chat { id: self.id, line };
-                self.tell_round(chat).await;
-                None
-            }
-            Inbound::Chat { .. } if self.ctx.config.chat => Some(End::told(
+            Inbound::Chat { line } if sent && chat => self.chat(line).await,
+            Inbound::Chat { .. } if chat => Some(End::told(
                 ErrorKind::Protocol,
                 "a chat line before the chat was open",
                 "sent a chat line before the chat was open",
@@ -461,34 +549,77 @@ impl<W: Wire> Connection<W> {
             )),
             // Half-close after its message: the client is done sending but still reads, and is
             // owed its verdict (on a chat server, its closed side is its goodbye).
-            Inbound::Closed if self.sent && !self.ctx.config.chat => {
-                self.reading = false;
+            Inbound::Closed if sent && !chat => {
+                if let Phase::Round { reading, .. } = &mut self.phase {
+                    *reading = false;
+                }
                 None
             }
             other => Some(self.peer_end(other)),
         }
     }
 
+    /// The party's one message, which arrived at `at`.
+    async fn message(&mut self, name: String, at: std::time::Instant) -> Option<End> {
+        if let Err(e) = names::validate(&name) {
+            let message = format!("name {e}");
+            let why = format!("sent an invalid name: {message}");
+            return Some(End::told(ErrorKind::InvalidName, message, why));
+        }
+        let Phase::Round { sent, .. } = &mut self.phase else {
+            // Its client was not yet told its label, so it sent before the barrier.
+            return Some(End::told(
+                ErrorKind::Protocol,
+                "message sent before all parties were connected",
+                "sent a message before all parties were connected",
+            ));
+        };
+        *sent = true;
+        let arrived = Event::Arrived {
+            id: self.id,
+            name,
+            at,
+            reply: self.outbox_tx.clone(),
+        };
+        // If the round has ended meanwhile (aborted), its last word is in our outbox.
+        self.tell_round(arrived).await;
+        None
+    }
+
+    /// A chat line, after the verdict.
+    async fn chat(&mut self, line: String) -> Option<End> {
+        if let Err(e) = names::validate_line(&line) {
+            let message = format!("chat line {e}");
+            let why = format!("sent a chat line that was refused: {message}");
+            return Some(End::told(ErrorKind::InvalidName, message, why));
+        }
+        let chat = Event::Chat { id: self.id, line };
+        self.tell_round(chat).await;
+        None
+    }
+
     /// A session party's inbound event; `Some` ends the connection.
     async fn session_inbound(&mut self, inbound: Inbound) -> Option<End> {
+        let Phase::Session { session, host } = &mut self.phase else {
+            return None;
+        };
+        let (id, host) = (self.id, *host);
         let event = match inbound {
             Inbound::Pong {
                 seq,
                 at,
                 kernel_rtt,
             } => SessionEvent::Pong {
-                id: self.id,
+                id,
                 seq,
                 at,
                 kernel_rtt,
             },
-            Inbound::Answer { at, kernel_rtt } if !self.host => SessionEvent::Answer {
-                id: self.id,
-                at,
-                kernel_rtt,
-            },
-            Inbound::Open if self.host => SessionEvent::Open { id: self.id },
-            Inbound::Finish if self.host => SessionEvent::Finish { id: self.id },
+            Inbound::Answer { at, kernel_rtt } if !host => {
+                SessionEvent::Answer { id, at, kernel_rtt }
+            }
+            Inbound::Open if host => SessionEvent::Open { id },
+            Inbound::Finish if host => SessionEvent::Finish { id },
             Inbound::Open | Inbound::Finish => {
                 return Some(End::told(
                     ErrorKind::Forbidden,
@@ -508,10 +639,8 @@ impl<W: Wire> Connection<W> {
                 "sent a frame a session does not take",
             )),
         };
-        if let Some(Room::Session(session)) = &mut self.room {
-            let limit = self.ctx.config.frame_timeout;
-            let _ = rt::bounded(limit, session.send(event)).await;
-        }
+        let limit = self.ctx.config.frame_timeout;
+        let _ = rt::bounded(limit, session.send(event)).await;
         None
     }
 
@@ -541,8 +670,8 @@ impl<W: Wire> Connection<W> {
     /// Sends `event` to the round, if there is one and it is still running.
     async fn tell_round(&mut self, event: Event) -> bool {
         let limit = self.ctx.config.frame_timeout;
-        match &mut self.room {
-            Some(Room::Round(round)) => {
+        match &mut self.phase {
+            Phase::Round { round, .. } => {
                 matches!(rt::bounded(limit, round.send(event)).await, Some(Ok(())))
             }
             _ => false,
@@ -565,8 +694,6 @@ impl<W: Wire> Connection<W> {
                 stop.wait().await;
                 rt::sleep(STOP_WRITE_BOUND).await;
             };
-            // Not boxed: every caller boxes `write` itself, so an idle connection's future
-            // never carries a write's state.
             let write = rt::bounded(limit, write_all(&self.out, &bytes));
             futures::select_biased! {
                 written = write.fuse() => matches!(written, Some(Ok(()))),
@@ -582,7 +709,13 @@ impl<W: Wire> Connection<W> {
                     let _ = tx.send(written);
                 }
                 // From now on the round itself hears what this client does.
-                Outbound::Started { events, .. } => self.room = Some(Room::Round(events)),
+                Outbound::Started { events, .. } => {
+                    self.phase = Phase::Round {
+                        round: events,
+                        sent: false,
+                        reading: true,
+                    };
+                }
                 _ => {}
             }
         }
@@ -593,7 +726,7 @@ impl<W: Wire> Connection<W> {
     }
 
     /// Says what is left to say, tells the round the connection is gone, and closes without
-    /// destroying the last thing written (see `close::linger`).
+    /// destroying the last thing written (see `crate::close`).
     async fn finish(&mut self, end: End) {
         let stopping = matches!(end, End::Stopping);
         match end {
@@ -604,21 +737,7 @@ impl<W: Wire> Connection<W> {
             }
             End::Peer { tell, why } => {
                 log::warn!("{}: {why}", self.peer);
-                let limit = self.ctx.config.frame_timeout;
-                match self.room.take() {
-                    Some(Room::Filling { room, round }) => {
-                        Box::pin(self.leave_lobby(room, round, why)).await;
-                    }
-                    Some(Room::Round(mut round)) => {
-                        let left = Event::Left { id: self.id, why };
-                        let _ = rt::bounded(limit, round.send(left)).await;
-                    }
-                    Some(Room::Session(mut session)) => {
-                        let left = SessionEvent::Left { id: self.id };
-                        let _ = rt::bounded(limit, session.send(left)).await;
-                    }
-                    None => {}
-                }
+                self.leave(why).await;
                 if let Some((kind, message)) = tell {
                     let limit = self.ctx.config.frame_timeout;
                     self.write(vec![Outbound::ended(kind, message)], limit)
@@ -628,11 +747,27 @@ impl<W: Wire> Connection<W> {
         }
         let mut last = Vec::new();
         self.wire.farewell(&mut last);
-        if !last.is_empty() {
-            let _ = rt::bounded(STOP_WRITE_BOUND, write_all(&self.out, &last)).await;
+        close_with(&self.out, &mut self.wire, &last, STOP_WRITE_BOUND, stopping).await;
+    }
+
+    /// Tells whoever holds this connection's place (the lobby, the round, the session) that it
+    /// is gone, and `why`.
+    async fn leave(&mut self, why: String) {
+        let limit = self.ctx.config.frame_timeout;
+        match std::mem::replace(&mut self.phase, Phase::Entering) {
+            Phase::Filling { room, round } => {
+                Box::pin(self.leave_lobby(room, round, why)).await;
+            }
+            Phase::Round { mut round, .. } => {
+                let left = Event::Left { id: self.id, why };
+                let _ = rt::bounded(limit, round.send(left)).await;
+            }
+            Phase::Session { mut session, .. } => {
+                let left = SessionEvent::Left { id: self.id };
+                let _ = rt::bounded(limit, session.send(left)).await;
+            }
+            Phase::Entering => {}
         }
-        let _ = self.out.get_ref().shutdown(std::net::Shutdown::Write);
-        linger(&mut self.wire, stopping).await;
     }
 
     /// Tells the lobby that this connection left the round it holds. If the round has started
@@ -670,11 +805,6 @@ impl<W: Wire> Connection<W> {
 fn same_key(expected: &str, offered: &str) -> bool {
     let (a, b) = (expected.as_bytes(), offered.as_bytes());
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn expected_hello(got: &str) -> End {
-    let message = format!("expected Hello, got {got}");
-    End::told(ErrorKind::Protocol, message.clone(), message)
 }
 
 /// `first` and whatever else is already queued, up to and including a final event: written in
@@ -792,7 +922,7 @@ async fn on_loopback(
     let (socket, peer) = listener.accept().await.unwrap();
     let (lobby, requests) = mpsc::channel(4);
     let ctx = Arc::new(Ctx {
-        config: super::Config::default(),
+        config: Config::default(),
         stop: crate::stop::Stop::never(),
         lobby,
     });
@@ -806,7 +936,7 @@ async fn on_loopback(
 
 #[cfg(test)]
 mod race {
-    use super::super::lobby::{Placement, Room, ToLobby};
+    use super::super::lobby::{Placement, ToLobby};
     use super::*;
     use crate::protocol::{self, Frame};
 
@@ -820,7 +950,7 @@ mod race {
             let conn = crate::rt::spawn(connection_loop(conn));
 
             let hello = Frame::Hello {
-                version: PROTOCOL_VERSION,
+                version: crate::protocol::PROTOCOL_VERSION,
                 room: None,
             };
             futures::AsyncWriteExt::write_all(&mut client, &protocol::encode(&hello).unwrap())
@@ -830,12 +960,10 @@ mod race {
                 panic!("a join first")
             };
             let mut outbox = join.reply.clone();
-            let placement = Placement {
+            let placement = Placement::Round {
                 label: "X".into(),
-                room: Room::Filling {
-                    room: None,
-                    round: 1,
-                },
+                room: None,
+                round: 1,
             };
             assert!(join.placed.send(Ok(placement)).is_ok());
             drop(client);

@@ -136,6 +136,22 @@ impl Cooldowns {
     }
 
     /// Whether a connection from `ip` is refused now, and for how long yet.
+    /// A round's report, as the table needs it: who aborted it, who completed it.
+    pub(crate) fn note_conduct(&mut self, report: &crate::round::RoundReport, now: Instant) {
+        for &ip in &report.leavers {
+            if let Some(length) = self.offence(ip, now) {
+                log::warn!(
+                    "{ip}: its connections aborted {} rounds; refused for {} s",
+                    self.refused_at(ip, now).map_or(0, |r| r.offences),
+                    length.as_secs_f64()
+                );
+            }
+        }
+        for &ip in &report.finished {
+            self.good(ip);
+        }
+    }
+
     pub fn refused(&self, ip: IpAddr) -> Option<Refusal> {
         // Asked of every connection, and the table is nearly always empty: no clock, no hashing.
         if self.table.is_empty() {

@@ -5,9 +5,9 @@
 //! before the barrier, aborts one whose time limit passed, and at the barrier hands the round to
 //! a task of its own. A party waiting alone for others (tens of thousands of idle connections)
 //! so costs a table entry. It also owns the table of running sessions (protocol 2's `Join`),
-//! keyed by room, creates them (one session task each) and routes joins to them. A session
-//! counts as one round of the server's budget; a party may join a running session whatever the
-//! budget.
+//! keyed by room, and creates them (one session task each): a joiner is handed its room's
+//! session, and joins it itself. A session counts as one round of the server's budget; a party
+//! may join a running session whatever the budget.
 //!
 //! Invariants:
 //! - A round leaves the table the moment it is full, is abandoned (its last party left) or
@@ -15,8 +15,9 @@
 //!   deadlines at most about twice that, plus a small constant. Abandoned rooms cost nothing.
 //! - Only a round that fills counts against the server's budget of rounds (`--rounds N`): a
 //!   party that joins and leaves never uses one up, whatever room it named.
-//! - It never waits for a round or a connection: seating, departures and the barrier are
-//!   synchronous, and what it tells a connection goes through `try_send` into its outbox.
+//! - It never waits for a round, a session or a connection: seating, departures, the barrier and
+//!   handing out a session are synchronous, and what it tells a connection goes through
+//!   `try_send` into its outbox or a oneshot. It waits only to hand a report to the accept loop.
 //!
 //! It must not read or write sockets, or decide anything inside a round.
 
@@ -29,11 +30,13 @@ use std::time::Instant;
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
 
-use super::{Config, Stats};
+use super::config::Config;
+use super::stats::Stats;
+use super::summary::Report;
 use crate::protocol::ErrorKind;
-use crate::round::{ConnId, Event, Filling, Outbox, Outcome, RoundConfig, RoundReport};
+use crate::round::{ConnId, Event, Filling, Outbox, RoundConfig, RoundReport};
 use crate::rt;
-use crate::session::{session_loop, Seat, SessionEvent};
+use crate::session::{session_loop, SessionConfig, SessionEvent};
 use crate::stop::Stop;
 use crate::transcript::Transcript;
 
@@ -51,8 +54,8 @@ pub(crate) struct Join {
     pub(crate) id: ConnId,
     pub(crate) peer: SocketAddr,
     pub(crate) room: Option<String>,
-    /// A quiz session's seat (protocol 2's `Join`, protocol 4's `Host`).
-    pub(crate) session: Option<Seat>,
+    /// It joins a quiz session (protocol 2's `Join`, protocol 4's `Host`), not a round.
+    pub(crate) session: bool,
     pub(crate) reply: Outbox,
     pub(crate) placed: oneshot::Sender<Result<Placement, (ErrorKind, String)>>,
 }
@@ -74,21 +77,16 @@ pub(crate) struct Leave {
 }
 
 /// Where the lobby put a connection.
-pub(crate) struct Placement {
-    /// The label in a round, or the name in a session.
-    pub(crate) label: String,
-    pub(crate) room: Room,
-}
-
-/// What a placed connection talks to.
-pub(crate) enum Room {
-    /// A round the lobby holds until it fills: a departure goes to the lobby. `Started` brings
-    /// the round's own channel.
-    Filling {
+#[derive(Debug)]
+pub(crate) enum Placement {
+    /// A seat labelled `label` in a round the lobby holds until it fills: a departure goes to
+    /// the lobby. `Started` brings the round's own channel.
+    Round {
+        label: String,
         room: RoomKey,
         round: u64,
     },
-    Round(mpsc::Sender<Event>),
+    /// The room's session: the connection asks it for a seat itself.
     Session(mpsc::Sender<SessionEvent>),
 }
 
@@ -152,7 +150,7 @@ struct Maker {
     template: RoundConfig,
     transcript: Transcript,
     stop: Stop,
-    reports: mpsc::Sender<RoundReport>,
+    reports: mpsc::Sender<Report>,
     stats: Arc<Stats>,
     /// Rounds made so far: the next one's id.
     created: u64,
@@ -203,12 +201,10 @@ impl Rounds {
         let Some(admit) = round.join(id, peer, reply) else {
             return (false, None);
         };
-        let placement = Placement {
+        let placement = Placement::Round {
             label: admit.label,
-            room: Room::Filling {
-                room: room.clone(),
-                round: round_id,
-            },
+            room: room.clone(),
+            round: round_id,
         };
         // It may have given up waiting (its handshake deadline) in the instant since it was
         // seated; its round learns at once.
@@ -234,204 +230,192 @@ impl Rounds {
         // The round's own future with the report's delivery chained on, not an async block
         // around it that would hold its state a second time while the round waits.
         rt::spawn(coordinator.then(move |report| async move {
-            let _ = reports.send(report).await;
+            let _ = reports.send(Report::Round(report)).await;
         }));
         (true, None)
     }
 }
 
-/// Routes each joining connection to the round filling for its room, creating rounds as needed
-/// and refusing joins once the configured number of rounds has started. Each round's report goes
-/// to `reports`. Returns when `requests` ends or `stop` fires.
+/// The sessions running, by room.
+struct Sessions {
+    table: HashMap<Option<String>, mpsc::Sender<SessionEvent>>,
+    /// Table size after the last sweep; sweeping when it doubles keeps the cost per join constant.
+    swept_at: usize,
+}
+
+/// The lobby's state; see the module docs.
+struct Lobby {
+    config: Config,
+    rounds: Rounds,
+    maker: Maker,
+    sessions: Sessions,
+    /// Rounds and sessions started: what the server's budget of rounds counts.
+    started: u64,
+    reports: mpsc::Sender<Report>,
+    stats: Arc<Stats>,
+}
+
+/// Routes each joining connection to the round filling for its room, or hands it its room's
+/// session, creating rounds and sessions as needed and refusing joins once the configured number
+/// of rounds has started. Each round's and session's report goes to `reports`. Returns when
+/// `requests` ends or `stop` fires.
 pub(crate) async fn lobby_loop(
     mut requests: mpsc::Receiver<ToLobby>,
     config: Config,
-    mut reports: mpsc::Sender<RoundReport>,
+    reports: mpsc::Sender<Report>,
     stop: Stop,
     stats: Arc<Stats>,
 ) {
-    let mut rounds = Rounds {
-        filling: HashMap::new(),
-        deadlines: VecDeque::new(),
-        alarm: rt::Alarm::new(),
-    };
-    let mut maker = Maker {
-        template: RoundConfig {
-            id: 0,
-            room: None,
-            labels: config.labels.clone().into(),
-            timeout: config.round_timeout,
-            style: config.style,
-            chat: config.chat,
-            chat_idle: config.chat_idle,
-            message_timeout: config.message_timeout,
-        },
-        transcript: config.transcript.clone(),
-        stop: stop.clone(),
-        reports: reports.clone(),
-        stats: Arc::clone(&stats),
-        created: 0,
-    };
-    let mut sessions: HashMap<Option<String>, mpsc::Sender<SessionEvent>> = HashMap::new();
-    let mut started: u64 = 0;
-    // Table size after the last sweep; sweeping when it doubles keeps the cost per join constant.
-    let mut swept_at = 0;
+    let mut lobby = Lobby::new(config, reports, stop.clone(), stats);
     loop {
-        let mut ended = Vec::new();
-        let request = futures::select_biased! {
+        let ended = futures::select_biased! {
             () = stop.wait().fuse() => break,
-            () = (&mut rounds.alarm).fuse() => {
-                ended.extend(rounds.expired(Instant::now()).into_iter().map(Filling::expire));
-                None
-            }
+            () = (&mut lobby.rounds.alarm).fuse() => lobby.expired(),
             request = requests.next() => match request {
-                Some(request) => Some(request),
+                Some(ToLobby::Left(leave)) => lobby.rounds.left(leave).into_iter().collect(),
+                Some(ToLobby::Join(join)) => lobby.join(join),
                 None => break,
             },
         };
-        match request {
-            None => {}
-            Some(ToLobby::Left(leave)) => ended.extend(rounds.left(leave)),
-            Some(ToLobby::Join(join)) => {
-                let budget_left = config.rounds == 0 || started < config.rounds;
-                if let Some(seat) = join.session.clone() {
-                    if sessions.len() > 2 * swept_at + 64 {
-                        sessions.retain(|_, session| !session.is_closed());
-                        swept_at = sessions.len();
-                    }
-                    let placed = place_in_session(
-                        &mut sessions,
-                        join,
-                        seat,
-                        budget_left,
-                        &config,
-                        &reports,
-                        &stop,
-                        &stats,
-                    )
-                    .await;
-                    started += u64::from(placed);
-                } else if !budget_left {
-                    let message = if config.rounds == 1 {
-                        "the round is full; this server runs a single round".to_owned()
-                    } else {
-                        format!("all {} rounds of this server are taken", config.rounds)
-                    };
-                    let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
-                } else if !join.placed.is_canceled() {
-                    // (One that gave up waiting, its handshake deadline passed, is seated nowhere.)
-                    let (filled, report) = rounds.join(join, &mut maker);
-                    started += u64::from(filled);
-                    ended.extend(report);
-                }
-            }
-        }
-        for report in ended {
-            let _ = reports.send(report).await;
-        }
-        stats
-            .rooms_filling
-            .store(rounds.filling.len() + sessions.len(), Ordering::SeqCst);
+        lobby.report(ended).await;
     }
-    // Rounds still filling end with the lobby; their parties hear of the stop from their own
-    // connections.
-    for (_, round) in rounds.filling.drain() {
-        let _ = reports.send(round.stop()).await;
+    lobby.stop().await;
+}
+
+impl Lobby {
+    fn new(config: Config, reports: mpsc::Sender<Report>, stop: Stop, stats: Arc<Stats>) -> Lobby {
+        let maker = Maker {
+            template: RoundConfig {
+                id: 0,
+                room: None,
+                labels: config.labels.clone().into(),
+                timeout: config.round_timeout,
+                style: config.style,
+                chat: config.chat,
+                chat_idle: config.chat_idle,
+                message_timeout: config.message_timeout,
+            },
+            transcript: config.transcript.clone(),
+            stop,
+            reports: reports.clone(),
+            stats: Arc::clone(&stats),
+            created: 0,
+        };
+        Lobby {
+            config,
+            rounds: Rounds {
+                filling: HashMap::new(),
+                deadlines: VecDeque::new(),
+                alarm: rt::Alarm::new(),
+            },
+            maker,
+            sessions: Sessions {
+                table: HashMap::new(),
+                swept_at: 0,
+            },
+            started: 0,
+            reports,
+            stats,
+        }
+    }
+
+    fn budget_left(&self) -> bool {
+        self.config.rounds == 0 || self.started < self.config.rounds
+    }
+
+    /// The rounds whose time limit passed, ended.
+    fn expired(&mut self) -> Vec<RoundReport> {
+        let expired = self.rounds.expired(Instant::now());
+        expired.into_iter().map(Filling::expire).collect()
+    }
+
+    /// Places a joining connection; returns the report of a round that this ended.
+    fn join(&mut self, join: Join) -> Vec<RoundReport> {
+        if join.session {
+            let placed = self.session_for(join.room);
+            let _ = join.placed.send(placed.map(Placement::Session));
+            return Vec::new();
+        }
+        if !self.budget_left() {
+            let message = if self.config.rounds == 1 {
+                "the round is full; this server runs a single round".to_owned()
+            } else {
+                format!("all {} rounds of this server are taken", self.config.rounds)
+            };
+            let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
+            return Vec::new();
+        }
+        if join.placed.is_canceled() {
+            // It gave up waiting (its handshake deadline passed): seated nowhere.
+            return Vec::new();
+        }
+        let (filled, report) = self.rounds.join(join, &mut self.maker);
+        self.started += u64::from(filled);
+        report.into_iter().collect()
+    }
+
+    /// The session of `room`, started if there is none (or the last one has ended) and the
+    /// budget allows.
+    fn session_for(
+        &mut self,
+        room: Option<String>,
+    ) -> Result<mpsc::Sender<SessionEvent>, (ErrorKind, String)> {
+        let sessions = &mut self.sessions;
+        if sessions.table.len() > 2 * sessions.swept_at + 64 {
+            sessions.table.retain(|_, session| !session.is_closed());
+            sessions.swept_at = sessions.table.len();
+        }
+        if let Some(session) = sessions.table.get(&room).filter(|s| !s.is_closed()) {
+            return Ok(session.clone());
+        }
+        if !self.budget_left() {
+            let message = "all rounds of this server are taken; no new session can start";
+            return Err((ErrorKind::RoundFull, message.to_owned()));
+        }
+        self.started += 1;
+        let session = self.start_session(room.clone());
+        self.sessions.table.insert(room, session.clone());
+        Ok(session)
+    }
+
+    /// Starts a session task for `room`; its report goes to the accept loop when it ends.
+    fn start_session(&self, room: Option<String>) -> mpsc::Sender<SessionEvent> {
+        let (tx, rx) = mpsc::channel(SESSION_CAPACITY);
+        let config = SessionConfig {
+            room,
+            style: self.config.style,
+            ..self.config.session.clone()
+        };
+        let mut reports = self.reports.clone();
+        let (stop, transcript) = (self.maker.stop.clone(), self.config.transcript.clone());
+        self.stats.rounds_live.fetch_add(1, Ordering::SeqCst);
+        let session = session_loop(config, rx, stop, transcript);
+        rt::spawn(session.then(move |report| async move {
+            let _ = reports.send(Report::Session(report)).await;
+        }));
+        tx
+    }
+
+    /// Hands the accept loop the reports of rounds that ended.
+    async fn report(&mut self, ended: Vec<RoundReport>) {
+        for report in ended {
+            let _ = self.reports.send(Report::Round(report)).await;
+        }
+        let rooms = self.rounds.filling.len() + self.sessions.table.len();
+        self.stats.rooms_filling.store(rooms, Ordering::SeqCst);
+    }
+
+    /// Rounds still filling end with the lobby; their parties hear of the stop from their own
+    /// connections.
+    async fn stop(mut self) {
+        for (_, round) in self.rounds.filling.drain() {
+            let _ = self.reports.send(Report::Round(round.stop())).await;
+        }
     }
 }
 
-/// Routes a protocol-2 `Join` to its room's session, creating the session if there is none and
-/// the budget allows. Returns whether a session was created.
-#[allow(clippy::too_many_arguments)]
-async fn place_in_session(
-    sessions: &mut HashMap<Option<String>, mpsc::Sender<SessionEvent>>,
-    join: Join,
-    seat: Seat,
-    budget_left: bool,
-    config: &Config,
-    reports: &mpsc::Sender<RoundReport>,
-    stop: &Stop,
-    stats: &Arc<Stats>,
-) -> bool {
-    let mut created = false;
-    loop {
-        if let Some(session) = sessions.get(&join.room) {
-            let mut session = session.clone();
-            let (admitted, answer) = oneshot::channel();
-            let event = SessionEvent::Join {
-                id: join.id,
-                seat: seat.clone(),
-                reply: join.reply.clone(),
-                admitted,
-            };
-            let asked = async {
-                session.send(event).await.ok()?;
-                answer.await.ok()
-            };
-            match rt::bounded(config.frame_timeout, asked).await.flatten() {
-                Some(Ok(())) => {
-                    let placement = Placement {
-                        label: match seat {
-                            Seat::Player(name) => name,
-                            Seat::Host => "the host".to_owned(),
-                        },
-                        room: Room::Session(session),
-                    };
-                    let _ = join.placed.send(Ok(placement));
-                }
-                Some(Err(refused)) => {
-                    let _ = join.placed.send(Err(refused));
-                }
-                // That session has ended: the room gets a new one.
-                None => {
-                    sessions.remove(&join.room);
-                    continue;
-                }
-            }
-            return created;
-        }
-        if !budget_left || created {
-            let message =
-                "all rounds of this server are taken; no new session can start".to_owned();
-            let _ = join.placed.send(Err((ErrorKind::RoundFull, message)));
-            return false;
-        }
-        let (tx, rx) = mpsc::channel(64);
-        let session_config = crate::session::SessionConfig {
-            room: join.room.clone(),
-            style: config.style,
-            ..config.session.clone()
-        };
-        let mut reports = reports.clone();
-        let (stop, transcript, room) = (stop.clone(), config.transcript.clone(), join.room.clone());
-        stats
-            .rounds_live
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        rt::spawn(async move {
-            let report = session_loop(session_config, rx, stop, transcript).await;
-            let report = RoundReport {
-                id: 0,
-                room,
-                started: report.rounds > 0,
-                outcome: if report.rounds > 0 {
-                    Outcome::Completed {
-                        order: Vec::new(),
-                        undelivered: Vec::new(),
-                    }
-                } else {
-                    Outcome::Abandoned
-                },
-                // A session is not aborted by a party that leaves: nobody to hold to account.
-                leavers: Vec::new(),
-                finished: Vec::new(),
-                session_rounds: Some(report.rounds),
-            };
-            let _ = reports.send(report).await;
-        });
-        sessions.insert(join.room.clone(), tx);
-        created = true;
-    }
-}
+/// Events a session queues before its connections wait to hand theirs over.
+const SESSION_CAPACITY: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -440,6 +424,7 @@ mod tests {
     use super::*;
     use crate::round::{Outbound, Outcome, OUTBOX_CAPACITY};
     use crate::rt::block_on;
+    use crate::session::{Seat, SessionEvent};
 
     type Answer = oneshot::Receiver<Result<Placement, (ErrorKind, String)>>;
 
@@ -451,7 +436,7 @@ mod tests {
             id,
             peer: SocketAddr::from(([127, 0, 0, 1], 40000 + id as u16)),
             room: room.map(str::to_owned),
-            session: None,
+            session: false,
             reply,
             placed,
         };
@@ -460,6 +445,25 @@ mod tests {
 
     /// Starts a lobby; returns where to send joins and where its rounds report.
     fn lobby(config: Config) -> (mpsc::Sender<ToLobby>, mpsc::Receiver<RoundReport>) {
+        let (joins, reports) = lobby_reporting(config);
+        // Only rounds' reports: these tests start no session.
+        let rounds = reports.map(|report| match report {
+            Report::Round(report) => report,
+            Report::Session(_) => panic!("no session was started"),
+        });
+        let (mut tx, rx) = mpsc::channel(16);
+        rt::spawn(async move {
+            futures::pin_mut!(rounds);
+            while let Some(report) = rounds.next().await {
+                if tx.send(report).await.is_err() {
+                    break;
+                }
+            }
+        });
+        (joins, rx)
+    }
+
+    fn lobby_reporting(config: Config) -> (mpsc::Sender<ToLobby>, mpsc::Receiver<Report>) {
         let (joins, rx) = mpsc::channel(LOBBY_CAPACITY);
         let (reports_tx, reports) = mpsc::channel(16);
         rt::spawn(lobby_loop(
@@ -488,7 +492,10 @@ mod tests {
 
     impl Placed {
         fn label(&self) -> &str {
-            &self.answer.as_ref().expect("placed").label
+            match self.answer.as_ref().expect("placed") {
+                Placement::Round { label, .. } => label,
+                Placement::Session(_) => panic!("a round, not a session"),
+            }
         }
         /// The label the round announced when it started.
         async fn started(&mut self) -> String {
@@ -557,7 +564,7 @@ mod tests {
         block_on(async {
             let (mut joins, mut reports) = lobby(Config::default());
             let early = place(&mut joins, 1, Some("x")).await;
-            let Room::Filling { room, round } = early.answer.expect("placed").room else {
+            let Ok(Placement::Round { room, round, .. }) = early.answer else {
                 panic!("a round still filling")
             };
             let (heard, answer) = oneshot::channel();
@@ -582,8 +589,8 @@ mod tests {
         })
     }
 
-    async fn leave(joins: &mut mpsc::Sender<ToLobby>, id: ConnId, room: Room) -> bool {
-        let Room::Filling { room, round } = room else {
+    async fn leave(joins: &mut mpsc::Sender<ToLobby>, id: ConnId, placed: Placed) -> bool {
+        let Ok(Placement::Round { room, round, .. }) = placed.answer else {
             panic!("a round still filling")
         };
         let (heard, answer) = oneshot::channel();
@@ -607,7 +614,7 @@ mod tests {
             let mut b = place(&mut joins, 2, None).await;
             // The lobby no longer holds the round; the connection finds the round's channel in
             // the `Started` in its outbox.
-            assert!(!leave(&mut joins, 1, a.answer.expect("placed").room).await);
+            assert!(!leave(&mut joins, 1, a).await);
             assert_eq!(b.started().await, "Y");
         })
     }
@@ -626,7 +633,7 @@ mod tests {
             let _d = place(&mut joins, 4, Some("d")).await;
             // b fills and starts (its coordinator keeps its clock); c is abandoned.
             let _b2 = place(&mut joins, 5, Some("b")).await;
-            assert!(leave(&mut joins, 3, c.answer.expect("placed").room).await);
+            assert!(leave(&mut joins, 3, c).await);
             let mut ended = Vec::new();
             for _ in 0..4 {
                 let r = reports.next().await.unwrap();
@@ -685,6 +692,90 @@ mod tests {
             // A newcomer to the room gets a fresh round, with its own clock.
             let a = place(&mut joins, 2, Some("r")).await;
             assert_eq!(a.label(), "X");
+        })
+    }
+
+    /// Asks the lobby for the session of `room`, then asks that session for `seat`, as a
+    /// connection does: the session's channel, and its answer.
+    async fn seat(joins: &mut mpsc::Sender<ToLobby>, id: ConnId, room: &str, seat: Seat) -> Seated {
+        let (mut join, answer, outbox) = joiner(id, Some(room));
+        join.session = true;
+        let reply = join.reply.clone();
+        joins.send(ToLobby::Join(join)).await.unwrap();
+        let Ok(Placement::Session(mut session)) = answer.await.unwrap() else {
+            panic!("a session")
+        };
+        let (admitted, verdict) = oneshot::channel();
+        let event = SessionEvent::Join {
+            id,
+            seat,
+            reply,
+            admitted,
+        };
+        session.send(event).await.unwrap();
+        (session, verdict.await.unwrap(), outbox)
+    }
+
+    /// The session's channel, its answer, and the seat's outbox (a dropped outbox is a
+    /// connection gone: the session lets its seat go).
+    type Seated = (
+        mpsc::Sender<SessionEvent>,
+        Result<(), (ErrorKind, String)>,
+        mpsc::Receiver<Outbound>,
+    );
+
+    fn player(name: &str) -> Seat {
+        Seat::Player(name.to_owned())
+    }
+
+    #[test]
+    fn a_room_has_one_session_while_it_runs_and_a_new_one_after() {
+        block_on(async {
+            let (mut joins, mut reports) = lobby_reporting(Config {
+                rounds: 0,
+                ..Config::default()
+            });
+            let (first, ann, _ann) = seat(&mut joins, 1, "quiz", player("Ann")).await;
+            let (same, ben, _ben) = seat(&mut joins, 2, "quiz", player("Ben")).await;
+            assert!(ann.is_ok() && ben.is_ok());
+            assert!(first.same_receiver(&same), "one session per room");
+            // The name is the session's to refuse, not the lobby's.
+            let (_, twice, _) = seat(&mut joins, 3, "quiz", player("Ann")).await;
+            assert_eq!(twice.map_err(|(kind, _)| kind), Err(ErrorKind::InvalidName));
+            // A hosted session its host leaves before any player joins ends at once.
+            let (mut hosted, host, _host) = seat(&mut joins, 4, "hosted", Seat::Host).await;
+            assert!(host.is_ok());
+            hosted.send(SessionEvent::Left { id: 4 }).await.unwrap();
+            let Some(Report::Session(report)) = reports.next().await else {
+                panic!("the session's report")
+            };
+            assert_eq!((report.room.as_deref(), report.rounds), (Some("hosted"), 0));
+            // Its room gets a new session.
+            let (again, cid, _cid) = seat(&mut joins, 5, "hosted", player("Cid")).await;
+            assert!(cid.is_ok());
+            assert!(!again.same_receiver(&hosted), "a new session");
+        })
+    }
+
+    #[test]
+    fn no_session_starts_beyond_the_budget_but_a_running_one_takes_joiners() {
+        block_on(async {
+            let (mut joins, _reports) = lobby_reporting(Config::default());
+            let (_, ann, _ann) = seat(&mut joins, 1, "quiz", player("Ann")).await;
+            assert!(ann.is_ok());
+            let (_, ben, _ben) = seat(&mut joins, 2, "quiz", player("Ben")).await;
+            assert!(ben.is_ok(), "the running session takes a joiner");
+            let (mut join, answer, _outbox) = joiner(3, Some("other"));
+            join.session = true;
+            joins.send(ToLobby::Join(join)).await.unwrap();
+            let refused = answer.await.unwrap().map(|_| ());
+            assert_eq!(
+                refused,
+                Err((
+                    ErrorKind::RoundFull,
+                    "all rounds of this server are taken; no new session can start".into()
+                ))
+            );
         })
     }
 }

@@ -80,6 +80,14 @@ impl Party {
             .is_none_or(|r| r.try_send(event).is_ok())
     }
 
+    /// Offers `event`, which may be skipped (a roster): false only if its connection is gone
+    /// for good (its outbox closed).
+    pub(crate) fn offer(&mut self, event: Outbound) -> bool {
+        self.reply
+            .as_mut()
+            .is_none_or(|r| r.try_send(event).is_ok() || !r.is_closed())
+    }
+
     /// Its connection left: during the open round it stays, named as having left unless it
     /// answered or was out already; otherwise it can go (returns true).
     pub(crate) fn leave(&mut self, round_open: bool) -> bool {
@@ -122,8 +130,22 @@ impl Party {
         }
     }
 
+    /// Offers ping `seq`, sent at `sent`; false only if its connection is gone for good.
+    pub(crate) fn offer_ping(&mut self, seq: u32, sent: Instant) -> bool {
+        let Some(reply) = self.reply.as_mut() else {
+            return true;
+        };
+        match reply.try_send(Outbound::Ping { seq, sent }) {
+            Ok(()) => {
+                self.pinged(seq, sent);
+                true
+            }
+            Err(e) => !e.is_disconnected(),
+        }
+    }
+
     /// Ping `seq` went out at `sent`.
-    pub(crate) fn pinged(&mut self, seq: u32, sent: Instant) {
+    fn pinged(&mut self, seq: u32, sent: Instant) {
         self.pings.push((seq, sent));
         if self.pings.len() > MAX_PENDING_PINGS {
             self.pings.remove(0);

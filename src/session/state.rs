@@ -285,10 +285,15 @@ impl Session {
         }
     }
 
-    /// Tells everyone the roster, with `change` as the reason (one shared copy for all).
+    /// Tells everyone the roster, with `change` as the reason (one shared copy for all). A
+    /// roster is a snapshot: one that finds an outbox full is skipped, since the next says all of
+    /// it, and only a closed outbox costs its party the seat. Joins that come in a burst would
+    /// otherwise fill the outbox of a connection not yet scheduled, and drop it.
     pub(crate) fn tell_roster(&mut self, change: Change) {
         let roster = Arc::new(self.roster(change));
-        self.everyone(|| Outbound::Roster(Arc::clone(&roster)));
+        let event = || Outbound::Roster(Arc::clone(&roster));
+        self.parties.retain_mut(|p| p.offer(event()));
+        self.hosts.retain_mut(|(_, reply)| offer(reply, event()));
     }
 
     /// A hosted session nobody is left in: nobody to wait for.
@@ -305,10 +310,9 @@ impl Session {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let sent = Instant::now();
-        for p in &mut self.parties {
-            p.pinged(seq, sent);
-        }
-        self.send_all(|_| Outbound::Ping { seq, sent });
+        // A ping that finds the outbox full (rosters queued in a burst of joins) is skipped, like
+        // a lost one: the party has one sample fewer. Only a ping that went out awaits its pong.
+        self.parties.retain_mut(|p| p.offer_ping(seq, sent));
     }
 
     /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it.
@@ -419,4 +423,9 @@ impl Session {
         };
         (false_start, key)
     }
+}
+
+/// Offers `event` to an outbox: false only if the outbox is closed.
+fn offer(reply: &mut Outbox, event: Outbound) -> bool {
+    reply.try_send(event).is_ok() || !reply.is_closed()
 }

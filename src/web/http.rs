@@ -25,9 +25,8 @@ use std::time::Duration;
 
 use futures::AsyncReadExt;
 
+use crate::close::{close_with, write_all, Unread};
 use crate::rt::{self, Socket};
-use crate::server::close::{write_all, LINGER};
-use crate::server::Ctx;
 use crate::stamp::StampedStream;
 
 /// The most bytes a request head may take: far above what a browser sends (well under 2 KiB
@@ -45,6 +44,13 @@ const SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-inl
 const PLAYER_PAGE: &str = include_str!("pages/player.html");
 const HOST_PAGE: &str = include_str!("pages/host.html");
 const SCRIPT: &str = include_str!("pages/arrival.js");
+
+/// How long a browser has to send its request head, and a write may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    pub handshake_timeout: Duration,
+    pub frame_timeout: Duration,
+}
 
 /// An answer that ends the connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,9 +302,8 @@ pub(crate) async fn answer(
     mut input: StampedStream,
     mut head: Vec<u8>,
     peer: SocketAddr,
-    ctx: &Ctx,
+    config: Deadlines,
 ) -> Option<(StampedStream, Vec<u8>)> {
-    let config = &ctx.config;
     let read = rt::bounded(config.handshake_timeout, read_head(&mut input, &mut head)).await;
     let route = match read {
         None => Route::Answer(Response::error(
@@ -338,30 +343,22 @@ pub(crate) async fn answer(
             } else {
                 log::warn!("{peer}: HTTP {}: {}", response.status, response.reason());
             }
-            close_with(out, &mut input, &response.to_bytes(), config.frame_timeout).await;
+            refuse(out, &mut input, &response, config.frame_timeout).await;
             None
         }
     }
 }
 
-/// Writes `bytes`, half-closes, and reads off what the peer still sends (at most [`LINGER`]),
-/// so the close is a FIN that leaves the answer readable, not a reset.
-pub(crate) async fn close_with(
+/// Answers `response` on a connection whose request has been read, and closes politely.
+pub(crate) async fn refuse(
     out: &Socket,
     input: &mut StampedStream,
-    bytes: &[u8],
-    limit: Duration,
+    response: &Response,
+    write_timeout: Duration,
 ) {
-    let _ = rt::bounded(limit, write_all(out, bytes)).await;
-    let _ = out.get_ref().shutdown(std::net::Shutdown::Write);
-    let drain = async {
-        let mut scratch = [0u8; 512];
-        loop {
-            match input.read(&mut scratch).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => rt::yield_now().await,
-            }
-        }
+    let mut unread = Unread {
+        input,
+        discarded: 0,
     };
-    let _: Option<()> = rt::timeout(LINGER, drain).await;
+    close_with(out, &mut unread, &response.to_bytes(), write_timeout, true).await;
 }

@@ -2,52 +2,29 @@
 //! hosts over WebSocket.
 //!
 //! A connection reaches this module when its first bytes are an HTTP request rather than a
-//! frame's length prefix (`wire::framed` says so; the connection actor hands over the socket
-//! and the bytes read so far). It is still that connection's task, holding its places in the
+//! frame's length prefix (`wire::framed` says so; the connection actor lends it the socket and
+//! the bytes read so far). It is still that connection's task, holding its places in the
 //! server's limits: a browser counts against `max_connections` and `max_per_address` like any
-//! client, and every wait here is bounded by the same handshake and frame timeouts.
+//! client, and every wait here is bounded by the deadlines it is given.
 //!
 //! - [`http`]: reads one request head (bounded in size and time) and answers it: a page, a
 //!   status with a reason, or, for `/ws`, the WebSocket upgrade. One request per connection
 //!   (`Connection: close`), so every page load is one connection, under the same limits.
-//! - [`socket`]: the WebSocket wire, a `Wire` like the framed one: each
-//!   binary message carries one protocol frame, so a browser then plays through the same
-//!   connection actor, lobby and session as `arrival-client --stay`, ordered by the kernel's
-//!   receive time of the bytes that carried its answer.
+//!   After an upgrade the connection actor plays on over the WebSocket wire
+//!   ([`wire::websocket`](crate::wire::websocket)): each binary message carries one protocol
+//!   frame, so a browser plays through the same connection actor, lobby and session as
+//!   `arrival-client --stay`, ordered by the kernel's receive time of the bytes that carried its
+//!   answer.
+//! - The links the server prints for players and the host, and the host key.
 //! - `pages/`: the HTML, CSS and script, embedded in the binary; they load nothing from
 //!   anywhere but this server.
 //!
-//! This module must not decide anything about rounds or sessions, and it writes only from the
-//! connection's own task.
+//! This module must not decide anything about rounds or sessions, nor know the server that
+//! lends it connections; it writes only from the connection's own task.
 
 pub mod http;
-pub mod socket;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-
-use crate::round::ConnId;
-use crate::rt::Socket;
-use crate::server::Ctx;
-use crate::stamp::StampedStream;
-
-/// Serves a browser's connection: its request, then, for an upgrade, its play.
-pub(crate) async fn serve(
-    out: Socket,
-    input: StampedStream,
-    head: Vec<u8>,
-    peer: SocketAddr,
-    id: ConnId,
-    ctx: Arc<Ctx>,
-) {
-    let Some((input, rest)) = http::answer(&out, input, head, peer, &ctx).await else {
-        return;
-    };
-    let wire = socket::WebSocket::new(input, rest, ctx.config.frame_timeout)
-        .with_kernel_rtt(ctx.config.players_kernel_rtt());
-    let conn = crate::server::connection::Connection::new(out, wire, peer, id, ctx);
-    crate::server::connection::connection_loop(conn).await;
-}
 
 /// A fresh host key: 16 hex digits from the operating system's random source.
 pub fn random_key() -> String {

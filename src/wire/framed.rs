@@ -8,8 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Inbound, Wire};
-use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, PROTOCOL_VERSION};
+use super::codec::JoinRequest;
+use super::codec::{Inbound, Wire};
+use crate::close::Discard;
+use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, Version};
 use crate::round::Outbound;
 use crate::session::Seat;
 use crate::stamp::StampedStream;
@@ -18,7 +20,7 @@ use crate::stamp::StampedStream;
 pub(crate) struct Framed {
     frames: FrameReader<StampedStream>,
     /// The version the handshake settled on; `Welcome` says it.
-    version: u16,
+    version: Version,
     /// Whether the kernel's round trip describes the client's path (no proxy in between).
     kernel_rtt: bool,
     /// An HTTP request is a browser to hand to the web side (`Inbound::Web`), not bad bytes.
@@ -29,7 +31,7 @@ impl Framed {
     pub(crate) fn new(input: StampedStream, frame_timeout: Duration) -> Framed {
         Framed {
             frames: FrameReader::new(input).with_frame_timeout(Some(frame_timeout)),
-            version: PROTOCOL_VERSION,
+            version: Version::NEWEST,
             kernel_rtt: true,
             web: false,
         }
@@ -51,13 +53,15 @@ impl Framed {
 
 /// The frame that says `event` (`Welcome` in the newest version; see [`to_frame_in`]).
 pub fn to_frame(event: &Outbound) -> Frame {
-    to_frame_in(event, PROTOCOL_VERSION)
+    to_frame_in(event, Version::NEWEST)
 }
 
 /// The frame that says `event` to a peer speaking protocol `version`.
-pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
+pub fn to_frame_in(event: &Outbound, version: Version) -> Frame {
     match event {
-        Outbound::Admitted => Frame::Welcome { version },
+        Outbound::Admitted => Frame::Welcome {
+            version: version.number(),
+        },
         Outbound::Started { round, label, .. } => Frame::Connected {
             round: *round,
             label: label.clone(),
@@ -77,8 +81,8 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
         Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
         Outbound::Go { round, .. } => Frame::Go { round: *round },
-        Outbound::RoundResult(r) if version >= 4 => Frame::Outcome(Box::new((**r).clone())),
-        Outbound::RoundResult(r) if version == 3 => Frame::Outcome(Box::new(r.to_v3())),
+        Outbound::RoundResult(r) if version.has_hosts() => Frame::Outcome(Box::new((**r).clone())),
+        Outbound::RoundResult(r) if version.has_standings() => Frame::Outcome(Box::new(r.to_v3())),
         Outbound::RoundResult(r) => Frame::Result(Box::new(r.to_v2())),
         Outbound::Early { round } => Frame::Early { round: *round },
         Outbound::Roster(r) => Frame::Roster(Box::new((**r).clone())),
@@ -86,7 +90,7 @@ pub fn to_frame_in(event: &Outbound, version: u16) -> Frame {
             why,
             rounds,
             scores,
-        } if version >= 4 => Frame::Over {
+        } if version.has_hosts() => Frame::Over {
             why: *why,
             rounds: *rounds,
             scores: scores.to_vec(),
@@ -114,13 +118,13 @@ pub(crate) fn inbound(
             version,
             room,
             name,
-        } => Inbound::Join(Box::new(super::JoinRequest {
+        } => Inbound::Join(Box::new(JoinRequest {
             version,
             room,
             seat: Seat::Player(name),
             key: None,
         })),
-        Frame::Host { version, room, key } => Inbound::Join(Box::new(super::JoinRequest {
+        Frame::Host { version, room, key } => Inbound::Join(Box::new(JoinRequest {
             version,
             room,
             seat: Seat::Host,
@@ -146,7 +150,7 @@ pub(crate) fn inbound(
 
 /// Appends the frame that says `event` to a client of protocol `version` (none, where that
 /// version has no such frame). Shared by every wire that carries the protocol's frames.
-pub(crate) fn render_frame(event: &Outbound, version: u16, out: &mut Vec<u8>) {
+pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>) {
     // Every round's `Connected` and verdict are encoded from the event itself, not from a
     // `Frame` copied out of it.
     let encoded = match event {
@@ -162,14 +166,16 @@ pub(crate) fn render_frame(event: &Outbound, version: u16, out: &mut Vec<u8>) {
         }
         // A session's result, roster and final scores are shared by every party: encoded from
         // the shared copy, not from a copy each.
-        Outbound::RoundResult(r) if version >= 4 || (version == 3 && !r.needs_v3()) => {
+        Outbound::RoundResult(r)
+            if version.has_hosts() || (version.has_standings() && !r.needs_v3()) =>
+        {
             protocol::encode_into(&FrameRef::Outcome(r), out)
         }
         Outbound::SessionOver {
             why,
             rounds,
             scores,
-        } if version >= 4 => {
+        } if version.has_hosts() => {
             let (why, rounds) = (*why, *rounds);
             protocol::encode_into(
                 &FrameRef::Over {
@@ -183,11 +189,13 @@ pub(crate) fn render_frame(event: &Outbound, version: u16, out: &mut Vec<u8>) {
         Outbound::SessionOver { scores, .. } => {
             protocol::encode_into(&FrameRef::SessionOver { scores }, out)
         }
-        Outbound::Roster(r) if version >= 4 => protocol::encode_into(&FrameRef::Roster(r), out),
+        Outbound::Roster(r) if version.has_hosts() => {
+            protocol::encode_into(&FrameRef::Roster(r), out)
+        }
         // Older clients have no frame for the roster: they play as before.
         Outbound::Roster(_) => return,
         // A version-2 client has no frame for an early buzz: its next result says it.
-        Outbound::Early { .. } if version < 3 => return,
+        Outbound::Early { .. } if !version.has_standings() => return,
         other => protocol::encode_into(&to_frame_in(other, version), out),
     };
     // Only a frame over the size limit fails; the limits on names and parties make every
@@ -233,7 +241,7 @@ impl Wire for Framed {
         }
     }
 
-    fn negotiated(&mut self, version: u16) {
+    fn negotiated(&mut self, version: Version) {
         self.version = version;
     }
 
@@ -241,15 +249,17 @@ impl Wire for Framed {
         render_frame(event, self.version, out);
     }
 
+    fn into_web(self) -> Option<(StampedStream, Vec<u8>)> {
+        Some(self.frames.into_parts())
+    }
+}
+
+impl Discard for Framed {
     async fn discard(&mut self) {
         self.frames.discard_until_eof().await;
     }
 
     fn discarded(&self) -> u64 {
         self.frames.discarded()
-    }
-
-    fn into_web(self) -> Option<(StampedStream, Vec<u8>)> {
-        Some(self.frames.into_parts())
     }
 }

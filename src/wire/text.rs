@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 
 use futures::AsyncReadExt;
 
-use super::{Inbound, Wire};
+use super::codec::{Inbound, Wire};
+use crate::close::Discard;
 use crate::protocol::ErrorKind;
 use crate::round::Outbound;
 use crate::stamp::StampedStream;
@@ -291,10 +292,12 @@ impl Wire for Text {
         self.label = Some(label.to_owned());
         self.labels = labels.to_vec();
     }
+}
 
+impl Discard for Text {
     async fn discard(&mut self) {
         self.buf = Vec::new();
-        super::discard_until_eof(&mut self.input, &mut self.discarded).await;
+        crate::close::discard_until_eof(&mut self.input, &mut self.discarded).await;
     }
 
     fn discarded(&self) -> u64 {

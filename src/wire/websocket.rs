@@ -33,12 +33,13 @@ use futures::AsyncReadExt;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
-use crate::protocol::{self, ErrorKind, ReadError, HEADER_LEN, MAX_FRAME_LEN, PROTOCOL_VERSION};
+use super::codec::{Inbound, Wire};
+use crate::close::Discard;
+use crate::protocol::{self, ErrorKind, ReadError, Version, HEADER_LEN, MAX_FRAME_LEN};
 use crate::round::Outbound;
 use crate::rt;
 use crate::stamp::StampedStream;
 use crate::wire::framed::{inbound, render_frame};
-use crate::wire::{Inbound, Wire};
 
 /// The largest binary message: one whole frame, its length prefix included.
 pub const MAX_MESSAGE: usize = HEADER_LEN + MAX_FRAME_LEN as usize;
@@ -57,7 +58,7 @@ pub(crate) struct WebSocket {
     frame_timeout: Duration,
     /// When the frame being received must be complete; set by its first byte.
     deadline: Option<Instant>,
-    version: u16,
+    version: Version,
     kernel_rtt: bool,
     /// The payload of a ping to answer.
     pong: Option<Vec<u8>>,
@@ -83,7 +84,7 @@ impl WebSocket {
             deadline: (!rest.is_empty()).then(|| Instant::now() + frame_timeout),
             buf: rest,
             frame_timeout,
-            version: PROTOCOL_VERSION,
+            version: Version::NEWEST,
             kernel_rtt: true,
             pong: None,
             close: None,
@@ -295,7 +296,7 @@ impl Wire for WebSocket {
         }
     }
 
-    fn negotiated(&mut self, version: u16) {
+    fn negotiated(&mut self, version: Version) {
         self.version = version;
     }
 
@@ -341,10 +342,12 @@ impl Wire for WebSocket {
         payload.extend_from_slice(&reason.as_bytes()[..cut]);
         frame_into(OpCode::Control(Control::Close), &payload, out);
     }
+}
 
+impl Discard for WebSocket {
     async fn discard(&mut self) {
         self.buf = Vec::new();
-        crate::wire::discard_until_eof(&mut self.input, &mut self.discarded).await;
+        crate::close::discard_until_eof(&mut self.input, &mut self.discarded).await;
     }
 
     fn discarded(&self) -> u64 {

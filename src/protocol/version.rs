@@ -1,0 +1,83 @@
+//! Protocol versions: which numbers this build speaks, and what each one can say. Code that
+//! decides by version asks a [`Version`] for a capability rather than comparing numbers.
+
+/// The newest protocol version this build speaks; sent in `Hello` and `Join`. Version 2 adds
+/// quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in a result, the
+/// round trip's source, and the early-buzz notice (`Outcome`, `Early`); version 4 adds the room's
+/// roster, the session's end with its reason, a leaver's standing, and the host who opens rounds
+/// (`Host`, `Roster`, `Open`, `Finish`, `Over`). A server answers in the client's own version, so
+/// an older client plays exactly as before.
+pub const PROTOCOL_VERSION: u16 = 4;
+
+/// The oldest protocol version this build still speaks.
+pub const OLDEST_VERSION: u16 = 1;
+
+/// A protocol version this build speaks (see [`PROTOCOL_VERSION`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(u16);
+
+impl Version {
+    pub const OLDEST: Version = Version(OLDEST_VERSION);
+    pub const NEWEST: Version = Version(PROTOCOL_VERSION);
+
+    /// The version numbered `number`, if this build speaks it; otherwise the one-line reason.
+    pub fn spoken(number: u16) -> Result<Version, String> {
+        if (OLDEST_VERSION..=PROTOCOL_VERSION).contains(&number) {
+            Ok(Version(number))
+        } else {
+            Err(format!(
+                "unsupported protocol version {number}; this server speaks versions \
+                 {OLDEST_VERSION} to {PROTOCOL_VERSION}"
+            ))
+        }
+    }
+
+    /// Its number, as frames carry it.
+    pub fn number(self) -> u16 {
+        self.0
+    }
+
+    /// Quiz sessions: `Join`, `Ping`/`Pong`, `Go`, `Answer`, `Result`, `SessionOver`.
+    pub fn has_sessions(self) -> bool {
+        self.0 >= 2
+    }
+
+    /// Each party's standing in a result and the round trip's source (`Outcome`), and the
+    /// early-buzz notice (`Early`).
+    pub fn has_standings(self) -> bool {
+        self.0 >= 3
+    }
+
+    /// Hosts and rosters: `Host`, `Roster`, `Open`, `Finish`, `Over`, and a leaver's standing.
+    pub fn has_hosts(self) -> bool {
+        self.0 >= 4
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_version_has_the_capabilities_it_added_and_no_later_ones() {
+        let caps = |v: u16| {
+            let v = Version::spoken(v).unwrap();
+            (v.has_sessions(), v.has_standings(), v.has_hosts())
+        };
+        assert_eq!(caps(1), (false, false, false));
+        assert_eq!(caps(2), (true, false, false));
+        assert_eq!(caps(3), (true, true, false));
+        assert_eq!(caps(4), (true, true, true));
+        assert!(Version::spoken(0).is_err());
+        assert_eq!(
+            Version::spoken(PROTOCOL_VERSION + 1).unwrap_err(),
+            format!("unsupported protocol version 5; this server speaks versions 1 to 4")
+        );
+    }
+}

@@ -1,0 +1,406 @@
+//! The listener and the accept loop: binding, accepting, the limits and cooldowns applied at the
+//! door, the PROXY header of a balancer, the tally of finished rounds and sessions, and the
+//! shutdown that ends every task the server started.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::channel::mpsc;
+use futures::{FutureExt, SinkExt, StreamExt};
+
+use super::config::Config;
+use super::connection::Ctx;
+use super::cooldown::Cooldowns;
+use super::door::{busy_bytes, Door};
+use super::lobby::{lobby_loop, LOBBY_CAPACITY};
+use super::proxy;
+use super::spare::{out_of_descriptors, Spare};
+use super::stats::Stats;
+use super::summary::{Report, Summary};
+use crate::round::ConnId;
+use crate::rt::{self, Listener, Socket};
+use crate::stamp;
+use crate::stop::{Stop, StopTrigger};
+
+/// A bound listener with its configuration, ready to [`run`](Server::run).
+pub struct Server {
+    listener: std::net::TcpListener,
+    config: Config,
+    stats: Arc<Stats>,
+}
+
+/// Pending connections the kernel queues before `accept`; std's fixed 128 overflows under a burst
+/// of connects, and an overflowed SYN costs its client a one-second retry.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Binds a listener on `addr` (`host:port`; port 0 picks one) with `SO_REUSEADDR`, so a restarted
+/// server can bind at once, a deep accept backlog, and kernel receive timestamps switched on
+/// before it listens. A listener bound elsewhere gets its timestamps in [`Server::new`]; any
+/// connection the kernel accepted on it before that is ordered by read time.
+pub fn bind(addr: &str) -> io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let mut last = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "the address resolves to nothing",
+    );
+    for candidate in addr.to_socket_addrs()? {
+        let attempt = (|| {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(candidate),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_reuse_address(true)?;
+            socket.bind(&candidate.into())?;
+            // Before `listen`: a connection accepted before the option is on never inherits
+            // it, and its messages would be ordered by read time against others' kernel time.
+            if let Err(e) = stamp::enable(&socket) {
+                log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
+            }
+            socket.listen(LISTEN_BACKLOG)?;
+            Ok(std::net::TcpListener::from(socket))
+        })();
+        match attempt {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// Runs a server on `listener` until its rounds are done or `shutdown` resolves.
+pub async fn run(
+    listener: std::net::TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Summary> {
+    Server::new(listener, config).run(shutdown).await
+}
+
+impl Server {
+    pub fn new(listener: std::net::TcpListener, config: Config) -> Server {
+        // Whoever bound it, its connections should carry kernel arrival times: accepted sockets
+        // inherit the option (see `stamp`). Said once per server when they cannot.
+        if !config.kernel_timestamps {
+            let _ = stamp::set(&listener, false);
+            log::info!("kernel receive timestamps off: arrival is the time of reading");
+        } else if let Err(e) = stamp::enable(&listener) {
+            log::warn!("no kernel receive timestamps, arrival is the time of reading: {e}");
+        }
+        Server {
+            listener,
+            config,
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Counters that stay readable while, and after, the server runs.
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Serves until the configured rounds are done or `shutdown` resolves; returns only after
+    /// every task the server started has ended.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<Summary> {
+        let Server {
+            listener,
+            config,
+            stats,
+        } = self;
+        if config.labels.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a round needs at least one party",
+            ));
+        }
+        log_start(&config, &listener)?;
+        let stamping = config.kernel_timestamps && stamp::enable(&listener).is_ok();
+        if stamping && !stamp::until_active(Duration::from_secs(1)).await {
+            log::warn!(
+                "the kernel has not started stamping packets yet; early arrivals are read times"
+            );
+        }
+        let listener = Listener::new(listener)?;
+        let (trigger, stop) = Stop::new();
+        let (reports_tx, reports) = mpsc::channel::<Report>(64);
+        let (lobby_tx, lobby_rx) = mpsc::channel(LOBBY_CAPACITY);
+        let lobby = rt::spawn(lobby_loop(
+            lobby_rx,
+            config.clone(),
+            reports_tx,
+            stop.clone(),
+            Arc::clone(&stats),
+        ));
+        let (drain, drained) = mpsc::channel::<Infallible>(1);
+        let ctx = Arc::new(Ctx {
+            config,
+            stop,
+            lobby: lobby_tx,
+        });
+        let (proxied_tx, proxied) = mpsc::channel::<Proxied>(64);
+        let acceptor = Acceptor {
+            listener,
+            cooldowns: Cooldowns::new(ctx.config.cooldown),
+            door: Door { ctx, stats, drain },
+            summary: Summary::default(),
+            pending: 0,
+            proxied_tx,
+            next_id: 0,
+            spare: Spare::open(),
+        };
+        let ends = Ends {
+            trigger,
+            reports,
+            proxied,
+            lobby,
+            drained,
+        };
+        Ok(acceptor.run(shutdown, ends).await)
+    }
+}
+
+fn log_start(config: &Config, listener: &std::net::TcpListener) -> io::Result<()> {
+    log::info!(
+        "serving {:?} on {}: {} parties a round ({}), {} rounds, at most {} connections",
+        config.mode,
+        listener.local_addr()?,
+        config.labels.len(),
+        config.labels.join(","),
+        if config.rounds == 0 {
+            "unlimited".to_owned()
+        } else {
+            config.rounds.to_string()
+        },
+        config.max_connections
+    );
+    Ok(())
+}
+
+/// The accept loop's state: the listener, the door, the cooldowns and the tally.
+struct Acceptor {
+    listener: Listener,
+    door: Door,
+    cooldowns: Cooldowns,
+    summary: Summary,
+    /// Connections whose PROXY header is being read, and where their readers report.
+    pending: usize,
+    proxied_tx: mpsc::Sender<Proxied>,
+    next_id: ConnId,
+    spare: Spare,
+}
+
+/// What the accept loop waits on besides the listener, and what ends with it.
+struct Ends {
+    trigger: StopTrigger,
+    reports: mpsc::Receiver<Report>,
+    proxied: mpsc::Receiver<Proxied>,
+    lobby: rt::JoinHandle<()>,
+    /// Every connection task holds a sender; when all are dropped, all connections are done.
+    drained: mpsc::Receiver<Infallible>,
+}
+
+/// Whether the accept loop goes on.
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl Acceptor {
+    async fn run(mut self, shutdown: impl Future<Output = ()>, mut ends: Ends) -> Summary {
+        let shutdown = shutdown.fuse();
+        futures::pin_mut!(shutdown);
+        loop {
+            let next = futures::select_biased! {
+                () = shutdown => {
+                    self.summary.interrupted = true;
+                    Next::Stop
+                }
+                report = ends.reports.next() => self.on_report(report),
+                header = ends.proxied.next() => self.on_header(header),
+                accepted = self.listener.accept().fuse() => self.on_accept(accepted).await,
+            };
+            if let Next::Stop = next {
+                break;
+            }
+        }
+        self.stop(ends).await
+    }
+
+    /// A round or a session ended.
+    fn on_report(&mut self, report: Option<Report>) -> Next {
+        let Some(report) = report else {
+            return Next::Stop;
+        };
+        self.door.stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
+        self.summary.record(&report);
+        if let Report::Round(round) = &report {
+            self.cooldowns.note_conduct(round, Instant::now());
+        }
+        let rounds = self.door.ctx.config.rounds;
+        if rounds != 0 && self.summary.rounds_played >= rounds {
+            return Next::Stop;
+        }
+        Next::Continue
+    }
+
+    /// A connection's PROXY header was read (or could not be).
+    fn on_header(&mut self, header: Option<Proxied>) -> Next {
+        let Some(Proxied {
+            stream,
+            balancer,
+            origin,
+        }) = header
+        else {
+            return Next::Continue;
+        };
+        self.pending -= 1;
+        match origin {
+            Ok(proxy::Origin::Client(peer)) => self.admit_unless_cooling(stream, peer),
+            Ok(proxy::Origin::Balancer) => {
+                log::debug!("{balancer}: the balancer's own connection (a health check)");
+                self.door.answer_health_check(stream);
+            }
+            Err(why) => log::warn!("{balancer}: refused: {why}"),
+        }
+        Next::Continue
+    }
+
+    async fn on_accept(&mut self, accepted: io::Result<(Socket, SocketAddr)>) -> Next {
+        match accepted {
+            Ok((stream, peer)) => {
+                self.summary.connections += 1;
+                self.door.stats.accepted.fetch_add(1, Ordering::SeqCst);
+                if self.door.ctx.config.proxy_protocol {
+                    self.read_header(stream, peer);
+                } else {
+                    self.admit_unless_cooling(stream, peer);
+                }
+            }
+            Err(e) => {
+                if out_of_descriptors(&e) {
+                    let config = &self.door.ctx.config;
+                    let busy = busy_bytes(config, "the server is out of file descriptors");
+                    let shed = self.spare.shed(&self.listener, &busy);
+                    self.summary.connections += shed;
+                    self.door
+                        .stats
+                        .refused_busy
+                        .fetch_add(shed, Ordering::SeqCst);
+                } else {
+                    self.spare.note(&e);
+                }
+                // Wait a little instead of spinning on a listener that will fail again at once.
+                rt::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Next::Continue
+    }
+
+    /// Starts a short task that reads a connection's PROXY header, unless the server is full.
+    fn read_header(&mut self, stream: Socket, peer: SocketAddr) {
+        let config = &self.door.ctx.config;
+        if self.door.stats.live_connections() + self.pending >= config.max_connections {
+            let message = format!(
+                "the server is at its limit of {} connections; try again later",
+                config.max_connections
+            );
+            return self.door.refuse_busy(stream, peer, message);
+        }
+        self.pending += 1;
+        rt::spawn(read_proxy_header(
+            stream,
+            peer,
+            config.handshake_timeout,
+            self.door.ctx.stop.clone(),
+            self.proxied_tx.clone(),
+            self.door.drain.clone(),
+        ));
+    }
+
+    /// Admits a connection from `peer` (its client's own address, behind a balancer too), unless
+    /// that address is cooling down, in which case it is told so.
+    fn admit_unless_cooling(&mut self, stream: Socket, peer: SocketAddr) {
+        match self.cooldowns.refused(peer.ip()) {
+            Some(refusal) => {
+                let message = refusal.message(peer.ip());
+                self.door.refuse_busy(stream, peer, message)
+            }
+            None => {
+                self.next_id += 1;
+                self.door.admit(stream, peer, self.next_id)
+            }
+        }
+    }
+
+    /// Stops every task the server started, tallying the reports of rounds and sessions still
+    /// running, and returns when all have ended.
+    async fn stop(self, mut ends: Ends) -> Summary {
+        let Acceptor {
+            listener,
+            door,
+            mut summary,
+            proxied_tx,
+            ..
+        } = self;
+        drop(listener);
+        // Header readers still running find no one to report to, and end.
+        drop((ends.proxied, proxied_tx));
+        log::info!(
+            "stopping: {} connections open",
+            door.stats.live_connections()
+        );
+        ends.trigger.trigger();
+        let Door { ctx, stats, drain } = door;
+        drop(ctx);
+        // Taken while the lobby and the rounds end, not after: the lobby reports every round it
+        // holds as it stops, more than the channel has room for. It ends once they all have.
+        while let Some(report) = ends.reports.next().await {
+            stats.rounds_live.fetch_sub(1, Ordering::SeqCst);
+            summary.record(&report);
+        }
+        ends.lobby.await;
+        drop(drain);
+        while ends.drained.next().await.is_some() {}
+        summary
+    }
+}
+
+/// A connection whose PROXY header was read, for the accept loop to admit (or not).
+struct Proxied {
+    stream: Socket,
+    /// The balancer's end of the connection.
+    balancer: SocketAddr,
+    origin: Result<proxy::Origin, String>,
+}
+
+/// Reads a connection's PROXY header (within the handshake timeout, or until the server stops)
+/// and hands it, with what it said, to the accept loop.
+async fn read_proxy_header(
+    stream: Socket,
+    balancer: SocketAddr,
+    limit: Duration,
+    stop: Stop,
+    mut report: mpsc::Sender<Proxied>,
+    _drain: mpsc::Sender<Infallible>,
+) {
+    let origin = futures::select_biased! {
+        () = stop.wait().fuse() => Err("the server is stopping".to_owned()),
+        origin = proxy::read_header(&stream, limit).fuse() => origin,
+    };
+    let _ = report
+        .send(Proxied {
+            stream,
+            balancer,
+            origin,
+        })
+        .await;
+}
