@@ -1,8 +1,16 @@
 //! Echo mode: connections each with one message in flight, and their report.
 
+use super::common::Common;
+use super::common::*;
 use super::report::*;
-use super::run::{Common, Job};
-use super::*;
+use crate::rt::{self as task};
+use futures::io::AsyncWriteExt;
+use serde::Serialize;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 /// What to run in echo mode.
 #[derive(Debug, Clone)]
@@ -105,9 +113,9 @@ pub(super) struct EchoResult {
     bench: Option<ProcUse>,
 }
 
-pub(super) async fn run_echo(run: &Run, plan: &super::EchoPlan) -> Ended {
+pub(super) async fn run_echo(run: &Run, plan: &EchoPlan) -> Ended {
     let measured = measure(run, "messages", None, Some(plan.duration), |counter| {
-        super::echo(&run.addr, plan, counter, run.fatal.clone())
+        echo(&run.addr, plan, counter, run.fatal.clone())
     })
     .await;
     let Some((report, server, own)) = measured else {
@@ -161,16 +169,4 @@ pub struct Args {
     pub duration: Duration,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let plan = EchoPlan {
-            connections: self.connections,
-            size: self.size,
-            duration: self.duration,
-        };
-        (self.common, Job::Echo(plan))
-    }
 }

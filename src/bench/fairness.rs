@@ -1,9 +1,18 @@
 //! Fairness mode: two parties sending a set gap apart, and how often the server names the
 //! true first sender.
 
+use super::common::Common;
+use super::common::*;
 use super::report::*;
-use super::run::{Common, Job};
-use super::*;
+use crate::protocol;
+use crate::protocol::Frame;
+use crate::rt::{self as task};
+use serde::Serialize;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 /// Figures from fairness trials at one gap.
 #[derive(Default)]
@@ -136,7 +145,7 @@ pub(super) async fn run_fairness(run: &Run, gaps: &[u64], trials: usize) -> Ende
     let progress = Progress::start("trials", Arc::clone(&counter), Some(total), None);
     let mut rows = Vec::new();
     for &gap in gaps {
-        let r = super::fairness(
+        let r = fairness(
             &run.addr,
             Duration::from_micros(gap),
             trials,
@@ -221,15 +230,4 @@ pub struct Args {
     pub trials: usize,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let job = Job::Fairness {
-            gaps: self.gaps,
-            trials: self.trials,
-        };
-        (self.common, job)
-    }
 }

@@ -1,9 +1,19 @@
 //! Idle mode: connections held waiting for partners that never come, the server's memory per
 //! connection and its CPU while idle.
 
+use super::common::Common;
+use super::common::*;
 use super::report::*;
-use super::run::{Common, Job};
-use super::*;
+use crate::client::Link;
+use crate::rt::{self as task};
+use futures::stream;
+use futures::stream::StreamExt;
+use serde::Serialize;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 /// Connections that completed their handshake and wait, each alone in its own room, for partners
 /// that never come. Dropping it closes them.
@@ -101,7 +111,7 @@ pub(super) async fn run_idle(run: &Run, count: usize, window: Duration) -> Ended
         Some(count as u64),
         None,
     );
-    let idle = super::open_idle(&run.addr, count, 256, counter, run.fatal.clone()).await;
+    let idle = open_idle(&run.addr, count, 256, counter, run.fatal.clone()).await;
     progress.finish().await;
     if run.fatal.get().is_some() {
         // No figures from a run that could not go on: the caller says why.
@@ -167,15 +177,4 @@ pub struct Args {
     pub idle_window: Duration,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let job = Job::Idle {
-            connections: self.connections,
-            idle_window: self.idle_window,
-        };
-        (self.common, job)
-    }
 }

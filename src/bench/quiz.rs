@@ -19,10 +19,10 @@ use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 use serde::Serialize;
 
+use super::common::Common;
+use super::common::{Ended, Errors};
 use super::link::DelayedLink;
 use super::report::*;
-use super::run::{Common, Job};
-use super::{Ended, Errors};
 use crate::client::Link;
 use crate::protocol::{Frame, RoundOutcome, Standing, PROTOCOL_VERSION};
 use crate::rt;
@@ -272,7 +272,7 @@ pub async fn trial(
         "0",
     ]);
     command.args(&plan.server_args);
-    let server = super::SpawnedServer::spawn(command)
+    let server = super::common::SpawnedServer::spawn(command)
         .map_err(|e| format!("cannot start {}: {e}", plan.server.display()))?;
     let addr: SocketAddr = server
         .addr
@@ -495,7 +495,7 @@ pub(super) struct QuizResult {
     mode: &'static str,
     rounds: u64,
     delay_ms: u64,
-    scenarios: Vec<super::quiz::ScenarioReport>,
+    scenarios: Vec<ScenarioReport>,
 }
 
 /// The quiz trial: its own server, every scenario at once, one line each.
@@ -509,7 +509,7 @@ pub(super) async fn run_quiz(
         Ok(exe) => exe.with_file_name("arrival-server"),
         Err(e) => return Ended::CannotRun(format!("cannot find arrival-server: {e}")),
     };
-    let plan = super::quiz::QuizPlan {
+    let plan = QuizPlan {
         rounds,
         delay: Duration::from_millis(delay_ms),
         scenarios,
@@ -523,7 +523,7 @@ pub(super) async fn run_quiz(
     };
     let counter = Arc::new(AtomicU64::new(0));
     let progress = Progress::start("rounds", Arc::clone(&counter), Some(rounds * chosen), None);
-    let reports = super::quiz::trial(&plan, counter).await;
+    let reports = trial(&plan, counter).await;
     progress.finish().await;
     let reports = match reports {
         Ok(reports) => reports,
@@ -596,16 +596,4 @@ pub struct Args {
     pub scenarios: Vec<String>,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let job = Job::Quiz {
-            rounds: self.rounds,
-            delay_ms: self.delay_ms,
-            scenarios: self.scenarios,
-        };
-        (self.common, job)
-    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use super::{proc_stats, Ended, Errors, Fatal, LatencySummary, ProcStats};
+use super::common::{proc_stats, Ended, Errors, Fatal, LatencySummary, ProcStats};
 
 /// What every mode's run shares.
 pub(super) struct Run {

@@ -1,8 +1,15 @@
 //! Rounds mode: complete rounds, C at a time, and their report.
 
+use super::common::Common;
+use super::common::*;
 use super::report::*;
-use super::run::{Common, Job};
-use super::*;
+use crate::rt::{self as task};
+use serde::Serialize;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 /// What to run in rounds mode.
 #[derive(Debug, Clone)]
@@ -132,7 +139,7 @@ pub(super) struct RoundsResult {
 
 pub(super) async fn run_rounds(run: &Run, plan: &RoundsPlan) -> Ended {
     let measured = measure(run, "rounds", plan.rounds, plan.duration, |counter| {
-        super::rounds(&run.addr, plan, counter, run.fatal.clone())
+        rounds(&run.addr, plan, counter, run.fatal.clone())
     })
     .await;
     let Some((report, server, own)) = measured else {
@@ -201,17 +208,4 @@ pub struct Args {
     pub rounds: Option<u64>,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let plan = RoundsPlan {
-            concurrency: self.concurrency,
-            parties: self.parties,
-            duration: self.rounds.is_none().then_some(self.duration),
-            rounds: self.rounds,
-        };
-        (self.common, Job::Rounds(plan))
-    }
 }

@@ -4,46 +4,19 @@
 
 use std::time::Duration;
 
+use super::common::*;
 use super::report::Run;
-use super::*;
-
-// Options every mode takes, before or after the mode's name (`arrival-bench --json rounds` and
-// `arrival-bench rounds --json` are the same: the mode is moved first). Not a doc comment:
-// structopt would make it the description of every mode that flattens these in.
-#[derive(Debug, Default, structopt::StructOpt)]
-pub struct Common {
-    /// Server to drive [default: 127.0.0.1:12000] (ignored with --spawn-server)
-    #[structopt(long)]
-    pub addr: Option<String>,
-    /// Start an arrival-server (found next to this binary) on a free port, and stop it afterwards
-    #[structopt(long)]
-    pub spawn_server: bool,
-    /// Executor threads of the spawned server [default: the server's own, 1]
-    #[structopt(long)]
-    pub server_threads: Option<usize>,
-    /// Pid of the server, to report its CPU time and memory (known already with --spawn-server)
-    #[structopt(long)]
-    pub server_pid: Option<u32>,
-    /// Print one JSON object instead of a table
-    #[structopt(long)]
-    pub json: bool,
-    /// Executor threads of the bench itself [default: one per core]
-    #[structopt(long)]
-    pub threads: Option<usize>,
-    /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
-    #[structopt(short, long, parse(from_occurrences))]
-    pub verbose: u8,
-}
+use super::{echo, fairness, idle, quiz, rounds, sessions};
 
 /// What to measure.
 #[derive(Debug, Clone)]
 pub enum Job {
-    Rounds(RoundsPlan),
+    Rounds(rounds::RoundsPlan),
     Idle {
         connections: usize,
         idle_window: Duration,
     },
-    Echo(EchoPlan),
+    Echo(echo::EchoPlan),
     Fairness {
         gaps: Vec<u64>,
         trials: usize,
@@ -54,7 +27,7 @@ pub enum Job {
         scenarios: Vec<String>,
     },
     Sessions {
-        plan: SessionsPlan,
+        plan: sessions::SessionsPlan,
         rounds: u64,
     },
 }
@@ -70,6 +43,82 @@ impl Job {
             Job::Quiz { .. } => 8,
             Job::Sessions { plan, .. } => plan.sessions * plan.parties,
         }) as u64
+    }
+}
+
+impl echo::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let plan = echo::EchoPlan {
+            connections: self.connections,
+            size: self.size,
+            duration: self.duration,
+        };
+        (self.common, Job::Echo(plan))
+    }
+}
+
+impl fairness::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let job = Job::Fairness {
+            gaps: self.gaps,
+            trials: self.trials,
+        };
+        (self.common, job)
+    }
+}
+
+impl idle::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let job = Job::Idle {
+            connections: self.connections,
+            idle_window: self.idle_window,
+        };
+        (self.common, job)
+    }
+}
+
+impl quiz::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let job = Job::Quiz {
+            rounds: self.rounds,
+            delay_ms: self.delay_ms,
+            scenarios: self.scenarios,
+        };
+        (self.common, job)
+    }
+}
+
+impl rounds::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let plan = rounds::RoundsPlan {
+            concurrency: self.concurrency,
+            parties: self.parties,
+            duration: self.rounds.is_none().then_some(self.duration),
+            rounds: self.rounds,
+        };
+        (self.common, Job::Rounds(plan))
+    }
+}
+
+impl sessions::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let plan = sessions::SessionsPlan {
+            sessions: self.sessions,
+            parties: self.parties,
+        };
+        (
+            self.common,
+            Job::Sessions {
+                plan,
+                rounds: self.rounds,
+            },
+        )
     }
 }
 
@@ -193,6 +242,8 @@ fn spawn_server(options: &Common, job: &Job, needed: u64) -> Result<SpawnedServe
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::echo::EchoPlan;
+    use crate::bench::rounds::RoundsPlan;
     use structopt::StructOpt;
 
     fn rounds(args: &[&str]) -> (Common, Job) {

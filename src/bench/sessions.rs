@@ -1,8 +1,20 @@
 //! Sessions mode: quiz sessions held open, every party answering at once, and their report.
 
+use super::common::*;
 use super::report::*;
-use super::run::{Common, Job};
-use super::*;
+use crate::client::Link;
+use crate::protocol;
+use crate::protocol::Frame;
+use crate::protocol::PROTOCOL_VERSION;
+use crate::rt::{self as task};
+use futures::stream::StreamExt;
+use serde::Serialize;
+use std::io;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use std::time::Instant;
 
 /// A scripted session party: pongs at once, answers every `Go` after `reaction`, forwards each
 /// result to `results`, ends with the session.
@@ -133,10 +145,10 @@ pub(super) struct SessionsResult {
     errors: Errors,
 }
 
-pub(super) async fn run_sessions(run: &Run, plan: &super::SessionsPlan, rounds: u64) -> Ended {
+pub(super) async fn run_sessions(run: &Run, plan: &SessionsPlan, rounds: u64) -> Ended {
     let total = rounds * plan.sessions as u64;
     let measured = measure(run, "rounds", Some(total), None, |counter| {
-        super::sessions(&run.addr, plan, counter, run.fatal.clone())
+        sessions(&run.addr, plan, counter, run.fatal.clone())
     })
     .await;
     let Some((report, server, own)) = measured else {
@@ -188,21 +200,4 @@ pub struct Args {
     pub rounds: u64,
     #[structopt(flatten)]
     pub common: Common,
-}
-
-impl Args {
-    /// The options every mode takes, and what to measure.
-    pub fn into_job(self) -> (Common, Job) {
-        let plan = SessionsPlan {
-            sessions: self.sessions,
-            parties: self.parties,
-        };
-        (
-            self.common,
-            Job::Sessions {
-                plan,
-                rounds: self.rounds,
-            },
-        )
-    }
 }
