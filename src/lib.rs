@@ -46,6 +46,7 @@ pub mod protocol;
 pub mod round;
 pub mod rt;
 pub mod server;
+pub mod service;
 pub mod session;
 pub mod stamp;
 pub mod stop;

@@ -381,111 +381,161 @@ enum Wake {
 }
 
 /// Plays one session as `player` to its end, sending each result to `results`.
+/// One scripted player's state in a session, as its [`Play`] needs it.
+struct Bot<'a> {
+    link: Link,
+    player: &'a Player,
+    results: Option<mpsc::Sender<RoundOutcome>>,
+    /// Pongs held back: (when to send, seq).
+    held: VecDeque<(Instant, u32)>,
+    answer_at: Option<Instant>,
+    spam_at: Option<Instant>,
+    /// The predictor's state: the last ping seen, how long after it each Go came, the last
+    /// round begun, and the round it was told it is locked out of.
+    last_ping: Option<Instant>,
+    go_after_ping: Vec<Duration>,
+    round: u64,
+    locked: Option<u64>,
+}
+
+fn write_error(e: std::io::Error) -> String {
+    format!("write: {e}")
+}
+
 async fn play(
     mut link: Link,
     room: String,
     player: &Player,
-    mut results: Option<mpsc::Sender<RoundOutcome>>,
+    results: Option<mpsc::Sender<RoundOutcome>>,
 ) -> Result<(), String> {
-    let write = |e: std::io::Error| format!("write: {e}");
     let join = Frame::Join {
         version: PROTOCOL_VERSION,
         room: Some(room),
         name: player.name.into(),
     };
-    link.send(&join).await.map_err(write)?;
-    // Pongs held back: (when to send, seq).
-    let mut held: VecDeque<(Instant, u32)> = VecDeque::new();
-    let mut answer_at: Option<Instant> = None;
-    let mut spam_at = match player.play {
-        Play::Spam(every) => Some(Instant::now() + every),
-        _ => None,
+    link.send(&join).await.map_err(write_error)?;
+    let mut bot = Bot {
+        link,
+        player,
+        results,
+        held: VecDeque::new(),
+        answer_at: None,
+        spam_at: match player.play {
+            Play::Spam(every) => Some(Instant::now() + every),
+            _ => None,
+        },
+        last_ping: None,
+        go_after_ping: Vec::new(),
+        round: 0,
+        locked: None,
     };
-    // The predictor's state: the last ping seen, how long after it each Go came, the last round
-    // begun, and the round it was told it is locked out of.
-    let mut last_ping: Option<Instant> = None;
-    let mut go_after_ping: Vec<Duration> = Vec::new();
-    let mut round = 0u64;
-    let mut locked: Option<u64> = None;
     loop {
-        let due = [held.front().map(|&(t, _)| t), answer_at, spam_at]
-            .into_iter()
-            .flatten()
-            .min();
-        let wake = {
-            let timer = async {
-                match due {
-                    Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
-                    None => futures::future::pending().await,
-                }
-            };
-            futures::select_biased! {
-                frame = link.recv().fuse() => Wake::Frame(frame.map_err(|e| format!("read: {e}"))),
-                () = timer.fuse() => Wake::Due,
-                () = rt::sleep(SILENCE).fuse() => Wake::Silence,
+        let due = [
+            bot.held.front().map(|&(t, _)| t),
+            bot.answer_at,
+            bot.spam_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timer = async {
+            match due {
+                Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
+                None => futures::future::pending().await,
             }
+        };
+        let wake = futures::select_biased! {
+            frame = bot.link.recv().fuse() => Wake::Frame(frame.map_err(|e| format!("read: {e}"))),
+            () = timer.fuse() => Wake::Due,
+            () = rt::sleep(SILENCE).fuse() => Wake::Silence,
         };
         let now = Instant::now();
         match wake {
             Wake::Silence => return Err(format!("nothing from the server for {SILENCE:?}")),
-            Wake::Due => {
-                while held.front().is_some_and(|&(t, _)| t <= now) {
-                    if let Some((_, seq)) = held.pop_front() {
-                        link.send(&Frame::Pong { seq }).await.map_err(write)?;
-                    }
-                }
-                if answer_at.is_some_and(|t| t <= now) {
-                    answer_at = None;
-                    link.send(&Frame::Answer).await.map_err(write)?;
-                }
-                if let (Some(t), Play::Spam(every)) = (spam_at, player.play) {
-                    if t <= now {
-                        spam_at = Some(t + every);
-                        link.send(&Frame::Answer).await.map_err(write)?;
-                    }
+            Wake::Due => bot.due(now).await?,
+            Wake::Frame(frame) => {
+                let Some(frame) = frame? else {
+                    return Err("closed by the server".into());
+                };
+                if bot.frame(frame, now).await? {
+                    return Ok(());
                 }
             }
-            Wake::Frame(frame) => match frame? {
-                Some(Frame::Welcome { .. }) => {}
-                Some(Frame::Ping { seq }) => {
-                    last_ping = Some(now);
-                    match player.play {
-                        Play::HoldPongs(hold) => held.push_back((now + hold, seq)),
-                        _ => link.send(&Frame::Pong { seq }).await.map_err(write)?,
-                    }
-                    if player.play == Play::Predict
-                        && !go_after_ping.is_empty()
-                        && locked != Some(round + 1)
-                    {
-                        let mean =
-                            go_after_ping.iter().sum::<Duration>() / go_after_ping.len() as u32;
-                        answer_at = Some(now + mean + player.reaction);
-                    }
+        }
+    }
+}
+
+impl Bot<'_> {
+    /// Sends what is due at `now`: held pongs, a timed answer, the spammer's next press.
+    async fn due(&mut self, now: Instant) -> Result<(), String> {
+        while self.held.front().is_some_and(|&(t, _)| t <= now) {
+            if let Some((_, seq)) = self.held.pop_front() {
+                self.link
+                    .send(&Frame::Pong { seq })
+                    .await
+                    .map_err(write_error)?;
+            }
+        }
+        if self.answer_at.is_some_and(|t| t <= now) {
+            self.answer_at = None;
+            self.link.send(&Frame::Answer).await.map_err(write_error)?;
+        }
+        if let (Some(t), Play::Spam(every)) = (self.spam_at, self.player.play) {
+            if t <= now {
+                self.spam_at = Some(t + every);
+                self.link.send(&Frame::Answer).await.map_err(write_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Handles a frame that arrived at `now`; true once the session is over.
+    async fn frame(&mut self, frame: Frame, now: Instant) -> Result<bool, String> {
+        match frame {
+            Frame::Welcome { .. } | Frame::Roster(_) => {}
+            Frame::Ping { seq } => self.ping(seq, now).await?,
+            Frame::Go { round } => self.go(round, now),
+            Frame::Early { round } => self.locked = Some(round),
+            Frame::Outcome(outcome) => {
+                if let Some(tx) = self.results.as_mut() {
+                    let _ = tx.send(*outcome).await;
                 }
-                Some(Frame::Go { round: r }) => {
-                    round = r;
-                    match player.play {
-                        Play::Predict => {
-                            go_after_ping.extend(last_ping.map(|p| now - p));
-                        }
-                        Play::Spam(_) => {}
-                        _ => answer_at = Some(now + player.reaction),
-                    }
-                }
-                Some(Frame::Early { round: r }) => locked = Some(r),
-                Some(Frame::Outcome(outcome)) => {
-                    if let Some(tx) = results.as_mut() {
-                        let _ = tx.send(*outcome).await;
-                    }
-                }
-                Some(Frame::SessionOver { .. } | Frame::Over { .. }) => return Ok(()),
-                Some(Frame::Roster(_)) => {}
-                Some(Frame::Error { kind, message }) => {
-                    return Err(format!("server: {kind}: {message}"))
-                }
-                Some(other) => return Err(format!("unexpected {}", other.kind_name())),
-                None => return Err("closed by the server".into()),
-            },
+            }
+            Frame::SessionOver { .. } | Frame::Over { .. } => return Ok(true),
+            Frame::Error { kind, message } => return Err(format!("server: {kind}: {message}")),
+            other => return Err(format!("unexpected {}", other.kind_name())),
+        }
+        Ok(false)
+    }
+
+    async fn ping(&mut self, seq: u32, now: Instant) -> Result<(), String> {
+        self.last_ping = Some(now);
+        match self.player.play {
+            Play::HoldPongs(hold) => self.held.push_back((now + hold, seq)),
+            _ => self
+                .link
+                .send(&Frame::Pong { seq })
+                .await
+                .map_err(write_error)?,
+        }
+        let next = self.round + 1;
+        if self.player.play == Play::Predict
+            && !self.go_after_ping.is_empty()
+            && self.locked != Some(next)
+        {
+            let mean =
+                self.go_after_ping.iter().sum::<Duration>() / self.go_after_ping.len() as u32;
+            self.answer_at = Some(now + mean + self.player.reaction);
+        }
+        Ok(())
+    }
+
+    fn go(&mut self, round: u64, now: Instant) {
+        self.round = round;
+        match self.player.play {
+            Play::Predict => self.go_after_ping.extend(self.last_ping.map(|p| now - p)),
+            Play::Spam(_) => {}
+            _ => self.answer_at = Some(now + self.player.reaction),
         }
     }
 }
@@ -499,6 +549,41 @@ pub(super) struct QuizResult {
 }
 
 /// The quiz trial: its own server, every scenario at once, one line each.
+/// The quiz bench's report as a table on stdout.
+fn print_table(result: &QuizResult) {
+    let rounds = result.rounds;
+    println!(
+        "quiz, reaction order, {rounds} rounds a scenario; first = named first with a valid answer"
+    );
+    for r in &result.scenarios {
+        let counts = |pairs: &BTreeMap<String, u64>| -> String {
+            let items: Vec<String> = pairs.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            items.join(", ")
+        };
+        println!(
+            "  {:<12} first in {:>3} of {:<3} [a fair share is {:.0}-{:.0}%: {}]  {}",
+            r.scenario,
+            r.subject_first,
+            r.rounds,
+            100.0 * r.fair_share.0,
+            100.0 * r.fair_share.1,
+            if r.fair() { "held" } else { "NOT HELD" },
+            r.about
+        );
+        println!(
+            "  {:<12} its standings: {}; round trip used {:.1}-{:.1} ms ({})",
+            "",
+            counts(&r.subject_standings),
+            r.subject_rtt_us.0 as f64 / 1000.0,
+            r.subject_rtt_us.1 as f64 / 1000.0,
+            counts(&r.subject_rtt_sources)
+        );
+        if !r.errors.is_empty() {
+            println!("  {:<12} errors: {}", "", errors_text(&r.errors));
+        }
+    }
+}
+
 pub(super) async fn run_quiz(
     json: bool,
     rounds: u64,
@@ -539,40 +624,7 @@ pub(super) async fn run_quiz(
     if json {
         print_json(&result);
     } else {
-        println!("quiz, reaction order, {rounds} rounds a scenario; first = named first with a valid answer");
-        for r in &result.scenarios {
-            let standings: Vec<String> = r
-                .subject_standings
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect();
-            let sources: Vec<String> = r
-                .subject_rtt_sources
-                .iter()
-                .map(|(s, n)| format!("{s} {n}"))
-                .collect();
-            println!(
-                "  {:<12} first in {:>3} of {:<3} [a fair share is {:.0}-{:.0}%: {}]  {}",
-                r.scenario,
-                r.subject_first,
-                r.rounds,
-                100.0 * r.fair_share.0,
-                100.0 * r.fair_share.1,
-                if r.fair() { "held" } else { "NOT HELD" },
-                r.about
-            );
-            println!(
-                "  {:<12} its standings: {}; round trip used {:.1}-{:.1} ms ({})",
-                "",
-                standings.join(", "),
-                r.subject_rtt_us.0 as f64 / 1000.0,
-                r.subject_rtt_us.1 as f64 / 1000.0,
-                sources.join(", ")
-            );
-            if !r.errors.is_empty() {
-                println!("  {:<12} errors: {}", "", errors_text(&r.errors));
-            }
-        }
+        print_table(&result);
     }
     if fair {
         Ended::AllDone

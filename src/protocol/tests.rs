@@ -770,66 +770,53 @@ fn borrowed_frames_encode_as_their_frames() {
         order: order.clone(),
     };
     let mut borrowed = vec![0xAA];
-    encode_into(
-        &FrameRef::Ack {
-            text,
-            order: &order,
-        },
-        &mut borrowed,
-    )
-    .unwrap();
+    let ack = FrameRef::Ack {
+        text,
+        order: &order,
+    };
+    encode_into(&ack, &mut borrowed).unwrap();
     // Appended after what was there, which it leaves alone.
     assert_eq!(borrowed[0], 0xAA);
     assert_eq!(borrowed[1..], encode(&owned).unwrap()[..]);
-
+    let label = "Y";
+    let connected = FrameRef::Connected { round: 7, label };
     let owned = Frame::Connected {
         round: 7,
-        label: "Y".into(),
+        label: label.into(),
     };
-    let mut borrowed = Vec::new();
-    encode_into(
-        &FrameRef::Connected {
-            round: 7,
-            label: "Y",
-        },
-        &mut borrowed,
-    )
-    .unwrap();
-    assert_eq!(borrowed, encode(&owned).unwrap());
-
-    let mut borrowed = Vec::new();
-    encode_into(&FrameRef::Outcome(&outcome()), &mut borrowed).unwrap();
-    assert_eq!(
-        borrowed,
-        encode(&Frame::Outcome(Box::new(outcome()))).unwrap()
+    assert_same_bytes(&connected, &owned);
+    assert_same_bytes(
+        &FrameRef::Outcome(&outcome()),
+        &Frame::Outcome(Box::new(outcome())),
     );
+}
 
+/// `borrowed` encodes to exactly the bytes of `owned`.
+fn assert_same_bytes(borrowed: &FrameRef<'_>, owned: &Frame) {
+    let mut bytes = Vec::new();
+    encode_into(borrowed, &mut bytes).unwrap();
+    assert_eq!(bytes, encode(owned).unwrap());
+}
+
+#[test]
+fn borrowed_session_frames_encode_as_their_frames() {
     let scores = outcome().scores;
-    let mut borrowed = Vec::new();
-    encode_into(&FrameRef::SessionOver { scores: &scores }, &mut borrowed).unwrap();
-    assert_eq!(
-        borrowed,
-        encode(&Frame::SessionOver {
-            scores: scores.clone()
-        })
-        .unwrap()
-    );
-
-    let mut borrowed = Vec::new();
+    let over = Frame::SessionOver {
+        scores: scores.clone(),
+    };
+    assert_same_bytes(&FrameRef::SessionOver { scores: &scores }, &over);
     let why = OverReason::HostEnded;
     let over = FrameRef::Over {
         why,
         rounds: 3,
         scores: &scores,
     };
-    encode_into(&over, &mut borrowed).unwrap();
     let owned = Frame::Over {
         why,
         rounds: 3,
-        scores,
+        scores: scores.clone(),
     };
-    assert_eq!(borrowed, encode(&owned).unwrap());
-
+    assert_same_bytes(&over, &owned);
     let roster = Roster {
         round: 2,
         open: true,
@@ -848,9 +835,8 @@ fn borrowed_frames_encode_as_their_frames() {
             round: 2,
         },
     };
-    let mut borrowed = Vec::new();
-    encode_into(&FrameRef::Roster(&roster), &mut borrowed).unwrap();
-    assert_eq!(borrowed, encode(&Frame::Roster(Box::new(roster))).unwrap());
+    let owned = Frame::Roster(Box::new(roster.clone()));
+    assert_same_bytes(&FrameRef::Roster(&roster), &owned);
 }
 
 /// A frame that arrives whole (a WebSocket message) decodes only if its prefix says its length.

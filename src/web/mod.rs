@@ -26,15 +26,10 @@ pub mod http;
 
 use std::net::SocketAddr;
 
-/// A fresh host key: 16 hex digits from the operating system's random source.
-pub fn random_key() -> String {
-    let bits = getrandom::u64().unwrap_or_else(|e| {
-        log::error!("no random number for the host key: {e}");
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    });
-    format!("{bits:016x}")
+/// A fresh host key: 16 hex digits from the operating system's random source, or the error
+/// where it has none (a key guessed from the clock would be no key).
+pub fn random_key() -> Result<String, getrandom::Error> {
+    Ok(format!("{:016x}", getrandom::u64()?))
 }
 
 /// The address players can reach the server at: the bound one, or, for a server bound to every
