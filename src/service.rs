@@ -45,7 +45,7 @@ pub struct ServerArgs {
     /// `arbiter` decides arrival order; `echo` sends every byte back (RFC 862) until stopped
     #[structopt(long, default_value = "arbiter")]
     pub mode: Mode,
-    /// `framed` (arrival's protocol, versions 1 to 4: PROTOCOL.md) or `text` (the assignment's raw
+    /// `framed` (arrival's protocol, versions 1 to 5: PROTOCOL.md) or `text` (the assignment's raw
     /// text; works with nc)
     #[structopt(long, default_value = "framed")]
     pub wire: Wire,

@@ -707,7 +707,12 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
             let mut results = 0;
             loop {
                 match link.recv().await {
-                    Ok(Some(Frame::Welcome { .. } | Frame::Early { .. } | Frame::Roster(_))) => {}
+                    Ok(Some(
+                        Frame::Welcome { .. }
+                        | Frame::Rules { .. }
+                        | Frame::Early { .. }
+                        | Frame::Roster(_),
+                    )) => {}
                     Ok(Some(Frame::Ping { seq })) => link.send(&Frame::Pong { seq }).await.unwrap(),
                     Ok(Some(Frame::Go { .. })) => link.send(&Frame::Answer).await.unwrap(),
                     Ok(Some(Frame::Outcome(_))) => results += 1,

@@ -50,14 +50,27 @@ fn a_websocket_player_plays_with_a_framed_player_under_a_websocket_host() {
     let (_srv, addr) = web_server();
     let mut boss = RawWs::connect(&addr);
     boss.send(&host("mixed", "k"));
-    assert_eq!(boss.recv(), Some(Frame::Welcome { version: 4 }));
+    assert_eq!(
+        boss.recv(),
+        Some(Frame::Welcome {
+            version: PROTOCOL_VERSION
+        })
+    );
+    assert!(matches!(boss.recv(), Some(Frame::Rules { .. })));
 
     let mut web = RawWs::connect(&addr);
     web.send(&join("mixed", "Web"));
-    assert_eq!(web.recv(), Some(Frame::Welcome { version: 4 }));
+    assert_eq!(
+        web.recv(),
+        Some(Frame::Welcome {
+            version: PROTOCOL_VERSION
+        })
+    );
+    assert!(matches!(web.recv(), Some(Frame::Rules { .. })));
     let mut tcp = Raw::connect(&addr);
     tcp.send(&join("mixed", "Tcp"));
     assert!(matches!(tcp.recv(), Some(Frame::Welcome { .. })));
+    assert!(matches!(tcp.recv(), Some(Frame::Rules { .. })));
 
     // The host hears both join, and waits to open the round itself.
     let mut joined = Vec::new();
@@ -145,7 +158,13 @@ fn a_wrong_host_key_and_a_player_acting_as_host_are_refused() {
 
     let mut player = RawWs::connect(&addr);
     player.send(&join("r", "Ann"));
-    assert_eq!(player.recv(), Some(Frame::Welcome { version: 4 }));
+    assert_eq!(
+        player.recv(),
+        Some(Frame::Welcome {
+            version: PROTOCOL_VERSION
+        })
+    );
+    assert!(matches!(player.recv(), Some(Frame::Rules { .. })));
     player.send(&Frame::Open);
     let (code, reason, _) = player.expect_close();
     assert_eq!(code, 4010);
@@ -169,13 +188,25 @@ fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
     let (_srv, addr) = web_server();
     let mut boss = RawWs::connect(&addr);
     boss.send(&host("leave", "k"));
-    assert_eq!(boss.recv(), Some(Frame::Welcome { version: 4 }));
+    assert_eq!(
+        boss.recv(),
+        Some(Frame::Welcome {
+            version: PROTOCOL_VERSION
+        })
+    );
+    assert!(matches!(boss.recv(), Some(Frame::Rules { .. })));
     let mut players: Vec<RawWs> = ["Ann", "Ben", "Cid"]
         .iter()
         .map(|name| {
             let mut ws = RawWs::connect(&addr);
             ws.send(&join("leave", name));
-            assert_eq!(ws.recv(), Some(Frame::Welcome { version: 4 }));
+            assert_eq!(
+                ws.recv(),
+                Some(Frame::Welcome {
+                    version: PROTOCOL_VERSION
+                })
+            );
+            assert!(matches!(ws.recv(), Some(Frame::Rules { .. })));
             ws
         })
         .collect();
@@ -276,7 +307,13 @@ fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
     // A browser's play: pong at once, answer `reaction` after each go; the results it saw.
     let play = |mut ws: RawWs, name: &str, reaction: u64| {
         ws.send(&join("far", name));
-        assert_eq!(ws.recv(), Some(Frame::Welcome { version: 4 }));
+        assert_eq!(
+            ws.recv(),
+            Some(Frame::Welcome {
+                version: PROTOCOL_VERSION
+            })
+        );
+        assert!(matches!(ws.recv(), Some(Frame::Rules { .. })));
         let mut results = Vec::new();
         loop {
             match ws.recv() {

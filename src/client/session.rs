@@ -159,6 +159,8 @@ impl Player<'_> {
     async fn frame(&mut self, frame: Frame) -> Result<Option<Vec<Score>>, Error> {
         match frame {
             Frame::Ping { seq } => send(self.stream, Frame::Pong { seq }).await?,
+            // The result's sentence already says how it ranked.
+            Frame::Rules { ranking } => log::info!("the session ranks by {ranking:?}"),
             Frame::Go { round } => self.go(round),
             Frame::Early { round } => {
                 self.say(&format!("Too early: locked out of round {round}"));

@@ -1,4 +1,4 @@
-//! The wire protocol, versions 1 to 4: the frame vocabulary and the byte-level framing.
+//! The wire protocol, versions 1 to 5: the frame vocabulary and the byte-level framing.
 //!
 //! This module owns everything that touches bytes on a socket: the [`Frame`] enum, the 4-byte
 //! big-endian length prefix, the bincode options, the frame-size limit and the per-frame read
@@ -124,6 +124,19 @@ pub enum Frame {
         rounds: u64,
         scores: Vec<Score>,
     },
+    /// Protocol 5. Server → client, right after `Welcome` to a session's player or host: how the
+    /// session ranks a round's answers, so a client shows the figure that decided, without
+    /// reading the result's sentence.
+    Rules { ranking: Ranking },
+}
+
+/// Protocol 5: how a session ranks the valid answers of a round. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ranking {
+    /// By when each answer reached the server, after `Go`.
+    Arrival,
+    /// By reaction time: arrival after `Go`, less the player's round trip.
+    Reaction,
 }
 
 /// Protocol 4: the session's roster, as [`Frame::Roster`] carries it.
@@ -430,6 +443,7 @@ impl Frame {
             Frame::Open => "Open",
             Frame::Finish => "Finish",
             Frame::Over { .. } => "Over",
+            Frame::Rules { .. } => "Rules",
         }
     }
 

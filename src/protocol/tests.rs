@@ -223,6 +223,12 @@ fn documented_examples() {
             "00 00 00 1e 13 00 00 00 04 00 01 04 00 00 00 00 00 00 00 71 75 69 7a 03 00 00 00 00 00 00 00 6b 33 79",
         ),
         (Frame::Open, "00 00 00 04 15 00 00 00"),
+        (
+            Frame::Rules {
+                ranking: Ranking::Reaction,
+            },
+            "00 00 00 08 18 00 00 00 01 00 00 00",
+        ),
         (Frame::Finish, "00 00 00 04 16 00 00 00"),
         (
             Frame::Over {

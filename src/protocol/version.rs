@@ -5,9 +5,9 @@
 /// quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in a result, the
 /// round trip's source, and the early-buzz notice (`Outcome`, `Early`); version 4 adds the room's
 /// roster, the session's end with its reason, a leaver's standing, and the host who opens rounds
-/// (`Host`, `Roster`, `Open`, `Finish`, `Over`). A server answers in the client's own version, so
-/// an older client plays exactly as before.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// (`Host`, `Roster`, `Open`, `Finish`, `Over`); version 5 adds the session's ranking (`Rules`).
+/// A server answers in the client's own version, so an older client plays exactly as before.
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The oldest protocol version this build still speaks.
 pub const OLDEST_VERSION: u16 = 1;
@@ -52,6 +52,11 @@ impl Version {
     pub fn has_hosts(self) -> bool {
         self.0 >= 4
     }
+
+    /// The session's ranking, told on joining (`Rules`).
+    pub fn has_rules(self) -> bool {
+        self.0 >= 5
+    }
 }
 
 impl std::fmt::Display for Version {
@@ -68,16 +73,22 @@ mod tests {
     fn each_version_has_the_capabilities_it_added_and_no_later_ones() {
         let caps = |v: u16| {
             let v = Version::spoken(v).unwrap();
-            (v.has_sessions(), v.has_standings(), v.has_hosts())
+            (
+                v.has_sessions(),
+                v.has_standings(),
+                v.has_hosts(),
+                v.has_rules(),
+            )
         };
-        assert_eq!(caps(1), (false, false, false));
-        assert_eq!(caps(2), (true, false, false));
-        assert_eq!(caps(3), (true, true, false));
-        assert_eq!(caps(4), (true, true, true));
+        assert_eq!(caps(1), (false, false, false, false));
+        assert_eq!(caps(2), (true, false, false, false));
+        assert_eq!(caps(3), (true, true, false, false));
+        assert_eq!(caps(4), (true, true, true, false));
+        assert_eq!(caps(5), (true, true, true, true));
         assert!(Version::spoken(0).is_err());
         assert_eq!(
             Version::spoken(PROTOCOL_VERSION + 1).unwrap_err(),
-            format!("unsupported protocol version 5; this server speaks versions 1 to 4")
+            "unsupported protocol version 6; this server speaks versions 1 to 5"
         );
     }
 }

@@ -64,6 +64,8 @@ pub enum Outbound {
     RoundResult(Arc<RoundResult>),
     /// Sessions: who is in the session, and what changed. Shared like a result.
     Roster(Arc<crate::protocol::Roster>),
+    /// Sessions: how the session ranks answers, told once on joining.
+    Rules(crate::protocol::Ranking),
     /// Sessions: the session is over, why, after how many rounds; the connection closes.
     SessionOver {
         why: crate::protocol::OverReason,

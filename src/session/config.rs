@@ -32,6 +32,15 @@ pub enum Order {
     Reaction,
 }
 
+impl From<Order> for crate::protocol::Ranking {
+    fn from(order: Order) -> Self {
+        match order {
+            Order::Arrival => crate::protocol::Ranking::Arrival,
+            Order::Reaction => crate::protocol::Ranking::Reaction,
+        }
+    }
+}
+
 impl std::str::FromStr for Order {
     type Err = String;
     fn from_str(s: &str) -> Result<Order, String> {

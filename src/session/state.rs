@@ -94,6 +94,11 @@ impl Session {
         }
     }
 
+    /// What a joiner is told of the session's rules.
+    fn rules(&self) -> Outbound {
+        Outbound::Rules(self.config.order.into())
+    }
+
     fn is_host(&self, id: ConnId) -> bool {
         self.hosts.iter().any(|(h, _)| *h == id)
     }
@@ -101,6 +106,7 @@ impl Session {
     fn join_host(&mut self, id: ConnId, mut reply: Outbox, admitted: Admitted) {
         if admitted.send(Ok(())).is_ok() {
             let _ = reply.try_send(Outbound::Admitted);
+            let _ = reply.try_send(self.rules());
             self.hosts.push((id, reply));
             self.hosted = true;
             self.tell_roster(Change::HostJoined);
@@ -149,6 +155,7 @@ impl Session {
         let points = stale.map_or(0, |i| self.vacate(i));
         // Like a round, the session answers the handshake once it takes the party.
         let _ = reply.try_send(Outbound::Admitted);
+        let _ = reply.try_send(self.rules());
         let party = Party::new(id, name.clone(), reply, points, self.round + 1);
         self.parties.push(party);
         self.tell_roster(Change::Joined { name });

@@ -73,6 +73,7 @@ impl Sim {
         if ok {
             let mut rx = rx;
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
+            assert!(matches!(rx.next().await, Some(Outbound::Rules(_))));
             self.parties.push(SimParty {
                 id,
                 name,
@@ -1001,7 +1002,53 @@ impl Sim {
         let ok = answer.await.unwrap().is_ok();
         if ok {
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
+            assert!(matches!(rx.next().await, Some(Outbound::Rules(_))));
         }
         (ok, rx)
     }
+}
+
+#[test]
+fn a_joiner_is_told_how_the_session_ranks() {
+    block_on(async {
+        for (order, ranking) in [
+            (Order::Arrival, crate::protocol::Ranking::Arrival),
+            (Order::Reaction, crate::protocol::Ranking::Reaction),
+        ] {
+            let (tx, rx) = mpsc::channel(8);
+            let session = rt::spawn(session_loop(
+                config(1, order),
+                rx,
+                Stop::never(),
+                Transcript::Silent,
+            ));
+            let mut sim = Sim {
+                tx,
+                parties: Vec::new(),
+                next_id: 1,
+                earlies: Vec::new(),
+                rosters: Vec::new(),
+            };
+            for seat in [Seat::Host, Seat::Player("Ann".into())] {
+                let (reply, mut outbox) = mpsc::channel::<Outbound>(64);
+                let (admitted, answer) = oneshot::channel();
+                let join = SessionEvent::Join {
+                    id: sim.next_id,
+                    seat,
+                    reply,
+                    admitted,
+                };
+                sim.next_id += 1;
+                sim.tx.send(join).await.unwrap();
+                assert!(answer.await.unwrap().is_ok());
+                assert!(matches!(outbox.next().await, Some(Outbound::Admitted)));
+                match outbox.next().await {
+                    Some(Outbound::Rules(told)) => assert_eq!(told, ranking),
+                    other => panic!("expected the rules, got {other:?}"),
+                }
+            }
+            drop(sim);
+            session.await;
+        }
+    })
 }

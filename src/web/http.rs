@@ -37,13 +37,17 @@ pub const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 48;
 
 /// What keeps any page from loading from, or sending to, anywhere but this server.
-const SECURITY_POLICY: &str = "default-src 'none'; script-src 'self' 'unsafe-inline'; \
-     style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+const SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+     connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'";
 
 const PLAYER_PAGE: &str = include_str!("pages/player.html");
 const HOST_PAGE: &str = include_str!("pages/host.html");
-const SCRIPT: &str = include_str!("pages/arrival.js");
+/// The pages' files: the shared protocol script and stylesheet, and each page's own script.
+pub(crate) const SCRIPT: &str = include_str!("pages/arrival.js");
+const STYLE: &str = include_str!("pages/arrival.css");
+const PLAYER_SCRIPT: &str = include_str!("pages/player.js");
+const HOST_SCRIPT: &str = include_str!("pages/host.js");
 
 /// How long a browser has to send its request head, and a write may take.
 #[derive(Debug, Clone, Copy)]
@@ -212,6 +216,15 @@ pub fn route(head: &[u8]) -> Route {
         "/" | "/index.html" => Some(Response::page("text/html; charset=utf-8", PLAYER_PAGE)),
         "/host" => Some(Response::page("text/html; charset=utf-8", HOST_PAGE)),
         "/arrival.js" => Some(Response::page("text/javascript; charset=utf-8", SCRIPT)),
+        "/player.js" => Some(Response::page(
+            "text/javascript; charset=utf-8",
+            PLAYER_SCRIPT,
+        )),
+        "/host.js" => Some(Response::page(
+            "text/javascript; charset=utf-8",
+            HOST_SCRIPT,
+        )),
+        "/arrival.css" => Some(Response::page("text/css; charset=utf-8", STYLE)),
         "/ws" => None,
         _ => {
             return Route::Answer(Response::error(

@@ -90,3 +90,6 @@ fn encode_query(room: &str) -> String {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod script_tests;

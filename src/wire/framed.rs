@@ -1,4 +1,4 @@
-//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 4, on a server connection.
+//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 5, on a server connection.
 //!
 //! Owns the translation between frames and the connection's events: `Hello`, `Message`, `Chat`
 //! and the session's `Join`, `Pong` and `Answer` in (with the kernel's receive time and, for
@@ -98,6 +98,7 @@ pub fn to_frame_in(event: &Outbound, version: Version) -> Frame {
         Outbound::SessionOver { scores, .. } => Frame::SessionOver {
             scores: scores.to_vec(),
         },
+        Outbound::Rules(ranking) => Frame::Rules { ranking: *ranking },
     }
 }
 
@@ -196,6 +197,8 @@ pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>
         Outbound::Roster(_) => return,
         // A version-2 client has no frame for an early buzz: its next result says it.
         Outbound::Early { .. } if !version.has_standings() => return,
+        // Older clients have no frame for the rules: they read the result's sentence.
+        Outbound::Rules(_) if !version.has_rules() => return,
         other => protocol::encode_into(&to_frame_in(other, version), out),
     };
     // Only a frame over the size limit fails; the limits on names and parties make every

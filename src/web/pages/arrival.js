@@ -1,9 +1,10 @@
-// arrival's protocol (PROTOCOL.md), version 4, for the player and host pages: each WebSocket
+// arrival's protocol (PROTOCOL.md), version 5, for the player and host pages, and what both pages
+// share (the countdown, tables, the event log): each WebSocket
 // binary message is one frame, its 4-byte big-endian length included; the body is bincode
 // (little-endian, fixed-width integers, u64 lengths). Only the frames a browser sends or reads.
 "use strict";
 const Arrival = (() => {
-  const VERSION = 4;
+  const VERSION = 5;
   const utf8in = new TextEncoder(), utf8out = new TextDecoder();
 
   class Writer {
@@ -47,6 +48,7 @@ const Arrival = (() => {
     "PartyLeft", "RoundTimeout", "ShuttingDown", "Forbidden"];
   const OVER = ["the last round was played", "too few players were left", "the host ended it",
     "the server stopped"];
+  const RANKING = ["arrival", "reaction"];
 
   function score() { return { name: this.str(), points: this.u64() }; }
   function placing() {
@@ -87,6 +89,7 @@ const Arrival = (() => {
         hosted: r.bool(), answerMicros: r.u64(), players: r.vec(member), change: change.call(r) };
       case 23: return { type: "Over", why: OVER[r.u32()] || "it ended", rounds: r.u64(),
         scores: r.vec(score) };
+      case 24: return { type: "Rules", ranking: RANKING[r.u32()] || "arrival" };
       default: return { type: "Unknown", tag };
     }
   }
@@ -131,10 +134,10 @@ const Arrival = (() => {
     if (m.rtt == null) return "not measured yet";
     return (m.rtt < 1000 ? (m.rtt / 1000).toFixed(2) + " ms" : ms(m.rtt)) + (m.source === "kernel" ? " (checked by the kernel)" : " (from pings)");
   }
-  // A placing's figure, as the result's sentence gives it: reaction time in a reaction-order
+  // A placing's figure, as the session ranked it (its Rules): reaction time in a reaction-order
   // session (where there is one), else time from go to arrival.
-  function figure(p, byReaction) {
-    if (byReaction && p.reaction != null) return ms(p.reaction);
+  function figure(p, ranking) {
+    if (ranking === "reaction" && p.reaction != null) return ms(p.reaction);
     if (p.afterGo != null) return ms(p.afterGo);
     return "";
   }
@@ -162,6 +165,32 @@ const Arrival = (() => {
       return tr;
     }));
   }
+  // Seconds left to answer, shown in `node` (not a live region: a screen reader is not read a
+  // number every second) until the time is up or `stop` is called.
+  function countdown(node, answerMicros) {
+    const opened = performance.now();
+    const tick = () => {
+      const left = Math.max(0, answerMicros / 1e3 - (performance.now() - opened));
+      node.textContent = left > 0 ? Math.ceil(left / 1000) + " s left to answer" : "Time is up";
+      if (left <= 0) stop();
+    };
+    const timer = setInterval(tick, 200);
+    const stop = () => clearInterval(timer);
+    tick();
+    return () => { stop(); node.textContent = ""; };
+  }
+  // A result's rows: place and name, then the figure or the standing.
+  function resultRows(f, ranking) {
+    return f.order.map((p, i) => [
+      (p.standing === "answered" ? (i + 1) + ". " : "") + p.name,
+      p.standing === "answered" ? figure(p, ranking) : p.standing]);
+  }
+  function scoreRows(scores) { return scores.map((s) => [s.name, String(s.points)]); }
+  // "Session over after 3 rounds: the host ended it." (or before its first round).
+  function overText(f) {
+    return f.rounds === 0 ? "before its first round: " + f.why + "."
+      : "after " + f.rounds + (f.rounds === 1 ? " round" : " rounds") + ": " + f.why + ".";
+  }
   function log(list, text) {
     if (!text) return;
     const li = el("li", text);
@@ -169,5 +198,6 @@ const Arrival = (() => {
     while (list.children.length > 8) list.lastChild.remove();
   }
 
-  return { connect, encode, ms, seconds, headCount, rttText, figure, changeText, el, fillTable, log };
+  return { connect, encode, ms, seconds, headCount, rttText, figure, changeText, el, fillTable, log,
+    countdown, resultRows, scoreRows, overText };
 })();
