@@ -647,6 +647,7 @@ fn case14_two_signals_to_a_service_server_exit_as_one_would() {
     assert!(matches!(stubborn.recv(), Some(Frame::Welcome { .. })));
     srv.signal("INT");
     srv.wait_for_stderr("the first signal", |l| l.contains("shutting down"));
+    // Not synchronisation: a second signal outside the repeat window is what this case is about.
     std::thread::sleep(Duration::from_millis(300));
     srv.signal("INT");
     assert_eq!(srv.finish().code, Some(0));

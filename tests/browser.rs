@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::webdriver::{ensure_chromium, Browser, Driver};
+use common::webdriver::{chromium_unavailable, Browser, Driver};
 use common::{client, server, Proc};
 
 const ROUNDS: u64 = 3;
@@ -49,7 +49,13 @@ fn client_until(cid: &mut Proc, what: &str, pred: impl Fn(&str) -> bool) -> Stri
 
 #[test]
 fn a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds() {
-    ensure_chromium();
+    if let Some(why) = chromium_unavailable() {
+        common::skip(
+            "a_host_page_two_player_pages_and_a_terminal_player_play_three_rounds",
+            &format!("the browser test {why}"),
+        );
+        return;
+    }
     let (mut srv, addr) = server(&[
         "--rounds",
         "0",

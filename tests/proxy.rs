@@ -173,7 +173,23 @@ fn health_checks_join_nothing_and_a_missing_header_is_refused() {
             assert!(matches!(link.recv().await, Ok(Some(Frame::Welcome { .. }))));
         }
     });
-    rt::block_on(rt::sleep(Duration::from_millis(50)));
+    // Both connected lines are in once the round has started; any line about the balancer's own
+    // connections (there must be none) would have been written before them.
+    let until = std::time::Instant::now() + common::GUARD;
+    while transcript
+        .lines()
+        .iter()
+        .filter(|l| l.contains(" connected"))
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "{:?}",
+            transcript.lines()
+        );
+        std::thread::yield_now();
+    }
     assert!(
         transcript.lines().iter().all(|l| !l.contains("127.0.0.1")),
         "{:?}",

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use futures::AsyncReadExt;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
-use tungstenite::protocol::frame::FrameHeader;
+use tungstenite::protocol::frame::{CloseFrame, Frame, FrameHeader};
 
 use super::codec::{Inbound, Wire};
 use crate::close::Discard;
@@ -219,14 +219,9 @@ fn close_code(kind: ErrorKind) -> u16 {
 }
 
 /// Appends one unmasked WebSocket frame (server to client) to `out`.
-fn frame_into(opcode: OpCode, payload: &[u8], out: &mut Vec<u8>) {
-    let header = FrameHeader {
-        opcode,
-        ..FrameHeader::default()
-    };
+fn frame_into(frame: Frame, out: &mut Vec<u8>) {
     // Writing to a Vec cannot fail.
-    let _ = header.format(payload.len() as u64, out);
-    out.extend_from_slice(payload);
+    let _ = frame.format(out);
 }
 
 impl Wire for WebSocket {
@@ -307,7 +302,7 @@ impl Wire for WebSocket {
         let mut frame = Vec::new();
         render_frame(event, self.version, &mut frame);
         if !frame.is_empty() {
-            frame_into(OpCode::Data(Data::Binary), &frame, out);
+            frame_into(Frame::message(frame, OpCode::Data(Data::Binary), true), out);
         }
         match event {
             Outbound::Ended { kind, message } => {
@@ -323,7 +318,7 @@ impl Wire for WebSocket {
 
     fn owed(&mut self, out: &mut Vec<u8>) {
         if let Some(payload) = self.pong.take().filter(|_| !self.closed) {
-            frame_into(OpCode::Control(Control::Pong), &payload, out);
+            frame_into(Frame::pong(payload), out);
         }
     }
 
@@ -338,9 +333,11 @@ impl Wire for WebSocket {
         while !reason.is_char_boundary(cut) {
             cut -= 1;
         }
-        let mut payload = u16::from(CloseCode::from(code)).to_be_bytes().to_vec();
-        payload.extend_from_slice(&reason.as_bytes()[..cut]);
-        frame_into(OpCode::Control(Control::Close), &payload, out);
+        let close = CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason[..cut].into(),
+        };
+        frame_into(Frame::close(Some(close)), out);
     }
 }
 
