@@ -67,6 +67,19 @@ fn strip_ansi(text: &str) -> String {
 pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
 /// Parses a duration: bare (possibly fractional) seconds (`10`, `0.5`) or with units, as wrk and
+/// `s` as one of `choices` (a command-line word and the value it names), or why not, saying
+/// what `what` is and listing the choices: "`x` is not a mode (arbiter, echo)".
+pub fn one_of<T: Copy>(s: &str, what: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(word, _)| *word == s)
+        .map(|&(_, value)| value)
+        .ok_or_else(|| {
+            let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+            format!("`{s}` is not {what} ({})", words.join(", "))
+        })
+}
+
 /// hey take them (`5s`, `250ms`, `2m`, `1m30s`). At most [`MAX_DURATION`].
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     let d = match s.parse::<f64>() {

@@ -176,12 +176,15 @@ pub enum WebPolicy {
 impl std::str::FromStr for WebPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<WebPolicy, String> {
-        match s {
-            "auto" => Ok(WebPolicy::Auto),
-            "on" => Ok(WebPolicy::On),
-            "off" => Ok(WebPolicy::Off),
-            _ => Err(format!("`{s}` is not a web setting (auto, on, off)")),
-        }
+        crate::cli::one_of(
+            s,
+            "a web setting",
+            &[
+                ("auto", WebPolicy::Auto),
+                ("on", WebPolicy::On),
+                ("off", WebPolicy::Off),
+            ],
+        )
     }
 }
 
@@ -195,11 +198,11 @@ pub enum RttPolicy {
 impl std::str::FromStr for RttPolicy {
     type Err = String;
     fn from_str(s: &str) -> Result<RttPolicy, String> {
-        match s {
-            "kernel" => Ok(RttPolicy::Kernel),
-            "ping" => Ok(RttPolicy::Ping),
-            _ => Err(format!("`{s}` is not a round-trip source (kernel, ping)")),
-        }
+        crate::cli::one_of(
+            s,
+            "a round-trip source",
+            &[("kernel", RttPolicy::Kernel), ("ping", RttPolicy::Ping)],
+        )
     }
 }
 

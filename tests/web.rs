@@ -295,7 +295,7 @@ fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
         rounds: 0,
         web: true,
         session: SessionConfig {
-            // Time to react 100 and 150 ms behind an 80 ms round trip.
+            // Time to react 110 and 170 ms behind an 80 ms round trip.
             answer_timeout: Duration::from_secs(3),
             ..common::reaction_sessions(rounds)
         },
@@ -335,11 +335,12 @@ fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
     let host = addr.to_string();
     let far = RawWs::upgrade(link.connect_far(addr).unwrap(), &host, "/ws?room=far");
     let near = RawWs::upgrade(link.connect_near(addr).unwrap(), &host, "/ws?room=far");
-    // 50 ms sooner: far above the scheduling noise of a machine with every core busy, and short
-    // of the 80 ms round trip, so a far player that were not compensated would lose.
+    // 60 ms sooner: far above the scheduling noise of a machine with every core busy, and short
+    // of the 80 ms round trip, so a far player that were not compensated would lose (110 ms
+    // stays clear of the 100 ms false-start rule).
     let (far_results, near_results) = std::thread::scope(|s| {
-        let far = s.spawn(|| play(far, "Far", 100));
-        let near = s.spawn(|| play(near, "Near", 150));
+        let far = s.spawn(|| play(far, "Far", 110));
+        let near = s.spawn(|| play(near, "Near", 170));
         (far.join().unwrap(), near.join().unwrap())
     });
     assert_eq!(far_results.len() as u64, rounds);

@@ -334,7 +334,7 @@ impl SpawnedServer {
 /// `delay` further away each way (its round trip is longer by twice that), but the server's
 /// kernel sees the relay, a loopback away. It is a TCP-terminating proxy, the case where a
 /// server must take round trips from `Ping`/`Pong` (`--rtt-source ping`); for delay the kernel
-/// sees, see [`link::DelayedLink`]. Serves connections
+/// sees, see [`DelayedLink`](super::link::DelayedLink). Serves connections
 /// accepted on `listener` by relaying each to `target`, until the returned handle is dropped with
 /// the process (it is for benchmarks and tests).
 pub fn delay_proxy(

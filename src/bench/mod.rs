@@ -8,7 +8,7 @@
 //! [`Job`]; `report` holds what every report shares (progress on stderr, resource use, tables
 //! and JSON on stdout). This file holds what the drivers share.
 //!
-//! Everything here speaks the wire protocol through [`protocol`], like any client; it owns no
+//! Everything here speaks the wire protocol through [`protocol`](crate::protocol), like any client; it owns no
 //! server state and knows nothing of the server's internals. Latencies are kept in an HDR
 //! histogram (fixed memory for any run length). Only completed work is counted: a round whose
 //! parties did not all get their acknowledgment is an error, never throughput. A refusal that no

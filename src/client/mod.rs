@@ -8,14 +8,16 @@
 //! reported at the prompt. [`text`] is the client of the assignment's raw text.
 //!
 //! Everything the server sends is escaped before it reaches a terminal (see
-//! [`names::printable`]): a hostile server cannot drive ours.
+//! [`names::printable`](crate::names::printable)): a hostile server cannot drive ours.
 
+pub mod args;
 mod exchange;
 mod link;
 pub mod session;
 mod shared;
 pub mod text;
 
+pub use args::{ClientArgs, Plan};
 pub use exchange::run;
 pub use link::Link;
 pub use shared::{Config, Error, NameSource, Verdict};

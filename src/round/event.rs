@@ -118,7 +118,7 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admit {
     pub label: String,
-    /// This join filled the round's last slot: it is time to [start](Filling::start) it.
+    /// This join filled the round's last slot: it is time to [start](super::coordinator::Filling::start) it.
     pub full: bool,
 }
 

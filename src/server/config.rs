@@ -76,11 +76,11 @@ pub enum Mode {
 impl std::str::FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Mode, String> {
-        match s {
-            "arbiter" => Ok(Mode::Arbiter),
-            "echo" => Ok(Mode::Echo),
-            _ => Err(format!("`{s}` is not a mode (arbiter, echo)")),
-        }
+        crate::cli::one_of(
+            s,
+            "a mode",
+            &[("arbiter", Mode::Arbiter), ("echo", Mode::Echo)],
+        )
     }
 }
 

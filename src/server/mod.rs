@@ -1,14 +1,6 @@
 //! The server: listener, accept loop, limits and shutdown; the rooms below hold the rest.
 //!
-//! Actors and the channels between them (all bounded, the graph acyclic):
-//!
-//! ```text
-//! accept loop ──spawns──▶ connection ──Join / Left (before the barrier)──▶ lobby
-//!                          ▲  │                                  │ spawns at the barrier
-//!                          │  └──── Arrived / Chat / Left ────▶ round (coordinator)
-//!                          └────────── Outbound (outbox) ─────── lobby, round
-//! lobby, round ──RoundReport──▶ accept loop
-//! ```
+//! The actors and the channels between them are drawn once, in the crate's docs (`src/lib.rs`).
 //!
 //! - `listener`: the accept loop owns the listener, the cooldowns, the PROXY headers being read
 //!   and the tally of finished rounds and sessions; it decides when the server stops (rounds
@@ -26,7 +18,7 @@
 //!   loop alone holds the table, fed by the rounds' reports.
 //! - `echo`: the RFC 862 echo connection.
 //!
-//! Shutdown: the accept loop fires a [`Stop`]; connections say what they have queued and then
+//! Shutdown: the accept loop fires a [`Stop`](crate::stop::Stop); connections say what they have queued and then
 //! `ShuttingDown`, rounds and the lobby return. `run` returns only after every connection task
 //! and every round has ended: nothing is leaked, which [`Stats`] lets tests check.
 //!

@@ -44,11 +44,11 @@ impl From<Order> for crate::protocol::Ranking {
 impl std::str::FromStr for Order {
     type Err = String;
     fn from_str(s: &str) -> Result<Order, String> {
-        match s {
-            "arrival" => Ok(Order::Arrival),
-            "reaction" => Ok(Order::Reaction),
-            _ => Err(format!("`{s}` is not an order (arrival, reaction)")),
-        }
+        crate::cli::one_of(
+            s,
+            "an order",
+            &[("arrival", Order::Arrival), ("reaction", Order::Reaction)],
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 //! round's answers, lockouts, the running scores, and its hosts. It is one task
 //! ([`session_loop`]) fed by [`SessionEvent`]s, which connections send it themselves once the
 //! lobby has handed them its channel; it answers each party through its outbox with
-//! the session's [`Outbound`] events (`Admitted`, `Roster`, `Ping`, `Go`, `Early`,
+//! the session's [`Outbound`](crate::round::Outbound) events (`Admitted`, `Roster`, `Ping`, `Go`, `Early`,
 //! `RoundResult`, `SessionOver`), which the framed and WebSocket wires send as the frames of
 //! the client's protocol version.
 //!
@@ -35,7 +35,7 @@
 //!    as having left, then dropped.
 //! 6. The result ranks the valid answers by arrival (kernel receive time of the answer) or by
 //!    reaction time (arrival − go − round-trip estimate), as configured; then the false starts;
-//!    then those who did not answer. Each party's line says its [`Standing`], the round trip used
+//!    then those who did not answer. Each party's line says its [`Standing`](crate::protocol::Standing), the round trip used
 //!    and its source. The first valid answer scores a point.
 //! 7. Without a host: after `rounds` rounds, or when fewer than `min_parties` remain after a
 //!    round, the session ends. With one: when the host ends it, or when everyone has left. Every

@@ -18,7 +18,7 @@
 //! | `/ws` from a page of another origin | `403` |
 //!
 //! It must not know what a session is; an accepted upgrade hands the connection to
-//! [`socket`](super::socket).
+//! the WebSocket wire, [`wire::websocket`](crate::wire::websocket).
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -13,18 +13,18 @@ pub enum WireKind {
     /// Protocol v1, `PROTOCOL.md`.
     #[default]
     Framed,
-    /// The assignment's raw text (see [`text`]).
+    /// The assignment's raw text (see [`text`](super::text)).
     Text,
 }
 
 impl std::str::FromStr for WireKind {
     type Err = String;
     fn from_str(s: &str) -> Result<WireKind, String> {
-        match s {
-            "framed" => Ok(WireKind::Framed),
-            "text" => Ok(WireKind::Text),
-            _ => Err(format!("`{s}` is not a wire format (framed, text)")),
-        }
+        crate::cli::one_of(
+            s,
+            "a wire format",
+            &[("framed", WireKind::Framed), ("text", WireKind::Text)],
+        )
     }
 }
 

@@ -4,7 +4,7 @@
 //!
 //! A wire is a small codec: it reads the next `Inbound` event from its half of the socket
 //! (how a handshake looks, how a message is delimited, which prefixes it strips) and renders the
-//! round's [`Outbound`] events as bytes. The connection actor (`server::connection`) knows
+//! round's [`Outbound`](crate::round::Outbound) events as bytes. The connection actor (`server::connection`) knows
 //! nothing of bytes; the round knows nothing of wires. Each wire's `next` is cancel-safe: the
 //! actor races it against its outbox and the stop signal.
 //!
