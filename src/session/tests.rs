@@ -1029,6 +1029,9 @@ fn a_joiner_is_told_how_the_session_ranks() {
                 earlies: Vec::new(),
                 rosters: Vec::new(),
             };
+            // Kept open: a closed outbox is a connection gone, and a hosted session whose host
+            // is gone before any player came ends.
+            let mut outboxes = Vec::new();
             for seat in [Seat::Host, Seat::Player("Ann".into())] {
                 let (reply, mut outbox) = mpsc::channel::<Outbound>(64);
                 let (admitted, answer) = oneshot::channel();
@@ -1046,8 +1049,9 @@ fn a_joiner_is_told_how_the_session_ranks() {
                     Some(Outbound::Rules(told)) => assert_eq!(told, ranking),
                     other => panic!("expected the rules, got {other:?}"),
                 }
+                outboxes.push(outbox);
             }
-            drop(sim);
+            drop((sim, outboxes));
             session.await;
         }
     })
