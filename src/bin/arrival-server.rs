@@ -77,16 +77,23 @@ fn main() {
     };
     arrival::rt::set_threads(Some(service.threads));
     init_logging(service.verbose);
+    let transcript = service.config.transcript.clone();
     // On the executor, not the main thread: the accept loop then shares a thread with the
     // connections it starts instead of waking another one for each.
-    let code = arrival::rt::block_on(arrival::rt::spawn(serve(service)));
+    let (code, last_line) = arrival::rt::block_on(arrival::rt::spawn(serve(service)));
+    // Every round is over, so the summary may wait a little for room behind a slow stdout: here,
+    // on the main thread, not on the executor.
+    if let Some(line) = last_line {
+        transcript.last_line(line, Duration::from_secs(1));
+    }
     // The transcript's last lines, unless stdout is stuck (then they are lost, not waited for).
     arrival::transcript::flush_queued(Duration::from_secs(1));
     flush_logging();
     exit(code);
 }
 
-async fn serve(service: Service) -> i32 {
+/// Runs the server; its exit status, and the summary line to print last.
+async fn serve(service: Service) -> (i32, Option<String>) {
     let config = &service.config;
     // Every held connection is a descriptor; ask for the connection limit plus headroom.
     let want = config.max_connections as u64 + 64;
@@ -102,14 +109,14 @@ async fn serve(service: Service) -> i32 {
         Ok(l) => l,
         Err(e) => {
             eprintln!("arrival-server: cannot listen on {}: {e}", service.addr);
-            return EXIT_CANNOT_START;
+            return (EXIT_CANNOT_START, None);
         }
     };
     let shutdown = match shutdown_on_signals(service.stop_is_normal()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("arrival-server: cannot install signal handlers: {e}");
-            return EXIT_CANNOT_START;
+            return (EXIT_CANNOT_START, None);
         }
     };
     let transcript = config.transcript.clone();
@@ -124,24 +131,20 @@ async fn serve(service: Service) -> i32 {
         }
         Err(e) => {
             eprintln!("arrival-server: cannot read the bound address: {e}");
-            return EXIT_CANNOT_START;
+            return (EXIT_CANNOT_START, None);
         }
     }
     let summary = match server::run(listener, service.config.clone(), shutdown).await {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("arrival-server: {e}");
-            return EXIT_CANNOT_START;
+            return (EXIT_CANNOT_START, None);
         }
     };
-    // Every round is over, so the summary may wait a little for room behind a slow stdout.
-    if let Some(line) = service.summary_line(&summary) {
-        transcript.last_line(line, Duration::from_secs(1));
-    }
     let signal = Some(SIGNAL.load(Ordering::SeqCst)).filter(|&s| s != 0);
     let (code, message) = service.exit_status(&summary, signal);
     if let Some(message) = message {
         eprintln!("arrival-server: {message}");
     }
-    code
+    (code, service.summary_line(&summary))
 }
