@@ -360,3 +360,62 @@ fn a_far_browser_that_reacts_sooner_wins_over_real_delay() {
     let _ = stop.send(());
     arrival::rt::block_on(running).unwrap();
 }
+
+/// Everything a peer is sent until it closes, read as raw bytes.
+fn bytes_until_closed(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(common::GUARD)).unwrap();
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("closed within the guard");
+    got
+}
+
+/// Browsers open connections ahead of need and leave them idle, and read whatever arrives on
+/// one as the answer to the request they later send on it. So where pages are served, a
+/// connection that has sent nothing when its handshake time runs out is closed without a byte;
+/// one that has sent part of a frame is still told why.
+#[test]
+fn a_connection_that_sent_nothing_is_closed_without_a_word_where_pages_are_served() {
+    let (_srv, addr) = common::server(&[
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--handshake-timeout",
+        "300ms",
+    ]);
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(
+        bytes_until_closed(&mut silent),
+        b"",
+        "a byte would break a browser's page"
+    );
+    let mut partial = Raw::connect(&addr);
+    partial.send_bytes(&[0, 0]);
+    let (kind, message) = partial.expect_error();
+    assert_eq!(kind, ErrorKind::Timeout);
+    assert_eq!(message, "no handshake within 0.3 s");
+}
+
+/// The same at a limit: a connection refused for its address that sends nothing is closed
+/// without a byte; a framed client that sends its `Hello` is told `Busy`.
+#[test]
+fn a_silent_connection_refused_at_a_limit_is_closed_without_a_word() {
+    let (_srv, addr) = common::server(&["--rounds", "0", "--web", "on", "--max-per-address", "1"]);
+    let mut held = Raw::connect(&addr);
+    held.send(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        room: Some("held".into()),
+    });
+    assert!(matches!(held.recv(), Some(Frame::Welcome { .. })));
+    let mut silent = std::net::TcpStream::connect(&addr).unwrap();
+    assert_eq!(bytes_until_closed(&mut silent), b"");
+    let mut framed = Raw::connect(&addr);
+    framed.send(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        room: None,
+    });
+    assert_eq!(framed.expect_error().0, ErrorKind::Busy);
+}

@@ -751,6 +751,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         self.discarded
     }
 
+    /// Bytes received of a frame not yet complete (none before a peer's first byte).
+    pub fn buffered(&self) -> usize {
+        self.filled
+    }
+
     /// Reads and throws away everything until end of stream or an error: for a connection we are
     /// about to close, whose input no longer matters but must not be left unread (closing a socket
     /// with unread input sends RST, which can destroy our last frame before the peer reads it).

@@ -66,6 +66,10 @@ enum End {
     Stopping,
     /// A browser: its HTTP request goes to `web::http`, which takes the connection.
     Web,
+    /// Nothing came on a connection of a server that serves pages: a browser's connection
+    /// opened ahead of need. It is closed without a word (a browser would read any bytes on it
+    /// as the answer to its next request).
+    Idle,
     /// The client did something that ends the connection: it is told `tell` (if anything can be
     /// told) and the round learns `why`.
     Peer {
@@ -239,6 +243,9 @@ impl<W: Wire> Connection<W> {
         .await;
         match entered {
             Some(entered) => entered,
+            None if !handshaken && self.ctx.config.web && self.wire.heard_nothing() => {
+                Err(End::Idle)
+            }
             None if !handshaken => {
                 let message = format!("no handshake within {} s", limit.as_secs_f64());
                 Err(End::told(
@@ -731,6 +738,7 @@ impl<W: Wire> Connection<W> {
         let stopping = matches!(end, End::Stopping);
         match end {
             End::Done | End::Web => {}
+            End::Idle => log::debug!("{}: sent nothing in the handshake time", self.peer),
             End::Stopping => {
                 let events = stop_batch(&mut self.outbox);
                 self.write(events, STOP_WRITE_BOUND).await;

@@ -115,6 +115,11 @@ impl Door {
                             http::refuse(&stream, &mut input, &refusal, timeout).await;
                         }
                     }
+                    // A browser's connection opened ahead of need: a refusal written into it
+                    // would be read as the answer to its next request.
+                    None if wire.heard_nothing() => {
+                        close_with(&stream, &mut wire, &[], timeout, false).await;
+                    }
                     _ => refuse(stream, wire, busy(message), timeout).await,
                 }
             }),

@@ -106,6 +106,13 @@ pub(crate) trait Wire: Discard + Send {
         None
     }
 
+    /// The peer has sent no byte of its handshake yet (so far as this wire can tell): a
+    /// connection a browser opened ahead of need, which must be closed without a word, since the
+    /// browser would read any bytes on it as the answer to its next request.
+    fn heard_nothing(&self) -> bool {
+        false
+    }
+
     /// The handshake settled on protocol `version`.
     fn negotiated(&mut self, _version: Version) {}
 

@@ -255,6 +255,10 @@ impl Wire for Framed {
     fn into_web(self) -> Option<(StampedStream, Vec<u8>)> {
         Some(self.frames.into_parts())
     }
+
+    fn heard_nothing(&self) -> bool {
+        self.frames.buffered() == 0
+    }
 }
 
 impl Discard for Framed {
