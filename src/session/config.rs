@@ -9,6 +9,10 @@ use crate::round::Style;
 /// answer to that round rather than an early buzz: scheduling noise on either side.
 pub const LATE_GRACE: Duration = Duration::from_millis(20);
 
+/// A press this soon after the player's own answer is the same press (a double tap, a bouncing
+/// key), ignored rather than taken for an early buzz at the next round.
+pub const TAP_GRACE: Duration = Duration::from_millis(500);
+
 /// How often a hosted session that waits for its host's `Open` measures round trips and sends
 /// the roster, so the host sees every player's figure before it opens a round.
 pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);

@@ -48,7 +48,8 @@
 //!   during a round it was already out of) and scores nothing. Each early press moves the lockout
 //!   to the round after the one running, so pressing all the time keeps a party out of every
 //!   round. An answer that arrives before the party could have seen the last result (within its
-//!   round trip of it, plus [`LATE_GRACE`]) was a late answer to that round, and is ignored.
+//!   round trip of it, plus [`LATE_GRACE`]) was a late answer to that round, and is ignored; so
+//!   is one within [`TAP_GRACE`] of the party's own answer (a double tap).
 //! - **False start** (reaction order). An answer whose reaction time is below `min_reaction`,
 //!   or, in either order, that arrived sooner after `Go` than the party's kernel-measured round
 //!   trip (physically impossible without guessing), is ranked after every valid answer and scores
@@ -69,6 +70,7 @@ use futures::channel::mpsc;
 
 pub use config::{
     Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, STALE_AFTER, STALE_PINGS,
+    TAP_GRACE,
 };
 pub use event::{Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};

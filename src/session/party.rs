@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::config::{SessionConfig, MAX_PENDING_PINGS, STALE_AFTER, STALE_PINGS};
+use super::config::{SessionConfig, MAX_PENDING_PINGS, STALE_AFTER, STALE_PINGS, TAP_GRACE};
 use crate::protocol::{RttSource, Standing};
 use crate::round::{ConnId, Outbound, Outbox};
 
@@ -42,6 +42,8 @@ pub(crate) struct Party {
     pub(crate) locked: Option<(u64, Standing)>,
     /// Answers arriving before this are late answers to the last round, not early buzzes.
     pub(crate) late_until: Option<Instant>,
+    /// When its last valid answer arrived: a press soon after is the same press.
+    pub(crate) answered_at: Option<Instant>,
     /// The first round it plays in.
     pub(crate) from_round: u64,
 }
@@ -59,6 +61,7 @@ impl Party {
             play: Play::Idle,
             locked: None,
             late_until: None,
+            answered_at: None,
             from_round: from,
         }
     }
@@ -162,6 +165,13 @@ impl Party {
                 self.rtts.pop_front();
             }
         }
+    }
+
+    /// A press at `at` repeats this party's own answer (a double tap), or arrives before the
+    /// party could have seen the last result: either way, not an early buzz.
+    pub(crate) fn repeat_or_late(&self, at: Instant) -> bool {
+        self.late_until.is_some_and(|late| at < late)
+            || self.answered_at.is_some_and(|a| at < a + TAP_GRACE)
     }
 
     /// Round `round` opens: the party is in it, or out of it if it was locked out of it.

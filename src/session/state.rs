@@ -179,11 +179,12 @@ impl Session {
             }
             (Some(_), Play::Waiting) => {
                 p.play = Play::Answered(at);
+                p.answered_at = Some(at);
                 return;
             }
             _ => {}
         }
-        if p.late_until.is_some_and(|late| at < late) {
+        if p.repeat_or_late(at) {
             return;
         }
         // An early buzz: out of the next round to open.

@@ -551,6 +551,31 @@ fn without_a_kernel_figure_pings_compensate_at_most_the_maximum() {
 }
 
 #[test]
+fn a_double_tap_after_the_players_own_answer_costs_nothing() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(rules(3));
+        sim.join("Ann", ms(1)).await;
+        sim.join("Ben", ms(1)).await;
+        let (_, go) = sim.until_go().await;
+        sim.answer(go, &[("Ann", Some(150)), ("Ben", Some(180))])
+            .await;
+        sim.results().await;
+        // Ann's finger bounces 200 ms after her answer arrived, after the result went out: the
+        // same press, not an early buzz.
+        let ann_answered = go + ms(1) + ms(150);
+        sim.press("Ann", ann_answered + ms(200)).await;
+        // Ben presses 600 ms after his: a press of its own, before round 2's Go.
+        let ben_answered = go + ms(1) + ms(180);
+        sim.press("Ben", ben_answered + ms(600)).await;
+        let (round, order, _) = sim.round(&[("Ann", Some(150)), ("Ben", Some(180))]).await;
+        assert_eq!(round, 2);
+        assert_eq!(sim.earlies, [("Ben", 2)]);
+        assert_eq!(standing(&order, "Ann").standing, Standing::Answered);
+        assert_eq!(standing(&order, "Ben").standing, Standing::Early);
+    })
+}
+
+#[test]
 fn an_answer_in_flight_as_the_result_went_out_is_late_not_early() {
     block_on(async {
         let (mut sim, _session) = Sim::start(rules(2));
