@@ -327,7 +327,7 @@ fn round_trip_estimates_come_from_ping_and_pong() {
     })
 }
 
-/// The scenario: one party 40 ms further away each way (80 ms round trip) reacts 20 ms
+/// The delay scenario: one party 40 ms further away each way (80 ms round trip) reacts 20 ms
 /// sooner. By arrival the near party wins; by reaction the far one, and the result says why.
 #[test]
 fn reaction_order_names_the_quicker_party_across_unequal_networks() {
