@@ -86,9 +86,7 @@ impl Party {
     /// Offers `event`, which may be skipped (a roster): false only if its connection is gone
     /// for good (its outbox closed).
     pub(crate) fn offer(&mut self, event: Outbound) -> bool {
-        self.reply
-            .as_mut()
-            .is_none_or(|r| r.try_send(event).is_ok() || !r.is_closed())
+        self.reply.as_mut().is_none_or(|r| offer(r, event))
     }
 
     /// Its connection left: during the open round it stays, named as having left unless it
@@ -185,4 +183,10 @@ impl Party {
             self.locked = None;
         }
     }
+}
+
+/// Offers `event` to an outbox, which may be full (then it is skipped): false only if the outbox
+/// is closed, its connection gone for good.
+pub(crate) fn offer(reply: &mut Outbox, event: Outbound) -> bool {
+    reply.try_send(event).is_ok() || !reply.is_closed()
 }

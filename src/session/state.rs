@@ -10,7 +10,7 @@ use futures::channel::oneshot;
 
 use super::config::{Order, SessionConfig, LATE_GRACE};
 use super::event::{Seat, SessionEvent};
-use super::party::{Party, Play};
+use super::party::{offer, Party, Play};
 use crate::protocol::{Change, ErrorKind, Member, Placing, Roster, Score, Standing};
 use crate::round::{ConnId, Outbound, Outbox};
 
@@ -431,9 +431,4 @@ impl Session {
         };
         (false_start, key)
     }
-}
-
-/// Offers `event` to an outbox: false only if the outbox is closed.
-fn offer(reply: &mut Outbox, event: Outbound) -> bool {
-    reply.try_send(event).is_ok() || !reply.is_closed()
 }
