@@ -99,7 +99,37 @@ impl Summary {
 
 #[cfg(test)]
 mod tests {
-    use super::Summary;
+    use super::{Report, Summary};
+    use crate::session::SessionReport;
+
+    #[test]
+    fn a_session_that_played_is_one_round_of_the_budget_and_one_that_did_not_is_none() {
+        let mut s = Summary::default();
+        let session = |rounds| {
+            Report::Session(SessionReport {
+                room: Some("quiz".into()),
+                rounds,
+                scores: Vec::new(),
+            })
+        };
+        s.record(&session(0));
+        assert_eq!(
+            s,
+            Summary::default(),
+            "a session without rounds counts nothing"
+        );
+        s.record(&session(3));
+        assert_eq!(
+            (
+                s.sessions,
+                s.session_rounds,
+                s.rounds_completed,
+                s.rounds_played
+            ),
+            (1, 3, 1, 1)
+        );
+        assert!(s.is_clean());
+    }
 
     #[test]
     fn a_summary_counts_rounds_and_sessions_in_words_that_fit() {
