@@ -17,6 +17,12 @@ pub enum NameError {
     TooLong {
         chars: usize,
     },
+    /// Blank space at the start or the end: two names that differ only there look the same.
+    Padded,
+    /// A character the pages use to mark a name (`(you)`, `· next round`).
+    Marker {
+        ch: char,
+    },
     /// A control character (which includes the ESC of every terminal escape sequence), a
     /// bidirectional-override character or an invisible one, with its position in characters.
     Forbidden {
@@ -32,6 +38,11 @@ impl fmt::Display for NameError {
             NameError::TooLong { chars } => write!(
                 f,
                 "is {chars} characters long; the maximum is {MAX_NAME_CHARS}"
+            ),
+            NameError::Padded => f.write_str("starts or ends with a space"),
+            NameError::Marker { ch } => write!(
+                f,
+                "contains {ch:?}, which the quiz's pages use to mark names"
             ),
             NameError::Forbidden { at, ch } => write!(
                 f,
@@ -59,6 +70,31 @@ pub fn validate(name: &str) -> Result<(), NameError> {
         return Err(NameError::TooLong { chars });
     }
     check_characters(name)
+}
+
+/// Characters the pages add to names (`Ann (you)`, `Dee · next round`): a name holding one
+/// could pass for another name with its mark.
+pub const MARKERS: [char; 3] = ['(', ')', '·'];
+
+/// Checks a name for a quiz seat (a player's or a team's): [`validate`], and no space at either
+/// end, none of the pages' [`MARKERS`].
+pub fn validate_seat(name: &str) -> Result<(), NameError> {
+    validate(name)?;
+    if name.trim() != name {
+        return Err(NameError::Padded);
+    }
+    match name.chars().find(|c| MARKERS.contains(c)) {
+        Some(ch) => Err(NameError::Marker { ch }),
+        None => Ok(()),
+    }
+}
+
+/// What a name looks like, for telling whether two names would show as the same: Unicode's
+/// confusable skeleton (UTS 39) of its lower case. `Viсtim` with a Cyrillic `с` and `victim`
+/// have the same.
+pub fn skeleton(name: &str) -> String {
+    let skeleton: String = unicode_security::skeleton(&name.to_lowercase()).collect();
+    skeleton.to_lowercase()
 }
 
 /// Checks a chat line: at most [`MAX_LINE_CHARS`] characters (empty is fine), none of the

@@ -23,8 +23,8 @@ fn main() {
     let transcript = Transcript::Stdout;
     let code = arrival::rt::block_on(async {
         match plan {
-            Plan::Session { config, name } => {
-                status(client::session::run(&config, name, &transcript).await)
+            Plan::Session { config, name, team } => {
+                status(client::session::run(&config, name, team, &transcript).await)
             }
             Plan::Exchange {
                 config,

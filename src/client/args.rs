@@ -41,6 +41,10 @@ pub struct ClientArgs {
     /// answer each round
     #[structopt(long)]
     pub stay: bool,
+    /// Quiz: play for this team (with --stay); a wrong answer locks the whole team out of the
+    /// question
+    #[structopt(long)]
+    pub team: Option<String>,
     /// Seconds to wait for the server's acknowledgment once our message is sent (it may be
     /// waiting for another party to type); 0 never gives up
     #[structopt(long, default_value = "120", parse(try_from_str = parse_seconds))]
@@ -68,8 +72,12 @@ pub enum Plan {
         label: Option<String>,
         source: NameSource,
     },
-    /// Join the room's quiz session as `name` and stay for its rounds.
-    Session { config: Config, name: String },
+    /// Join the room's quiz session as `name` (in `team`) and stay for its rounds.
+    Session {
+        config: Config,
+        name: String,
+        team: Option<String>,
+    },
 }
 
 impl ClientArgs {
@@ -94,6 +102,9 @@ impl ClientArgs {
             rejoins: self.rejoins,
             reply_timeout: Some(self.reply_timeout).filter(|t| !t.is_zero()),
         };
+        if self.team.is_some() && !self.stay {
+            return Err("--team is for the quiz (--stay)".into());
+        }
         if !self.stay {
             let source = match self.name {
                 Some(name) => NameSource::Given(name),
@@ -112,7 +123,11 @@ impl ClientArgs {
         match (self.wire, self.name) {
             (Wire::Text, _) => Err("--stay needs the framed wire (sessions are protocol 2)".into()),
             (_, None) => Err("--stay needs --name (the name to play the session under)".into()),
-            (Wire::Framed, Some(name)) => Ok(Plan::Session { config, name }),
+            (Wire::Framed, Some(name)) => Ok(Plan::Session {
+                config,
+                name,
+                team: self.team,
+            }),
         }
     }
 }
@@ -143,7 +158,8 @@ mod tests {
                 ..
             })
         ));
-        let Ok(Plan::Session { config, name }) = plan(&["--stay", "--name", "Ann", "--room", "q"])
+        let Ok(Plan::Session { config, name, .. }) =
+            plan(&["--stay", "--name", "Ann", "--room", "q"])
         else {
             panic!("a session")
         };

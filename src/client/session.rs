@@ -1,5 +1,5 @@
-//! The quiz client (`arrival-client --stay`): joins a room's session (protocol 4) and plays its
-//! rounds until the session is over.
+//! The quiz client (`arrival-client --stay`): takes a seat in a room's session (protocol 6) and
+//! plays its rounds until the session is over.
 //!
 //! Owns the client side of a session: it answers every `Ping` at once (the server measures our
 //! round trip with them), says who is in the room and who joins and leaves (from the server's
@@ -9,6 +9,9 @@
 //! before "go!" is shown is sent as the early buzz it is, and the client says so: the server
 //! locks the player out of the next round (holding Enter never wins). A second press in a round
 //! already answered is not sent. When standard input ends the client stays and stops answering.
+//! In buzz mode it says each buzz as it lands, who is up, and the host's judgements. It keeps
+//! the seat's secret in memory: a lost connection is joined again with it, and the seat and its
+//! points come back.
 //! Everything the server sends is escaped before it reaches a terminal.
 
 use futures::channel::mpsc;
@@ -19,7 +22,8 @@ use super::shared::{
 };
 use crate::names;
 use crate::protocol::{
-    Change, Frame, FrameReader, Placing, Roster, RttSource, Score, Standing, PROTOCOL_VERSION,
+    BuzzQueue, Change, Frame, FrameReader, Judgement, Placing, Roster, RttSource, Score, Standing,
+    PROTOCOL_VERSION,
 };
 use crate::rt::{self, TcpStream};
 use crate::session::{over_text, scores_text};
@@ -39,18 +43,55 @@ enum Buzzer {
     Locked(u64),
 }
 
-/// Plays a session as `name` in `config.room`; returns the final scores.
+/// Times a lost connection is joined again with the seat's secret before the client gives up.
+const REJOINS: u32 = 3;
+
+/// Plays a session as `name` (in `team`) in `config.room`; returns the final scores.
 pub async fn run(
     config: &Config,
     name: String,
+    team: Option<String>,
     transcript: &Transcript,
 ) -> Result<Vec<Score>, Error> {
-    names::validate(&name).map_err(Error::InvalidName)?;
+    names::validate_seat(&name).map_err(Error::InvalidName)?;
+    let mut seat = Seat {
+        name,
+        team,
+        secret: None,
+    };
+    let mut rejoins = 0;
+    loop {
+        match attempt(config, &mut seat, transcript).await {
+            Err(Error::Lost(why)) if seat.secret.is_some() && rejoins < REJOINS => {
+                rejoins += 1;
+                transcript.line(format!(
+                    "Connection lost ({}); taking the seat back",
+                    names::printable(&why)
+                ));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The seat this client plays in, and its secret once the server gave it.
+struct Seat {
+    name: String,
+    team: Option<String>,
+    secret: Option<String>,
+}
+
+/// One connection's play.
+async fn attempt(
+    config: &Config,
+    seat: &mut Seat,
+    transcript: &Transcript,
+) -> Result<Vec<Score>, Error> {
     let stream = connect(config).await?;
     let _ = stream.set_nodelay(true);
     let (tx, mut incoming) = mpsc::channel(16);
     let reader = rt::spawn(reader_loop(FrameReader::new(stream.clone()), tx));
-    let result = play(config, name, transcript, &stream, &mut incoming).await;
+    let result = play(config, seat, transcript, &stream, &mut incoming).await;
     let _ = stream.shutdown(std::net::Shutdown::Both);
     drop(incoming);
     reader.await;
@@ -60,6 +101,7 @@ pub async fn run(
 /// A player's side of a session in progress.
 struct Player<'a> {
     config: &'a Config,
+    seat: &'a mut Seat,
     name: String,
     transcript: &'a Transcript,
     stream: &'a TcpStream,
@@ -72,17 +114,21 @@ struct Player<'a> {
     answer_micros: Option<u64>,
     /// Our round trip has been shown.
     rtt_shown: bool,
+    /// What was said of the open question's buzzes: how many, who was up, the judgements.
+    heard: (usize, Option<String>, Vec<Judgement>),
 }
 
 async fn play(
     config: &Config,
-    name: String,
+    seat: &mut Seat,
     transcript: &Transcript,
     stream: &TcpStream,
     incoming: &mut Incoming,
 ) -> Result<Vec<Score>, Error> {
+    let name = seat.name.clone();
     let mut player = Player {
         config,
+        seat,
         name,
         transcript,
         stream,
@@ -91,6 +137,7 @@ async fn play(
         locked: None,
         answer_micros: None,
         rtt_shown: false,
+        heard: (0, None, Vec::new()),
     };
     player.join(incoming).await?;
     let mut lines = rt::stdin_lines();
@@ -123,12 +170,14 @@ async fn play(
 }
 
 impl Player<'_> {
-    /// `Join`, and the server's `Welcome`.
+    /// `Seat`, and the server's `Welcome`.
     async fn join(&mut self, incoming: &mut Incoming) -> Result<(), Error> {
-        let join = Frame::Join {
+        let join = Frame::Seat {
             version: PROTOCOL_VERSION,
             room: self.config.room.clone(),
             name: self.name.clone(),
+            team: self.seat.team.clone(),
+            secret: self.seat.secret.clone(),
         };
         send(self.stream, join).await?;
         match rt::timeout(self.config.connect_timeout, expect(incoming)).await {
@@ -169,6 +218,7 @@ impl Player<'_> {
             Frame::Outcome(r) => {
                 self.end_prompt();
                 self.buzzer = Buzzer::Closed;
+                self.heard = (0, None, Vec::new());
                 self.say(&r.text);
                 if let Some(me) = r.order.iter().find(|p| p.name == self.name) {
                     self.say(&standing_line(r.round, me));
@@ -182,12 +232,22 @@ impl Player<'_> {
                 self.say(&r.text);
                 self.say(&scores_line(&r.scores));
             }
-            Frame::Roster(roster) => {
-                self.answer_micros = Some(roster.answer_micros);
-                for line in roster_lines(&roster, &self.name, &mut self.rtt_shown) {
-                    self.say(&line);
+            Frame::Roster(roster) => self.roster(&roster),
+            Frame::Lineup(lineup) => {
+                let line = match &lineup.change {
+                    Change::NewGame { game } => Some(format!("Game {game}: scores start again")),
+                    Change::Kicked { name } => Some(format!("The host removed {name}")),
+                    Change::Back { name } if name != &self.name => Some(format!("{name} is back")),
+                    Change::Away { name, .. } => Some(format!("{name} is away (the seat is held)")),
+                    _ => None,
+                };
+                match line {
+                    Some(line) => self.say(&line),
+                    None => self.roster(&lineup.to_roster()),
                 }
             }
+            Frame::Seated { secret } => self.seat.secret = Some(secret),
+            Frame::Buzzes(queue) => self.buzzes(&queue),
             Frame::Over {
                 why,
                 rounds,
@@ -210,8 +270,69 @@ impl Player<'_> {
         Ok(None)
     }
 
+    fn roster(&mut self, roster: &Roster) {
+        self.answer_micros = Some(roster.answer_micros);
+        for line in roster_lines(roster, &self.name, &mut self.rtt_shown) {
+            self.say(&line);
+        }
+    }
+
+    /// Says what is new in an open question's buzz queue: each buzz as it lands, who is up,
+    /// each judgement.
+    fn buzzes(&mut self, queue: &BuzzQueue) {
+        let (said, up, judged) = std::mem::take(&mut self.heard);
+        let fresh = queue.buzzes.len() > said;
+        if fresh || up != queue.up {
+            self.end_prompt();
+        }
+        for (i, b) in queue.buzzes.iter().enumerate().skip(said) {
+            let gap = if i == 0 {
+                "first".to_owned()
+            } else {
+                format!("+{}", rtt_ms(b.gap_micros))
+            };
+            let me = if b.name == self.name { " (you)" } else { "" };
+            self.say(&format!("Buzz {}: {}{me} ({gap})", i + 1, b.name));
+        }
+        for (i, b) in queue.buzzes.iter().enumerate() {
+            let before = judged.get(i).copied().unwrap_or(Judgement::Waiting);
+            if b.judgement != before && matches!(b.judgement, Judgement::Correct | Judgement::Wrong)
+            {
+                let points = match b.points {
+                    0 => String::new(),
+                    p if p > 0 => format!(", +{p}"),
+                    p => format!(", {p}"),
+                };
+                self.say(&format!("{}: {}{points}", b.name, b.judgement.describe()));
+            }
+        }
+        if queue.up != up {
+            match &queue.up {
+                Some(name) if name == &self.name => self.say("You are up: answer now!"),
+                Some(name) => self.say(&format!("{name} is up")),
+                None => {}
+            }
+        }
+        if queue.locked.iter().any(|n| n == &self.name) && !matches!(self.buzzer, Buzzer::Locked(_))
+        {
+            self.say("Locked out of this question");
+            if let Buzzer::Open(round) = self.buzzer {
+                self.buzzer = Buzzer::Locked(round);
+            }
+        }
+        self.heard = (
+            queue.buzzes.len(),
+            queue.up.clone(),
+            queue.buzzes.iter().map(|b| b.judgement).collect(),
+        );
+        if !queue.open {
+            self.heard = (0, None, Vec::new());
+        }
+    }
+
     /// Round `round` opens.
     fn go(&mut self, round: u64) {
+        self.heard = (0, None, Vec::new());
         if self.locked == Some(round) {
             self.say(&format!("Round {round}: go! (you are locked out of it)"));
             self.buzzer = Buzzer::Locked(round);
@@ -284,6 +405,14 @@ fn standing_line(round: u64, me: &Placing) -> String {
         }
         Standing::NoAnswer => format!("You: you did not answer round {round} in time"),
         Standing::Left => format!("You: left during round {round}"),
+        Standing::Correct => format!(
+            "You: correct in round {round}, buzzed in {} ({rtt})",
+            reaction.unwrap_or_default()
+        ),
+        Standing::Wrong => format!(
+            "You: wrong in round {round}, buzzed in {} ({rtt})",
+            reaction.unwrap_or_default()
+        ),
     }
 }
 
@@ -354,7 +483,11 @@ fn roster_lines(roster: &Roster, me: &str, rtt_shown: &mut bool) -> Vec<String> 
         Change::Ready { round } => {
             lines.push(format!("Round {round}: get ready (measuring round trips)"))
         }
-        Change::Update => {}
+        Change::Update
+        | Change::NewGame { .. }
+        | Change::Kicked { .. }
+        | Change::Back { .. }
+        | Change::Away { .. } => {}
     }
     if !*rtt_shown {
         let mine = roster.players.iter().find(|p| p.name == me);

@@ -128,6 +128,182 @@ pub enum Frame {
     /// session ranks a round's answers, so a client shows the figure that decided, without
     /// reading the result's sentence.
     Rules { ranking: Ranking },
+    /// Protocol 6. Client → server, instead of `Join`: take a seat in the quiz session of `room`
+    /// as `name`, in `team` (none for a game without teams), with the seat's `secret` if this
+    /// device held the seat before (a reload, a lost connection). `version` and `room` sit where
+    /// `Hello` has them.
+    Seat {
+        version: u16,
+        room: Option<String>,
+        name: String,
+        team: Option<String>,
+        secret: Option<String>,
+    },
+    /// Protocol 6. Server → client, right after `Rules` to a player: the seat's secret, which
+    /// takes the seat (and its points) back from another connection, and without which nobody
+    /// else may take it.
+    Seated { secret: String },
+    /// Protocol 6. Server → client, instead of `Roster`: the room with teams, seats held for
+    /// players who are away, the game and the host's scoring.
+    Lineup(Box<Lineup>),
+    /// Protocol 6. Server → client: an open question's buzzes as they land, in fair order, who
+    /// is up to answer, and the judgements so far.
+    Buzzes(Box<BuzzQueue>),
+    /// Protocol 6. Host → server: a host's judgement or control.
+    Control(Control),
+}
+
+/// Protocol 6: the room as [`Frame::Lineup`] carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineup {
+    /// Rounds (questions) opened so far in this game.
+    pub round: u64,
+    /// Whether a question is open now.
+    pub open: bool,
+    pub needed: u32,
+    pub hosted: bool,
+    pub answer_micros: u64,
+    /// Every seat, present or held for a player who is away, in the order they were taken.
+    pub players: Vec<Contestant>,
+    pub change: Change,
+    /// Games started in this session (1 for the first); a new game keeps the players.
+    pub game: u64,
+    /// Whether questions are played in buzz mode (the host judges each buzz) or as races.
+    pub buzz: bool,
+    /// Points for a correct answer, and taken for a wrong one (scores stop at zero).
+    pub correct: u64,
+    pub penalty: u64,
+}
+
+impl Lineup {
+    /// The room as a peer of protocol 4 or 5 sees it: the players who are here, and a change
+    /// it has a word for.
+    pub fn to_roster(&self) -> Roster {
+        let change = match &self.change {
+            Change::NewGame { .. } => Change::Update,
+            Change::Kicked { name } => Change::Left {
+                name: name.clone(),
+                round: 0,
+            },
+            Change::Away { name, round } => Change::Left {
+                name: name.clone(),
+                round: *round,
+            },
+            Change::Back { name } => Change::Joined { name: name.clone() },
+            other => other.clone(),
+        };
+        Roster {
+            round: self.round,
+            open: self.open,
+            needed: self.needed,
+            hosted: self.hosted,
+            answer_micros: self.answer_micros,
+            players: self
+                .players
+                .iter()
+                .filter(|p| p.here)
+                .map(|p| Member {
+                    name: p.name.clone(),
+                    rtt_micros: p.rtt_micros,
+                    rtt_source: p.rtt_source,
+                    points: p.points,
+                    from_round: p.from_round,
+                })
+                .collect(),
+            change,
+        }
+    }
+}
+
+/// Protocol 6: one seat in a [`Lineup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contestant {
+    pub name: String,
+    /// The team it plays for; empty without teams.
+    pub team: String,
+    pub rtt_micros: Option<u64>,
+    pub rtt_source: RttSource,
+    pub points: u64,
+    pub from_round: u64,
+    /// Its connection is here (a seat held for a player who is away is not).
+    pub here: bool,
+}
+
+/// Protocol 6: an open question's buzzes, as [`Frame::Buzzes`] carries them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuzzQueue {
+    pub round: u64,
+    /// Whether the buzzers are still open (false once the question is over).
+    pub open: bool,
+    /// The buzzes in fair order (the session's ranking, corrected for each player's round trip).
+    pub buzzes: Vec<Buzz>,
+    /// Who answers now: the first buzz not yet judged, once no later buzz can still rank before
+    /// it.
+    pub up: Option<String>,
+    /// Players locked out of this question (a wrong answer, theirs or their team's).
+    pub locked: Vec<String>,
+}
+
+/// Protocol 6: one buzz in a [`BuzzQueue`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buzz {
+    pub name: String,
+    pub team: String,
+    /// From the buzzers opening to the buzz arriving.
+    pub after_go_micros: u64,
+    pub rtt_micros: Option<u64>,
+    pub rtt_source: RttSource,
+    /// `after_go` − `rtt`.
+    pub reaction_micros: Option<i64>,
+    /// Behind the first buzz, by the session's ranking.
+    pub gap_micros: u64,
+    pub judgement: Judgement,
+    /// Points this judgement gave (or, negative, took).
+    pub points: i64,
+}
+
+/// Protocol 6: what the host made of a buzz. Appended to, never reordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Judgement {
+    /// Not judged yet.
+    Waiting,
+    Correct,
+    Wrong,
+    /// Void: its team was locked out by a teammate's wrong answer, or the question ended first.
+    Void,
+}
+
+impl Judgement {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Judgement::Waiting => "waiting",
+            Judgement::Correct => "correct",
+            Judgement::Wrong => "wrong",
+            Judgement::Void => "void",
+        }
+    }
+}
+
+/// Protocol 6: what a host asks of the session. Appended to, never reordered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Control {
+    /// The player who is up answered correctly: points, and the question is over.
+    Correct,
+    /// The player who is up answered wrongly: the penalty, and that player (with teams, that
+    /// team) is locked out of this question; the next buzz is up.
+    Wrong,
+    /// The question is over without a correct answer.
+    Next,
+    /// Sets a player's score.
+    SetScore { name: String, points: u64 },
+    /// Removes a player from the game and keeps the name out of it.
+    Kick { name: String },
+    /// Frees a seat held for a player who is away: its points go, its name is free.
+    Free { name: String },
+    /// A new game with the same players: scores to zero, questions from one.
+    NewGame,
+    /// Points for a correct answer and taken for a wrong one.
+    Scoring { correct: u64, penalty: u64 },
 }
 
 /// Protocol 5: how a session ranks the valid answers of a round. Appended to, never reordered.
@@ -189,6 +365,25 @@ pub enum Change {
     HostLeft,
     /// Round `round` opens soon: round trips are being measured (get ready).
     Ready {
+        round: u64,
+    },
+    /// Protocol 6: the host started game `game` with the same players (older peers see
+    /// `Update`).
+    NewGame {
+        game: u64,
+    },
+    /// Protocol 6: the host removed a player from the game (older peers see `Left`).
+    Kicked {
+        name: String,
+    },
+    /// Protocol 6: a player is back in its seat (older peers see `Joined`).
+    Back {
+        name: String,
+    },
+    /// Protocol 6: a player's connection is gone; its seat is held for it (older peers see
+    /// `Left`). `round` as in `Left`.
+    Away {
+        name: String,
         round: u64,
     },
 }
@@ -260,6 +455,10 @@ pub enum Standing {
     NoAnswer,
     /// Protocol 4: left the session during the round (a version-3 peer sees `NoAnswer`).
     Left,
+    /// Protocol 6: buzzed and the host judged it correct (older peers see `Answered`).
+    Correct,
+    /// Protocol 6: buzzed and the host judged it wrong (older peers see `Answered`).
+    Wrong,
 }
 
 /// Protocol 3: where a party's round-trip figure came from. Appended to, never reordered.
@@ -276,6 +475,15 @@ pub enum RttSource {
 }
 
 impl Standing {
+    /// The nearest standing a peer of `version` has a word for.
+    pub fn spoken_in(self, version: Version) -> Standing {
+        match self {
+            Standing::Correct | Standing::Wrong if !version.has_buzz() => Standing::Answered,
+            Standing::Left if !version.has_hosts() => Standing::NoAnswer,
+            other => other,
+        }
+    }
+
     /// The words a result uses for it.
     pub fn describe(self) -> &'static str {
         match self {
@@ -285,24 +493,27 @@ impl Standing {
             Standing::LockedOut => "locked out",
             Standing::NoAnswer => "no answer",
             Standing::Left => "left",
+            Standing::Correct => "correct",
+            Standing::Wrong => "wrong",
         }
     }
 }
 
 impl RoundOutcome {
-    /// Whether a version-3 peer needs [`to_v3`](Self::to_v3): only a leaver's standing is new.
-    pub fn needs_v3(&self) -> bool {
-        self.order.iter().any(|p| p.standing == Standing::Left)
+    /// Whether a peer of `version` reads this result as it is: standings added after its
+    /// version need [`in_version`](Self::in_version).
+    pub fn fits(&self, version: Version) -> bool {
+        self.order
+            .iter()
+            .all(|p| p.standing.spoken_in(version) == p.standing)
     }
 
-    /// The same result for a version-3 peer: a leaver is shown as not answering (the sentence
-    /// still says it left).
-    pub fn to_v3(&self) -> RoundOutcome {
+    /// The same result for a peer of `version`: a judged buzz is shown as answered (protocol
+    /// 5 and older), a leaver as not answering (protocol 3); the sentence still says it.
+    pub fn in_version(&self, version: Version) -> RoundOutcome {
         let mut outcome = self.clone();
         for p in &mut outcome.order {
-            if p.standing == Standing::Left {
-                p.standing = Standing::NoAnswer;
-            }
+            p.standing = p.standing.spoken_in(version);
         }
         outcome
     }
@@ -444,6 +655,11 @@ impl Frame {
             Frame::Finish => "Finish",
             Frame::Over { .. } => "Over",
             Frame::Rules { .. } => "Rules",
+            Frame::Seat { .. } => "Seat",
+            Frame::Seated { .. } => "Seated",
+            Frame::Lineup(_) => "Lineup",
+            Frame::Buzzes(_) => "Buzzes",
+            Frame::Control(_) => "Control",
         }
     }
 
@@ -596,6 +812,8 @@ pub enum FrameRef<'a> {
         scores: &'a [Score],
     },
     Roster(&'a Roster),
+    Lineup(&'a Lineup),
+    Buzzes(&'a BuzzQueue),
 }
 
 impl Serialize for FrameRef<'_> {
@@ -625,6 +843,12 @@ impl Serialize for FrameRef<'_> {
             }
             FrameRef::Roster(roster) => {
                 serializer.serialize_newtype_variant("Frame", 20, "Roster", roster)
+            }
+            FrameRef::Lineup(lineup) => {
+                serializer.serialize_newtype_variant("Frame", 27, "Lineup", lineup)
+            }
+            FrameRef::Buzzes(queue) => {
+                serializer.serialize_newtype_variant("Frame", 28, "Buzzes", queue)
             }
             FrameRef::Over {
                 why,

@@ -5,9 +5,11 @@
 /// quiz sessions (`Join` .. `SessionOver`); version 3 adds each party's standing in a result, the
 /// round trip's source, and the early-buzz notice (`Outcome`, `Early`); version 4 adds the room's
 /// roster, the session's end with its reason, a leaver's standing, and the host who opens rounds
-/// (`Host`, `Roster`, `Open`, `Finish`, `Over`); version 5 adds the session's ranking (`Rules`).
+/// (`Host`, `Roster`, `Open`, `Finish`, `Over`); version 5 adds the session's ranking (`Rules`);
+/// version 6 adds buzz mode and the host's controls, seats' secrets and teams (`Seat`, `Seated`,
+/// `Lineup`, `Buzzes`, `Control`).
 /// A server answers in the client's own version, so an older client plays exactly as before.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// The oldest protocol version this build still speaks.
 pub const OLDEST_VERSION: u16 = 1;
@@ -57,6 +59,12 @@ impl Version {
     pub fn has_rules(self) -> bool {
         self.0 >= 5
     }
+
+    /// Buzz mode, the host's controls, seats' secrets and teams: `Seat`, `Seated`, `Lineup`,
+    /// `Buzzes`, `Control`, and the `Correct` and `Wrong` standings.
+    pub fn has_buzz(self) -> bool {
+        self.0 >= 6
+    }
 }
 
 impl std::fmt::Display for Version {
@@ -78,17 +86,19 @@ mod tests {
                 v.has_standings(),
                 v.has_hosts(),
                 v.has_rules(),
+                v.has_buzz(),
             )
         };
-        assert_eq!(caps(1), (false, false, false, false));
-        assert_eq!(caps(2), (true, false, false, false));
-        assert_eq!(caps(3), (true, true, false, false));
-        assert_eq!(caps(4), (true, true, true, false));
-        assert_eq!(caps(5), (true, true, true, true));
+        assert_eq!(caps(1), (false, false, false, false, false));
+        assert_eq!(caps(2), (true, false, false, false, false));
+        assert_eq!(caps(3), (true, true, false, false, false));
+        assert_eq!(caps(4), (true, true, true, false, false));
+        assert_eq!(caps(5), (true, true, true, true, false));
+        assert_eq!(caps(6), (true, true, true, true, true));
         assert!(Version::spoken(0).is_err());
         assert_eq!(
             Version::spoken(PROTOCOL_VERSION + 1).unwrap_err(),
-            "unsupported protocol version 6; this server speaks versions 1 to 5"
+            "unsupported protocol version 7; this server speaks versions 1 to 6"
         );
     }
 }

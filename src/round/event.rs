@@ -62,8 +62,16 @@ pub enum Outbound {
     /// Sessions: a round's result and the running scores. Shared by every party's event: a
     /// result lists every party, so a copy each would cost memory in the square of their number.
     RoundResult(Arc<RoundResult>),
-    /// Sessions: who is in the session, and what changed. Shared like a result.
-    Roster(Arc<crate::protocol::Roster>),
+    /// Sessions: who is in the session, and what changed, as protocol 6 says it (`lineup`) and
+    /// as protocols 4 and 5 do (`roster`). Shared like a result.
+    Roster {
+        roster: Arc<crate::protocol::Roster>,
+        lineup: Arc<crate::protocol::Lineup>,
+    },
+    /// Sessions: the seat's secret, told once on taking it.
+    Seated { secret: String },
+    /// Sessions in buzz mode: the open question's buzzes. Shared like a result.
+    Buzzes(Arc<crate::protocol::BuzzQueue>),
     /// Sessions: how the session ranks answers, told once on joining.
     Rules(crate::protocol::Ranking),
     /// Sessions: the session is over, why, after how many rounds; the connection closes.

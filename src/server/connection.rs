@@ -340,14 +340,18 @@ impl<W: Wire> Connection<W> {
             let message = format!("Join needs protocol version 2 or later, not {version}");
             return Err(End::plain(ErrorKind::Version, message));
         }
-        if seat == Some(Seat::Host) {
+        if seat.as_ref().is_some_and(Seat::is_host) {
             self.host_allowed(version, key.as_deref())?;
         }
         // `Welcome` answers in the client's own version: a version-1 client sees version 1.
         self.wire.negotiated(version);
-        if let Some(Seat::Player(name)) = &seat {
-            names::validate(name)
+        if let Some(Seat::Player(seat)) = &seat {
+            names::validate_seat(&seat.name)
                 .map_err(|e| End::plain(ErrorKind::InvalidName, format!("name {e}")))?;
+            if let Some(team) = &seat.team {
+                names::validate_seat(team)
+                    .map_err(|e| End::plain(ErrorKind::InvalidName, format!("team name {e}")))?;
+            }
         }
         if let Some(room) = &room {
             names::validate(room)
@@ -428,7 +432,7 @@ impl<W: Wire> Connection<W> {
             match answer.await {
                 Ok(Ok(())) => {
                     log::debug!("{}: seated as {seat:?}", self.peer);
-                    let host = seat == Seat::Host;
+                    let host = seat.is_host();
                     self.phase = Phase::Session { session, host };
                     return Ok(());
                 }
@@ -627,7 +631,8 @@ impl<W: Wire> Connection<W> {
             }
             Inbound::Open if host => SessionEvent::Open { id },
             Inbound::Finish if host => SessionEvent::Finish { id },
-            Inbound::Open | Inbound::Finish => {
+            Inbound::Control(control) if host => SessionEvent::Control { id, control },
+            Inbound::Open | Inbound::Finish | Inbound::Control(_) => {
                 return Some(End::told(
                     ErrorKind::Forbidden,
                     "only the host opens rounds and ends the session",
@@ -642,7 +647,8 @@ impl<W: Wire> Connection<W> {
             }
             _ => return Some(End::told(
                 ErrorKind::Protocol,
-                "in a session a player sends only Pong and Answer, a host Pong, Open and Finish",
+                "in a session a player sends only Pong and Answer, a host Pong, Open, Finish and \
+                 Control",
                 "sent a frame a session does not take",
             )),
         };

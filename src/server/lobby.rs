@@ -725,7 +725,7 @@ mod tests {
     );
 
     fn player(name: &str) -> Seat {
-        Seat::Player(name.to_owned())
+        Seat::player(name)
     }
 
     #[test]
@@ -743,7 +743,8 @@ mod tests {
             let (_, twice, _) = seat(&mut joins, 3, "quiz", player("Ann")).await;
             assert_eq!(twice.map_err(|(kind, _)| kind), Err(ErrorKind::InvalidName));
             // A hosted session its host leaves before any player joins ends at once.
-            let (mut hosted, host, _host) = seat(&mut joins, 4, "hosted", Seat::Host).await;
+            let (mut hosted, host, _host) =
+                seat(&mut joins, 4, "hosted", Seat::Host { judges: false }).await;
             assert!(host.is_ok());
             hosted.send(SessionEvent::Left { id: 4 }).await.unwrap();
             let Some(Report::Session(report)) = reports.next().await else {

@@ -9,8 +9,8 @@ use futures::channel::mpsc;
 use futures::future::{Fuse, FutureExt};
 use futures::StreamExt;
 
-use super::config::SessionConfig;
-use super::config::HOSTED_MEASURE_EVERY;
+use super::buzz::{csv_rows, CSV_HEADER};
+use super::config::{SessionConfig, HOSTED_MEASURE_EVERY};
 use super::event::{SessionEvent, SessionReport};
 use super::state::{HostAsk, Session};
 use super::text::{over_text, result_text};
@@ -35,6 +35,8 @@ pub(crate) struct Actor {
     events: mpsc::Receiver<SessionEvent>,
     stopped: Fuse<Stopped>,
     transcript: Transcript,
+    /// The record's header is on the transcript.
+    recorded: bool,
 }
 
 impl Actor {
@@ -49,6 +51,7 @@ impl Actor {
             events,
             stopped: stop.wait().fuse(),
             transcript,
+            recorded: false,
         }
     }
 
@@ -172,12 +175,20 @@ impl Actor {
         Ok(())
     }
 
-    /// Takes answers until every party in the round has answered, `until`, or the host ends
-    /// the session.
+    /// Takes answers until the round is over, `until` (in a race), or the host ends the
+    /// session. In buzz mode the host's judgements end it, and the timer names the next buzz up
+    /// once it has settled.
     async fn answers(&mut self, until: Instant) -> Result<(), Ended> {
-        while self.session.waiting_for_answers() && self.session.ask != HostAsk::Finish {
-            match self.wake(Some(until)).await {
+        while !self.session.round_over() && self.session.ask != HostAsk::Finish {
+            let buzzing = self.session.buzzing();
+            let wake = if buzzing {
+                self.session.settles_at()
+            } else {
+                Some(until)
+            };
+            match self.wake(wake).await {
                 Wake::Event(Some(e)) => self.session.handle(e),
+                Wake::Timer if buzzing => self.session.settle(Instant::now()),
                 Wake::Timer => break,
                 Wake::Event(None) | Wake::Stop => return Err(OverReason::ServerStopping),
             }
@@ -186,8 +197,13 @@ impl Actor {
     }
 
     /// Ranks round `round`, whose `Go` went at `go`, and tells those who played it and the hosts.
+    /// A question in buzz mode goes on the record: its buzzes as CSV on the transcript.
     fn result(&mut self, round: u64, go: Instant) {
-        let order = self.session.result(go);
+        let queue = self.session.close_buzz();
+        let order = self.session.result(go, queue.as_ref());
+        if let Some(queue) = &queue {
+            self.record(queue);
+        }
         let scores = self.session.scores();
         let text = result_text(round, &order, self.session.config.order);
         self.say(&text);
@@ -200,6 +216,18 @@ impl Actor {
         self.session
             .players_and_hosts(|| Outbound::RoundResult(Arc::clone(&result)));
         self.session.close_round(Instant::now());
+    }
+
+    /// The question's buzzes on the transcript, as the host's CSV has them.
+    fn record(&mut self, queue: &crate::protocol::BuzzQueue) {
+        if !self.recorded {
+            self.recorded = true;
+            self.say(&format!("record {CSV_HEADER}"));
+        }
+        let session = &self.session;
+        for row in csv_rows(session.game(), queue, |name| session.points_of(name)) {
+            self.say(&format!("record {row}"));
+        }
     }
 
     /// Whether the session goes on after round `round`.
@@ -219,7 +247,7 @@ impl Actor {
 
     /// Tells everyone the session is over, why, and the final scores.
     fn end(mut self, why: OverReason) -> SessionReport {
-        let rounds = self.session.round;
+        let rounds = self.session.played;
         let scores = self.session.scores();
         // `Session [quiz] over after ...`: the transcript names the session already.
         let over = over_text(why, rounds, &scores);

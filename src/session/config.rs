@@ -17,11 +17,11 @@ pub const TAP_GRACE: Duration = Duration::from_millis(500);
 /// the roster, so the host sees every player's figure before it opens a round.
 pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);
 
-/// A party whose connection has left this many pings unanswered for longer than
-/// [`STALE_AFTER`] has lost it (a phone that slept, say): a new connection under its name takes
-/// its seat and points instead of being refused the name.
-pub const STALE_PINGS: usize = 2;
-pub const STALE_AFTER: Duration = Duration::from_secs(1);
+/// The most names the host can keep out of a game (kicked players): a bound on the table.
+pub const MAX_BARRED: usize = 256;
+
+/// The most points a host's scoring may give or take for one answer.
+pub const MAX_POINTS: u64 = 1_000_000;
 
 /// Unanswered pings a party keeps; older ones are forgotten and bound nothing else.
 pub(crate) const MAX_PENDING_PINGS: usize = 64;
@@ -142,4 +142,7 @@ pub struct SessionConfig {
     pub max_parties: usize,
     /// What the session prints: each round's result and the final scores (nothing when quiet).
     pub style: Style,
+    /// Whether a host who can judge (protocol 6) plays questions in buzz mode; otherwise, and
+    /// without such a host, every round is a race the fastest answer wins.
+    pub buzz: bool,
 }

@@ -5,14 +5,43 @@ use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use crate::protocol::{ErrorKind, Score};
+use crate::protocol::{Control, ErrorKind, Score};
 use crate::round::{ConnId, Outbox};
 
 /// Who joins a session: a player under its name, or a host (whose key the connection checked).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seat {
-    Player(String),
-    Host,
+    Player(Box<PlayerSeat>),
+    /// `judges`: the host speaks protocol 6, and so can judge buzzes (buzz mode is played only
+    /// with such a host).
+    Host {
+        judges: bool,
+    },
+}
+
+/// A player's request for a seat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlayerSeat {
+    pub name: String,
+    /// The team it plays for, if the game has teams.
+    pub team: Option<String>,
+    /// The seat's secret, from a device that held the seat before.
+    pub secret: Option<String>,
+}
+
+impl Seat {
+    /// A player's seat by name alone (protocols 2 to 5).
+    pub fn player(name: impl Into<String>) -> Seat {
+        Seat::Player(Box::new(PlayerSeat {
+            name: name.into(),
+            team: None,
+            secret: None,
+        }))
+    }
+
+    pub fn is_host(&self) -> bool {
+        matches!(self, Seat::Host { .. })
+    }
 }
 
 /// What the connections of a session tell it.
@@ -30,6 +59,8 @@ pub enum SessionEvent {
     Open { id: ConnId },
     /// A host ends the session.
     Finish { id: ConnId },
+    /// A host judges a buzz or controls the game.
+    Control { id: ConnId, control: Control },
     /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
     /// kernel's minimum round trip for the connection then (`None` where it gives none).
     Pong {

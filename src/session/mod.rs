@@ -60,6 +60,7 @@
 //! instants and kernel figures come in the events.
 
 mod actor;
+mod buzz;
 pub mod config;
 mod event;
 mod party;
@@ -68,11 +69,9 @@ pub mod text;
 
 use futures::channel::mpsc;
 
-pub use config::{
-    Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, STALE_AFTER, STALE_PINGS,
-    TAP_GRACE,
-};
-pub use event::{Seat, SessionEvent, SessionReport};
+pub use buzz::{csv_rows, CSV_HEADER};
+pub use config::{Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, TAP_GRACE};
+pub use event::{PlayerSeat, Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};
 
 use crate::round::Style;
@@ -101,6 +100,7 @@ impl Default for SessionConfig {
             max_compensation: Duration::from_millis(150),
             max_parties: fitting_parties(),
             style: Style::Assignment,
+            buzz: true,
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::config::{SessionConfig, MAX_PENDING_PINGS, STALE_AFTER, STALE_PINGS, TAP_GRACE};
+use super::config::{SessionConfig, MAX_PENDING_PINGS, TAP_GRACE};
 use crate::protocol::{RttSource, Standing};
 use crate::round::{ConnId, Outbound, Outbox};
 
@@ -27,8 +27,15 @@ pub(crate) enum Play {
 pub(crate) struct Party {
     pub(crate) id: ConnId,
     pub(crate) name: String,
-    /// `None` once its connection has gone during the open round: it is kept, and named in the
-    /// round's result, until the round closes.
+    /// The team it plays for; empty without teams.
+    pub(crate) team: String,
+    /// What its name looks like ([`skeleton`](crate::names::skeleton)): no other seat's may
+    /// look the same.
+    pub(crate) skeleton: String,
+    /// What takes the seat back: given to the device that took it, and to nobody else.
+    pub(crate) secret: String,
+    /// `None` while its player is away (its connection gone): the seat and its points are
+    /// held until the player comes back with the secret, or the host frees the seat.
     pub(crate) reply: Option<Outbox>,
     /// Recent round-trip samples, newest last.
     rtts: VecDeque<Duration>,
@@ -49,15 +56,18 @@ pub(crate) struct Party {
 }
 
 impl Party {
-    pub(crate) fn new(id: ConnId, name: String, reply: Outbox, points: u64, from: u64) -> Party {
+    pub(crate) fn new(id: ConnId, name: String, team: String, reply: Outbox, from: u64) -> Party {
         Party {
             id,
+            skeleton: crate::names::skeleton(&name),
             name,
+            team,
+            secret: String::new(),
             reply: Some(reply),
             rtts: VecDeque::new(),
             pings: Vec::new(),
             kernel_rtt: None,
-            points,
+            points: 0,
             play: Play::Idle,
             locked: None,
             late_until: None,
@@ -66,7 +76,7 @@ impl Party {
         }
     }
 
-    /// Its connection is gone (it is kept only to be named in the open round's result).
+    /// Its player is away: the seat is held for it.
     pub(crate) fn gone(&self) -> bool {
         self.reply.is_none()
     }
@@ -89,17 +99,25 @@ impl Party {
         self.reply.as_mut().is_none_or(|r| offer(r, event))
     }
 
-    /// Its connection left: during the open round it stays, named as having left unless it
-    /// answered or was out already; otherwise it can go (returns true).
-    pub(crate) fn leave(&mut self, round_open: bool) -> bool {
-        if !(round_open && self.in_round()) {
-            return true;
-        }
+    /// Its connection left: the seat is held; in the open round it is named as having left,
+    /// unless it answered or was out already.
+    pub(crate) fn leave(&mut self) {
         self.reply = None;
         if self.play == Play::Waiting {
             self.play = Play::Left;
         }
-        false
+        self.pings.clear();
+    }
+
+    /// Its player is back on connection `id`: the seat and its points are its again, and in an
+    /// open round it may answer again if it left before answering.
+    pub(crate) fn back(&mut self, id: ConnId, reply: Outbox) {
+        self.id = id;
+        self.reply = Some(reply);
+        self.pings.clear();
+        if self.play == Play::Left {
+            self.play = Play::Waiting;
+        }
     }
 
     /// The round trip used to compensate this party, and its source.
@@ -116,13 +134,6 @@ impl Party {
             (None, Some(p)) => (Some(p.min(config.max_compensation)), RttSource::Ping),
             (None, None) => (None, RttSource::None),
         }
-    }
-
-    /// Its connection has stopped answering: at least [`STALE_PINGS`] pings unanswered for more
-    /// than [`STALE_AFTER`]. A live client answers in a round trip.
-    pub(crate) fn unresponsive(&self, now: Instant) -> bool {
-        let old = |&&(_, sent): &&(u32, Instant)| now.saturating_duration_since(sent) > STALE_AFTER;
-        self.pings.iter().filter(old).count() >= STALE_PINGS
     }
 
     pub(crate) fn note_kernel(&mut self, kernel_rtt: Option<Duration>) {
@@ -176,6 +187,7 @@ impl Party {
     pub(crate) fn open(&mut self, round: u64) {
         self.late_until = None;
         self.play = match self.locked {
+            _ if self.gone() => Play::Idle,
             Some((r, standing)) if r == round => Play::Out(standing),
             _ => Play::Waiting,
         };
@@ -183,6 +195,13 @@ impl Party {
             self.locked = None;
         }
     }
+}
+
+/// A seat's secret: 128 bits from the operating system's random source, as hex; `None` where
+/// it has none (a guessable secret would be none).
+pub(crate) fn fresh_secret() -> Option<String> {
+    let (a, b) = (getrandom::u64().ok()?, getrandom::u64().ok()?);
+    Some(format!("{a:016x}{b:016x}"))
 }
 
 /// Offers `event` to an outbox, which may be full (then it is skipped): false only if the outbox

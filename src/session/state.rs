@@ -1,17 +1,22 @@
-//! A session's state machine: who is present, the hosts, the open round, the answers and the
+//! A session's state machine: who is present (and whose seats are held while they are away),
+//! the hosts, the open round, the answers, the buzz queue of a question in buzz mode, and the
 //! scores. Driven by the actor (`actor`), one event at a time, and by its calls between phases
 //! (open a round, close it, rank it). Every send is a `try_send` into a connection's outbox; it
 //! never waits, and it reads no clock of arrival (instants come in the events).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::channel::oneshot;
 
-use super::config::{Order, SessionConfig, LATE_GRACE};
-use super::event::{Seat, SessionEvent};
-use super::party::{offer, Party, Play};
-use crate::protocol::{Change, ErrorKind, Member, Placing, Roster, Score, Standing};
+use super::buzz::{BuzzRound, Entry};
+use super::config::{Order, SessionConfig, LATE_GRACE, MAX_BARRED, MAX_POINTS};
+use super::event::{PlayerSeat, Seat, SessionEvent};
+use super::party::{fresh_secret, offer, Party, Play};
+use crate::names::skeleton;
+use crate::protocol::{
+    BuzzQueue, Change, Contestant, Control, ErrorKind, Judgement, Lineup, Placing, Score, Standing,
+};
 use crate::round::{ConnId, Outbound, Outbox};
 
 /// What a session's host has asked for, and not yet had.
@@ -20,23 +25,44 @@ pub(crate) enum HostAsk {
     Nothing,
     /// Open the next round.
     Open,
+    /// End the open question (buzz mode).
+    Next,
     /// End the session: it stands, whatever else is asked after.
     Finish,
+}
+
+struct Host {
+    id: ConnId,
+    reply: Outbox,
+    /// Speaks protocol 6: can judge buzzes.
+    judges: bool,
 }
 
 pub(crate) struct Session {
     pub(crate) config: SessionConfig,
     pub(crate) parties: Vec<Party>,
-    /// Hosts: they see the roster, every `Go` and every result, and open and end rounds.
-    hosts: Vec<(ConnId, Outbox)>,
+    /// Hosts: they see the roster, every `Go` and every result, open rounds, judge buzzes and
+    /// end the session.
+    hosts: Vec<Host>,
     /// A host has joined: rounds open on its word, not by themselves.
     pub(crate) hosted: bool,
     pub(crate) ask: HostAsk,
     next_seq: u32,
-    /// The last round to have started (0 before the first).
+    /// The last round (question) of this game to have started (0 before the first).
     pub(crate) round: u64,
+    /// Rounds played in the session, every game's.
+    pub(crate) played: u64,
+    /// The game (1 for the first; a new game keeps the players).
+    game: u64,
     /// When the running round's `Go` was sent; `None` between rounds.
     go: Option<Instant>,
+    /// The open question, in buzz mode.
+    buzz: Option<BuzzRound>,
+    /// Points for a correct answer and taken for a wrong one.
+    correct: u64,
+    penalty: u64,
+    /// Skeletons of the names the host removed from this game.
+    barred: Vec<String>,
 }
 
 type Admitted = oneshot::Sender<Result<(), (ErrorKind, String)>>;
@@ -51,7 +77,13 @@ impl Session {
             ask: HostAsk::Nothing,
             next_seq: 0,
             round: 0,
+            played: 0,
+            game: 1,
             go: None,
+            buzz: None,
+            correct: 1,
+            penalty: 0,
+            barred: Vec::new(),
         }
     }
 
@@ -64,8 +96,8 @@ impl Session {
                 reply,
                 admitted,
             } => match seat {
-                Seat::Host => self.join_host(id, reply, admitted),
-                Seat::Player(name) => self.join_player(id, name, reply, admitted),
+                Seat::Host { judges } => self.join_host(id, judges, reply, admitted),
+                Seat::Player(seat) => self.join_player(id, *seat, reply, admitted),
             },
             SessionEvent::Open { id } => {
                 if self.is_host(id) && self.go.is_none() && self.ask == HostAsk::Nothing {
@@ -77,6 +109,11 @@ impl Session {
                     self.ask = HostAsk::Finish;
                 }
             }
+            SessionEvent::Control { id, control } => {
+                if self.is_host(id) {
+                    self.control(control);
+                }
+            }
             SessionEvent::Pong {
                 id,
                 seq,
@@ -84,7 +121,7 @@ impl Session {
                 kernel_rtt,
             } => {
                 let window = self.config.rtt_window;
-                if let Some(p) = self.parties.iter_mut().find(|p| p.id == id) {
+                if let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) {
                     p.note_kernel(kernel_rtt);
                     p.ponged(seq, at, window);
                 }
@@ -100,39 +137,60 @@ impl Session {
     }
 
     fn is_host(&self, id: ConnId) -> bool {
-        self.hosts.iter().any(|(h, _)| *h == id)
+        self.hosts.iter().any(|h| h.id == id)
     }
 
-    fn join_host(&mut self, id: ConnId, mut reply: Outbox, admitted: Admitted) {
+    /// Questions are played in buzz mode: the session plays it, and a host who can judge is
+    /// here.
+    pub(crate) fn buzz_mode(&self) -> bool {
+        self.config.buzz && self.hosts.iter().any(|h| h.judges)
+    }
+
+    fn join_host(&mut self, id: ConnId, judges: bool, mut reply: Outbox, admitted: Admitted) {
         if admitted.send(Ok(())).is_ok() {
             let _ = reply.try_send(Outbound::Admitted);
             let _ = reply.try_send(self.rules());
-            self.hosts.push((id, reply));
+            self.hosts.push(Host { id, reply, judges });
             self.hosted = true;
             self.tell_roster(Change::HostJoined);
+            self.tell_buzzes();
         }
     }
 
-    /// Whether `name` may take a seat now; `Ok` with the index of a stale seat it takes over.
-    fn seat_for(&self, name: &str, now: Instant) -> Result<Option<usize>, (ErrorKind, String)> {
-        // A seat whose connection has stopped answering is free to its name again (a phone that
-        // slept and lost its connection), with its points.
-        let holder = self
-            .parties
-            .iter()
-            .position(|p| !p.gone() && p.name == name);
-        let stale = holder.filter(|&i| self.parties[i].unresponsive(now));
-        let present = self.parties.iter().filter(|p| !p.gone()).count();
-        if holder.is_some() && stale.is_none() {
+    /// Where `seat` sits: `Ok(Some(i))` takes back seat `i` (its secret matches), `Ok(None)` a
+    /// new seat; otherwise why not.
+    fn seat_for(&self, seat: &PlayerSeat) -> Result<Option<usize>, (ErrorKind, String)> {
+        let name = &seat.name;
+        if let Some(i) = self.parties.iter().position(|p| &p.name == name) {
+            let held = &self.parties[i];
+            if seat.secret.as_deref() == Some(held.secret.as_str()) {
+                return Ok(Some(i));
+            }
             return Err((
                 ErrorKind::InvalidName,
                 format!(
-                    "the name {name} is taken in this session (if it was yours, on a connection \
-                     that was lost, join again in a few seconds)"
+                    "the seat of {name} is held for the device that took it: only that device \
+                     takes it back (or the host frees it)"
                 ),
             ));
         }
-        if stale.is_none() && present >= self.config.max_parties {
+        let looks = skeleton(name);
+        if self.barred.contains(&looks) {
+            return Err((
+                ErrorKind::Forbidden,
+                format!("the host removed {name} from this game"),
+            ));
+        }
+        if let Some(p) = self.parties.iter().find(|p| p.skeleton == looks) {
+            return Err((
+                ErrorKind::InvalidName,
+                format!(
+                    "the name {name} looks like {}, who is in this room already: choose another",
+                    p.name
+                ),
+            ));
+        }
+        if self.parties.len() >= self.config.max_parties {
             return Err((
                 ErrorKind::RoundFull,
                 format!(
@@ -142,31 +200,166 @@ impl Session {
                 ),
             ));
         }
-        Ok(stale)
+        Ok(None)
     }
 
-    fn join_player(&mut self, id: ConnId, name: String, mut reply: Outbox, admitted: Admitted) {
-        let verdict = self.seat_for(&name, Instant::now());
-        let stale = verdict.as_ref().ok().copied();
+    fn join_player(&mut self, id: ConnId, seat: PlayerSeat, reply: Outbox, admitted: Admitted) {
+        let verdict = self.seat_for(&seat).and_then(|held| match held {
+            Some(i) => Ok((Some(i), self.parties[i].secret.clone())),
+            None => fresh_secret().map(|s| (None, s)).ok_or_else(|| {
+                let why = "the server has no random source for the seat's secret";
+                (ErrorKind::Busy, why.to_owned())
+            }),
+        });
+        let taken = verdict.as_ref().ok().cloned();
         if admitted.send(verdict.map(|_| ())).is_err() {
             return;
         }
-        let Some(stale) = stale else { return };
-        let points = stale.map_or(0, |i| self.vacate(i));
-        // Like a round, the session answers the handshake once it takes the party.
+        match taken {
+            Some((Some(i), secret)) => self.take_back(i, id, secret, reply),
+            Some((None, secret)) => self.seat_new(id, seat, secret, reply),
+            None => {}
+        }
+    }
+
+    /// Like a round, the session answers the handshake once it takes the party.
+    fn welcome(&self, reply: &mut Outbox, secret: String) {
         let _ = reply.try_send(Outbound::Admitted);
         let _ = reply.try_send(self.rules());
-        let party = Party::new(id, name.clone(), reply, points, self.round + 1);
+        let _ = reply.try_send(Outbound::Seated { secret });
+    }
+
+    fn seat_new(&mut self, id: ConnId, seat: PlayerSeat, secret: String, mut reply: Outbox) {
+        self.welcome(&mut reply, secret.clone());
+        let team = seat.team.unwrap_or_default();
+        let mut party = Party::new(id, seat.name.clone(), team, reply, self.round + 1);
+        party.secret = secret;
         self.parties.push(party);
-        self.tell_roster(Change::Joined { name });
+        self.tell_roster(Change::Joined { name: seat.name });
+    }
+
+    /// Seat `i`'s player is back, with the secret: a connection still in the seat is told
+    /// why it lost it.
+    fn take_back(&mut self, i: usize, id: ConnId, secret: String, mut reply: Outbox) {
+        self.welcome(&mut reply, secret);
+        let (round, go) = (self.round, self.go);
+        let p = &mut self.parties[i];
+        p.tell(Outbound::ended(
+            ErrorKind::Protocol,
+            "this seat was taken back by a new connection with its secret",
+        ));
+        p.back(id, reply);
+        if let (Some(sent), Play::Waiting) = (go, p.play) {
+            p.tell(Outbound::Go { round, sent });
+        }
+        let name = p.name.clone();
+        self.tell_roster(Change::Back { name });
+        self.tell_buzzes();
+    }
+
+    /// A host's judgement or control.
+    fn control(&mut self, control: Control) {
+        match control {
+            Control::Correct => self.judge(true),
+            Control::Wrong => self.judge(false),
+            Control::Next => {
+                if self.go.is_some() && self.ask == HostAsk::Nothing {
+                    self.ask = HostAsk::Next;
+                }
+            }
+            Control::SetScore { name, points } => {
+                if let Some(p) = self.parties.iter_mut().find(|p| p.name == name) {
+                    p.points = points.min(MAX_POINTS.saturating_mul(MAX_POINTS));
+                    self.tell_roster(Change::Update);
+                }
+            }
+            Control::Kick { name } => self.kick(&name),
+            Control::Free { name } => {
+                if let Some(i) = self.parties.iter().position(|p| p.name == name && p.gone()) {
+                    if !self.parties[i].in_round() {
+                        self.parties.remove(i);
+                        self.tell_roster(Change::Left { name, round: 0 });
+                    }
+                }
+            }
+            Control::NewGame => self.new_game(),
+            Control::Scoring { correct, penalty } => {
+                self.correct = correct.min(MAX_POINTS);
+                self.penalty = penalty.min(MAX_POINTS);
+                self.tell_roster(Change::Update);
+            }
+        }
+    }
+
+    /// Judges the buzz that is up: its points, and for a wrong answer its team locked out of
+    /// the question; then the next buzz is up once it settles.
+    fn judge(&mut self, correct: bool) {
+        let Some(b) = self.buzz.as_mut() else { return };
+        let points = if correct {
+            self.correct as i64
+        } else {
+            -(self.penalty as i64)
+        };
+        let Some((name, _)) = b.judge(correct, points) else {
+            return;
+        };
+        if let Some(p) = self.parties.iter_mut().find(|p| p.name == name) {
+            p.points = p.points.saturating_add_signed(points);
+        }
+        if !correct {
+            for p in &mut self.parties {
+                if p.play == Play::Waiting && b.locks(&p.name, &p.team) {
+                    p.play = Play::Out(Standing::LockedOut);
+                }
+            }
+        }
+        self.settle(Instant::now());
+        self.tell_roster(Change::Update);
+    }
+
+    /// Removes `name` from the game and keeps its name (and lookalikes) out of it.
+    fn kick(&mut self, name: &str) {
+        let Some(i) = self.parties.iter().position(|p| p.name == name) else {
+            return;
+        };
+        let mut p = self.parties.remove(i);
+        p.tell(Outbound::ended(
+            ErrorKind::Forbidden,
+            "the host removed you from this game",
+        ));
+        if self.barred.len() < MAX_BARRED {
+            self.barred.push(p.skeleton.clone());
+        }
+        if let Some(b) = self.buzz.as_mut() {
+            b.void(name);
+        }
+        self.settle(Instant::now());
+        self.tell_roster(Change::Kicked { name: p.name });
+    }
+
+    /// A new game with the same players: scores to zero, questions from one, nobody kept out.
+    fn new_game(&mut self) {
+        if self.go.is_some() || self.ask != HostAsk::Nothing {
+            return;
+        }
+        for p in &mut self.parties {
+            p.points = 0;
+            p.locked = None;
+            p.from_round = 1;
+        }
+        self.round = 0;
+        self.game += 1;
+        self.barred.clear();
+        self.tell_roster(Change::NewGame { game: self.game });
     }
 
     /// A party pressed its buzzer; its answer arrived at `at`.
-    fn answer(&mut self, id: ConnId, at: Instant, kernel_rtt: Option<std::time::Duration>) {
+    fn answer(&mut self, id: ConnId, at: Instant, kernel_rtt: Option<Duration>) {
         let (go, next) = (self.go, self.round + 1);
-        let Some(p) = self.parties.iter_mut().find(|p| p.id == id) else {
+        let Some(i) = self.parties.iter().position(|p| p.id == id && !p.gone()) else {
             return;
         };
+        let p = &mut self.parties[i];
         p.note_kernel(kernel_rtt);
         match (go, p.play) {
             // A second press in a round answered: nothing to decide.
@@ -177,9 +370,10 @@ impl Session {
                 p.tell(Outbound::Early { round: next - 1 });
                 return;
             }
-            (Some(_), Play::Waiting) => {
+            (Some(go), Play::Waiting) => {
                 p.play = Play::Answered(at);
                 p.answered_at = Some(at);
+                self.buzzed(i, at, go);
                 return;
             }
             _ => {}
@@ -199,41 +393,108 @@ impl Session {
         }
     }
 
+    /// Party `i`'s valid press at `at` in buzz mode joins the queue (a false start does not:
+    /// the result names it).
+    fn buzzed(&mut self, i: usize, at: Instant, go: Instant) {
+        if self.buzz.is_none() {
+            return;
+        }
+        let p = &self.parties[i];
+        let mut placing = self.placing(p);
+        let (false_start, key) = self.rank(p, at, go, &mut placing);
+        if false_start {
+            return;
+        }
+        let entry = Entry {
+            name: p.name.clone(),
+            team: p.team.clone(),
+            key,
+            after_go_micros: placing.after_go_micros.unwrap_or(0),
+            rtt_micros: placing.rtt_micros,
+            rtt_source: placing.rtt_source,
+            reaction_micros: placing.reaction_micros,
+            judgement: Judgement::Waiting,
+            points: 0,
+        };
+        if let Some(b) = self.buzz.as_mut() {
+            b.take(entry);
+        }
+        self.settle(Instant::now());
+    }
+
+    /// The largest round trip among the players who may still buzz: how long after a buzz's
+    /// key a later one can still rank before it (nothing, in arrival order).
+    fn slowest(&self) -> Duration {
+        if self.config.order == Order::Arrival {
+            return Duration::ZERO;
+        }
+        self.parties
+            .iter()
+            .filter(|p| p.play == Play::Waiting)
+            .map(|p| {
+                p.rtt(&self.config)
+                    .0
+                    .unwrap_or(self.config.max_compensation)
+            })
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// When the next buzz can be named up, if one waits for that.
+    pub(crate) fn settles_at(&self) -> Option<Instant> {
+        let (b, go) = (self.buzz.as_ref()?, self.go?);
+        b.settles_at(go, self.slowest())
+    }
+
+    /// Names the next buzz up if it has settled by `now`, and tells everyone the queue.
+    pub(crate) fn settle(&mut self, now: Instant) {
+        let slowest = self.slowest();
+        if let (Some(b), Some(go)) = (self.buzz.as_mut(), self.go) {
+            b.settle(go, slowest, now);
+        }
+        self.tell_buzzes();
+    }
+
+    /// The open question's queue, as everyone sees it.
+    fn buzz_queue(&self) -> Option<BuzzQueue> {
+        let b = self.buzz.as_ref()?;
+        let locked = self
+            .parties
+            .iter()
+            .filter(|p| p.in_round() && b.locks(&p.name, &p.team))
+            .map(|p| p.name.clone())
+            .collect();
+        Some(b.snapshot(self.round, locked))
+    }
+
+    /// Offers the queue to the players in the round and to the hosts: a snapshot, so one that
+    /// finds an outbox full is skipped (the next says all of it).
+    fn tell_buzzes(&mut self) {
+        let Some(queue) = self.buzz_queue() else {
+            return;
+        };
+        let queue = Arc::new(queue);
+        let event = || Outbound::Buzzes(Arc::clone(&queue));
+        self.parties
+            .retain_mut(|p| !p.in_round() || p.offer(event()));
+        self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
+    }
+
     fn left(&mut self, id: ConnId) {
-        if let Some(i) = self.hosts.iter().position(|(h, _)| *h == id) {
+        if let Some(i) = self.hosts.iter().position(|h| h.id == id) {
             self.hosts.swap_remove(i);
             if self.hosts.is_empty() {
                 self.tell_roster(Change::HostLeft);
             }
             return;
         }
-        let open = self.go.is_some();
-        let round = if open { self.round } else { 0 };
-        let Some(i) = self.parties.iter().position(|p| p.id == id && !p.gone()) else {
+        let round = if self.go.is_some() { self.round } else { 0 };
+        let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) else {
             return;
         };
-        let name = self.parties[i].name.clone();
-        if self.parties[i].leave(open) {
-            self.parties.remove(i);
-        }
-        self.tell_roster(Change::Left { name, round });
-    }
-
-    /// Frees the seat of party `i`, whose connection stopped answering, for a new connection
-    /// under its name; returns its points, which the new one keeps. The old connection is told
-    /// why; a party in the open round stays in it, as having left.
-    fn vacate(&mut self, i: usize) -> u64 {
-        let open = self.go.is_some();
-        let p = &mut self.parties[i];
-        p.tell(Outbound::ended(
-            ErrorKind::Protocol,
-            "a new connection took this seat: it had stopped answering",
-        ));
-        let points = std::mem::take(&mut p.points);
-        if p.leave(open) {
-            self.parties.remove(i);
-        }
-        points
+        p.leave();
+        let name = p.name.clone();
+        self.tell_roster(Change::Away { name, round });
     }
 
     /// Sends `out(party)` to every party present; drops those that cannot take it.
@@ -248,11 +509,10 @@ impl Session {
 
     /// Sends `event()` to every host; drops those that cannot take it.
     pub(crate) fn send_hosts(&mut self, mut event: impl FnMut() -> Outbound) {
-        self.hosts
-            .retain_mut(|(_, reply)| reply.try_send(event()).is_ok());
+        self.hosts.retain_mut(|h| h.reply.try_send(event()).is_ok());
     }
 
-    /// Everyone but a party that is gone: players and hosts.
+    /// Everyone but a party that is away: players and hosts.
     pub(crate) fn everyone(&mut self, event: impl Fn() -> Outbound) {
         self.send_all(|_| event());
         self.send_hosts(&event);
@@ -266,9 +526,9 @@ impl Session {
         self.send_hosts(event);
     }
 
-    /// The session as a roster, with `change` as the reason it is sent.
-    fn roster(&self, change: Change) -> Roster {
-        Roster {
+    /// The session as a lineup, with `change` as the reason it is sent.
+    fn lineup(&self, change: Change) -> Lineup {
+        Lineup {
             round: self.round,
             open: self.go.is_some(),
             needed: u32::try_from(self.config.min_parties).unwrap_or(u32::MAX),
@@ -277,19 +537,24 @@ impl Session {
             players: self
                 .parties
                 .iter()
-                .filter(|p| !p.gone())
                 .map(|p| {
                     let (rtt, rtt_source) = p.rtt(&self.config);
-                    Member {
+                    Contestant {
                         name: p.name.clone(),
+                        team: p.team.clone(),
                         rtt_micros: rtt.map(|d| d.as_micros() as u64),
                         rtt_source,
                         points: p.points,
                         from_round: p.from_round,
+                        here: !p.gone(),
                     }
                 })
                 .collect(),
             change,
+            game: self.game,
+            buzz: self.buzz_mode(),
+            correct: self.correct,
+            penalty: self.penalty,
         }
     }
 
@@ -298,20 +563,29 @@ impl Session {
     /// it, and only a closed outbox costs its party the seat. Joins that come in a burst would
     /// otherwise fill the outbox of a connection not yet scheduled, and drop it.
     pub(crate) fn tell_roster(&mut self, change: Change) {
-        let roster = Arc::new(self.roster(change));
-        let event = || Outbound::Roster(Arc::clone(&roster));
+        let lineup = self.lineup(change);
+        let roster = Arc::new(lineup.to_roster());
+        let lineup = Arc::new(lineup);
+        let event = || Outbound::Roster {
+            roster: Arc::clone(&roster),
+            lineup: Arc::clone(&lineup),
+        };
         self.parties.retain_mut(|p| p.offer(event()));
-        self.hosts.retain_mut(|(_, reply)| offer(reply, event()));
+        self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
+    }
+
+    fn present(&self) -> usize {
+        self.parties.iter().filter(|p| !p.gone()).count()
     }
 
     /// A hosted session nobody is left in: nobody to wait for.
     pub(crate) fn deserted(&self) -> bool {
-        self.hosted && self.hosts.is_empty() && self.parties.is_empty()
+        self.hosted && self.hosts.is_empty() && self.present() == 0
     }
 
-    /// Enough players to play a round.
+    /// Enough players here to play a round.
     pub(crate) fn enough(&self) -> bool {
-        self.parties.len() >= self.config.min_parties
+        self.present() >= self.config.min_parties
     }
 
     pub(crate) fn ping_all(&mut self) {
@@ -323,26 +597,70 @@ impl Session {
         self.parties.retain_mut(|p| p.offer_ping(seq, sent));
     }
 
-    /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it.
+    /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it,
+    /// and in buzz mode an empty queue.
     pub(crate) fn open_round(&mut self, go: Instant) -> u64 {
         self.round += 1;
+        self.played += 1;
         self.go = Some(go);
+        self.ask = HostAsk::Nothing;
+        self.buzz = self.buzz_mode().then(BuzzRound::default);
         for p in &mut self.parties {
             p.open(self.round);
         }
         self.round
     }
 
-    /// Some party in the round can still answer.
-    pub(crate) fn waiting_for_answers(&self) -> bool {
-        self.parties.iter().any(|p| p.play == Play::Waiting)
+    /// The open round is over: in a race, when nobody can still answer; in buzz mode, when a
+    /// correct answer ended it, the host moved on, nobody can still buzz and no buzz waits for
+    /// judgement, or no host who judges is left.
+    pub(crate) fn round_over(&self) -> bool {
+        let waiting = self.parties.iter().any(|p| p.play == Play::Waiting);
+        match &self.buzz {
+            None => !waiting,
+            Some(b) => {
+                b.over
+                    || self.ask == HostAsk::Next
+                    || (!waiting && !b.pending())
+                    || !self.hosts.iter().any(|h| h.judges)
+            }
+        }
+    }
+
+    /// Whether the open round is played in buzz mode.
+    pub(crate) fn buzzing(&self) -> bool {
+        self.buzz.is_some()
+    }
+
+    /// Ends the open question in buzz mode: unjudged buzzes are void; everyone sees the final
+    /// queue, which is returned for the record.
+    pub(crate) fn close_buzz(&mut self) -> Option<BuzzQueue> {
+        self.buzz.as_mut()?.close();
+        self.tell_buzzes();
+        self.buzz_queue()
+    }
+
+    /// The game this round belongs to.
+    pub(crate) fn game(&self) -> u64 {
+        self.game
+    }
+
+    /// A seat's points, by name (0 for a seat no longer here).
+    pub(crate) fn points_of(&self, name: &str) -> u64 {
+        self.parties
+            .iter()
+            .find(|p| p.name == name)
+            .map_or(0, |p| p.points)
     }
 
     /// Closes the round whose result was sent at `sent`: answers that arrive before a party
     /// could have seen it are late, not early.
     pub(crate) fn close_round(&mut self, sent: Instant) {
         self.go = None;
-        self.parties.retain(|p| !p.gone());
+        self.buzz = None;
+        if self.ask == HostAsk::Next {
+            self.ask = HostAsk::Nothing;
+        }
         for p in &mut self.parties {
             if p.in_round() {
                 let (rtt, _) = p.rtt(&self.config);
@@ -353,11 +671,11 @@ impl Session {
         }
     }
 
+    /// Every seat's points, the highest first.
     pub(crate) fn scores(&self) -> Vec<Score> {
         let mut scores: Vec<Score> = self
             .parties
             .iter()
-            .filter(|p| !p.gone())
             .map(|p| Score {
                 name: p.name.clone(),
                 points: p.points,
@@ -367,21 +685,34 @@ impl Session {
         scores
     }
 
-    /// The round's result in the configured order; scores the first valid answer.
-    pub(crate) fn result(&mut self, go: Instant) -> Vec<Placing> {
+    /// Party `p`'s line of a result, before its answer is ranked.
+    fn placing(&self, p: &Party) -> Placing {
+        let (rtt, rtt_source) = p.rtt(&self.config);
+        Placing {
+            name: p.name.clone(),
+            standing: Standing::NoAnswer,
+            after_go_micros: None,
+            rtt_micros: rtt.map(|d| d.as_micros() as u64),
+            rtt_source,
+            reaction_micros: None,
+        }
+    }
+
+    /// The round's result in the configured order. In a race the first valid answer scores a
+    /// point; in buzz mode the queue comes first as judged (its points already given).
+    pub(crate) fn result(&mut self, go: Instant, queue: Option<&BuzzQueue>) -> Vec<Placing> {
+        let queued: Vec<Placing> = queue
+            .map(|q| q.buzzes.iter().map(judged).collect())
+            .unwrap_or_default();
+        let is_queued = |name: &str| queued.iter().any(|p| p.name == name);
         // (false start, key, party, placing) for the answers; the rest in party order.
         let mut answered: Vec<(bool, i128, usize, Placing)> = Vec::new();
         let mut silent = Vec::new();
         for (i, p) in self.parties.iter().enumerate() {
-            let (rtt, rtt_source) = p.rtt(&self.config);
-            let mut placing = Placing {
-                name: p.name.clone(),
-                standing: Standing::NoAnswer,
-                after_go_micros: None,
-                rtt_micros: rtt.map(|d| d.as_micros() as u64),
-                rtt_source,
-                reaction_micros: None,
-            };
+            if is_queued(&p.name) {
+                continue;
+            }
+            let mut placing = self.placing(p);
             match p.play {
                 Play::Idle => continue,
                 Play::Answered(at) => {
@@ -396,12 +727,14 @@ impl Session {
             silent.push(placing);
         }
         answered.sort_by_key(|&(false_start, key, i, _)| (false_start, key, i));
-        if let Some(&(false, _, first, _)) = answered.first() {
-            self.parties[first].points += 1;
+        if queue.is_none() {
+            if let Some(&(false, _, first, _)) = answered.first() {
+                self.parties[first].points += 1;
+            }
         }
-        answered
+        queued
             .into_iter()
-            .map(|(_, _, _, placing)| placing)
+            .chain(answered.into_iter().map(|(_, _, _, placing)| placing))
             .chain(silent)
             .collect()
     }
@@ -430,5 +763,21 @@ impl Session {
             Order::Arrival => after_micros,
         };
         (false_start, key)
+    }
+}
+
+/// A judged buzz's line of a result.
+fn judged(b: &crate::protocol::Buzz) -> Placing {
+    Placing {
+        name: b.name.clone(),
+        standing: match b.judgement {
+            Judgement::Correct => Standing::Correct,
+            Judgement::Wrong => Standing::Wrong,
+            Judgement::Waiting | Judgement::Void => Standing::Answered,
+        },
+        after_go_micros: Some(b.after_go_micros),
+        rtt_micros: b.rtt_micros,
+        rtt_source: b.rtt_source,
+        reaction_micros: b.reaction_micros,
     }
 }

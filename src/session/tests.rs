@@ -33,6 +33,8 @@ struct Sim {
     earlies: Vec<(&'static str, u64)>,
     /// Rosters received: (party, roster).
     rosters: Vec<(&'static str, Arc<Roster>)>,
+    /// Each seat's secret, as the session gave it.
+    secrets: std::collections::HashMap<&'static str, String>,
 }
 
 fn ms(n: u64) -> Duration {
@@ -50,12 +52,17 @@ impl Sim {
                 next_id: 1,
                 earlies: Vec::new(),
                 rosters: Vec::new(),
+                secrets: Default::default(),
             },
             session,
         )
     }
 
     async fn join(&mut self, name: &'static str, rtt: Duration) -> bool {
+        self.join_team(name, None, rtt).await
+    }
+
+    async fn join_team(&mut self, name: &'static str, team: Option<&str>, rtt: Duration) -> bool {
         let (reply, rx) = mpsc::channel::<Outbound>(64);
         let (admitted, answer) = oneshot::channel();
         let id = self.next_id;
@@ -63,7 +70,11 @@ impl Sim {
         self.tx
             .send(SessionEvent::Join {
                 id,
-                seat: Seat::Player(name.into()),
+                seat: Seat::Player(Box::new(PlayerSeat {
+                    name: name.into(),
+                    team: team.map(str::to_owned),
+                    secret: None,
+                })),
                 reply,
                 admitted,
             })
@@ -74,6 +85,11 @@ impl Sim {
             let mut rx = rx;
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
             assert!(matches!(rx.next().await, Some(Outbound::Rules(_))));
+            let Some(Outbound::Seated { secret }) = rx.next().await else {
+                panic!("no secret for {name}'s seat");
+            };
+            assert_eq!(secret.len(), 32);
+            self.secrets.insert(name, secret);
             self.parties.push(SimParty {
                 id,
                 name,
@@ -141,7 +157,7 @@ impl Sim {
                         break;
                     }
                     Outbound::Early { round } => self.earlies.push((p.name, round)),
-                    Outbound::Roster(r) => self.rosters.push((p.name, r)),
+                    Outbound::Roster { roster: r, .. } => self.rosters.push((p.name, r)),
                     other => panic!("{}: expected Ping or Go, got {other:?}", p.name),
                 }
             }
@@ -181,7 +197,8 @@ impl Sim {
                         break;
                     }
                     Some(Outbound::Early { round }) => self.earlies.push((p.name, round)),
-                    Some(Outbound::Roster(r)) => self.rosters.push((p.name, r)),
+                    Some(Outbound::Roster { roster: r, .. }) => self.rosters.push((p.name, r)),
+                    Some(Outbound::Buzzes(_)) => {}
                     other => panic!("{}: expected Result, got {other:?}", p.name),
                 }
             }
@@ -202,7 +219,7 @@ impl Sim {
                         finals.push(scores.to_vec());
                         break;
                     }
-                    Some(Outbound::Roster(r)) => self.rosters.push((p.name, r)),
+                    Some(Outbound::Roster { roster: r, .. }) => self.rosters.push((p.name, r)),
                     // A hosted session measures round trips while it waits for its host.
                     Some(Outbound::Ping { .. }) => {}
                     other => panic!("{}: expected Over, got {other:?}", p.name),
@@ -362,14 +379,21 @@ fn the_session_ends_when_too_few_parties_remain_after_a_round() {
         // Ben is named as having left during the round, not dropped from its result.
         assert_eq!(names(&order), ["Ann", "Ben"]);
         assert_eq!(order[1].standing, Standing::Left);
-        assert_eq!(points(&scores), [("Ann", 2)]);
+        // Ben's seat is held, with his points, for him to come back to.
+        assert_eq!(points(&scores), [("Ann", 2), ("Ben", 0)]);
         // One party is too few to go on: the session ends and says so.
         assert_eq!(
             sim.over().await,
-            [vec![Score {
-                name: "Ann".into(),
-                points: 2
-            }]]
+            [vec![
+                Score {
+                    name: "Ann".into(),
+                    points: 2
+                },
+                Score {
+                    name: "Ben".into(),
+                    points: 0
+                }
+            ]]
         );
         assert_eq!(session.await.rounds, 2);
     })
@@ -653,7 +677,7 @@ fn a_session_refuses_the_party_beyond_what_its_results_can_carry() {
         let (reply, _rx) = mpsc::channel::<Outbound>(4);
         let join = SessionEvent::Join {
             id: 99,
-            seat: Seat::Player("Cid".into()),
+            seat: Seat::player("Cid"),
             reply,
             admitted,
         };
@@ -732,7 +756,12 @@ struct SimHost {
 
 impl Sim {
     async fn host(&mut self) -> SimHost {
-        let (admitted, rx) = self.seat(Seat::Host).await;
+        self.host_judging(false).await
+    }
+
+    /// A host; `judges`: of protocol 6, so questions are played in buzz mode.
+    async fn host_judging(&mut self, judges: bool) -> SimHost {
+        let (admitted, rx) = self.seat(Seat::Host { judges }).await;
         assert!(admitted);
         SimHost {
             id: self.next_id - 1,
@@ -778,7 +807,9 @@ fn a_hosted_session_opens_rounds_on_the_hosts_word_and_ends_on_it() {
         // The host sees both join, by name, with the count of players needed.
         let (_, joined) = host
             .until(|e| match e {
-                Outbound::Roster(r) if r.change == Change::Joined { name: "Ben".into() } => {
+                Outbound::Roster { roster: r, .. }
+                    if r.change == Change::Joined { name: "Ben".into() } =>
+                {
                     Some(Arc::clone(r))
                 }
                 _ => None,
@@ -840,7 +871,7 @@ fn a_player_sending_a_hosts_open_opens_nothing() {
         let waited = rt::timeout(ms(300), async {
             loop {
                 match p.rx.next().await {
-                    Some(Outbound::Ping { .. }) | Some(Outbound::Roster(_)) => {}
+                    Some(Outbound::Ping { .. }) | Some(Outbound::Roster { .. }) => {}
                     other => return other,
                 }
             }
@@ -866,7 +897,7 @@ fn a_late_joiner_is_told_it_plays_from_the_next_round_and_sees_no_result_it_did_
         // Cid joins while round 1 is open.
         let (admitted, mut cid) = sim.join_other("Cid").await;
         assert!(admitted);
-        let Some(Outbound::Roster(roster)) = cid.next().await else {
+        let Some(Outbound::Roster { roster, .. }) = cid.next().await else {
             panic!("a roster first")
         };
         assert_eq!(roster.change, Change::Joined { name: "Cid".into() });
@@ -947,9 +978,8 @@ fn a_session_without_rounds_says_why_and_lists_no_scores() {
 }
 
 #[test]
-fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_points() {
+fn a_held_seat_goes_back_only_with_its_secret_and_keeps_its_points() {
     block_on(async {
-        // Round 2 stays open while Ann's seat goes stale and is taken back.
         let (mut sim, session) = Sim::start(SessionConfig {
             answer_timeout: Duration::from_secs(30),
             ..config(3, Order::Arrival)
@@ -957,43 +987,37 @@ fn a_seat_whose_connection_stopped_answering_goes_to_its_name_again_with_its_poi
         sim.join("Ann", ms(1)).await;
         sim.join("Ben", ms(1)).await;
         let (_, go) = sim.until_go().await;
-        // Ann has answered every ping: her seat is not free.
-        assert!(!sim.join_other("Ann").await.0);
         sim.answer(go, &[("Ann", Some(1)), ("Ben", Some(2))]).await;
         sim.results().await;
-        // Round 2's pings: Ben answers, Ann's connection is dead (never answers).
+        let secret = sim.secrets["Ann"].clone();
+        // Another connection, without the secret or with a wrong one: refused, while Ann's
+        // connection is here.
+        assert!(!sim.join_other("Ann").await.0);
+        assert!(!sim.join_with("Ann", "not-it").await.0);
+        // A lookalike name is refused too.
+        assert!(!sim.join_other("ANN").await.0);
+        assert!(!sim.join_other("\u{0410}nn").await.0, "a Cyrillic A");
+        // With the secret: the seat, and its point, go to the new connection; the old one is
+        // told why.
         let mut old_ann = sim.parties.remove(0);
-        let mut pinged = 0;
-        while pinged < STALE_PINGS {
-            if let Outbound::Ping { .. } = old_ann.rx.next().await.unwrap() {
-                pinged += 1;
-            }
-        }
-        // The staleness is what is tested: the pings must be older than the bound.
-        rt::sleep(STALE_AFTER + ms(50)).await;
-        let (admitted, mut new_ann) = sim.join_other("Ann").await;
-        assert!(admitted, "a stale seat is free to its name");
-        // The old connection is told why.
+        let (admitted, mut new_ann) = sim.join_with("Ann", &secret).await;
+        assert!(admitted);
         loop {
             match old_ann.rx.next().await {
                 Some(Outbound::Ended { message, .. }) => {
-                    assert!(
-                        message.contains("a new connection took this seat"),
-                        "{message}"
-                    );
+                    assert!(message.contains("taken back"), "{message}");
                     break;
                 }
                 Some(_) => {}
                 None => panic!("the old connection was not told"),
             }
         }
-        // The new one has Ann's point.
         loop {
-            if let Some(Outbound::Roster(r)) = new_ann.next().await {
-                if r.change == (Change::Joined { name: "Ann".into() }) {
-                    let ann = r.players.iter().find(|p| p.name == "Ann").unwrap();
-                    assert_eq!(ann.points, 1);
-                    assert_eq!(r.players.len(), 2);
+            if let Some(Outbound::Roster { lineup, .. }) = new_ann.next().await {
+                if lineup.change == (Change::Back { name: "Ann".into() }) {
+                    let ann = lineup.players.iter().find(|p| p.name == "Ann").unwrap();
+                    assert_eq!((ann.points, ann.here), (1, true));
+                    assert_eq!(lineup.players.len(), 2);
                     break;
                 }
             }
@@ -1007,11 +1031,22 @@ impl Sim {
     /// A connection the simulation does not play joins as `name` (a late joiner, a second
     /// connection under a taken name); whether it was admitted, and its outbox.
     async fn join_other(&mut self, name: &str) -> (bool, mpsc::Receiver<Outbound>) {
-        self.seat(Seat::Player(name.into())).await
+        self.seat(Seat::player(name)).await
+    }
+
+    /// As [`join_other`](Self::join_other), offering `secret` for the seat.
+    async fn join_with(&mut self, name: &str, secret: &str) -> (bool, mpsc::Receiver<Outbound>) {
+        self.seat(Seat::Player(Box::new(crate::session::PlayerSeat {
+            name: name.into(),
+            team: None,
+            secret: Some(secret.into()),
+        })))
+        .await
     }
 
     /// A connection takes `seat`; whether it was admitted, and its outbox after `Admitted`.
     async fn seat(&mut self, seat: Seat) -> (bool, mpsc::Receiver<Outbound>) {
+        let host = seat.is_host();
         let (reply, mut rx) = mpsc::channel::<Outbound>(64);
         let (admitted, answer) = oneshot::channel();
         let id = self.next_id;
@@ -1027,6 +1062,9 @@ impl Sim {
         if ok {
             assert!(matches!(rx.next().await, Some(Outbound::Admitted)));
             assert!(matches!(rx.next().await, Some(Outbound::Rules(_))));
+            if !host {
+                assert!(matches!(rx.next().await, Some(Outbound::Seated { .. })));
+            }
         }
         (ok, rx)
     }
@@ -1052,11 +1090,12 @@ fn a_joiner_is_told_how_the_session_ranks() {
                 next_id: 1,
                 earlies: Vec::new(),
                 rosters: Vec::new(),
+                secrets: Default::default(),
             };
             // Kept open: a closed outbox is a connection gone, and a hosted session whose host
             // is gone before any player came ends.
             let mut outboxes = Vec::new();
-            for seat in [Seat::Host, Seat::Player("Ann".into())] {
+            for seat in [Seat::Host { judges: false }, Seat::player("Ann")] {
                 let (reply, mut outbox) = mpsc::channel::<Outbound>(64);
                 let (admitted, answer) = oneshot::channel();
                 let join = SessionEvent::Join {
@@ -1078,5 +1117,156 @@ fn a_joiner_is_told_how_the_session_ranks() {
             drop((sim, outboxes));
             session.await;
         }
+    })
+}
+
+impl SimHost {
+    async fn send(&self, sim: &mut Sim, event: SessionEvent) {
+        sim.tx.send(event).await.unwrap();
+    }
+
+    async fn control(&self, sim: &mut Sim, control: crate::protocol::Control) {
+        self.send(
+            sim,
+            SessionEvent::Control {
+                id: self.id,
+                control,
+            },
+        )
+        .await;
+    }
+
+    /// The next buzz queue the host sees that `pick` accepts.
+    async fn queue(
+        &mut self,
+        pick: impl Fn(&crate::protocol::BuzzQueue) -> bool,
+    ) -> Arc<crate::protocol::BuzzQueue> {
+        self.until(|e| match e {
+            Outbound::Buzzes(q) if pick(q) => Some(Arc::clone(q)),
+            _ => None,
+        })
+        .await
+        .1
+    }
+}
+
+#[test]
+fn in_buzz_mode_the_host_judges_each_buzz_and_a_wrong_one_locks_out_the_team() {
+    use crate::protocol::{Control, Judgement};
+    block_on(async {
+        let (mut sim, session) = Sim::start(config(1, Order::Reaction));
+        let mut host = sim.host_judging(true).await;
+        sim.join_team("Ann", Some("Red"), ms(1)).await;
+        sim.join_team("Amy", Some("Red"), ms(1)).await;
+        sim.join_team("Ben", Some("Blue"), ms(30)).await;
+        host.control(
+            &mut sim,
+            Control::Scoring {
+                correct: 10,
+                penalty: 5,
+            },
+        )
+        .await;
+        host.send(&mut sim, SessionEvent::Open { id: host.id })
+            .await;
+        let (round, go) = sim.until_go().await;
+        // Ann reacts in 100 ms, Ben in 120 ms over a longer path: Ann's buzz ranks first, and
+        // she is up once Ben, still waiting, could no longer rank before her.
+        sim.answer(go, &[("Ann", Some(100)), ("Ben", Some(120))])
+            .await;
+        let q = host.queue(|q| q.up.is_some() && q.buzzes.len() == 2).await;
+        assert_eq!(q.round, round);
+        assert_eq!(q.up.as_deref(), Some("Ann"));
+        let names: Vec<_> = q.buzzes.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["Ann", "Ben"]);
+        assert_eq!(q.buzzes[0].gap_micros, 0);
+        assert_eq!(
+            q.buzzes[1].gap_micros, 20_000,
+            "Ben's gap, corrected for his path"
+        );
+        // Wrong: team Red is out of the question (Amy, who has not buzzed, too); Ben is up.
+        host.control(&mut sim, Control::Wrong).await;
+        let q = host.queue(|q| q.up.as_deref() == Some("Ben")).await;
+        assert_eq!(q.buzzes[0].judgement, Judgement::Wrong);
+        assert_eq!(q.buzzes[0].points, 0 - 5);
+        let mut locked = q.locked.clone();
+        locked.sort();
+        assert_eq!(locked, ["Amy", "Ann"]);
+        host.control(&mut sim, Control::Correct).await;
+        let (_, order, scores) = sim.results().await;
+        let standings: Vec<_> = order
+            .iter()
+            .map(|p| (p.name.as_str(), p.standing))
+            .collect();
+        assert_eq!(
+            standings,
+            [
+                ("Ann", Standing::Wrong),
+                ("Ben", Standing::Correct),
+                ("Amy", Standing::LockedOut)
+            ]
+        );
+        assert_eq!(points(&scores), [("Ben", 10), ("Amy", 0), ("Ann", 0)]);
+        // The host edits a score, removes a player, and starts a new game with the same players.
+        host.control(
+            &mut sim,
+            Control::SetScore {
+                name: "Ann".into(),
+                points: 3,
+            },
+        )
+        .await;
+        host.control(&mut sim, Control::Kick { name: "Amy".into() })
+            .await;
+        let amy = sim.parties.iter().position(|p| p.name == "Amy").unwrap();
+        let mut amy = sim.parties.remove(amy);
+        loop {
+            match amy.rx.next().await {
+                Some(Outbound::Ended { kind, message }) => {
+                    assert_eq!(kind, ErrorKind::Forbidden);
+                    assert_eq!(message, "the host removed you from this game");
+                    break;
+                }
+                Some(_) => {}
+                None => panic!("Amy was not told"),
+            }
+        }
+        assert!(!sim.join_other("Amy").await.0, "a removed name stays out");
+        assert!(!sim.join_other("AMY").await.0, "and so does its lookalike");
+        let (_, lineup) = host
+            .until(|e| match e {
+                Outbound::Roster { lineup, .. }
+                    if lineup.change == (Change::Kicked { name: "Amy".into() }) =>
+                {
+                    Some(Arc::clone(lineup))
+                }
+                _ => None,
+            })
+            .await;
+        let seats: Vec<_> = lineup
+            .players
+            .iter()
+            .map(|p| (p.name.as_str(), p.team.as_str(), p.points))
+            .collect();
+        assert_eq!(seats, [("Ann", "Red", 3), ("Ben", "Blue", 10)]);
+        host.control(&mut sim, Control::NewGame).await;
+        let (_, lineup) = host
+            .until(|e| match e {
+                Outbound::Roster { lineup, .. }
+                    if lineup.change == (Change::NewGame { game: 2 }) =>
+                {
+                    Some(Arc::clone(lineup))
+                }
+                _ => None,
+            })
+            .await;
+        assert!(lineup.players.iter().all(|p| p.points == 0));
+        assert_eq!((lineup.round, lineup.players.len()), (0, 2));
+        assert!(sim.join_other("Amy").await.0, "a new game lets her back in");
+        host.send(&mut sim, SessionEvent::Finish { id: host.id })
+            .await;
+        drop((sim, host, amy));
+        let report = session.await;
+        assert_eq!(report.rounds, 1);
     })
 }

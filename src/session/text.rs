@@ -71,6 +71,7 @@ pub(crate) fn worst_result(n: usize) -> RoundOutcome {
         Standing::LockedOut,
         Standing::NoAnswer,
         Standing::Left,
+        Standing::Correct,
     ];
     let order: Vec<Placing> = (0..n)
         .map(|i| Placing {
@@ -110,7 +111,21 @@ pub fn result_text(round: u64, order: &[Placing], by: Order) -> String {
     };
     let of = |standing: Standing| order.iter().filter(move |p| p.standing == standing);
     let names = |standing: Standing| of(standing).map(|p| p.name.clone()).collect::<Vec<_>>();
-    let answered: Vec<String> = of(Standing::Answered).map(figure).collect();
+    // Buzzes the host judged are named with the judgement, in their place among the answers.
+    let answered: Vec<String> = order
+        .iter()
+        .filter(|p| {
+            matches!(
+                p.standing,
+                Standing::Answered | Standing::Correct | Standing::Wrong
+            )
+        })
+        .map(|p| match p.standing {
+            Standing::Correct => format!("{} (correct)", figure(p)),
+            Standing::Wrong => format!("{} (wrong)", figure(p)),
+            _ => figure(p),
+        })
+        .collect();
     let false_starts: Vec<String> = of(Standing::FalseStart).map(figure).collect();
     let mut text = format!("Round {round}: ");
     if answered.is_empty() && false_starts.is_empty() {

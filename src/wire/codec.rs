@@ -47,6 +47,8 @@ pub(crate) enum Inbound {
     Open,
     /// A session's host ends the session.
     Finish,
+    /// A session's host judges a buzz or controls the game (protocol 6).
+    Control(crate::protocol::Control),
     /// A session party pressed its buzzer; `at` is when the answer arrived.
     Answer {
         at: Instant,

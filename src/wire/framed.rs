@@ -1,4 +1,4 @@
-//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 5, on a server connection.
+//! The framed wire: the protocol of `PROTOCOL.md`, versions 1 to 6, on a server connection.
 //!
 //! Owns the translation between frames and the connection's events: `Hello`, `Message`, `Chat`
 //! and the session's `Join`, `Pong` and `Answer` in (with the kernel's receive time and, for
@@ -13,7 +13,7 @@ use super::codec::{Inbound, Wire};
 use crate::close::Discard;
 use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, Version};
 use crate::round::Outbound;
-use crate::session::Seat;
+use crate::session::{PlayerSeat, Seat};
 use crate::stamp::StampedStream;
 
 /// A framed connection's read half.
@@ -81,11 +81,19 @@ pub fn to_frame_in(event: &Outbound, version: Version) -> Frame {
         Outbound::Ended { kind, message } => Frame::error(*kind, message.clone()),
         Outbound::Ping { seq, .. } => Frame::Ping { seq: *seq },
         Outbound::Go { round, .. } => Frame::Go { round: *round },
-        Outbound::RoundResult(r) if version.has_hosts() => Frame::Outcome(Box::new((**r).clone())),
-        Outbound::RoundResult(r) if version.has_standings() => Frame::Outcome(Box::new(r.to_v3())),
+        Outbound::RoundResult(r) if version.has_standings() => {
+            Frame::Outcome(Box::new(r.in_version(version)))
+        }
         Outbound::RoundResult(r) => Frame::Result(Box::new(r.to_v2())),
         Outbound::Early { round } => Frame::Early { round: *round },
-        Outbound::Roster(r) => Frame::Roster(Box::new((**r).clone())),
+        Outbound::Roster { lineup, .. } if version.has_buzz() => {
+            Frame::Lineup(Box::new((**lineup).clone()))
+        }
+        Outbound::Roster { roster, .. } => Frame::Roster(Box::new((**roster).clone())),
+        Outbound::Seated { secret } => Frame::Seated {
+            secret: secret.clone(),
+        },
+        Outbound::Buzzes(q) => Frame::Buzzes(Box::new((**q).clone())),
         Outbound::SessionOver {
             why,
             rounds,
@@ -122,15 +130,35 @@ pub(crate) fn inbound(
         } => Inbound::Join(Box::new(JoinRequest {
             version,
             room,
-            seat: Seat::Player(name),
+            seat: Seat::Player(Box::new(PlayerSeat {
+                name,
+                team: None,
+                secret: None,
+            })),
             key: None,
         })),
         Frame::Host { version, room, key } => Inbound::Join(Box::new(JoinRequest {
             version,
             room,
-            seat: Seat::Host,
+            // A host of protocol 6 can judge buzzes; an older one plays races as before.
+            seat: Seat::Host {
+                judges: Version::spoken(version).is_ok_and(Version::has_buzz),
+            },
             key: Some(key),
         })),
+        Frame::Seat {
+            version,
+            room,
+            name,
+            team,
+            secret,
+        } => Inbound::Join(Box::new(JoinRequest {
+            version,
+            room,
+            seat: Seat::Player(Box::new(PlayerSeat { name, team, secret })),
+            key: None,
+        })),
+        Frame::Control(control) => Inbound::Control(control),
         Frame::Open => Inbound::Open,
         Frame::Finish => Inbound::Finish,
         Frame::Pong { seq } => Inbound::Pong {
@@ -167,9 +195,7 @@ pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>
         }
         // A session's result, roster and final scores are shared by every party: encoded from
         // the shared copy, not from a copy each.
-        Outbound::RoundResult(r)
-            if version.has_hosts() || (version.has_standings() && !r.needs_v3()) =>
-        {
+        Outbound::RoundResult(r) if version.has_standings() && r.fits(version) => {
             protocol::encode_into(&FrameRef::Outcome(r), out)
         }
         Outbound::SessionOver {
@@ -190,11 +216,19 @@ pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>
         Outbound::SessionOver { scores, .. } => {
             protocol::encode_into(&FrameRef::SessionOver { scores }, out)
         }
-        Outbound::Roster(r) if version.has_hosts() => {
-            protocol::encode_into(&FrameRef::Roster(r), out)
+        Outbound::Roster { lineup, .. } if version.has_buzz() => {
+            protocol::encode_into(&FrameRef::Lineup(lineup), out)
+        }
+        Outbound::Roster { roster, .. } if version.has_hosts() => {
+            protocol::encode_into(&FrameRef::Roster(roster), out)
         }
         // Older clients have no frame for the roster: they play as before.
-        Outbound::Roster(_) => return,
+        Outbound::Roster { .. } => return,
+        Outbound::Buzzes(q) if version.has_buzz() => {
+            protocol::encode_into(&FrameRef::Buzzes(q), out)
+        }
+        // Older clients have no frames for buzz mode, nor a secret to keep.
+        Outbound::Buzzes(_) | Outbound::Seated { .. } if !version.has_buzz() => return,
         // A version-2 client has no frame for an early buzz: its next result says it.
         Outbound::Early { .. } if !version.has_standings() => return,
         // Older clients have no frame for the rules: they read the result's sentence.

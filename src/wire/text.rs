@@ -277,7 +277,10 @@ impl Wire for Text {
             Outbound::Early { round } => out
                 .extend_from_slice(format!("Too early: locked out of round {round}\n").as_bytes()),
             Outbound::RoundResult(r) => out.extend_from_slice(format!("{}\n", r.text).as_bytes()),
-            Outbound::Roster(_) | Outbound::Rules(_) => {}
+            Outbound::Roster { .. }
+            | Outbound::Rules(_)
+            | Outbound::Seated { .. }
+            | Outbound::Buzzes(_) => {}
             Outbound::SessionOver {
                 why,
                 rounds,
