@@ -10,11 +10,19 @@ use std::fmt;
 /// Longest accepted name, in Unicode scalar values (characters), not bytes.
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Longest accepted team name: short enough that a room's every buzz, each with its team, fits
+/// one frame.
+pub const MAX_TEAM_CHARS: usize = 24;
+
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameError {
     Empty,
     TooLong {
+        chars: usize,
+    },
+    /// A team's name over [`MAX_TEAM_CHARS`].
+    TeamTooLong {
         chars: usize,
     },
     /// Blank space at the start or the end: two names that differ only there look the same.
@@ -38,6 +46,10 @@ impl fmt::Display for NameError {
             NameError::TooLong { chars } => write!(
                 f,
                 "is {chars} characters long; the maximum is {MAX_NAME_CHARS}"
+            ),
+            NameError::TeamTooLong { chars } => write!(
+                f,
+                "is {chars} characters long; a team's name is at most {MAX_TEAM_CHARS}"
             ),
             NameError::Padded => f.write_str("starts or ends with a space"),
             NameError::Marker { ch } => write!(
@@ -87,6 +99,16 @@ pub fn validate_seat(name: &str) -> Result<(), NameError> {
         Some(ch) => Err(NameError::Marker { ch }),
         None => Ok(()),
     }
+}
+
+/// Checks a team's name: [`validate_seat`], and at most [`MAX_TEAM_CHARS`] characters.
+pub fn validate_team(team: &str) -> Result<(), NameError> {
+    validate_seat(team)?;
+    let chars = team.chars().count();
+    if chars > MAX_TEAM_CHARS {
+        return Err(NameError::TeamTooLong { chars });
+    }
+    Ok(())
 }
 
 /// What a name looks like, for telling whether two names would show as the same: Unicode's

@@ -12,7 +12,7 @@ use structopt::StructOpt;
 use crate::cli::{labels_for, parse_seconds};
 use crate::round::Style;
 use crate::server::{check_verdict_fits, cooldown::CooldownConfig, Config, Mode, Summary, Wire};
-use crate::session::{fitting_parties, Jitter, Order, SessionConfig};
+use crate::session::{fitting_parties, HostedMode, Jitter, Order, SessionConfig};
 use crate::transcript::Transcript;
 
 /// Exit statuses (also in docs/operations.md).
@@ -83,6 +83,10 @@ pub struct ServerArgs {
     /// `arrival` or by `reaction` time (arrival minus each party's measured round trip)
     #[structopt(long, default_value = "arrival")]
     pub order: Order,
+    /// Quiz sessions with a host: `buzz` (the host sees each buzz as it lands and judges the
+    /// answer) or `race` (the fastest answer scores, as in a session without a host)
+    #[structopt(long, default_value = "buzz")]
+    pub hosted_mode: HostedMode,
     /// Quiz sessions: rounds before a session ends
     #[structopt(long, default_value = "5")]
     pub session_rounds: u64,
@@ -339,6 +343,7 @@ impl ServerArgs {
             min_reaction: self.min_reaction,
             rtt_slack: self.rtt_slack,
             max_compensation: self.max_compensation,
+            buzz: self.hosted_mode == HostedMode::Buzz,
             ..SessionConfig::default()
         }
     }

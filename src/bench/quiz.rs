@@ -492,7 +492,11 @@ impl Bot<'_> {
     /// Handles a frame that arrived at `now`; true once the session is over.
     async fn frame(&mut self, frame: Frame, now: Instant) -> Result<bool, String> {
         match frame {
-            Frame::Welcome { .. } | Frame::Roster(_) | Frame::Rules { .. } => {}
+            Frame::Welcome { .. }
+            | Frame::Roster(_)
+            | Frame::Lineup(_)
+            | Frame::Rules { .. }
+            | Frame::Seated { .. } => {}
             Frame::Ping { seq } => self.ping(seq, now).await?,
             Frame::Go { round } => self.go(round, now),
             Frame::Early { round } => self.locked = Some(round),

@@ -61,7 +61,7 @@ async fn quiz_party(
             }
             Frame::Early { .. } => {}
             Frame::SessionOver { .. } | Frame::Over { .. } => return Ok(()),
-            Frame::Roster(_) | Frame::Rules { .. } => {}
+            Frame::Roster(_) | Frame::Lineup(_) | Frame::Rules { .. } | Frame::Seated { .. } => {}
             Frame::Error { kind, .. } => return Err(format!("server: {kind}")),
             other => return Err(format!("protocol: unexpected {}", other.kind_name())),
         }

@@ -54,6 +54,9 @@ pub async fn run(
     transcript: &Transcript,
 ) -> Result<Vec<Score>, Error> {
     names::validate_seat(&name).map_err(Error::InvalidName)?;
+    if let Some(team) = &team {
+        names::validate_team(team).map_err(Error::InvalidName)?;
+    }
     let mut seat = Seat {
         name,
         team,

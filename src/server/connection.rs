@@ -349,7 +349,7 @@ impl<W: Wire> Connection<W> {
             names::validate_seat(&seat.name)
                 .map_err(|e| End::plain(ErrorKind::InvalidName, format!("name {e}")))?;
             if let Some(team) = &seat.team {
-                names::validate_seat(team)
+                names::validate_team(team)
                     .map_err(|e| End::plain(ErrorKind::InvalidName, format!("team name {e}")))?;
             }
         }

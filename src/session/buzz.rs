@@ -217,7 +217,7 @@ fn lock_key(entry: &Entry) -> String {
 /// The night's record of one question as CSV rows (no header): game, question, place, name,
 /// team, after go, reaction, gap (ms), round trip (ms), its source, judgement, points, total.
 pub fn csv_rows(game: u64, queue: &BuzzQueue, total: impl Fn(&str) -> u64) -> Vec<String> {
-    let ms = |us: Option<i128>| us.map_or(String::new(), |us| format!("{:.1}", us as f64 / 1e3));
+    let ms = |us: Option<i128>| us.map_or(String::new(), tenths_of_ms);
     queue
         .buzzes
         .iter()
@@ -241,6 +241,14 @@ pub fn csv_rows(game: u64, queue: &BuzzQueue, total: impl Fn(&str) -> u64) -> Ve
             .join(",")
         })
         .collect()
+}
+
+/// Microseconds as milliseconds with one decimal, rounded half away from zero in integers (the
+/// host page writes the same digits).
+fn tenths_of_ms(us: i128) -> String {
+    let tenths = (us.abs() + 50) / 100;
+    let sign = if us < 0 && tenths > 0 { "-" } else { "" };
+    format!("{sign}{}.{}", tenths / 10, tenths % 10)
 }
 
 /// The header of [`csv_rows`].
@@ -335,6 +343,20 @@ mod tests {
         let mut q = BuzzRound::default();
         assert_eq!(q.settles_at(Instant::now(), Duration::ZERO), None);
         assert_eq!(q.judge(true, 1), None);
+    }
+
+    #[test]
+    fn milliseconds_round_half_away_from_zero() {
+        let cases = [
+            (12_250, "12.3"),
+            (12_249, "12.2"),
+            (0, "0.0"),
+            (-49, "0.0"),
+            (-150, "-0.2"),
+        ];
+        for (us, text) in cases {
+            assert_eq!(tenths_of_ms(us), text, "{us}");
+        }
     }
 
     #[test]

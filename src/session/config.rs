@@ -56,6 +56,27 @@ impl std::str::FromStr for Order {
     }
 }
 
+/// How a hosted session plays its questions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HostedMode {
+    /// The host sees each buzz as it lands and judges the answer of the player who is up.
+    #[default]
+    Buzz,
+    /// The fastest valid answer scores, as in a session without a host.
+    Race,
+}
+
+impl std::str::FromStr for HostedMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<HostedMode, String> {
+        crate::cli::one_of(
+            s,
+            "a hosted mode",
+            &[("buzz", HostedMode::Buzz), ("race", HostedMode::Race)],
+        )
+    }
+}
+
 /// A range of durations `Go` is delayed by, drawn uniformly (`1s..4s`; `0` for none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Jitter {

@@ -70,7 +70,9 @@ pub mod text;
 use futures::channel::mpsc;
 
 pub use buzz::{csv_rows, CSV_HEADER};
-pub use config::{Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, TAP_GRACE};
+pub use config::{
+    HostedMode, Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, TAP_GRACE,
+};
 pub use event::{PlayerSeat, Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};
 

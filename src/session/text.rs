@@ -5,7 +5,10 @@
 use std::sync::OnceLock;
 
 use super::config::Order;
-use crate::protocol::{OverReason, Placing, RoundOutcome, RttSource, Score, Standing};
+use crate::protocol::{
+    Buzz, BuzzQueue, Change, Contestant, Judgement, Lineup, OverReason, Placing, RoundOutcome,
+    RttSource, Score, Standing,
+};
 
 /// Names a result's sentence lists in each part; the rest are counted (`and 12 more`). The
 /// structured order lists everyone; the sentence is for people, and keeps a big session's
@@ -36,7 +39,10 @@ pub fn fitting_parties() -> usize {
             let outcome = worst_result(n);
             let v2 = crate::protocol::Frame::Result(Box::new(outcome.to_v2()));
             let v3 = crate::protocol::Frame::Outcome(Box::new(outcome));
-            [v2, v3]
+            let (lineup, queue) = worst_room(n);
+            let lineup = crate::protocol::Frame::Lineup(Box::new(lineup));
+            let queue = crate::protocol::Frame::Buzzes(Box::new(queue));
+            [v2, v3, lineup, queue]
                 .iter()
                 .map(|f| crate::protocol::encode(f).map_or(usize::MAX, |b| b.len()))
                 .max()
@@ -95,6 +101,59 @@ pub(crate) fn worst_result(n: usize) -> RoundOutcome {
         order,
         scores,
     }
+}
+
+/// The largest lineup and buzz queue `n` players can have: the longest names and team names,
+/// every player buzzing and locked out.
+pub(crate) fn worst_room(n: usize) -> (Lineup, BuzzQueue) {
+    let name = "\u{1F980}".repeat(crate::names::MAX_NAME_CHARS);
+    let team = "\u{1F980}".repeat(crate::names::MAX_TEAM_CHARS);
+    let lineup = Lineup {
+        round: u64::MAX,
+        open: true,
+        needed: u32::MAX,
+        hosted: true,
+        answer_micros: u64::MAX,
+        players: (0..n)
+            .map(|_| Contestant {
+                name: name.clone(),
+                team: team.clone(),
+                rtt_micros: Some(u64::MAX),
+                rtt_source: RttSource::Kernel,
+                points: u64::MAX,
+                from_round: u64::MAX,
+                here: true,
+            })
+            .collect(),
+        change: Change::Left {
+            name: name.clone(),
+            round: u64::MAX,
+        },
+        game: u64::MAX,
+        buzz: true,
+        correct: u64::MAX,
+        penalty: u64::MAX,
+    };
+    let queue = BuzzQueue {
+        round: u64::MAX,
+        open: true,
+        buzzes: (0..n)
+            .map(|_| Buzz {
+                name: name.clone(),
+                team: team.clone(),
+                after_go_micros: u64::MAX,
+                rtt_micros: Some(u64::MAX),
+                rtt_source: RttSource::Kernel,
+                reaction_micros: Some(i64::MIN),
+                gap_micros: u64::MAX,
+                judgement: Judgement::Void,
+                points: i64::MIN,
+            })
+            .collect(),
+        up: Some(name.clone()),
+        locked: vec![name; n],
+    };
+    (lineup, queue)
 }
 
 /// `Round 3: Ann 152.3 ms before Ben 170.1 ms (reaction times); false start: Cid 40.2 ms;

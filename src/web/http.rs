@@ -225,6 +225,7 @@ pub fn route(head: &[u8]) -> Route {
             HOST_SCRIPT,
         )),
         "/arrival.css" => Some(Response::page("text/css; charset=utf-8", STYLE)),
+        "/qr.svg" => Some(join_code(target, header("host").as_deref())),
         "/ws" => None,
         _ => {
             return Route::Answer(Response::error(
@@ -247,6 +248,43 @@ pub fn route(head: &[u8]) -> Route {
         &header("origin"),
         &header("host"),
     )
+}
+
+/// The QR code of the players' link to the room in `target`'s query (`/qr.svg?room=quiz`), at
+/// the host the browser asked for: the projector shows it for phones to scan. The link is
+/// built from characters a URL carries as they are, so the code says exactly what the page
+/// shows.
+fn join_code(target: &str, host: Option<&str>) -> Response {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    let room = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("room="))
+        .unwrap_or("");
+    let plain = |s: &str, extra: &[u8]| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b) || extra.contains(&b))
+    };
+    let Some(host) = host.filter(|h| h.len() <= 255 && plain(h, b":[]")) else {
+        return Response::error(
+            400,
+            "the QR code needs the Host header of a plain host name",
+        );
+    };
+    if room.len() > 200 || !plain(room, b"") {
+        return Response::error(400, "the room must be percent-encoded, at most 200 bytes");
+    }
+    let link = format!("http://{host}/?room={room}");
+    match qrcode::QrCode::new(link.as_bytes()) {
+        Ok(code) => {
+            let svg = code
+                .render::<qrcode::render::svg::Color>()
+                .min_dimensions(240, 240)
+                .quiet_zone(true)
+                .build();
+            Response::page("image/svg+xml", &svg)
+        }
+        Err(_) => Response::error(400, "the link does not fit a QR code"),
+    }
 }
 
 /// The WebSocket handshake's checks (RFC 6455, 4.2.1), and the answer.

@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 
 use super::http::SCRIPT;
 use crate::protocol::{
-    encode, Change, ErrorKind, Frame, OverReason, Ranking, Roster, RoundOutcome, RttSource,
-    Standing,
+    encode, BuzzQueue, Change, Control, ErrorKind, Frame, Judgement, Lineup, OverReason, Ranking,
+    Roster, RoundOutcome, RttSource, Standing,
 };
 
 /// Every `case N: return { type: "Name"` (decoded) and `name: (...) => frame(N` (encoded) in
@@ -50,7 +50,40 @@ fn samples() -> Vec<Frame> {
         order: Vec::new(),
         scores: Vec::new(),
     };
+    let lineup = Lineup {
+        round: 0,
+        open: false,
+        needed: 2,
+        hosted: false,
+        answer_micros: 0,
+        players: Vec::new(),
+        change: Change::Update,
+        game: 1,
+        buzz: true,
+        correct: 1,
+        penalty: 0,
+    };
+    let queue = BuzzQueue {
+        round: 1,
+        open: true,
+        buzzes: Vec::new(),
+        up: None,
+        locked: Vec::new(),
+    };
     vec![
+        Frame::Seated {
+            secret: String::new(),
+        },
+        Frame::Lineup(Box::new(lineup)),
+        Frame::Buzzes(Box::new(queue)),
+        Frame::Seat {
+            version: 6,
+            room: None,
+            name: String::new(),
+            team: None,
+            secret: None,
+        },
+        Frame::Control(Control::NewGame),
         Frame::Welcome { version: 5 },
         Frame::error(ErrorKind::Busy, ""),
         Frame::Ping { seq: 0 },
@@ -87,7 +120,7 @@ fn samples() -> Vec<Frame> {
 fn the_scripts_frame_tags_are_the_protocols() {
     let tags = script_tags();
     assert!(
-        tags.len() >= 15,
+        tags.len() >= 20,
         "the script's tags were not found: {tags:?}"
     );
     for frame in samples() {
@@ -155,6 +188,55 @@ fn the_scripts_tables_follow_the_protocols_enums() {
         .map(|o| o.describe())
         .collect();
     assert_eq!(script_table("OVER"), over);
+    let judgements: Vec<&str> = variants::<Judgement>()
+        .iter()
+        .map(|j| j.describe())
+        .collect();
+    assert_eq!(script_table("JUDGEMENT"), judgements);
     // Standings are said in the page's own words; one for each, in order.
     assert_eq!(script_table("STANDING").len(), variants::<Standing>().len());
+}
+
+#[test]
+fn the_scripts_host_controls_are_the_protocols() {
+    // `name: (...) => encode.control(N` in the script, by name.
+    let script: Vec<(String, u32)> = SCRIPT
+        .lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            let (name, rest) = line.split_once(": (")?;
+            let n = rest.split_once("=> encode.control(")?.1;
+            Some((name.to_owned(), n.split([',', ')']).next()?.parse().ok()?))
+        })
+        .collect();
+    let name = String::new;
+    let controls = [
+        Control::Correct,
+        Control::Wrong,
+        Control::Next,
+        Control::SetScore {
+            name: name(),
+            points: 0,
+        },
+        Control::Kick { name: name() },
+        Control::Free { name: name() },
+        Control::NewGame,
+        Control::Scoring {
+            correct: 0,
+            penalty: 0,
+        },
+    ];
+    assert_eq!(script.len(), controls.len(), "{script:?}");
+    for control in controls {
+        let bytes = encode(&Frame::Control(control.clone())).unwrap();
+        let index = u32::from_le_bytes(bytes[8..12].try_into().unwrap());
+        let debug = format!("{control:?}");
+        let variant = debug.split([' ', '{']).next().unwrap();
+        let mut js = variant.to_owned();
+        js[..1].make_ascii_lowercase();
+        assert!(
+            script.contains(&(js.clone(), index)),
+            "{variant} is {index}; the script has {script:?}"
+        );
+    }
 }

@@ -1,10 +1,10 @@
-// arrival's protocol (PROTOCOL.md), version 5, for the player and host pages, and what both pages
+// arrival's protocol (PROTOCOL.md), version 6, for the player and host pages, and what both pages
 // share (the countdown, tables, the event log): each WebSocket
 // binary message is one frame, its 4-byte big-endian length included; the body is bincode
 // (little-endian, fixed-width integers, u64 lengths). Only the frames a browser sends or reads.
 "use strict";
 const Arrival = (() => {
-  const VERSION = 5;
+  const VERSION = 6;
   const utf8in = new TextEncoder(), utf8out = new TextDecoder();
 
   class Writer {
@@ -42,7 +42,9 @@ const Arrival = (() => {
   }
 
   // Appended to, never reordered, as in the protocol.
-  const STANDING = ["answered", "false start", "too early", "locked out", "no answer", "left"];
+  const STANDING = ["answered", "false start", "too early", "locked out", "no answer", "left",
+    "correct", "wrong"];
+  const JUDGEMENT = ["waiting", "correct", "wrong", "void"];
   const SOURCE = ["none", "kernel", "ping"];
   const ERROR = ["Version", "Protocol", "Malformed", "Timeout", "InvalidName", "RoundFull", "Busy",
     "PartyLeft", "RoundTimeout", "ShuttingDown", "Forbidden"];
@@ -67,8 +69,22 @@ const Arrival = (() => {
       case 3: return { kind: "hostJoined" };
       case 4: return { kind: "hostLeft" };
       case 5: return { kind: "ready", round: this.u64() };
+      case 6: return { kind: "newGame", game: this.u64() };
+      case 7: return { kind: "kicked", name: this.str() };
+      case 8: return { kind: "back", name: this.str() };
+      case 9: return { kind: "away", name: this.str(), round: this.u64() };
       default: return { kind: "unknown" };
     }
+  }
+
+  function contestant() {
+    return { name: this.str(), team: this.str(), rtt: this.opt(this.u64), source: SOURCE[this.u32()],
+      points: this.u64(), fromRound: this.u64(), here: this.bool() };
+  }
+  function buzz() {
+    return { name: this.str(), team: this.str(), afterGo: this.u64(), rtt: this.opt(this.u64),
+      source: SOURCE[this.u32()], reaction: this.opt(this.i64), gap: this.u64(),
+      judgement: JUDGEMENT[this.u32()] || "void", points: this.i64() };
   }
 
   function decode(buf) {
@@ -90,6 +106,13 @@ const Arrival = (() => {
       case 23: return { type: "Over", why: OVER[r.u32()] || "it ended", rounds: r.u64(),
         scores: r.vec(score) };
       case 24: return { type: "Rules", ranking: RANKING[r.u32()] || "arrival" };
+      case 26: return { type: "Seated", secret: r.str() };
+      // A lineup is a roster with teams and held seats: the pages read both as a roster.
+      case 27: return { type: "Lineup", round: r.u64(), open: r.bool(), needed: r.u32(),
+        hosted: r.bool(), answerMicros: r.u64(), players: r.vec(contestant), change: change.call(r),
+        game: r.u64(), buzz: r.bool(), correct: r.u64(), penalty: r.u64() };
+      case 28: return { type: "Buzzes", round: r.u64(), open: r.bool(), buzzes: r.vec(buzz),
+        up: r.opt(r.str), locked: r.vec(r.str) };
       default: return { type: "Unknown", tag };
     }
   }
@@ -102,6 +125,20 @@ const Arrival = (() => {
     host: (room, key) => frame(19, (w) => { w.u16(VERSION); w.optStr(room); w.str(key); }),
     open: () => frame(21),
     finish: () => frame(22),
+    seat: (room, name, team, secret) => frame(25, (w) => { w.u16(VERSION); w.optStr(room); w.str(name);
+      w.optStr(team); w.optStr(secret); }),
+    // The host's controls, by their index in the protocol's Control.
+    control: (index, fill) => frame(29, (w) => { w.u32(index); if (fill) fill(w); }),
+  };
+  const control = {
+    correct: () => encode.control(0),
+    wrong: () => encode.control(1),
+    next: () => encode.control(2),
+    setScore: (name, points) => encode.control(3, (w) => { w.str(name); w.u64(points); }),
+    kick: (name) => encode.control(4, (w) => w.str(name)),
+    free: (name) => encode.control(5, (w) => w.str(name)),
+    newGame: () => encode.control(6),
+    scoring: (correct, penalty) => encode.control(7, (w) => { w.u64(correct); w.u64(penalty); }),
   };
 
   // Opens the WebSocket, sends `first`, answers every Ping at once (the server measures the
@@ -117,6 +154,7 @@ const Arrival = (() => {
       let f;
       try { f = decode(event.data); } catch (e) { ws.close(1007, "undecodable frame"); return; }
       if (f.type === "Ping") { ws.send(encode.pong(f.seq)); return; }
+      if (f.type === "Lineup") f.type = "Roster";
       onFrame(f);
     };
     ws.onclose = (event) => onClose(event.code, event.reason);
@@ -125,8 +163,10 @@ const Arrival = (() => {
 
   const ms = (us) => (us / 1000).toFixed(1) + " ms";
   const seconds = (us) => { const s = us / 1e6; return Number.isInteger(s) ? String(s) : s.toFixed(1); };
+  // Players whose connection is here (a held seat's player is away).
+  const here = (roster) => roster.players.filter((p) => p.here !== false);
   function headCount(roster) {
-    const n = roster.players.length;
+    const n = here(roster).length;
     if (n < roster.needed) return n + " of " + roster.needed + " needed players";
     return n === 1 ? "1 player" : n + " players";
   }
@@ -149,6 +189,10 @@ const Arrival = (() => {
       case "hostJoined": return "The host is here: the host opens each round.";
       case "hostLeft": return "The host left: rounds wait for the host.";
       case "ready": return "Round " + c.round + ": get ready (measuring round trips)";
+      case "newGame": return "Game " + c.game + ": a new game with the same players";
+      case "kicked": return "The host removed " + c.name;
+      case "back": return c.name + " is back (" + headCount(roster) + ")";
+      case "away": return c.name + " is away: the seat is held (" + headCount(roster) + ")";
       default: return null;
     }
   }
@@ -180,16 +224,44 @@ const Arrival = (() => {
     return () => { stop(); node.textContent = ""; };
   }
   // A result's rows: place and name, then the figure or the standing.
+  const ranked = (p) => p.standing === "answered" || p.standing === "correct" || p.standing === "wrong";
   function resultRows(f, ranking) {
     return f.order.map((p, i) => [
-      (p.standing === "answered" ? (i + 1) + ". " : "") + p.name,
-      p.standing === "answered" ? figure(p, ranking) : p.standing]);
+      (ranked(p) ? (i + 1) + ". " : "") + p.name,
+      !ranked(p) ? p.standing
+        : figure(p, ranking) + (p.standing === "answered" ? "" : " · " + p.standing)]);
   }
   function scoreRows(scores) { return scores.map((s) => [s.name, String(s.points)]); }
   // "Session over after 3 rounds: the host ended it." (or before its first round).
   function overText(f) {
     return f.rounds === 0 ? "before its first round: " + f.why + "."
       : "after " + f.rounds + (f.rounds === 1 ? " round" : " rounds") + ": " + f.why + ".";
+  }
+  // "+23.1 ms" behind the first buzz, or "first".
+  const gap = (b, i) => i === 0 ? "first" : "+" + ms(b.gap);
+  // A short tone (the first buzz, your turn), unless muted; browsers allow sound only after the
+  // page has been used, which a host or a player has by then.
+  let audio = null;
+  function beep(muted) {
+    if (muted) return;
+    try {
+      audio = audio || new AudioContext();
+      const osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880; gain.gain.value = 0.2;
+      osc.connect(gain).connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.25);
+    } catch (e) { /* no sound on this device */ }
+  }
+  // Top places with ties named: [[points, [names]], ...] for the first `places` distinct scores.
+  function podium(scores, places) {
+    const out = [];
+    for (const s of scores) {
+      const last = out[out.length - 1];
+      if (last && last[0] === s.points) last[1].push(s.name);
+      else if (out.length < places) out.push([s.points, [s.name]]);
+      else break;
+    }
+    return out;
   }
   function log(list, text) {
     if (!text) return;
@@ -198,6 +270,6 @@ const Arrival = (() => {
     while (list.children.length > 8) list.lastChild.remove();
   }
 
-  return { connect, encode, ms, seconds, headCount, rttText, figure, changeText, el, fillTable, log,
-    countdown, resultRows, scoreRows, overText };
+  return { connect, encode, control, ms, seconds, here, headCount, rttText, figure, changeText, el,
+    fillTable, log, countdown, resultRows, scoreRows, overText, gap, beep, podium };
 })();
