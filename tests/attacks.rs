@@ -6,14 +6,14 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrival::protocol::{self, ErrorKind, Frame, PROTOCOL_VERSION};
 use arrival::rt;
 use arrival::server::{Config, Server, Stats, Summary};
-use common::{client, server, Proc, Raw, SERVER};
+use common::{client, connect_from, server, Proc, Raw, SERVER};
 
 /// An in-process server with `config`; returns its address, counters, stop and handle.
 fn in_process(
@@ -51,18 +51,6 @@ fn hello(room: Option<&str>) -> Vec<u8> {
         room: room.map(str::to_owned),
     })
     .unwrap()
-}
-
-/// A client from another loopback address (127.0.0.2), so per-address limits can tell it from
-/// the legitimate users on 127.0.0.1.
-fn connect_from(source: [u8; 4], addr: &str) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&SocketAddr::from((source, 0)).into()).unwrap();
-    let addr: SocketAddr = addr.parse().unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(common::GUARD)).unwrap();
-    stream
 }
 
 /// Reads one frame from a blocking stream.
@@ -711,8 +699,9 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
                     Ok(Some(
                         Frame::Welcome { .. }
                         | Frame::Rules { .. }
+                        | Frame::Seated { .. }
                         | Frame::Early { .. }
-                        | Frame::Roster(_),
+                        | Frame::Lineup(_),
                     )) => {}
                     Ok(Some(Frame::Ping { seq })) => link.send(&Frame::Pong { seq }).await.unwrap(),
                     Ok(Some(Frame::Go { .. })) => link.send(&Frame::Answer).await.unwrap(),
@@ -1297,4 +1286,146 @@ fn case17_a_flood_of_page_loads_is_bounded_by_the_address_limit_and_answered() {
     );
     let _ = stop.send(());
     rt::block_on(running).unwrap();
+}
+
+// 18. Taking a seat by its name ------------------------------------------------------------------
+
+/// From 127.0.0.2, asks for a seat in room `q` as `name`, offering `secret`: the seat's secret
+/// if admitted, else the error the server gave.
+fn seat_from_elsewhere(
+    addr: &str,
+    name: &str,
+    secret: Option<&str>,
+) -> Result<String, (ErrorKind, String)> {
+    seat_from([127, 0, 0, 2], addr, name, secret)
+}
+
+fn seat_from(
+    source: [u8; 4],
+    addr: &str,
+    name: &str,
+    secret: Option<&str>,
+) -> Result<String, (ErrorKind, String)> {
+    let mut s = connect_from(source, addr);
+    let seat = Frame::Seat {
+        version: PROTOCOL_VERSION,
+        room: Some("q".into()),
+        name: name.into(),
+        team: None,
+        secret: secret.map(str::to_owned),
+    };
+    s.write_all(&protocol::encode(&seat).unwrap()).unwrap();
+    // One reader for every frame: it reads ahead.
+    let mut reader = protocol::FrameReader::new(futures::io::AllowStdIo::new(&mut s));
+    loop {
+        match rt::block_on(reader.read_frame()).ok().flatten() {
+            Some(Frame::Seated { secret }) => return Ok(secret),
+            Some(Frame::Error { kind, message }) => return Err((kind, message)),
+            Some(_) => {}
+            None => panic!("{name}: closed without a word"),
+        }
+    }
+}
+
+/// The refusal of a join under Ann's held seat.
+fn refused_as_held(addr: &str, state: &str) {
+    for secret in [None, Some("0123456789abcdef0123456789abcdef")] {
+        let (kind, message) = seat_from_elsewhere(addr, "Ann", secret)
+            .expect_err(&format!("a join under Ann's name while she is {state}"));
+        assert_eq!(kind, ErrorKind::InvalidName, "{state}: {message}");
+        assert_eq!(
+            message,
+            "the seat of Ann is held for the device that took it: only that device takes it \
+             back (or the host frees it)",
+            "{state}"
+        );
+        println!("Ann {state}, a join as Ann from 127.0.0.2 with secret {secret:?}: {message}");
+    }
+}
+
+#[test]
+fn case18_a_held_seat_is_refused_to_another_device_whatever_its_connections_state() {
+    let (_srv, addr) = server(&[
+        "--rounds",
+        "0",
+        "--go-jitter",
+        "0",
+        "--session-pause",
+        "0.1",
+        "--answer-timeout",
+        "60",
+        "--session-rounds",
+        "3",
+    ]);
+    let stay = |name: &str| {
+        client(
+            name,
+            &addr,
+            &["--stay", "--room", "q", "--name", name, "-vv"],
+        )
+    };
+    let mut ann = stay("Ann");
+    ann.wait_for("Ann's seat", |l| l == "Joined the quiz in room q as Ann");
+    let mut ben = stay("Ben");
+    ben.wait_for("Ben's seat", |l| l == "Joined the quiz in room q as Ben");
+    // In an open round, Ann waiting to answer.
+    ann.wait_for("go", |l| l.starts_with("Round 1: go!"));
+    refused_as_held(&addr, "in an open round");
+    ann.send_stdin("\n");
+    ben.send_stdin("\n");
+    ann.wait_for("Ann's scores", |l| l.starts_with("Scores: "));
+    // Between rounds, her connection answering every ping.
+    refused_as_held(&addr, "between rounds, answering");
+    // Stalled: her client stops (a phone locking its screen), and its pings go unanswered for
+    // longer than a live client ever leaves them.
+    ann.signal("STOP");
+    std::thread::sleep(Duration::from_secs(3));
+    refused_as_held(&addr, "stalled for 3 s");
+    ann.signal("CONT");
+    // Away: her connection is gone; the seat, with her point if she won, is held.
+    ann.signal("KILL");
+    ben.wait_for("Ann away", |l| l == "Ann is away (the seat is held)");
+    refused_as_held(&addr, "away");
+    // Ben played on, never disturbed: he answers round 2, and alone, the session ends.
+    ben.send_stdin("\n");
+    ben.close_stdin();
+    let out = ben.finish();
+    assert!(
+        out.stdout.iter().all(|l| !l.contains("took this seat")),
+        "{:?}",
+        out.stdout
+    );
+}
+
+#[test]
+fn case18_a_name_that_looks_like_a_players_is_refused() {
+    let (_srv, addr) = server(&["--rounds", "0", "--go-jitter", "0"]);
+    let mut victim = client(
+        "Victim",
+        &addr,
+        &["--stay", "--room", "q", "--name", "Victim"],
+    );
+    victim.wait_for("the victim's seat", |l| {
+        l == "Joined the quiz in room q as Victim"
+    });
+    for (name, why) in [
+        ("Vi\u{0441}tim", "looks like Victim"),
+        ("VICTIM", "looks like Victim"),
+        ("Vict\u{0456}m", "looks like Victim"),
+        ("Victim ", "starts or ends with a space"),
+        (" Victim", "starts or ends with a space"),
+        ("Victim (you)", "which the quiz's pages use to mark names"),
+        (
+            "Victim \u{00B7} away",
+            "which the quiz's pages use to mark names",
+        ),
+    ] {
+        let (kind, message) =
+            seat_from_elsewhere(&addr, name, None).expect_err(&format!("{name:?} was seated"));
+        assert_eq!(kind, ErrorKind::InvalidName, "{name:?}: {message}");
+        assert!(message.contains(why), "{name:?}: {message}");
+        println!("{name:?}: {message}");
+    }
+    // A name of its own is welcome (from an address whose refusals have not cooled it down).
+    assert!(seat_from([127, 0, 0, 3], &addr, "Vic", None).is_ok());
 }

@@ -349,7 +349,7 @@ fn case08_undecodable_empty_truncated_unknown_and_wrong_version() {
             hello_v9,
             false,
             ErrorKind::Version,
-            "unsupported protocol version 9; this server speaks versions 1 to 5",
+            "unsupported protocol version 9; this server speaks versions 1 to 6",
         ),
     ];
     for (what, bytes, then_eof, kind, text) in cases {

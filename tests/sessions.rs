@@ -248,7 +248,7 @@ fn joins_are_refused_in_version_1_and_under_a_taken_name() {
             Some(Frame::Error { kind, message }) => {
                 assert_eq!(kind, ErrorKind::InvalidName);
                 assert!(
-                    message.starts_with("the name Ann is taken in this session"),
+                    message.starts_with("the seat of Ann is held for the device that took it"),
                     "{message}"
                 );
             }

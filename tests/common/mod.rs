@@ -293,6 +293,20 @@ pub fn play_pair(
     block_on(async { [a.await, b.await] })
 }
 
+/// A client from another loopback address (127.0.0.2, say), so per-address limits can tell it
+/// from the legitimate users on 127.0.0.1.
+pub fn connect_from(source: [u8; 4], addr: &str) -> std::net::TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((source, 0)).into())
+        .unwrap();
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream: std::net::TcpStream = socket.into();
+    stream.set_read_timeout(Some(GUARD)).unwrap();
+    stream
+}
+
 /// A hand-driven protocol peer, for saying what `arrival-client` never would.
 pub struct Raw {
     link: Link,

@@ -106,20 +106,18 @@ impl Driver {
                              "--disable-component-update", "--disable-default-apps",
                              "--hide-scrollbars",
                              format!("--window-size={width},{height}")],
-                    "mobileEmulation": if width < 500 {
-                        json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 2.0, "touch": true}})
-                    } else { Value::Null },
+                    // The page's viewport is exactly `width` x `height` (a window's size would
+                    // include the browser's own bars); a phone-sized one is a touch phone.
+                    "mobileEmulation": {"deviceMetrics": {
+                        "width": width, "height": height,
+                        "pixelRatio": if width < 500 { 2.0 } else { 1.0 },
+                        "touch": width < 500,
+                        "mobile": width < 500,
+                    }},
                 },
                 "goog:loggingPrefs": { "performance": "ALL" },
             }}
         });
-        let mut caps = caps;
-        if width >= 500 {
-            caps["capabilities"]["alwaysMatch"]["goog:chromeOptions"]
-                .as_object_mut()
-                .unwrap()
-                .remove("mobileEmulation");
-        }
         let session = self.call("POST", "/session", Some(caps));
         let id = session["sessionId"].as_str().unwrap().to_owned();
         Browser { driver: self, id }
@@ -147,6 +145,23 @@ impl Browser<'_> {
 
     pub fn open(&self, url: &str) {
         self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+
+    /// Reloads the page, as a player pulling down on a phone does.
+    pub fn refresh(&self) {
+        self.call("POST", "/refresh", Some(json!({})));
+    }
+
+    /// Closes the tab and opens `url` in a new one, in the same browser (its storage kept), as
+    /// a player closing the quiz's tab and opening its link again does.
+    pub fn reopen(&self, url: &str) {
+        let old = self.call("GET", "/window", None);
+        let new = self.call("POST", "/window/new", Some(json!({"type": "tab"})));
+        let handle = new["handle"].as_str().unwrap().to_owned();
+        self.call("POST", "/window", Some(json!({ "handle": old })));
+        self.call("DELETE", "/window", None);
+        self.call("POST", "/window", Some(json!({ "handle": handle })));
+        self.open(url);
     }
 
     fn element(&self, css: &str) -> String {
@@ -229,6 +244,27 @@ impl Browser<'_> {
         self.wait_for(css, |b| Some(b.text(css)).filter(|t| pred(t)))
     }
 
+    /// The rows of a table body (`#id tr`), each row's cells joined by a tab.
+    pub fn rows(&self, tbody: &str) -> Vec<String> {
+        let script = format!(
+            "return [...document.querySelectorAll('#{tbody} tr')].map(tr => \
+             [...tr.children].map(td => td.textContent).join('\\t'))"
+        );
+        self.run(&script)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// `css`'s text content, shown or not (`text` gives only what is displayed).
+    pub fn content(&self, css: &str) -> String {
+        let script = format!("return document.querySelector({css:?}).textContent");
+        self.run(&script).as_str().unwrap_or_default().to_owned()
+    }
+
     /// A PNG of the window.
     pub fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;
@@ -268,5 +304,17 @@ impl Drop for Browser<'_> {
     fn drop(&mut self) {
         let url = format!("{}/session/{}", self.driver.base, self.id);
         let _ = self.driver.agent.delete(&url).call();
+    }
+}
+
+/// Saves a screenshot under the target directory, and in `$ARRIVAL_SCREENSHOTS` if set (the
+/// README's come from there).
+pub fn save(name: &str, png: &[u8]) {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+    if let Ok(extra) = std::env::var("ARRIVAL_SCREENSHOTS") {
+        std::fs::create_dir_all(&extra).unwrap();
+        std::fs::write(std::path::Path::new(&extra).join(name), png).unwrap();
     }
 }
