@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrival::protocol::{self, ErrorKind, Frame, PROTOCOL_VERSION};
 use common::webdriver::{chromium_unavailable, save, Browser, Driver};
@@ -153,14 +153,18 @@ fn a_host_runs_a_quiz_bowl_night_with_two_teams_a_terminal_player_and_judgements
         wait_state(page, "go");
     }
     cid.wait_for("go", |l| l.starts_with("Round 1: go!"));
-    let pressed = Instant::now();
-    ann.click("#buzzer");
-    host.wait_text("#status", |t| t == "Ann is up");
-    let to_host = pressed.elapsed();
-    eprintln!(
-        "from Ann's press to the host's screen: {} ms (WebDriver's round trips included)",
-        to_host.as_millis()
+    // The time from Ann's press to the host's screen naming her, by the machine's clock (both
+    // browsers read the same one): a figure for docs/performance.md, not a threshold.
+    host.run(
+        "window.upAt = 0; const s = document.getElementById('status'); \
+         new MutationObserver(() => { if (!upAt && s.textContent === 'Ann is up') upAt = Date.now(); }) \
+         .observe(s, { childList: true, characterData: true, subtree: true });",
     );
+    let pressed = ann.run("document.getElementById('buzzer').click(); return Date.now()");
+    host.wait_text("#status", |t| t == "Ann is up");
+    let shown = host.run("return upAt");
+    let to_host = shown.as_i64().unwrap() - pressed.as_i64().unwrap();
+    eprintln!("from Ann's press to the host's screen naming her: {to_host} ms");
     for page in [&amy, &ben, &bea] {
         page.wait_text("#status", |t| t == "Ann is up");
     }
@@ -205,6 +209,7 @@ fn a_host_runs_a_quiz_bowl_night_with_two_teams_a_terminal_player_and_judgements
         secret: None,
     });
     host.wait_text("#count", |t| t.starts_with("Players: 6 players"));
+    manage(&host);
     host.type_into("input[data-score='Bea']", "7");
     host.click("button[data-set='Bea']");
     host.wait_for("Bea's 7 points", |h| {
@@ -221,6 +226,7 @@ fn a_host_runs_a_quiz_bowl_night_with_two_teams_a_terminal_player_and_judgements
         )
     );
     host.wait_text("#count", |t| t.starts_with("Players: 5 players"));
+    host.run("document.getElementById('manage').open = false");
 
     // Ben reloads; Bea closes the tab and opens the link again: both take their seats back,
     // with their points, without typing anything.

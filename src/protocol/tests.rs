@@ -231,6 +231,30 @@ fn documented_examples() {
         ),
         (Frame::Finish, "00 00 00 04 16 00 00 00"),
         (
+            Frame::Seat {
+                version: 6,
+                room: Some("quiz".into()),
+                name: "Ann".into(),
+                team: Some("Red".into()),
+                secret: None,
+            },
+            "00 00 00 2b 19 00 00 00 06 00 01 04 00 00 00 00 00 00 00 71 75 69 7a 03 00 00 00 00 00 00 00 41 6e 6e 01 03 00 00 00 00 00 00 00 52 65 64 00",
+        ),
+        (
+            Frame::Seated {
+                secret: "5ec7e7".into(),
+            },
+            "00 00 00 12 1a 00 00 00 06 00 00 00 00 00 00 00 35 65 63 37 65 37",
+        ),
+        (Frame::Control(Control::Wrong), "00 00 00 08 1d 00 00 00 01 00 00 00"),
+        (
+            Frame::Control(Control::SetScore {
+                name: "Ann".into(),
+                points: 7,
+            }),
+            "00 00 00 1b 1d 00 00 00 03 00 00 00 03 00 00 00 00 00 00 00 41 6e 6e 07 00 00 00 00 00 00 00",
+        ),
+        (
             Frame::Over {
                 why: OverReason::HostEnded,
                 rounds: 3,

@@ -185,18 +185,20 @@ function showOver(f) {
   // A podium, once a question was played or the host gave points.
   if (f.rounds === 0 && !f.scores.some((s) => s.points > 0)) return;
   showScores(f.scores);
-  const places = A.podium(f.scores, 3);
+  // Places with points (first place always): a tie at zero is nobody's podium.
+  const places = A.podium(f.scores, 3).filter(([points], i) => i === 0 || points > 0);
+  const list = (names) => names.length < 2 ? names[0] : names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
   const words = ["First", "Second", "Third"];
   $("podium").replaceChildren(...places.map(([points, names], i) => {
     const li = A.el("li", null, "place-" + (i + 1));
     const tie = names.length > 1 ? " (tie)" : "";
-    li.append(A.el("span", words[i] + tie, "place"), A.el("span", names.join(" and "), "who"),
+    li.append(A.el("span", words[i] + tie, "place"), A.el("span", list(names), "who"),
       A.el("span", points + (points === 1 ? " point" : " points"), "gap"));
     return li;
   }));
   show("podium-box");
   const [top] = places;
-  if (top) setStatus(top[1].length > 1 ? top[1].join(" and ") + " tie for first!" : top[1][0] + " wins!", $("detail").textContent);
+  if (top) setStatus(top[1].length > 1 ? list(top[1]) + " tie for first!" : top[1][0] + " wins!", $("detail").textContent);
 }
 
 function onFrame(f) {
