@@ -34,7 +34,7 @@
 //! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order, and the kernel's round trip of a connection | interpret bytes |
 //! | [`names`], [`stop`], [`transcript`], [`cli`] | what a name may be; the stop broadcast; where user-facing lines go; what the binaries share | — |
 //! | [`round`] | one round: its events (`round::event`, including the [`round::Outbound`] events every connection is told), its state machine, the filling round and the `Coordinator` actor ([`round::coordinator`]), the verdict, the chat | touch sockets, bytes or clocks |
-//! | [`session`] | the quiz session: its settings, a player's state, the state machine and its rules against modified clients, the actor (a method per phase), its sentences | touch sockets, bytes or clocks of arrival |
+//! | [`session`] | the quiz session: its settings, a seat (held while its player is away, given back only with its secret), buzz mode's queue and the host's judgements, the state machine and its rules against modified clients, the actor (a method per phase), its sentences | touch sockets, bytes or clocks of arrival |
 //! | `close` | the one way a server connection closes: last write, half-close, drain (linger) | decide what to say |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`], [`wire::text`] and [`wire::websocket`] read inbound events and render outbound ones | write to sockets or decide round rules |
 //! | [`web`] | browsers on the framed port: one HTTP request answered ([`web::http`]: a page, a status, or the upgrade), the embedded pages, the printed links and the host key | know the server, decide round rules |

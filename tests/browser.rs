@@ -4,8 +4,7 @@
 //! chromium and chromium-driver if they are missing.
 //!
 //! Screenshots of the player page (phone size: at go, and after a result) and the host page
-//! (1280x720) go to the target directory, and to `$ARRIVAL_SCREENSHOTS` if set (the README's
-//! come from there: `ARRIVAL_SCREENSHOTS=docs/img cargo test --test browser`).
+//! (1280x720) go to the target directory, and to `$ARRIVAL_SCREENSHOTS` if set.
 
 mod common;
 

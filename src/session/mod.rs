@@ -1,17 +1,25 @@
 //! A quiz session: parties that stay in a room for many rounds, with scores, and an order that
 //! is fair across unequal networks and against modified clients.
 //!
-//! Owns one session's state: who is present, each party's round-trip figures, the current
-//! round's answers, lockouts, the running scores, and its hosts. It is one task
-//! ([`session_loop`]) fed by [`SessionEvent`]s, which connections send it themselves once the
-//! lobby has handed them its channel; it answers each party through its outbox with
-//! the session's [`Outbound`](crate::round::Outbound) events (`Admitted`, `Roster`, `Ping`, `Go`, `Early`,
-//! `RoundResult`, `SessionOver`), which the framed and WebSocket wires send as the frames of
-//! the client's protocol version.
+//! Owns one session's state: its seats (who is present, and the seats held for players who are
+//! away), each party's round-trip figures, the current round's answers or, in buzz mode, its
+//! buzz queue and judgements, lockouts, the running scores, the game, and its hosts. It is one
+//! task ([`session_loop`]) fed by [`SessionEvent`]s, which connections send it themselves once
+//! the lobby has handed them its channel; it answers each party through its outbox with the
+//! session's [`Outbound`](crate::round::Outbound) events (`Admitted`, `Rules`, `Seated`,
+//! `Roster`, `Ping`, `Go`, `Early`, `Buzzes`, `RoundResult`, `SessionOver`), which the framed
+//! and WebSocket wires send as the frames of the client's protocol version.
 //!
-//! Layout: [`config`] its settings; `party` one player and where it stands in the open round;
-//! `state` the state machine and its rules; `actor` the task's loop, a method per phase;
-//! [`text`] the sentences it says and the most parties whose results fit one frame.
+//! Layout: [`config`] its settings; `party` one seat and where it stands in the open round;
+//! `buzz` one question in buzz mode; `state` the state machine and its rules; `actor` the task's
+//! loop, a method per phase; [`text`] the sentences it says and the most parties whose results
+//! and rooms fit one frame.
+//!
+//! Seats: a player's seat comes with a secret (`Seated`). While its player is away the seat and
+//! its points are held; a join under its name takes it back only with the secret, and is
+//! otherwise refused, whatever the state of the seat's connection. A name that looks like
+//! another seat's (its confusable skeleton) is refused. The host frees seats, removes players,
+//! sets scores and starts new games with the same players.
 //!
 //! How a session runs:
 //! 1. It waits until at least `min_parties` are present, and, once a host has joined (a hosted
@@ -30,13 +38,18 @@
 //!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
 //!    cannot answer.
 //! 5. Each party answers once; the round ends when all have, or after `answer_timeout`, or when
-//!    a host ends the session. A party that joined during the round plays from the next (its
+//!    a host ends the session. In buzz mode (a host of protocol 6, `buzz` set) each answer joins
+//!    the buzz queue in fair order, everyone is told the queue as it changes, the first buzz is
+//!    named up once no party still able to buzz could rank before it, and the question ends on
+//!    the host's judgement (`Correct`, or `Next`), when nobody can still buzz, or when no host
+//!    who judges is left. A party that joined during the round plays from the next (its
 //!    roster says so) and is not sent the round's result; one that left is named in the result
-//!    as having left, then dropped.
+//!    as having left, its seat held.
 //! 6. The result ranks the valid answers by arrival (kernel receive time of the answer) or by
 //!    reaction time (arrival − go − round-trip estimate), as configured; then the false starts;
 //!    then those who did not answer. Each party's line says its [`Standing`](crate::protocol::Standing), the round trip used
-//!    and its source. The first valid answer scores a point.
+//!    and its source. In a race the first valid answer scores a point; in buzz mode the queue
+//!    comes first, as judged, and the judgements gave the points.
 //! 7. Without a host: after `rounds` rounds, or when fewer than `min_parties` remain after a
 //!    round, the session ends. With one: when the host ends it, or when everyone has left. Every
 //!    party and host gets the final scores with the reason.

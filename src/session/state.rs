@@ -475,8 +475,7 @@ impl Session {
         };
         let queue = Arc::new(queue);
         let event = || Outbound::Buzzes(Arc::clone(&queue));
-        self.parties
-            .retain_mut(|p| !p.in_round() || p.offer(event()));
+        self.reach(|p| !p.in_round() || p.offer(event()));
         self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
     }
 
@@ -497,9 +496,23 @@ impl Session {
         self.tell_roster(Change::Away { name, round });
     }
 
-    /// Sends `out(party)` to every party present; drops those that cannot take it.
+    /// Runs `send` for every seat; a seat whose connection could not take what it was sent
+    /// loses its connection, not the seat: its player is away, as if it had left.
+    fn reach(&mut self, mut send: impl FnMut(&mut Party) -> bool) {
+        for p in &mut self.parties {
+            if !send(p) {
+                log::info!(
+                    "{}: its connection cannot take the session's events",
+                    p.name
+                );
+                p.leave();
+            }
+        }
+    }
+
+    /// Sends `out(party)` to every party present; a party that cannot take it is away.
     fn send_all(&mut self, mut out: impl FnMut(&Party) -> Outbound) {
-        self.parties.retain_mut(|p| {
+        self.reach(|p| {
             p.gone() || {
                 let event = out(p);
                 p.tell(event)
@@ -521,8 +534,7 @@ impl Session {
     /// Sends `event()` to the parties that played the open round (a late joiner was told it
     /// plays from the next) and to the hosts.
     pub(crate) fn players_and_hosts(&mut self, event: impl Fn() -> Outbound) {
-        self.parties
-            .retain_mut(|p| p.gone() || !p.in_round() || p.tell(event()));
+        self.reach(|p| p.gone() || !p.in_round() || p.tell(event()));
         self.send_hosts(event);
     }
 
@@ -570,7 +582,7 @@ impl Session {
             roster: Arc::clone(&roster),
             lineup: Arc::clone(&lineup),
         };
-        self.parties.retain_mut(|p| p.offer(event()));
+        self.reach(|p| p.offer(event()));
         self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
     }
 
@@ -594,7 +606,7 @@ impl Session {
         let sent = Instant::now();
         // A ping that finds the outbox full (rosters queued in a burst of joins) is skipped, like
         // a lost one: the party has one sample fewer. Only a ping that went out awaits its pong.
-        self.parties.retain_mut(|p| p.offer_ping(seq, sent));
+        self.reach(|p| p.offer_ping(seq, sent));
     }
 
     /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it,

@@ -7,8 +7,9 @@
 //! server's limits: a browser counts against `max_connections` and `max_per_address` like any
 //! client, and every wait here is bounded by the deadlines it is given.
 //!
-//! - [`http`]: reads one request head (bounded in size and time) and answers it: a page, a
-//!   status with a reason, or, for `/ws`, the WebSocket upgrade. One request per connection
+//! - [`http`]: reads one request head (bounded in size and time) and answers it: a page, the
+//!   QR code of the players' link (`/qr.svg`), a status with a reason, or, for `/ws`, the
+//!   WebSocket upgrade. One request per connection
 //!   (`Connection: close`), so every page load is one connection, under the same limits.
 //!   After an upgrade the connection actor plays on over the WebSocket wire
 //!   ([`wire::websocket`](crate::wire::websocket)): each binary message carries one protocol
