@@ -40,6 +40,14 @@ fn quiz_server(extra: &[&str]) -> (Proc, String) {
     (srv, addr)
 }
 
+/// The host page on a 1280x720 projector, waiting for players.
+fn projector<'d>(driver: &'d Driver, base: &str) -> Browser<'d> {
+    let host = driver.browser(1280, 720);
+    host.open(&format!("{base}/host?room=quiz#key=k3y"));
+    host.wait_text("#status", |t| t == "Waiting for players");
+    host
+}
+
 /// A phone that takes a seat as `name` in `team`.
 fn phone<'d>(driver: &'d Driver, base: &str, name: &str, team: &str) -> Browser<'d> {
     let page = driver.browser(360, 640);
@@ -111,9 +119,7 @@ fn a_host_runs_a_quiz_bowl_night_with_two_teams_a_terminal_player_and_judgements
     let (srv, addr) = quiz_server(&[]);
     let base = format!("http://{addr}");
     let driver = Driver::start();
-    let host = driver.browser(1280, 720);
-    host.open(&format!("{base}/host?room=quiz#key=k3y"));
-    host.wait_text("#status", |t| t == "Waiting for players");
+    let host = projector(&driver, &base);
     // The projector shows where to join: the room, the link, and its QR code.
     assert_eq!(host.text("#join-room"), "quiz");
     assert_eq!(host.text("#join-link"), format!("{base}/?room=quiz"));
@@ -370,9 +376,7 @@ fn sixty_players_fit_the_projector_and_the_night_ends_on_a_podium() {
     let (srv, addr) = quiz_server(&[]);
     let base = format!("http://{addr}");
     let driver = Driver::start();
-    let host = driver.browser(1280, 720);
-    host.open(&format!("{base}/host?room=quiz#key=k3y"));
-    host.wait_text("#status", |t| t == "Waiting for players");
+    let host = projector(&driver, &base);
     // Sixty players from the terminal protocol, one with the longest name there is.
     let long = "W".repeat(arrival::names::MAX_NAME_CHARS);
     // Each reads everything the server sends until the end, on a thread of its own.
