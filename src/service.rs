@@ -100,6 +100,14 @@ pub struct ServerArgs {
     /// or one duration; 0 for none), so no client can time an answer to a go it has not seen
     #[structopt(long, default_value = "1s..4s")]
     pub go_jitter: Jitter,
+    /// Quiz sessions with a host: once the host opens a round, `Go` waits a random time in this
+    /// range after the pause, so no client can time it from what the server sent before
+    #[structopt(long, default_value = "0.5s..3s")]
+    pub hosted_jitter: Jitter,
+    /// Quiz sessions: points an early press or a false start costs, besides the round (scores
+    /// stop at zero); the host page can change it
+    #[structopt(long, default_value = "1")]
+    pub early_penalty: u64,
     /// Quiz sessions, reaction order: an answer with a reaction time below this is a false start
     /// (the sprint start rule); 0 turns the rule off
     #[structopt(long, default_value = "100ms", parse(try_from_str = parse_seconds))]
@@ -113,7 +121,8 @@ pub struct ServerArgs {
     /// Quiz sessions: how far a party's Ping/Pong round trip may exceed the kernel's figure
     #[structopt(long, default_value = "5ms", parse(try_from_str = parse_seconds))]
     pub rtt_slack: Duration,
-    /// Quiz sessions: the most round trip compensated where only Ping/Pong measures it
+    /// Quiz sessions: the most round trip compensated, whatever measured it (a player that
+    /// controls its own network stack can make even the kernel's figure look longer)
     #[structopt(long, default_value = "150ms", parse(try_from_str = parse_seconds))]
     pub max_compensation: Duration,
     /// Rounds an address's connections may abort (leaving before their message, or sending none
@@ -340,6 +349,8 @@ impl ServerArgs {
             ping_every: self.session_pause / 5,
             pings: 5,
             go_jitter: self.go_jitter,
+            hosted_jitter: self.hosted_jitter,
+            early_penalty: self.early_penalty.min(crate::session::config::MAX_POINTS),
             min_reaction: self.min_reaction,
             rtt_slack: self.rtt_slack,
             max_compensation: self.max_compensation,

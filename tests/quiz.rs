@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use arrival::bench::link::DelayedLink;
+use arrival::bench::link::{DelayedLink, Hold};
 use arrival::bench::quiz::{self, honest, Net, Play, Player, Scenario};
 use arrival::client::Link;
 use arrival::protocol::{Frame, RoundOutcome, RttSource, Standing};
@@ -202,6 +202,9 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
         );
         return;
     }
+    let _one = ONE_LINK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
     let rounds = 5;
     let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
@@ -223,6 +226,7 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
                 honest("Near", 170),
             ],
             fair_share: (1.0, 1.0),
+            hosted: false,
         },
         scenario(
             "pong-holder",
@@ -245,6 +249,7 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
         addr,
         &Net::Link(&link),
         &scenarios,
+        rounds,
         Default::default(),
     ));
     for r in &reports {
@@ -266,4 +271,72 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
         None,
         "{spammer:?}"
     );
+}
+
+/// The delayed-link tests, one at a time: each plays several sessions at once, and a machine
+/// with both cores busy should not also have to play the other's.
+static ONE_LINK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Players that control their own network stack, over real delay: 40 ms each way away, they
+/// react 50 ms after an honest player and hold 80 ms of their own packets (their pure ACKs and
+/// Pongs; or everything but the Answer; `arrival-bench quiz` plays the same over a WebSocket) to look that
+/// much farther. The Answer's own path gives each away: it is compensated by the path it has
+/// (not the 160 ms it shows), flagged for the host, and does not win.
+#[test]
+fn over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing() {
+    if let Some(why) = DelayedLink::unavailable() {
+        common::skip(
+            "over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing",
+            &format!("a packet-level delayed link {why}"),
+        );
+        return;
+    }
+    let _one = ONE_LINK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
+    let rounds = 5;
+    let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
+    let scenario =
+        |name, subject, share| Scenario::against_honest(name, "", subject, (share, share));
+    let scenarios = [
+        scenario(
+            "ack-holder",
+            stack_cheat("AckHolder", Hold::AcksAndPongs(HOLD)),
+            0.0,
+        ),
+        scenario(
+            "all-holder",
+            stack_cheat("AllHolder", Hold::AllButAnswer(HOLD)),
+            0.0,
+        ),
+    ];
+    let reports = rt::block_on(quiz::run(
+        addr,
+        &Net::Link(&link),
+        &scenarios,
+        rounds,
+        Default::default(),
+    ));
+    for cheat in &reports {
+        assert_eq!(cheat.rounds, rounds, "{cheat:?}");
+        assert!(cheat.errors.is_empty(), "{cheat:?}");
+        // Its real path: 80 ms, and what the pump and the pings' spacing add.
+        assert!(cheat.subject_rtt_us.1 < 100_000, "{cheat:?}");
+        // A 50 ms slower reaction is not made up for; a loaded machine may lose the honest
+        // player one round, no more.
+        assert!(cheat.subject_first <= 1, "{cheat:?}");
+    }
+}
+
+/// How long a network-stack cheater holds its own packets.
+const HOLD: Duration = Duration::from_millis(80);
+
+/// A far player that reacts in 200 ms (an honest one takes 150) and holds `hold`.
+fn stack_cheat(name: &'static str, hold: Hold) -> Player {
+    Player {
+        far: true,
+        hold: Some(hold),
+        ..honest(name, 200)
+    }
 }

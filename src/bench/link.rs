@@ -15,7 +15,13 @@
 //! addresses are in 198.18.0.0/15, the range set aside for network benchmarks, and exist only
 //! inside the two namespaces: nothing here touches the machine's own network.
 //!
-//! It must not know about frames or rounds: it moves IP packets.
+//! A far player may also **control its own network stack** ([`Hold`]): the link then holds
+//! chosen packets that player sends (its pure acknowledgments and `Pong`s, or everything but its
+//! `Answer`) longer, as a packet filter or a TUN device on the player's own machine would. Which
+//! packet is which is told from its TCP header and the size and first bytes of its payload, for
+//! the framed wire and for a WebSocket alike: that is all the classification knows of frames.
+//!
+//! It must not know about rounds: it moves IP packets.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -43,6 +49,20 @@ const PACKET_MAX: usize = 65_536;
 /// Names made unique within the machine: a process may hold several links at once.
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
+/// What a far player that controls its own network stack holds back of what it sends, and
+/// for how long beyond the link's delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Its pure acknowledgments (the handshake's included) and the segments carrying `Pong`s.
+    AcksAndPongs(Duration),
+    /// Every packet but the segment carrying its `Answer`.
+    AllButAnswer(Duration),
+}
+
+/// The cheating players' connections: (local port, what it holds). A handful at most; the pump
+/// reads it for each packet from the far side.
+type Holds = Arc<std::sync::Mutex<Vec<(u16, Hold)>>>;
+
 /// Two namespaces joined by a delayed link; see the module docs.
 pub struct DelayedLink {
     server_ns: String,
@@ -50,6 +70,7 @@ pub struct DelayedLink {
     stop: Arc<AtomicBool>,
     pump: Option<JoinHandle<()>>,
     delay: Duration,
+    holds: Holds,
 }
 
 impl DelayedLink {
@@ -86,6 +107,7 @@ impl DelayedLink {
             stop: Arc::new(AtomicBool::new(false)),
             pump: None,
             delay,
+            holds: Holds::default(),
         };
         // Dropped on any error below, which removes whatever was made.
         ip(&["netns", "add", &link.server_ns])?;
@@ -106,10 +128,11 @@ impl DelayedLink {
             ip(&["-n", ns, "link", "set", "arrival0", "up"])?;
         }
         let stop = Arc::clone(&link.stop);
+        let holds = Arc::clone(&link.holds);
         link.pump = Some(
             std::thread::Builder::new()
                 .name("delayed-link".into())
-                .spawn(move || pump(server_tun, far_tun, delay, &stop))?,
+                .spawn(move || pump(server_tun, far_tun, delay, &holds, &stop))?,
         );
         Ok(link)
     }
@@ -147,6 +170,25 @@ impl DelayedLink {
     /// A connection to `addr` made in the far namespace: every packet of it is delayed.
     pub fn connect_far(&self, addr: SocketAddr) -> io::Result<TcpStream> {
         in_namespace(&self.far_ns, || connect(addr))
+    }
+
+    /// A far connection whose player holds back what `hold` says, from its first packet (the
+    /// port is chosen, and the hold set, before the handshake).
+    pub fn connect_far_holding(&self, addr: SocketAddr, hold: Hold) -> io::Result<TcpStream> {
+        let holds = Arc::clone(&self.holds);
+        in_namespace(&self.far_ns, move || {
+            let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+            socket.bind(&SocketAddr::from((FAR_IP, 0)).into())?;
+            let port = socket.local_addr()?.as_socket().map_or(0, |a| a.port());
+            holds
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push((port, hold));
+            socket.connect_timeout(&addr.into(), Duration::from_secs(10))?;
+            let stream: TcpStream = socket.into();
+            stream.set_nodelay(true)?;
+            Ok(stream)
+        })
     }
 }
 
@@ -232,15 +274,74 @@ fn open_tun(name: &str) -> io::Result<File> {
 /// One direction's packets, each with the instant it may go on.
 type Queue = VecDeque<(Instant, Vec<u8>)>;
 
-/// Moves packets between the two devices, each `delay` after it was read, until `stop`. The
-/// delay is the same for every packet, so each direction is a FIFO and order is kept.
-fn pump(mut a: File, mut b: File, delay: Duration, stop: &AtomicBool) {
+/// What a packet from the far side is, as a hold tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment {
+    PureAck,
+    Pong,
+    Answer,
+    Other,
+}
+
+/// The TCP source port of an IPv4 packet and what it carries; `None` for anything else.
+fn classify(packet: &[u8]) -> Option<(u16, Segment)> {
+    if packet.len() < 20 || packet[0] >> 4 != 4 || packet[9] != 6 {
+        return None;
+    }
+    let ihl = usize::from(packet[0] & 0x0f) * 4;
+    let total = usize::from(u16::from_be_bytes([packet[2], packet[3]])).min(packet.len());
+    let tcp = packet.get(ihl..total)?;
+    if tcp.len() < 20 {
+        return None;
+    }
+    let port = u16::from_be_bytes([tcp[0], tcp[1]]);
+    let offset = usize::from(tcp[12] >> 4) * 4;
+    let (flags, payload) = (tcp[13], tcp.get(offset..)?);
+    // SYN, FIN and RST are not pure acknowledgments.
+    let segment = if payload.is_empty() && flags & 0x07 == 0 {
+        Segment::PureAck
+    } else if payload == [0, 0, 0, 4, 14, 0, 0, 0]
+        || (payload.len() == 14 && payload[..2] == [0x82, 0x88])
+    {
+        // `Answer` on the framed wire, or in a client's masked WebSocket message of 8 bytes.
+        Segment::Answer
+    } else if (payload.len() == 12 && payload[..8] == [0, 0, 0, 8, 12, 0, 0, 0])
+        || (payload.len() == 18 && payload[..2] == [0x82, 0x8c])
+    {
+        Segment::Pong
+    } else {
+        Segment::Other
+    };
+    Some((port, segment))
+}
+
+/// How much longer than the link's delay a packet from the far side is held.
+fn held_for(packet: &[u8], holds: &Holds) -> Duration {
+    let Some((port, segment)) = classify(packet) else {
+        return Duration::ZERO;
+    };
+    let holds = holds
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match holds.iter().find(|(p, _)| *p == port).map(|&(_, h)| h) {
+        Some(Hold::AcksAndPongs(d)) if matches!(segment, Segment::PureAck | Segment::Pong) => d,
+        Some(Hold::AllButAnswer(d)) if segment != Segment::Answer => d,
+        _ => Duration::ZERO,
+    }
+}
+
+/// Moves packets between the two devices, each `delay` after it was read, until `stop`; a
+/// cheating far player's held packets go on later, by its [`Hold`]. Otherwise the delay is the
+/// same for every packet, so each direction is a FIFO and order is kept.
+fn pump(mut a: File, mut b: File, delay: Duration, holds: &Holds, stop: &AtomicBool) {
     // Wake when a packet is due, not up to 50 µs later (the default timer slack).
     // SAFETY: prctl with PR_SET_TIMERSLACK takes a plain integer.
     unsafe {
         libc::prctl(libc::PR_SET_TIMERSLACK, 1);
     }
     let (mut a_to_b, mut b_to_a): (Queue, Queue) = (VecDeque::new(), VecDeque::new());
+    // Far-side packets held longer, in the order they are due.
+    let mut held: Vec<(Instant, Vec<u8>)> = Vec::new();
     let mut buf = vec![0u8; PACKET_MAX];
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
@@ -252,7 +353,11 @@ fn pump(mut a: File, mut b: File, delay: Duration, stop: &AtomicBool) {
                 }
             }
         }
-        let next_due = [a_to_b.front(), b_to_a.front()]
+        while held.first().is_some_and(|(due, _)| *due <= now) {
+            let (_, packet) = held.remove(0);
+            let _ = a.write(&packet);
+        }
+        let next_due = [a_to_b.front(), b_to_a.front(), held.first()]
             .into_iter()
             .flatten()
             .map(|(due, _)| due.saturating_duration_since(now))
@@ -289,6 +394,14 @@ fn pump(mut a: File, mut b: File, delay: Duration, stop: &AtomicBool) {
                 continue;
             }
             match input.read(&mut buf) {
+                // From the far side (b): a cheating player's packet may be held longer.
+                Ok(n) if n > 0 && i == 1 && !held_for(&buf[..n], holds).is_zero() => {
+                    let due = read_at + delay + held_for(&buf[..n], holds);
+                    let at = held.partition_point(|(d, _)| *d <= due);
+                    if held.len() < QUEUE_LIMIT {
+                        held.insert(at, (due, buf[..n].to_vec()));
+                    }
+                }
                 Ok(n) if n > 0 && queue.len() < QUEUE_LIMIT => {
                     queue.push_back((read_at + delay, buf[..n].to_vec()));
                 }

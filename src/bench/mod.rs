@@ -25,6 +25,7 @@ mod report;
 pub mod rounds;
 mod run;
 pub mod sessions;
+pub mod ws;
 
 pub use common::Common;
 pub use common::{

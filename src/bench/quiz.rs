@@ -4,11 +4,13 @@
 //!
 //! The scenarios are the ways a player can try to win without reacting sooner: a far network
 //! (honest, and it should win when it is quicker), held `Pong`s, an `Answer` every few
-//! milliseconds, and answers timed to a predicted `Go`. The far player's connection is made in
-//! the far namespace of a [`DelayedLink`], so its delay is in the packets, where the server's
-//! kernel sees it.
+//! milliseconds, answers timed to a predicted `Go` (with and without a host who opens the
+//! rounds), and a player that controls its own network stack and holds back its acknowledgments
+//! and `Pong`s, or everything but its `Answer` (over the framed wire and a WebSocket). The far
+//! player's connection is made in the far namespace of a [`DelayedLink`], so its delay is in the
+//! packets, where the server's kernel sees it, and so are the cheaters' held packets.
 //!
-//! It speaks protocol 3 as any client would, from the frames alone; it knows nothing of the
+//! It speaks the protocol as any client would, from the frames alone; it knows nothing of the
 //! server's internals.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -21,8 +23,9 @@ use serde::Serialize;
 
 use super::common::Common;
 use super::common::{Ended, Errors};
-use super::link::DelayedLink;
+use super::link::{DelayedLink, Hold};
 use super::report::*;
+use super::ws::Conn;
 use crate::client::Link;
 use crate::protocol::{Frame, RoundOutcome, Standing, PROTOCOL_VERSION};
 use crate::rt;
@@ -52,6 +55,10 @@ pub struct Player {
     pub reaction: Duration,
     /// Connects from the far side of the delayed link.
     pub far: bool,
+    /// Controls its own network stack (far players only): holds back these packets.
+    pub hold: Option<Hold>,
+    /// Plays over a WebSocket, as a browser does.
+    pub websocket: bool,
 }
 
 /// Two players, one of them the subject whose firsts are counted, and what a fair server gives
@@ -64,6 +71,8 @@ pub struct Scenario {
     pub subject: &'static str,
     /// The share of rounds the subject should be first in: at least, and at most.
     pub fair_share: (f64, f64),
+    /// A host (of protocol 5: races) opens each round once the last one's result is in.
+    pub hosted: bool,
 }
 
 /// A player who presses `reaction_ms` after each `Go` it sees.
@@ -73,6 +82,18 @@ pub fn honest(name: &'static str, reaction_ms: u64) -> Player {
         play: Play::Honest,
         reaction: Duration::from_millis(reaction_ms),
         far: false,
+        hold: None,
+        websocket: false,
+    }
+}
+
+/// A far player that reacts `reaction_ms` after each `Go` and holds back `hold`.
+fn stack_cheat(name: &'static str, reaction_ms: u64, hold: Hold, websocket: bool) -> Player {
+    Player {
+        far: true,
+        hold: Some(hold),
+        websocket,
+        ..honest(name, reaction_ms)
     }
 }
 
@@ -90,6 +111,7 @@ impl Scenario {
             subject: subject.name,
             players: [subject, honest("Honest", 150)],
             fair_share: fair,
+            hosted: false,
         }
     }
 }
@@ -123,6 +145,7 @@ pub fn scenarios(delay: Duration) -> Vec<Scenario> {
             subject: "Far",
             players: [far, honest("Near", 150)],
             fair_share: (0.99, 1.0),
+            hosted: false,
         },
         Scenario::against_honest(
             "pong-holder",
@@ -140,7 +163,73 @@ pub fn scenarios(delay: Duration) -> Vec<Scenario> {
             "predictor",
             "answers at the predicted go + 110 ms (fitted on every earlier round), against an \
              honest 150 ms",
-            predictor,
+            predictor.clone(),
+            (0.0, 0.05),
+        ),
+        Scenario {
+            hosted: true,
+            ..Scenario::against_honest(
+                "hosted-predictor",
+                "a host opens each round; answers at the predicted go + 110 ms (fitted on every \
+                 earlier round), against an honest 150 ms",
+                predictor,
+                (0.0, 0.05),
+            )
+        },
+        Scenario::against_honest(
+            "ack-holder",
+            format!(
+                "{delay_ms} ms away each way; holds its own pure ACKs and Pongs 80 ms more, \
+                 reacts in 190 ms, against an honest 150 ms"
+            ),
+            stack_cheat(
+                "AckHolder",
+                190,
+                Hold::AcksAndPongs(Duration::from_millis(80)),
+                false,
+            ),
+            (0.0, 0.05),
+        ),
+        Scenario::against_honest(
+            "all-holder",
+            format!(
+                "{delay_ms} ms away each way; holds every packet but its Answer 80 ms more, \
+                 reacts in 190 ms, against an honest 150 ms"
+            ),
+            stack_cheat(
+                "AllHolder",
+                190,
+                Hold::AllButAnswer(Duration::from_millis(80)),
+                false,
+            ),
+            (0.0, 0.05),
+        ),
+        Scenario::against_honest(
+            "all-holder-ws",
+            format!(
+                "the same over a WebSocket ({delay_ms} ms away, holds all but its Answer 80 ms, \
+                 reacts in 190 ms)"
+            ),
+            stack_cheat(
+                "WsHolder",
+                190,
+                Hold::AllButAnswer(Duration::from_millis(80)),
+                true,
+            ),
+            (0.0, 0.05),
+        ),
+        Scenario::against_honest(
+            "all-holder-400",
+            format!(
+                "{delay_ms} ms away each way; holds every packet but its Answer 400 ms more, \
+                 reacts in 520 ms, against an honest 150 ms"
+            ),
+            stack_cheat(
+                "SlowHolder",
+                520,
+                Hold::AllButAnswer(Duration::from_millis(400)),
+                false,
+            ),
             (0.0, 0.05),
         ),
     ]
@@ -184,20 +273,32 @@ pub enum Net<'a> {
 }
 
 impl Net<'_> {
-    async fn connect(&self, addr: SocketAddr, far: bool) -> Result<Link, String> {
-        let stream = match self {
-            Net::Loopback if far => return Err("a far player needs the delayed link".into()),
-            Net::Loopback => return Link::connect(&addr.to_string()).await.map_err(text),
-            Net::Link(link) if far => link.connect_far(addr),
-            Net::Link(link) => link.connect_near(addr),
-        };
-        stream.and_then(Link::from_std).map_err(text)
+    async fn connect(&self, addr: SocketAddr, player: &Player) -> Result<Conn, String> {
+        let stream = match (self, player.hold) {
+            (Net::Loopback, _) if player.far => {
+                return Err("a far player needs the delayed link".into())
+            }
+            (Net::Loopback, _) => std::net::TcpStream::connect(addr),
+            (Net::Link(link), Some(hold)) => link.connect_far_holding(addr, hold),
+            (Net::Link(link), None) if player.far => link.connect_far(addr),
+            (Net::Link(link), None) => link.connect_near(addr),
+        }
+        .map_err(text)?;
+        if player.websocket {
+            return Conn::websocket(stream, &addr.to_string())
+                .await
+                .map_err(|e| format!("websocket: {e}"));
+        }
+        Link::from_std(stream).map(Conn::Framed).map_err(text)
     }
 }
 
 fn text(e: std::io::Error) -> String {
     format!("connect: {e}")
 }
+
+/// The host key of the trial's server.
+const HOST_KEY: &str = "benchhost";
 
 /// What to run in the quiz trial.
 #[derive(Debug, Clone)]
@@ -236,6 +337,7 @@ pub async fn trial(
         ));
     }
     let far = chosen.iter().any(|s| s.players.iter().any(|p| p.far));
+    let websocket = chosen.iter().any(|s| s.players.iter().any(|p| p.websocket));
     let link = match far {
         true => Some(
             DelayedLink::create(plan.delay)
@@ -270,6 +372,10 @@ pub async fn trial(
         "2",
         "--max-per-address",
         "0",
+        "--host-key",
+        HOST_KEY,
+        "--web",
+        if websocket { "on" } else { "off" },
     ]);
     command.args(&plan.server_args);
     let server = super::common::SpawnedServer::spawn(command)
@@ -282,7 +388,7 @@ pub async fn trial(
         Some(link) => Net::Link(link),
         None => Net::Loopback,
     };
-    let reports = run(addr, &net, &chosen, progress).await;
+    let reports = run(addr, &net, &chosen, plan.rounds, progress).await;
     server.stop();
     Ok(reports)
 }
@@ -293,11 +399,12 @@ pub async fn run(
     addr: SocketAddr,
     net: &Net<'_>,
     scenarios: &[Scenario],
+    rounds: u64,
     progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<ScenarioReport> {
     let runs = scenarios.iter().map(|s| {
         let progress = std::sync::Arc::clone(&progress);
-        async move { play_scenario(addr, net, s, &progress).await }
+        async move { play_scenario(addr, net, s, rounds, &progress).await }
     });
     futures::future::join_all(runs).await
 }
@@ -306,6 +413,7 @@ async fn play_scenario(
     addr: SocketAddr,
     net: &Net<'_>,
     scenario: &Scenario,
+    rounds: u64,
     progress: &std::sync::atomic::AtomicU64,
 ) -> ScenarioReport {
     let mut report = ScenarioReport {
@@ -318,9 +426,20 @@ async fn play_scenario(
     let room = format!("quiz-{}-{}", scenario.name, std::process::id());
     let (tx, mut results) = mpsc::channel::<RoundOutcome>(16);
     let mut players = Vec::new();
+    // The host first, where there is one: the session then waits for its word.
+    let host = match scenario.hosted {
+        true => match net.connect(addr, &honest("Host", 0)).await {
+            Ok(conn) => Some(host(conn, room.clone(), rounds)),
+            Err(e) => {
+                report.errors.insert(format!("Host: {e}"), 1);
+                return report;
+            }
+        },
+        false => None,
+    };
     // One after the other, so both are in the session before it starts.
     for player in &scenario.players {
-        let link = match net.connect(addr, player.far).await {
+        let link = match net.connect(addr, player).await {
             Ok(link) => link,
             Err(e) => {
                 report.errors.insert(format!("{}: {e}", player.name), 1);
@@ -358,7 +477,16 @@ async fn play_scenario(
             }
         }
     };
-    let (ended, ()) = futures::join!(futures::future::join_all(players), collect);
+    let hosting = async {
+        match host {
+            Some(host) => host.await,
+            None => Ok(()),
+        }
+    };
+    let (ended, (), hosted) = futures::join!(futures::future::join_all(players), collect, hosting);
+    if let Err(e) = hosted {
+        *report.errors.entry(format!("Host: {e}")).or_default() += 1;
+    }
     for (name, result) in ended {
         if let Err(e) = result {
             *report.errors.entry(format!("{name}: {e}")).or_default() += 1;
@@ -368,6 +496,43 @@ async fn play_scenario(
         report.subject_rtt_us.0 = 0;
     }
     report
+}
+
+/// A host of protocol 5 (so the session plays races): opens a round whenever the last one is
+/// over and both players are in, and ends the session after `rounds`.
+async fn host(mut conn: Conn, room: String, rounds: u64) -> Result<(), String> {
+    let hello = Frame::Host {
+        version: 5,
+        room: Some(room),
+        key: HOST_KEY.into(),
+    };
+    conn.send(&hello).await.map_err(write_error)?;
+    let (mut open, mut played) = (false, 0);
+    loop {
+        let frame = match rt::timeout(SILENCE, conn.recv()).await {
+            None => return Err(format!("nothing from the server for {SILENCE:?}")),
+            Some(frame) => frame?,
+        };
+        match frame {
+            None => return Err("closed by the server".into()),
+            Some(Frame::Roster(r)) if !open && r.players.len() >= 2 && !r.open => {
+                open = true;
+                conn.send(&Frame::Open).await.map_err(write_error)?;
+            }
+            Some(Frame::Outcome(_)) => {
+                open = false;
+                played += 1;
+                if played >= rounds {
+                    conn.send(&Frame::Finish).await.map_err(write_error)?;
+                }
+            }
+            Some(Frame::Over { .. }) => return Ok(()),
+            Some(Frame::Error { kind, message }) => {
+                return Err(format!("server: {kind}: {message}"))
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 /// The longest a player waits for the server before it gives up.
@@ -383,7 +548,7 @@ enum Wake {
 /// Plays one session as `player` to its end, sending each result to `results`.
 /// One scripted player's state in a session, as its [`Play`] needs it.
 struct Bot<'a> {
-    link: Link,
+    link: Conn,
     player: &'a Player,
     results: Option<mpsc::Sender<RoundOutcome>>,
     /// Pongs held back: (when to send, seq).
@@ -396,6 +561,9 @@ struct Bot<'a> {
     go_after_ping: Vec<Duration>,
     round: u64,
     locked: Option<u64>,
+    /// A round is open (its `Go` seen, its result not yet): pings now measure the answer's
+    /// path, and say nothing of the next `Go`.
+    open: bool,
 }
 
 fn write_error(e: std::io::Error) -> String {
@@ -403,7 +571,7 @@ fn write_error(e: std::io::Error) -> String {
 }
 
 async fn play(
-    mut link: Link,
+    mut link: Conn,
     room: String,
     player: &Player,
     results: Option<mpsc::Sender<RoundOutcome>>,
@@ -428,6 +596,7 @@ async fn play(
         go_after_ping: Vec::new(),
         round: 0,
         locked: None,
+        open: false,
     };
     loop {
         let due = [
@@ -493,6 +662,7 @@ impl Bot<'_> {
     async fn frame(&mut self, frame: Frame, now: Instant) -> Result<bool, String> {
         match frame {
             Frame::Welcome { .. }
+            | Frame::Buzzes(_)
             | Frame::Roster(_)
             | Frame::Lineup(_)
             | Frame::Rules { .. }
@@ -501,6 +671,7 @@ impl Bot<'_> {
             Frame::Go { round } => self.go(round, now),
             Frame::Early { round } => self.locked = Some(round),
             Frame::Outcome(outcome) => {
+                self.open = false;
                 if let Some(tx) = self.results.as_mut() {
                     let _ = tx.send(*outcome).await;
                 }
@@ -513,7 +684,9 @@ impl Bot<'_> {
     }
 
     async fn ping(&mut self, seq: u32, now: Instant) -> Result<(), String> {
-        self.last_ping = Some(now);
+        if !self.open {
+            self.last_ping = Some(now);
+        }
         match self.player.play {
             Play::HoldPongs(hold) => self.held.push_back((now + hold, seq)),
             _ => self
@@ -524,6 +697,7 @@ impl Bot<'_> {
         }
         let next = self.round + 1;
         if self.player.play == Play::Predict
+            && !self.open
             && !self.go_after_ping.is_empty()
             && self.locked != Some(next)
         {
@@ -536,6 +710,7 @@ impl Bot<'_> {
 
     fn go(&mut self, round: u64, now: Instant) {
         self.round = round;
+        self.open = true;
         match self.player.play {
             Play::Predict => self.go_after_ping.extend(self.last_ping.map(|p| now - p)),
             Play::Spam(_) => {}
@@ -606,7 +781,7 @@ pub(super) async fn run_quiz(
         server_args: Vec::new(),
     };
     let chosen = if plan.scenarios.is_empty() {
-        4
+        self::scenarios(plan.delay).len() as u64
     } else {
         plan.scenarios.len() as u64
     };
@@ -647,7 +822,8 @@ pub struct Args {
     /// How much further away the far player is, each way, in milliseconds
     #[structopt(long, default_value = "40")]
     pub delay_ms: u64,
-    /// Scenarios to play (far, pong-holder, spammer, predictor) [default: all]
+    /// Scenarios to play (far, pong-holder, spammer, predictor, hosted-predictor, ack-holder,
+    /// all-holder, all-holder-ws, all-holder-400) [default: all]
     #[structopt(long, use_delimiter = true)]
     pub scenarios: Vec<String>,
     #[structopt(flatten)]

@@ -210,7 +210,13 @@ impl Player<'_> {
     /// Handles one frame from the server; the final scores once the session is over.
     async fn frame(&mut self, frame: Frame) -> Result<Option<Vec<Score>>, Error> {
         match frame {
-            Frame::Ping { seq } => send(self.stream, Frame::Pong { seq }).await?,
+            Frame::Ping { seq } => {
+                // A round's last pings may cross the server's last word: a pong it can no
+                // longer take is no error, and what it said is read next.
+                if let Err(e) = send(self.stream, Frame::Pong { seq }).await {
+                    log::info!("a pong was not sent: {e}");
+                }
+            }
             // The result's sentence already says how it ranked.
             Frame::Rules { ranking } => log::info!("the session ranks by {ranking:?}"),
             Frame::Go { round } => self.go(round),

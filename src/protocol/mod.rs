@@ -170,9 +170,11 @@ pub struct Lineup {
     pub game: u64,
     /// Whether questions are played in buzz mode (the host judges each buzz) or as races.
     pub buzz: bool,
-    /// Points for a correct answer, and taken for a wrong one (scores stop at zero).
+    /// Points for a correct answer, and taken for a wrong one and for an early press or a
+    /// false start (scores stop at zero).
     pub correct: u64,
     pub penalty: u64,
+    pub early: u64,
 }
 
 impl Lineup {
@@ -260,6 +262,9 @@ pub struct Buzz {
     pub judgement: Judgement,
     /// Points this judgement gave (or, negative, took).
     pub points: i64,
+    /// Why the host should look at this buzz (its round trip hit the cap, or was much shorter
+    /// at the buzz than before the buzzers opened); empty if nothing.
+    pub flag: String,
 }
 
 /// Protocol 6: what the host made of a buzz. Appended to, never reordered.
@@ -302,8 +307,13 @@ pub enum Control {
     Free { name: String },
     /// A new game with the same players: scores to zero, questions from one.
     NewGame,
-    /// Points for a correct answer and taken for a wrong one.
-    Scoring { correct: u64, penalty: u64 },
+    /// Points for a correct answer, and taken for a wrong one and for an early press or a
+    /// false start.
+    Scoring {
+        correct: u64,
+        penalty: u64,
+        early: u64,
+    },
 }
 
 /// Protocol 5: how a session ranks the valid answers of a round. Appended to, never reordered.

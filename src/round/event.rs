@@ -17,7 +17,8 @@ pub type Outbox = mpsc::Sender<Outbound>;
 
 /// Capacity of a connection's outbox. Before its chat, a round sends a connection at most
 /// `Admitted`, `Started` and one final event; a session at most a round's pings (the server
-/// sends 5), `Go` and the result between two of the connection's writes. So `try_send` into a
+/// sends 5; while a round waits for answers, at most half this many await their `Pong`), `Go`
+/// and the result between two of the connection's writes. So `try_send` into a
 /// live outbox cannot fail for lack of room; the chat's relayed lines are sent with
 /// back-pressure. A queued event costs memory only while it is queued.
 pub const OUTBOX_CAPACITY: usize = 16;

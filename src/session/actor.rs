@@ -3,7 +3,7 @@
 //! Each phase is a method; the state and its rules are `state`'s.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::channel::mpsc;
 use futures::future::{Fuse, FutureExt};
@@ -164,7 +164,7 @@ impl Actor {
         }
         self.session.tell_roster(Change::Update);
         let jitter = if self.session.hosted {
-            Duration::ZERO
+            self.session.config.hosted_jitter.draw()
         } else {
             self.session.config.go_jitter.draw()
         };
@@ -179,17 +179,30 @@ impl Actor {
     /// session. In buzz mode the host's judgements end it, and the timer names the next buzz up
     /// once it has settled.
     async fn answers(&mut self, until: Instant) -> Result<(), Ended> {
+        // The players still to answer are pinged all along (see `ANSWER_PING_EVERY`).
+        let mut pinged = Instant::now();
+        self.session.ping_waiting();
         while !self.session.round_over() && self.session.ask != HostAsk::Finish {
             let buzzing = self.session.buzzing();
-            let wake = if buzzing {
+            let deadline = if buzzing {
                 self.session.settles_at()
             } else {
                 Some(until)
             };
+            let ping = self.session.next_answer_ping(pinged);
+            let wake = [deadline, ping].into_iter().flatten().min();
             match self.wake(wake).await {
                 Wake::Event(Some(e)) => self.session.handle(e),
+                Wake::Timer if ping.is_some_and(|p| p <= Instant::now()) => {
+                    pinged = Instant::now();
+                    self.session.ping_waiting();
+                    if buzzing {
+                        self.session.settle(pinged);
+                    }
+                }
                 Wake::Timer if buzzing => self.session.settle(Instant::now()),
-                Wake::Timer => break,
+                Wake::Timer if deadline.is_some_and(|d| d <= Instant::now()) => break,
+                Wake::Timer => {}
                 Wake::Event(None) | Wake::Stop => return Err(OverReason::ServerStopping),
             }
         }
@@ -200,12 +213,16 @@ impl Actor {
     /// A question in buzz mode goes on the record: its buzzes as CSV on the transcript.
     fn result(&mut self, round: u64, go: Instant) {
         let queue = self.session.close_buzz();
+        let flags = self.session.flags();
         let order = self.session.result(go, queue.as_ref());
         if let Some(queue) = &queue {
             self.record(queue);
         }
         let scores = self.session.scores();
-        let text = result_text(round, &order, self.session.config.order);
+        let mut text = result_text(round, &order, self.session.config.order);
+        if !flags.is_empty() {
+            text.push_str(&format!("; for the host to check: {}", flags.join(", ")));
+        }
         self.say(&text);
         let result = Arc::new(RoundOutcome {
             round,

@@ -25,6 +25,7 @@ pub(crate) struct Entry {
     pub(crate) reaction_micros: Option<i64>,
     pub(crate) judgement: Judgement,
     pub(crate) points: i64,
+    pub(crate) flag: String,
 }
 
 #[derive(Debug, Default)]
@@ -197,6 +198,7 @@ impl BuzzRound {
                     gap_micros: (e.key - first).max(0) as u64,
                     judgement: e.judgement,
                     points: e.points,
+                    flag: e.flag.clone(),
                 })
                 .collect(),
             up: self.up().map(|e| e.name.clone()),
@@ -285,6 +287,7 @@ mod tests {
             reaction_micros: None,
             judgement: Judgement::Waiting,
             points: 0,
+            flag: String::new(),
         }
     }
 

@@ -29,15 +29,21 @@
 //! 2. Before every round it measures each party's round-trip time: `pings` `Ping`s, `ping_every`
 //!    apart. The estimate is the minimum of the last `rtt_window` samples, bounded by the
 //!    kernel's own figure for the connection (`TCP_INFO`'s minimum round trip, which comes with
-//!    each `Pong` and `Answer`) plus `rtt_slack`; where the kernel gives none, by
+//!    each `Pong` and `Answer`) plus `rtt_slack`, and whatever measured it by
 //!    `max_compensation`. A client that holds its `Pong`s gains at most the slack (or the cap).
-//! 3. Then, unless a host decides when, a further random wait, uniform in `go_jitter` (the
-//!    operating system's random source), so nobody can time an answer to a `Go` they have not
-//!    seen.
+//! 3. Then a further random wait, uniform in `go_jitter` (in a hosted session, after the host
+//!    opens the round, in `hosted_jitter`; the operating system's random source), so nobody can
+//!    time an answer to a `Go` they have not seen.
 //! 4. `Go` goes to every party present at the same instant (one pass over the channels, all
 //!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
 //!    cannot answer.
-//! 5. Each party answers once; the round ends when all have, or after `answer_timeout`, or when
+//! 5. While the round waits, every party still to answer is pinged every [`ANSWER_PING_EVERY`]
+//!    (while fewer than `ANSWER_PINGS_IN_FLIGHT` of its pings await a `Pong`), so the segment that carries
+//!    its `Answer` acknowledges a recent `Ping`, and the kernel's figure read at the `Answer`
+//!    measures the answer's own path: a player that delays its own packets (its ACKs, its
+//!    `Pong`s, all but its `Answer`) to look farther away is compensated for the path it has, and
+//!    named to the host (`flags`), as is one whose round trip went over the cap.
+//!    Each party answers once; the round ends when all have, or after `answer_timeout`, or when
 //!    a host ends the session. In buzz mode (a host of protocol 6, `buzz` set) each answer joins
 //!    the buzz queue in fair order, everyone is told the queue as it changes, the first buzz is
 //!    named up once no party still able to buzz could rank before it, and the question ends on
@@ -58,18 +64,19 @@
 //! - **Early buzz.** An `Answer` that arrives while no round is open for the party (after its
 //!   result, before the next `Go`, or during a round it is out of) locks it out of the next round
 //!   to open: it is shown as `Early` (pressed before that round's `Go`) or `LockedOut` (pressed
-//!   during a round it was already out of) and scores nothing. Each early press moves the lockout
+//!   during a round it was already out of), scores nothing and loses `early_penalty` points (the
+//!   host may change it; scores stop at zero). Each early press moves the lockout
 //!   to the round after the one running, so pressing all the time keeps a party out of every
 //!   round. An answer that arrives before the party could have seen the last result (within its
 //!   round trip of it, plus [`LATE_GRACE`]) was a late answer to that round, and is ignored; so
-//!   is one within [`TAP_GRACE`] of the party's own answer (a double tap).
+//!   are two within [`TAP_GRACE`] of the party's own answer (a double tap, a bounce).
 //! - **False start** (reaction order). An answer whose reaction time is below `min_reaction`,
 //!   or, in either order, that arrived sooner after `Go` than the party's kernel-measured round
-//!   trip (physically impossible without guessing), is ranked after every valid answer and scores
-//!   nothing.
+//!   trip (physically impossible without guessing), is ranked after every valid answer, scores
+//!   nothing and loses `early_penalty` points.
 //!
 //! Like a round it never awaits a party: every send is a `try_send`, and a party whose channel is
-//! full or closed is dropped from the session. It must not touch sockets or clocks of arrival:
+//! full or closed loses its connection to the session (its seat is held, as for a leaver). It must not touch sockets or clocks of arrival:
 //! instants and kernel figures come in the events.
 
 mod actor;
@@ -84,7 +91,8 @@ use futures::channel::mpsc;
 
 pub use buzz::{csv_rows, CSV_HEADER};
 pub use config::{
-    HostedMode, Jitter, Order, SessionConfig, HOSTED_MEASURE_EVERY, LATE_GRACE, TAP_GRACE,
+    HostedMode, Jitter, Order, SessionConfig, ANSWER_PING_EVERY, HOSTED_MEASURE_EVERY, LATE_GRACE,
+    TAP_GRACE,
 };
 pub use event::{PlayerSeat, Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};
@@ -110,6 +118,11 @@ impl Default for SessionConfig {
                 low: Duration::from_secs(1),
                 high: Duration::from_secs(4),
             },
+            hosted_jitter: Jitter {
+                low: Duration::from_millis(500),
+                high: Duration::from_millis(3000),
+            },
+            early_penalty: 1,
             min_reaction: Duration::from_millis(100),
             rtt_slack: Duration::from_millis(5),
             max_compensation: Duration::from_millis(150),

@@ -5,9 +5,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::config::{SessionConfig, MAX_PENDING_PINGS, TAP_GRACE};
+use super::config::{SessionConfig, FLAG_NOISE, MAX_PENDING_PINGS, TAP_GRACE};
 use crate::protocol::{RttSource, Standing};
 use crate::round::{ConnId, Outbound, Outbox};
+
+/// Presses within [`TAP_GRACE`] of a player's own answer taken for repeats of it (a double
+/// tap, a bouncing key); a further one is a press like any other.
+const REPEATS: u8 = 2;
 
 /// Where a party stands in the open round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +55,11 @@ pub(crate) struct Party {
     pub(crate) late_until: Option<Instant>,
     /// When its last valid answer arrived: a press soon after is the same press.
     pub(crate) answered_at: Option<Instant>,
+    /// Presses taken for repeats of that answer.
+    repeats: u8,
+    /// Its round trip as the session would have used it at the open round's `Go`: an answer
+    /// whose own path is much shorter is flagged to the host.
+    pub(crate) rtt_at_go: Option<Duration>,
     /// The first round it plays in.
     pub(crate) from_round: u64,
 }
@@ -72,6 +81,8 @@ impl Party {
             locked: None,
             late_until: None,
             answered_at: None,
+            repeats: 0,
+            rtt_at_go: None,
             from_round: from,
         }
     }
@@ -120,20 +131,56 @@ impl Party {
         }
     }
 
-    /// The round trip used to compensate this party, and its source.
+    /// The round trip used to compensate this party, and its source. Whatever measured it, it
+    /// is at most `max_compensation`: a player that controls its own network stack can make
+    /// even the kernel's figure look longer, and gains at most the cap.
     pub(crate) fn rtt(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
         let pinged = self.rtts.iter().min().copied();
+        let cap = config.max_compensation;
         match (self.kernel_rtt, pinged) {
             (Some(kernel), pinged) => {
                 let bound = kernel + config.rtt_slack;
                 (
-                    Some(pinged.map_or(kernel, |p| p.min(bound))),
+                    Some(pinged.map_or(kernel, |p| p.min(bound)).min(cap)),
                     RttSource::Kernel,
                 )
             }
-            (None, Some(p)) => (Some(p.min(config.max_compensation)), RttSource::Ping),
+            (None, Some(p)) => (Some(p.min(cap)), RttSource::Ping),
             (None, None) => (None, RttSource::None),
         }
+    }
+
+    /// Whether this party's round trip, uncapped, is over the cap.
+    pub(crate) fn capped(&self, config: &SessionConfig) -> bool {
+        let pinged = self.rtts.iter().min().copied();
+        let uncapped = match (self.kernel_rtt, pinged) {
+            (Some(kernel), pinged) => {
+                Some(pinged.map_or(kernel, |p| p.min(kernel + config.rtt_slack)))
+            }
+            (None, pinged) => pinged,
+        };
+        uncapped.is_some_and(|r| r > config.max_compensation)
+    }
+
+    /// Why the host should look at this party's answer, if it should: its round trip went over
+    /// the cap, or the kernel's figure at its answer is shorter than the round trip it showed
+    /// before `Go` by more than noise (a player delaying its own packets to look farther away).
+    pub(crate) fn flag(&self, config: &SessionConfig) -> Option<String> {
+        let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+        if self.capped(config) {
+            return Some(format!(
+                "round trip over the {} cap",
+                ms(config.max_compensation)
+            ));
+        }
+        let (before, at) = (self.rtt_at_go?, self.kernel_rtt?);
+        (before > at + config.rtt_slack + FLAG_NOISE).then(|| {
+            format!(
+                "round trip {} before go, {} at the answer",
+                ms(before),
+                ms(at)
+            )
+        })
     }
 
     pub(crate) fn note_kernel(&mut self, kernel_rtt: Option<Duration>) {
@@ -156,6 +203,11 @@ impl Party {
         }
     }
 
+    /// Its pings that await their `Pong`.
+    pub(crate) fn pings_in_flight(&self) -> usize {
+        self.pings.len()
+    }
+
     /// Ping `seq` went out at `sent`.
     fn pinged(&mut self, seq: u32, sent: Instant) {
         self.pings.push((seq, sent));
@@ -176,16 +228,29 @@ impl Party {
         }
     }
 
-    /// A press at `at` repeats this party's own answer (a double tap), or arrives before the
-    /// party could have seen the last result: either way, not an early buzz.
-    pub(crate) fn repeat_or_late(&self, at: Instant) -> bool {
-        self.late_until.is_some_and(|late| at < late)
-            || self.answered_at.is_some_and(|a| at < a + TAP_GRACE)
+    /// A press at `at` repeats this party's own answer (a double tap, a bounce: at most
+    /// [`REPEATS`] presses), or arrives before the party could have seen the last result: either
+    /// way, not an early buzz. A player pressing all the time is past the repeats at once.
+    pub(crate) fn repeat_or_late(&mut self, at: Instant) -> bool {
+        if self.late_until.is_some_and(|late| at < late) {
+            return true;
+        }
+        let repeat = self.answered_at.is_some_and(|a| at < a + TAP_GRACE) && self.repeats < REPEATS;
+        self.repeats += u8::from(repeat);
+        repeat
+    }
+
+    /// Its answer arrived at `at`.
+    pub(crate) fn answered(&mut self, at: Instant) {
+        self.play = Play::Answered(at);
+        self.answered_at = Some(at);
+        self.repeats = 0;
     }
 
     /// Round `round` opens: the party is in it, or out of it if it was locked out of it.
-    pub(crate) fn open(&mut self, round: u64) {
+    pub(crate) fn open(&mut self, round: u64, config: &SessionConfig) {
         self.late_until = None;
+        self.rtt_at_go = self.rtt(config).0;
         self.play = match self.locked {
             _ if self.gone() => Play::Idle,
             Some((r, standing)) if r == round => Play::Out(standing),

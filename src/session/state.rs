@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use futures::channel::oneshot;
 
 use super::buzz::{BuzzRound, Entry};
-use super::config::{Order, SessionConfig, LATE_GRACE, MAX_BARRED, MAX_POINTS};
+use super::config::{
+    Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, ANSWER_PING_EVERY, LATE_GRACE, MAX_BARRED,
+    MAX_POINTS,
+};
 use super::event::{PlayerSeat, Seat, SessionEvent};
 use super::party::{fresh_secret, offer, Party, Play};
 use crate::names::skeleton;
@@ -61,6 +64,8 @@ pub(crate) struct Session {
     /// Points for a correct answer and taken for a wrong one.
     correct: u64,
     penalty: u64,
+    /// Points an early press or a false start costs.
+    early: u64,
     /// Skeletons of the names the host removed from this game.
     barred: Vec<String>,
 }
@@ -70,6 +75,7 @@ type Admitted = oneshot::Sender<Result<(), (ErrorKind, String)>>;
 impl Session {
     pub(crate) fn new(config: SessionConfig) -> Session {
         Session {
+            early: config.early_penalty,
             config,
             parties: Vec::new(),
             hosts: Vec::new(),
@@ -283,9 +289,14 @@ impl Session {
                 }
             }
             Control::NewGame => self.new_game(),
-            Control::Scoring { correct, penalty } => {
+            Control::Scoring {
+                correct,
+                penalty,
+                early,
+            } => {
                 self.correct = correct.min(MAX_POINTS);
                 self.penalty = penalty.min(MAX_POINTS);
+                self.early = early.min(MAX_POINTS);
                 self.tell_roster(Change::Update);
             }
         }
@@ -367,12 +378,12 @@ impl Session {
             (Some(go), Play::Waiting) if at < go => {
                 // Received before the go it answers, handled after: pressed early.
                 p.play = Play::Out(Standing::Early);
+                p.points = p.points.saturating_sub(self.early);
                 p.tell(Outbound::Early { round: next - 1 });
                 return;
             }
             (Some(go), Play::Waiting) => {
-                p.play = Play::Answered(at);
-                p.answered_at = Some(at);
+                p.answered(at);
                 self.buzzed(i, at, go);
                 return;
             }
@@ -389,6 +400,7 @@ impl Session {
         };
         if p.locked.is_none_or(|(round, _)| round != next) {
             p.locked = Some((next, standing));
+            p.points = p.points.saturating_sub(self.early);
             p.tell(Outbound::Early { round: next });
         }
     }
@@ -403,6 +415,9 @@ impl Session {
         let mut placing = self.placing(p);
         let (false_start, key) = self.rank(p, at, go, &mut placing);
         if false_start {
+            let early = self.early;
+            let p = &mut self.parties[i];
+            p.points = p.points.saturating_sub(early);
             return;
         }
         let entry = Entry {
@@ -415,6 +430,7 @@ impl Session {
             reaction_micros: placing.reaction_micros,
             judgement: Judgement::Waiting,
             points: 0,
+            flag: p.flag(&self.config).unwrap_or_default(),
         };
         if let Some(b) = self.buzz.as_mut() {
             b.take(entry);
@@ -567,6 +583,7 @@ impl Session {
             buzz: self.buzz_mode(),
             correct: self.correct,
             penalty: self.penalty,
+            early: self.early,
         }
     }
 
@@ -601,12 +618,24 @@ impl Session {
     }
 
     pub(crate) fn ping_all(&mut self) {
+        self.ping(|_| true);
+    }
+
+    /// Pings the players still to answer the open round (see [`ANSWER_PING_EVERY`]), each
+    /// while fewer than [`ANSWER_PINGS_IN_FLIGHT`] of its pings await their `Pong`: a client
+    /// that reads slowly, or not at all, is not sent more, and its outbox keeps room for its
+    /// result.
+    pub(crate) fn ping_waiting(&mut self) {
+        self.ping(|p| p.play == Play::Waiting && p.pings_in_flight() < ANSWER_PINGS_IN_FLIGHT);
+    }
+
+    fn ping(&mut self, to: impl Fn(&Party) -> bool) {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
         let sent = Instant::now();
         // A ping that finds the outbox full (rosters queued in a burst of joins) is skipped, like
         // a lost one: the party has one sample fewer. Only a ping that went out awaits its pong.
-        self.reach(|p| p.offer_ping(seq, sent));
+        self.reach(|p| !to(p) || p.offer_ping(seq, sent));
     }
 
     /// Opens round `self.round + 1` with its `Go` sent at `go`: who is in it, who is out of it,
@@ -618,7 +647,7 @@ impl Session {
         self.ask = HostAsk::Nothing;
         self.buzz = self.buzz_mode().then(BuzzRound::default);
         for p in &mut self.parties {
-            p.open(self.round);
+            p.open(self.round, &self.config);
         }
         self.round
     }
@@ -650,6 +679,24 @@ impl Session {
         self.buzz.as_mut()?.close();
         self.tell_buzzes();
         self.buzz_queue()
+    }
+
+    /// What the host should look at in the open round's answers: `Name (why)` for each player
+    /// that answered and is flagged (see `Party::flag`).
+    pub(crate) fn flags(&self) -> Vec<String> {
+        self.parties
+            .iter()
+            .filter(|p| matches!(p.play, Play::Answered(_)))
+            .filter_map(|p| Some(format!("{} ({})", p.name, p.flag(&self.config)?)))
+            .collect()
+    }
+
+    /// When the next ping to the players still to answer is due, if any is still to answer.
+    pub(crate) fn next_answer_ping(&self, last: Instant) -> Option<Instant> {
+        self.parties
+            .iter()
+            .any(|p| p.play == Play::Waiting)
+            .then(|| last + ANSWER_PING_EVERY)
     }
 
     /// The game this round belongs to.
@@ -742,6 +789,13 @@ impl Session {
         if queue.is_none() {
             if let Some(&(false, _, first, _)) = answered.first() {
                 self.parties[first].points += 1;
+            }
+            // A false start costs its points (a buzz-mode one paid as it was pressed).
+            for &(false_start, _, i, _) in &answered {
+                if false_start {
+                    let p = &mut self.parties[i];
+                    p.points = p.points.saturating_sub(self.early);
+                }
             }
         }
         queued

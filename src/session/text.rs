@@ -36,13 +36,7 @@ pub fn fitting_parties() -> usize {
     static FITTING: OnceLock<usize> = OnceLock::new();
     *FITTING.get_or_init(|| {
         let size = |n: usize| {
-            let outcome = worst_result(n);
-            let v2 = crate::protocol::Frame::Result(Box::new(outcome.to_v2()));
-            let v3 = crate::protocol::Frame::Outcome(Box::new(outcome));
-            let (lineup, queue) = worst_room(n);
-            let lineup = crate::protocol::Frame::Lineup(Box::new(lineup));
-            let queue = crate::protocol::Frame::Buzzes(Box::new(queue));
-            [v2, v3, lineup, queue]
+            worst_frames(n)
                 .iter()
                 .map(|f| crate::protocol::encode(f).map_or(usize::MAX, |b| b.len()))
                 .max()
@@ -64,6 +58,20 @@ pub fn fitting_parties() -> usize {
         }
         fits
     })
+}
+
+/// The largest frames a session of `n` parties sends: its result (as protocol 2 and 3 have it),
+/// its lineup and its buzz queue.
+pub(crate) fn worst_frames(n: usize) -> [crate::protocol::Frame; 4] {
+    use crate::protocol::Frame;
+    let outcome = worst_result(n);
+    let (lineup, queue) = worst_room(n);
+    [
+        Frame::Result(Box::new(outcome.to_v2())),
+        Frame::Outcome(Box::new(outcome)),
+        Frame::Lineup(Box::new(lineup)),
+        Frame::Buzzes(Box::new(queue)),
+    ]
 }
 
 /// The largest result `n` parties can have: the longest names, the widest figures, and every
@@ -133,6 +141,7 @@ pub(crate) fn worst_room(n: usize) -> (Lineup, BuzzQueue) {
         buzz: true,
         correct: u64::MAX,
         penalty: u64::MAX,
+        early: u64::MAX,
     };
     let queue = BuzzQueue {
         round: u64::MAX,
@@ -148,6 +157,8 @@ pub(crate) fn worst_room(n: usize) -> (Lineup, BuzzQueue) {
                 gap_micros: u64::MAX,
                 judgement: Judgement::Void,
                 points: i64::MIN,
+                // A flag's words with the widest figures are well under this.
+                flag: "x".repeat(96),
             })
             .collect(),
         up: Some(name.clone()),

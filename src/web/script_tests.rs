@@ -62,6 +62,7 @@ fn samples() -> Vec<Frame> {
         buzz: true,
         correct: 1,
         penalty: 0,
+        early: 1,
     };
     let queue = BuzzQueue {
         round: 1,
@@ -224,6 +225,7 @@ fn the_scripts_host_controls_are_the_protocols() {
         Control::Scoring {
             correct: 0,
             penalty: 0,
+            early: 0,
         },
     ];
     assert_eq!(script.len(), controls.len(), "{script:?}");

@@ -84,7 +84,7 @@ const Arrival = (() => {
   function buzz() {
     return { name: this.str(), team: this.str(), afterGo: this.u64(), rtt: this.opt(this.u64),
       source: SOURCE[this.u32()], reaction: this.opt(this.i64), gap: this.u64(),
-      judgement: JUDGEMENT[this.u32()] || "void", points: this.i64() };
+      judgement: JUDGEMENT[this.u32()] || "void", points: this.i64(), flag: this.str() };
   }
 
   function decode(buf) {
@@ -110,7 +110,7 @@ const Arrival = (() => {
       // A lineup is a roster with teams and held seats: the pages read both as a roster.
       case 27: return { type: "Lineup", round: r.u64(), open: r.bool(), needed: r.u32(),
         hosted: r.bool(), answerMicros: r.u64(), players: r.vec(contestant), change: change.call(r),
-        game: r.u64(), buzz: r.bool(), correct: r.u64(), penalty: r.u64() };
+        game: r.u64(), buzz: r.bool(), correct: r.u64(), penalty: r.u64(), early: r.u64() };
       case 28: return { type: "Buzzes", round: r.u64(), open: r.bool(), buzzes: r.vec(buzz),
         up: r.opt(r.str), locked: r.vec(r.str) };
       default: return { type: "Unknown", tag };
@@ -138,7 +138,7 @@ const Arrival = (() => {
     kick: (name) => encode.control(4, (w) => w.str(name)),
     free: (name) => encode.control(5, (w) => w.str(name)),
     newGame: () => encode.control(6),
-    scoring: (correct, penalty) => encode.control(7, (w) => { w.u64(correct); w.u64(penalty); }),
+    scoring: (correct, penalty, early) => encode.control(7, (w) => { w.u64(correct); w.u64(penalty); w.u64(early); }),
   };
 
   // Opens the WebSocket, sends `first`, answers every Ping at once (the server measures the

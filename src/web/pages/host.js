@@ -131,6 +131,7 @@ function showRoster(f) {
   if (document.activeElement && !document.activeElement.closest("#scoring")) {
     $("points-correct").value = String(f.correct ?? 1);
     $("points-penalty").value = String(f.penalty ?? 0);
+    $("points-early").value = String(f.early ?? 1);
   }
   showScores([...f.players].map((p) => ({ name: p.name, points: p.points }))
     .sort((a, b) => b.points - a.points || (a.name < b.name ? -1 : 1)));
@@ -146,7 +147,11 @@ function showQueue(q) {
   $("queue-title").textContent = "Question " + q.round + (q.open ? ": buzzes" : ": over");
   $("queue").replaceChildren(...q.buzzes.map((b, i) => {
     const li = A.el("li", null, b.judgement === "waiting" ? (q.up === b.name ? "up" : "") : b.judgement);
-    li.append(A.el("span", b.name, "who"), A.el("span", b.team || "", "team"),
+    // A flagged buzz (its round trip hit the cap, or was much shorter at the buzz) is marked,
+    // its reason in the title, for the host to check.
+    const who = A.el("span", (b.flag ? "⚑ " : "") + b.name, "who");
+    if (b.flag) who.title = b.flag;
+    li.append(who, A.el("span", b.team || "", "team"),
       A.el("span", A.gap(b, i), "gap"),
       A.el("span", b.judgement === "waiting" ? (q.up === b.name ? "answering" : "") : b.judgement + (b.points ? " " + (b.points > 0 ? "+" : "") + b.points : ""), "mark"));
     return li;
@@ -264,7 +269,8 @@ $("new-game").addEventListener("click", () => send(A.control.newGame()));
 $("finish").addEventListener("click", () => send(A.encode.finish()));
 $("scoring").addEventListener("submit", (e) => {
   e.preventDefault();
-  send(A.control.scoring(Math.max(0, Number($("points-correct").value) || 0), Math.max(0, Number($("points-penalty").value) || 0)));
+  const points = (id) => Math.max(0, Number($(id).value) || 0);
+  send(A.control.scoring(points("points-correct"), points("points-penalty"), points("points-early")));
 });
 $("csv").addEventListener("click", () => {
   const blob = new Blob([[CSV_HEADER, ...record].join("\n") + "\n"], { type: "text/csv" });
