@@ -198,21 +198,8 @@ fn the_real_client_says_too_early_and_false_start_in_plain_words() {
 /// margin over 100 rounds, and the go predictor.)
 #[test]
 fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
-    if let Some(why) = DelayedLink::unavailable() {
-        common::skip(
-            "over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not",
-            &format!("a packet-level delayed link {why}"),
-        );
-        return;
-    }
-    let _one = ONE_LINK_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
-    let rounds = 5;
-    let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
-    let scenario =
-        |name, subject, share| Scenario::against_honest(name, "", subject, (share, share));
+    const TEST: &str = "over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not";
+    let rounds = LINK_ROUNDS;
     let scenarios = [
         // 60 ms sooner than a near player of 170 ms: far above the scheduling noise of a machine
         // with both cores busy, and short of the 80 ms round trip, so a far player that were
@@ -248,13 +235,9 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
             0.0,
         ),
     ];
-    let reports = rt::block_on(quiz::run(
-        addr,
-        &Net::Link(&link),
-        &scenarios,
-        rounds,
-        Default::default(),
-    ));
+    let Some(reports) = over_a_delayed_link(TEST, &scenarios) else {
+        return;
+    };
     for r in &reports {
         assert_eq!(r.rounds, rounds, "{r:?}");
         assert!(r.fair(), "{r:?}");
@@ -276,6 +259,35 @@ fn over_a_delayed_link_the_far_player_wins_and_the_cheaters_do_not() {
     );
 }
 
+/// Rounds of each delayed-link trial.
+const LINK_ROUNDS: u64 = 5;
+
+/// Plays `scenarios` for [`LINK_ROUNDS`] rounds over a delayed link of 40 ms each way, one trial at
+/// a time; `None` (and the test skipped, saying why) where no link can be made.
+fn over_a_delayed_link(test: &str, scenarios: &[Scenario]) -> Option<Vec<quiz::ScenarioReport>> {
+    if let Some(why) = DelayedLink::unavailable() {
+        common::skip(test, &format!("a packet-level delayed link {why}"));
+        return None;
+    }
+    let _one = ONE_LINK_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
+    let (addr, _stop) = serve(link.listen(0).unwrap(), LINK_ROUNDS);
+    Some(rt::block_on(quiz::run(
+        addr,
+        &Net::Link(&link),
+        scenarios,
+        LINK_ROUNDS,
+        Default::default(),
+    )))
+}
+
+/// A scenario against an honest 150 ms player, in which `subject` is first in `share` of rounds.
+fn scenario(name: &'static str, subject: Player, share: f64) -> Scenario {
+    Scenario::against_honest(name, "", subject, (share, share))
+}
+
 /// The delayed-link tests, one at a time: each plays several sessions at once, and a machine
 /// with both cores busy should not also have to play the other's.
 static ONE_LINK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -287,21 +299,8 @@ static ONE_LINK_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// (not the 160 ms it shows), flagged for the host, and does not win.
 #[test]
 fn over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing() {
-    if let Some(why) = DelayedLink::unavailable() {
-        common::skip(
-            "over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing",
-            &format!("a packet-level delayed link {why}"),
-        );
-        return;
-    }
-    let _one = ONE_LINK_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let link = DelayedLink::create(Duration::from_millis(40)).unwrap();
-    let rounds = 5;
-    let (addr, _stop) = serve(link.listen(0).unwrap(), rounds);
-    let scenario =
-        |name, subject, share| Scenario::against_honest(name, "", subject, (share, share));
+    const TEST: &str = "over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing";
+    let rounds = LINK_ROUNDS;
     let scenarios = [
         scenario(
             "ack-holder",
@@ -314,13 +313,9 @@ fn over_a_delayed_link_players_that_hold_their_own_packets_gain_nothing() {
             0.0,
         ),
     ];
-    let reports = rt::block_on(quiz::run(
-        addr,
-        &Net::Link(&link),
-        &scenarios,
-        rounds,
-        Default::default(),
-    ));
+    let Some(reports) = over_a_delayed_link(TEST, &scenarios) else {
+        return;
+    };
     for cheat in &reports {
         assert_eq!(cheat.rounds, rounds, "{cheat:?}");
         assert!(cheat.errors.is_empty(), "{cheat:?}");

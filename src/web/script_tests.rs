@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use super::http::SCRIPT;
 use crate::protocol::{
     encode, BuzzQueue, Change, Control, ErrorKind, Frame, Judgement, Lineup, OverReason, Ranking,
-    Roster, RoundOutcome, RttSource, Standing,
+    RoundOutcome, RttSource, Standing,
 };
 
 /// Every `case N: return { type: "Name"` (decoded) and `name: (...) => frame(N` (encoded) in
@@ -35,15 +35,6 @@ fn script_tags() -> Vec<(u32, String)> {
 
 /// A frame of every kind a page reads or sends.
 fn samples() -> Vec<Frame> {
-    let roster = Roster {
-        round: 0,
-        open: false,
-        needed: 2,
-        hosted: false,
-        answer_micros: 0,
-        players: Vec::new(),
-        change: Change::Update,
-    };
     let outcome = RoundOutcome {
         round: 1,
         text: String::new(),
@@ -64,6 +55,7 @@ fn samples() -> Vec<Frame> {
         penalty: 0,
         early: 1,
     };
+    let roster = lineup.to_roster();
     let queue = BuzzQueue {
         round: 1,
         open: true,
