@@ -274,6 +274,16 @@ fn open_tun(name: &str) -> io::Result<File> {
 /// One direction's packets, each with the instant it may go on.
 type Queue = VecDeque<(Instant, Vec<u8>)>;
 
+/// Writes `queue`'s packets due by `now` to `out`.
+fn send_due(queue: &mut Queue, out: &mut File, now: Instant) {
+    while queue.front().is_some_and(|(due, _)| *due <= now) {
+        if let Some((_, packet)) = queue.pop_front() {
+            // A packet the device refuses is lost, as on any link.
+            let _ = out.write(&packet);
+        }
+    }
+}
+
 /// What a packet from the far side is, as a hold tells them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Segment {
@@ -345,14 +355,8 @@ fn pump(mut a: File, mut b: File, delay: Duration, holds: &Holds, stop: &AtomicB
     let mut buf = vec![0u8; PACKET_MAX];
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        for (queue, out) in [(&mut a_to_b, &mut b), (&mut b_to_a, &mut a)] {
-            while queue.front().is_some_and(|(due, _)| *due <= now) {
-                if let Some((_, packet)) = queue.pop_front() {
-                    // A packet the device refuses is lost, as on any link.
-                    let _ = out.write(&packet);
-                }
-            }
-        }
+        send_due(&mut a_to_b, &mut b, now);
+        send_due(&mut b_to_a, &mut a, now);
         while held.first().is_some_and(|(due, _)| *due <= now) {
             let (_, packet) = held.remove(0);
             let _ = a.write(&packet);

@@ -254,6 +254,30 @@ pub struct ScenarioReport {
 }
 
 impl ScenarioReport {
+    /// Counts one round's result for `subject`.
+    fn count(&mut self, outcome: &RoundOutcome, subject: &str) {
+        self.rounds += 1;
+        let first = outcome.order.first();
+        if first.is_some_and(|p| p.name == subject && p.standing == Standing::Answered) {
+            self.subject_first += 1;
+        }
+        let Some(me) = outcome.order.iter().find(|p| p.name == subject) else {
+            return;
+        };
+        *self
+            .subject_standings
+            .entry(me.standing.describe().to_owned())
+            .or_default() += 1;
+        *self
+            .subject_rtt_sources
+            .entry(format!("{:?}", me.rtt_source).to_lowercase())
+            .or_default() += 1;
+        if let Some(rtt) = me.rtt_micros {
+            self.subject_rtt_us.0 = self.subject_rtt_us.0.min(rtt);
+            self.subject_rtt_us.1 = self.subject_rtt_us.1.max(rtt);
+        }
+    }
+
     /// The subject was first in a share of rounds a fair server gives it.
     pub fn fair(&self) -> bool {
         let share = self.subject_first as f64 / self.rounds.max(1) as f64;
@@ -454,27 +478,8 @@ async fn play_scenario(
     drop(tx);
     let collect = async {
         while let Some(outcome) = results.next().await {
-            report.rounds += 1;
             progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let first = outcome.order.first();
-            if first.is_some_and(|p| p.name == scenario.subject && p.standing == Standing::Answered)
-            {
-                report.subject_first += 1;
-            }
-            if let Some(me) = outcome.order.iter().find(|p| p.name == scenario.subject) {
-                *report
-                    .subject_standings
-                    .entry(me.standing.describe().to_owned())
-                    .or_default() += 1;
-                *report
-                    .subject_rtt_sources
-                    .entry(format!("{:?}", me.rtt_source).to_lowercase())
-                    .or_default() += 1;
-                if let Some(rtt) = me.rtt_micros {
-                    report.subject_rtt_us.0 = report.subject_rtt_us.0.min(rtt);
-                    report.subject_rtt_us.1 = report.subject_rtt_us.1.max(rtt);
-                }
-            }
+            report.count(&outcome, scenario.subject);
         }
     };
     let hosting = async {
