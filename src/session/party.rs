@@ -135,31 +135,32 @@ impl Party {
     /// is at most `max_compensation`: a player that controls its own network stack can make
     /// even the kernel's figure look longer, and gains at most the cap.
     pub(crate) fn rtt(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
+        let (rtt, source) = self.measured(config);
+        (rtt.map(|r| r.min(config.max_compensation)), source)
+    }
+
+    /// The round trip as measured, before the cap: the least `Ping`/`Pong` sample, bounded by
+    /// the kernel's figure plus the slack where the kernel has one.
+    fn measured(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
         let pinged = self.rtts.iter().min().copied();
-        let cap = config.max_compensation;
         match (self.kernel_rtt, pinged) {
             (Some(kernel), pinged) => {
                 let bound = kernel + config.rtt_slack;
                 (
-                    Some(pinged.map_or(kernel, |p| p.min(bound)).min(cap)),
+                    Some(pinged.map_or(kernel, |p| p.min(bound))),
                     RttSource::Kernel,
                 )
             }
-            (None, Some(p)) => (Some(p.min(cap)), RttSource::Ping),
+            (None, Some(p)) => (Some(p), RttSource::Ping),
             (None, None) => (None, RttSource::None),
         }
     }
 
-    /// Whether this party's round trip, uncapped, is over the cap.
+    /// Whether this party's measured round trip is over the cap.
     pub(crate) fn capped(&self, config: &SessionConfig) -> bool {
-        let pinged = self.rtts.iter().min().copied();
-        let uncapped = match (self.kernel_rtt, pinged) {
-            (Some(kernel), pinged) => {
-                Some(pinged.map_or(kernel, |p| p.min(kernel + config.rtt_slack)))
-            }
-            (None, pinged) => pinged,
-        };
-        uncapped.is_some_and(|r| r > config.max_compensation)
+        self.measured(config)
+            .0
+            .is_some_and(|r| r > config.max_compensation)
     }
 
     /// Why the host should look at this party's answer, if it should: its round trip went over
