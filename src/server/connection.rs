@@ -116,8 +116,14 @@ enum Phase {
     Session {
         session: mpsc::Sender<SessionEvent>,
         host: bool,
+        /// The latest pings written, and when: a round trip counts from its ping's write, not
+        /// from when the session queued it behind a big room's other sends.
+        pinged: Pinged,
     },
 }
+
+/// The pings a session connection wrote last, `(seq, when)`, as many as may await a `Pong`.
+type Pinged = [Option<(u32, std::time::Instant)>; crate::session::ANSWER_PINGS_IN_FLIGHT];
 
 /// What a handshake asked for: a room, and for a session, a seat.
 struct Entry {
@@ -433,7 +439,11 @@ impl<W: Wire> Connection<W> {
                 Ok(Ok(())) => {
                     log::debug!("{}: seated as {seat:?}", self.peer);
                     let host = seat.is_host();
-                    self.phase = Phase::Session { session, host };
+                    self.phase = Phase::Session {
+                        session,
+                        host,
+                        pinged: Pinged::default(),
+                    };
                     return Ok(());
                 }
                 Ok(Err((kind, message))) => {
@@ -611,7 +621,12 @@ impl<W: Wire> Connection<W> {
 
     /// A session party's inbound event; `Some` ends the connection.
     async fn session_inbound(&mut self, inbound: Inbound) -> Option<End> {
-        let Phase::Session { session, host } = &mut self.phase else {
+        let Phase::Session {
+            session,
+            host,
+            pinged,
+        } = &mut self.phase
+        else {
             return None;
         };
         let (id, host) = (self.id, *host);
@@ -625,6 +640,7 @@ impl<W: Wire> Connection<W> {
                 seq,
                 at,
                 kernel_rtt,
+                written: pinged.iter().flatten().find(|p| p.0 == seq).map(|p| p.1),
             },
             Inbound::Answer { at, kernel_rtt } if !host => {
                 SessionEvent::Answer { id, at, kernel_rtt }
@@ -701,6 +717,20 @@ impl<W: Wire> Connection<W> {
                 self.wire.started(label, &self.ctx.config.labels);
             }
         }
+        // Taken before the write: on loopback the write itself may deliver the bytes.
+        let now = std::time::Instant::now();
+        let go = events.iter().find_map(|e| match e {
+            Outbound::Go { round, .. } => Some((*round, now)),
+            _ => None,
+        });
+        if let Phase::Session { pinged, .. } = &mut self.phase {
+            for event in &events {
+                if let Outbound::Ping { seq, .. } = event {
+                    pinged.rotate_right(1);
+                    pinged[0] = Some((*seq, now));
+                }
+            }
+        }
         let written = bytes.is_empty() || {
             let stop = self.ctx.stop.clone();
             let abandon = async move {
@@ -734,6 +764,16 @@ impl<W: Wire> Connection<W> {
         }
         if !written {
             log::info!("{}: a write failed or timed out", self.peer);
+        }
+        if let (Some((round, at)), true, Phase::Session { session, .. }) =
+            (go, written, &mut self.phase)
+        {
+            let event = SessionEvent::GoWritten {
+                id: self.id,
+                round,
+                at,
+            };
+            let _ = rt::bounded(limit, session.send(event)).await;
         }
         written
     }

@@ -63,12 +63,18 @@ pub enum SessionEvent {
     Control { id: ConnId, control: Control },
     /// A party answered `Ping { seq }`; `at` is when its `Pong` arrived, `kernel_rtt` the
     /// kernel's minimum round trip for the connection then (`None` where it gives none).
+    /// `written`: when its connection wrote the `Ping`, where it says.
     Pong {
         id: ConnId,
         seq: u32,
         at: Instant,
         kernel_rtt: Option<Duration>,
+        written: Option<Instant>,
     },
+    /// Round `round`'s `Go` was handed to the kernel for a party's connection at `at`: its
+    /// reaction is timed from there, so the order in which a big room's `Go`s were written
+    /// decides nothing.
+    GoWritten { id: ConnId, round: u64, at: Instant },
     /// A party pressed its buzzer; `at` is when the answer arrived.
     Answer {
         id: ConnId,

@@ -91,8 +91,8 @@ use futures::channel::mpsc;
 
 pub use buzz::{csv_rows, CSV_HEADER};
 pub use config::{
-    HostedMode, Jitter, Order, SessionConfig, ANSWER_PING_EVERY, HOSTED_MEASURE_EVERY, LATE_GRACE,
-    TAP_GRACE,
+    HostedMode, Jitter, Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, ANSWER_PING_EVERY,
+    HOSTED_MEASURE_EVERY, LATE_GRACE, TAP_GRACE,
 };
 pub use event::{PlayerSeat, Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};

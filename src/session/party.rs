@@ -60,6 +60,8 @@ pub(crate) struct Party {
     /// Its round trip as the session would have used it at the open round's `Go`: an answer
     /// whose own path is much shorter is flagged to the host.
     pub(crate) rtt_at_go: Option<Duration>,
+    /// When the open round's `Go` was written to its connection, once its connection says so.
+    pub(crate) go: Option<Instant>,
     /// The first round it plays in.
     pub(crate) from_round: u64,
 }
@@ -83,6 +85,7 @@ impl Party {
             answered_at: None,
             repeats: 0,
             rtt_at_go: None,
+            go: None,
             from_round: from,
         }
     }
@@ -219,9 +222,18 @@ impl Party {
 
     /// Its `Pong` to ping `seq` arrived at `at`: one more round-trip sample, the newest `window`
     /// kept.
-    pub(crate) fn ponged(&mut self, seq: u32, at: Instant, window: usize) {
+    /// Its connection wrote the ping at `written` where it says so, never before the session
+    /// sent it.
+    pub(crate) fn ponged(
+        &mut self,
+        seq: u32,
+        at: Instant,
+        written: Option<Instant>,
+        window: usize,
+    ) {
         if let Some(i) = self.pings.iter().position(|&(s, _)| s == seq) {
             let (_, sent) = self.pings.swap_remove(i);
+            let sent = written.map_or(sent, |w| w.max(sent));
             self.rtts.push_back(at.saturating_duration_since(sent));
             while self.rtts.len() > window.max(1) {
                 self.rtts.pop_front();
@@ -251,6 +263,7 @@ impl Party {
     /// Round `round` opens: the party is in it, or out of it if it was locked out of it.
     pub(crate) fn open(&mut self, round: u64, config: &SessionConfig) {
         self.late_until = None;
+        self.go = None;
         self.rtt_at_go = self.rtt(config).0;
         self.play = match self.locked {
             _ if self.gone() => Play::Idle,

@@ -59,6 +59,9 @@ pub(crate) struct Session {
     game: u64,
     /// When the running round's `Go` was sent; `None` between rounds.
     go: Option<Instant>,
+    /// The latest instant a connection reported writing the running round's `Go`: no player
+    /// still to answer saw its `Go` much later (its connection says so as soon as it wrote).
+    last_go: Option<Instant>,
     /// The open question, in buzz mode.
     buzz: Option<BuzzRound>,
     /// Points for a correct answer and taken for a wrong one.
@@ -86,6 +89,7 @@ impl Session {
             played: 0,
             game: 1,
             go: None,
+            last_go: None,
             buzz: None,
             correct: 1,
             penalty: 0,
@@ -125,13 +129,15 @@ impl Session {
                 seq,
                 at,
                 kernel_rtt,
+                written,
             } => {
                 let window = self.config.rtt_window;
                 if let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) {
                     p.note_kernel(kernel_rtt);
-                    p.ponged(seq, at, window);
+                    p.ponged(seq, at, written, window);
                 }
             }
+            SessionEvent::GoWritten { id, round, at } => self.go_written(id, round, at),
             SessionEvent::Answer { id, at, kernel_rtt } => self.answer(id, at, kernel_rtt),
             SessionEvent::Left { id } => self.left(id),
         }
@@ -364,6 +370,21 @@ impl Session {
         self.tell_roster(Change::NewGame { game: self.game });
     }
 
+    /// Round `round`'s `Go` went to connection `id` at `at`. The first write counts: a player
+    /// that comes back during the round and is sent its `Go` again is timed from the first.
+    fn go_written(&mut self, id: ConnId, round: u64, at: Instant) {
+        if self.go.is_none() || round != self.round {
+            return;
+        }
+        let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) else {
+            return;
+        };
+        if p.go.is_none() {
+            p.go = Some(at);
+            self.last_go = self.last_go.max(Some(at));
+        }
+    }
+
     /// A party pressed its buzzer; its answer arrived at `at`.
     fn answer(&mut self, id: ConnId, at: Instant, kernel_rtt: Option<Duration>) {
         let (go, next) = (self.go, self.round + 1);
@@ -375,7 +396,7 @@ impl Session {
         match (go, p.play) {
             // A second press in a round answered: nothing to decide.
             (Some(_), Play::Answered(_)) => return,
-            (Some(go), Play::Waiting) if at < go => {
+            (Some(go), Play::Waiting) if at < p.go.unwrap_or(go) => {
                 // Received before the go it answers, handled after: pressed early.
                 p.play = Play::Out(Standing::Early);
                 p.points = p.points.saturating_sub(self.early);
@@ -456,16 +477,25 @@ impl Session {
             .unwrap_or(Duration::ZERO)
     }
 
+    /// What a buzz's key counts from when it settles: in reaction order each key counts from
+    /// its own player's `Go`, and a player still to buzz had its `Go` by the last one written.
+    fn settle_base(&self) -> Option<Instant> {
+        match self.config.order {
+            Order::Reaction => self.go.map(|go| self.last_go.unwrap_or(go).max(go)),
+            Order::Arrival => self.go,
+        }
+    }
+
     /// When the next buzz can be named up, if one waits for that.
     pub(crate) fn settles_at(&self) -> Option<Instant> {
-        let (b, go) = (self.buzz.as_ref()?, self.go?);
+        let (b, go) = (self.buzz.as_ref()?, self.settle_base()?);
         b.settles_at(go, self.slowest())
     }
 
     /// Names the next buzz up if it has settled by `now`, and tells everyone the queue.
     pub(crate) fn settle(&mut self, now: Instant) {
-        let slowest = self.slowest();
-        if let (Some(b), Some(go)) = (self.buzz.as_mut(), self.go) {
+        let (slowest, base) = (self.slowest(), self.settle_base());
+        if let (Some(b), Some(go)) = (self.buzz.as_mut(), base) {
             b.settle(go, slowest, now);
         }
         self.tell_buzzes();
@@ -644,6 +674,7 @@ impl Session {
         self.round += 1;
         self.played += 1;
         self.go = Some(go);
+        self.last_go = None;
         self.ask = HostAsk::Nothing;
         self.buzz = self.buzz_mode().then(BuzzRound::default);
         for p in &mut self.parties {
@@ -807,9 +838,13 @@ impl Session {
 
     /// Fills in `placing` for party `p`'s answer at `at` to the `Go` at `go`; returns whether it
     /// was a false start, and its ranking key.
+    ///
+    /// The time after `Go` is from the party's own `Go` where its connection reported writing
+    /// it, else from `go`, when the session sent them all. Arrival order ranks by the instant
+    /// of arrival, so its key stays after `go`.
     fn rank(&self, p: &Party, at: Instant, go: Instant, placing: &mut Placing) -> (bool, i128) {
         let config = &self.config;
-        let after = at.saturating_duration_since(go);
+        let after = at.saturating_duration_since(p.go.unwrap_or(go));
         let after_micros = after.as_micros() as i128;
         let reaction = placing.rtt_micros.map(|r| after_micros - i128::from(r));
         let impossible = p.kernel_rtt.is_some_and(|k| after < k);
@@ -826,7 +861,7 @@ impl Session {
         placing.reaction_micros = reaction.map(|r| r as i64);
         let key = match config.order {
             Order::Reaction => reaction.unwrap_or(after_micros),
-            Order::Arrival => after_micros,
+            Order::Arrival => at.saturating_duration_since(go).as_micros() as i128,
         };
         (false_start, key)
     }

@@ -148,6 +148,7 @@ impl Sim {
                             seq,
                             at: sent + p.rtt,
                             kernel_rtt: p.kernel,
+                            written: None,
                         };
                         self.tx.send(pong).await.unwrap();
                     }
@@ -206,6 +207,7 @@ impl Sim {
                             seq,
                             at: sent + p.rtt,
                             kernel_rtt: p.kernel,
+                            written: None,
                         };
                         let _ = self.tx.send(pong).await;
                     }
@@ -376,6 +378,49 @@ fn reaction_order_names_the_quicker_party_across_unequal_networks() {
             assert_eq!(far.reaction_micros, Some(0));
             assert_eq!(far.rtt_micros, Some(80_000));
         }
+    })
+}
+
+/// In a big room `Go` is written to one socket after another: each player's reaction counts
+/// from its own `Go`, as its connection reports writing it. The player whose `Go` went 100 ms
+/// after the other's answers later but reacted quicker, and wins by reaction.
+#[test]
+fn a_reaction_counts_from_the_players_own_go() {
+    block_on(async {
+        let (mut sim, _session) = Sim::start(config(1, Order::Reaction));
+        sim.join("First", ms(10)).await;
+        sim.join("Last", ms(10)).await;
+        let (round, go) = sim.until_go().await;
+        for (p, late) in sim.parties.iter().zip([ms(0), ms(100)]) {
+            let written = SessionEvent::GoWritten {
+                id: p.id,
+                round,
+                at: go + late,
+            };
+            sim.tx.send(written).await.unwrap();
+        }
+        // First reacts in 150 ms, Last in 120 ms from its own Go: 70 ms later in arrival.
+        let first = &sim.parties[0];
+        let at = go + first.rtt + ms(150);
+        let answer = SessionEvent::Answer {
+            id: first.id,
+            at,
+            kernel_rtt: first.kernel,
+        };
+        sim.tx.send(answer).await.unwrap();
+        let last = &sim.parties[1];
+        let at = go + ms(100) + last.rtt + ms(120);
+        let answer = SessionEvent::Answer {
+            id: last.id,
+            at,
+            kernel_rtt: last.kernel,
+        };
+        sim.tx.send(answer).await.unwrap();
+        let (_, result, _) = sim.results().await;
+        assert_eq!(names(&result), ["Last", "First"]);
+        assert_eq!(standing(&result, "Last").reaction_micros, Some(120_000));
+        assert_eq!(standing(&result, "Last").after_go_micros, Some(130_000));
+        assert_eq!(standing(&result, "First").reaction_micros, Some(150_000));
     })
 }
 
