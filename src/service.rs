@@ -12,7 +12,7 @@ use structopt::StructOpt;
 use crate::cli::{labels_for, parse_seconds};
 use crate::round::Style;
 use crate::server::{check_verdict_fits, cooldown::CooldownConfig, Config, Mode, Summary, Wire};
-use crate::session::{fitting_parties, HostedMode, Jitter, Order, SessionConfig};
+use crate::session::{HostedMode, Jitter, Order, SessionConfig};
 use crate::transcript::Transcript;
 
 /// Exit statuses (also in docs/operations.md).
@@ -161,6 +161,10 @@ pub struct ServerArgs {
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     pub max_connections: usize,
+    /// Quiz sessions: players one room seats at most (held seats count); the next is refused
+    /// with the reason. Each is a connection too: --max-connections bounds them all
+    #[structopt(long, default_value = "100000")]
+    pub max_players: usize,
     /// Connections held at once from one IP address; further ones are told the server is busy;
     /// 0 no limit
     #[structopt(long, default_value = "256")]
@@ -341,8 +345,13 @@ impl ServerArgs {
     fn session(&self) -> SessionConfig {
         SessionConfig {
             // At least two parties, or as many as --parties asks for, or as many as a session
-            // holds if that is fewer.
-            min_parties: self.parties.unwrap_or(2).max(2).min(fitting_parties()),
+            // seats if that is fewer.
+            min_parties: self
+                .parties
+                .unwrap_or(2)
+                .max(2)
+                .min(self.max_players.max(2)),
+            max_parties: self.max_players.max(2),
             rounds: self.session_rounds.max(1),
             order: self.order,
             answer_timeout: self.answer_timeout,

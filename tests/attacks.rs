@@ -645,8 +645,9 @@ fn case14_two_signals_to_a_service_server_exit_as_one_would() {
 
 /// What the players of one big session saw, and the server's memory around it.
 struct BigSession {
-    /// Rounds each admitted player got a result of, and whether it got the final scores.
-    admitted: Vec<(u64, bool)>,
+    /// Rounds each admitted player got a result of, whether it got the final scores, and the
+    /// longest list it was sent.
+    admitted: Vec<(u64, bool, usize)>,
     /// The refusals the others were sent.
     refused: Vec<(ErrorKind, String)>,
     idle_kib: u64,
@@ -657,14 +658,17 @@ struct BigSession {
 }
 
 /// `players` (names of 60 characters) join one session of `rounds` rounds on a server of its
-/// own, which starts the session once it holds as many as it can; each admitted player pongs and
-/// answers at once.
-fn big_session(players: usize, rounds: u64) -> BigSession {
-    let most = arrival::session::fitting_parties().min(players).to_string();
+/// own that seats `seats`, which starts the session once it holds as many as it can; each
+/// admitted player pongs and answers at once, and checks its own line is in every result.
+fn big_session(players: usize, seats: usize, rounds: u64) -> BigSession {
+    let most = seats.min(players).to_string();
+    let seats = seats.to_string();
     let rounds_arg = rounds.to_string();
     let (srv, addr) = server(&[
         "--rounds",
         "0",
+        "--max-players",
+        &seats,
         "--parties",
         &most,
         "--session-rounds",
@@ -685,31 +689,46 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
         let addr = addr.clone();
         async move {
             let mut link = arrival::client::Link::connect(&addr).await.unwrap();
-            let name = format!("{i:03}{}", "n".repeat(57));
+            let name = format!("{i:04}{}", "n".repeat(56));
             link.send(&Frame::Join {
                 version: PROTOCOL_VERSION,
                 room: Some("big".into()),
-                name,
+                name: name.clone(),
             })
             .await
             .unwrap();
-            let mut results = 0;
+            // The longest result list, and the last lineup's (earlier ones came while the room
+            // was smaller).
+            let (mut results, mut longest, mut lineup_len) = (0, 0, 0);
             loop {
                 match link.recv().await {
                     Ok(Some(
                         Frame::Welcome { .. }
                         | Frame::Rules { .. }
                         | Frame::Seated { .. }
-                        | Frame::Early { .. }
-                        | Frame::Lineup(_),
+                        | Frame::Early { .. },
                     )) => {}
+                    Ok(Some(Frame::Lineup(lineup))) => {
+                        assert!(lineup.players.iter().any(|p| p.name == name));
+                        lineup_len = lineup.players.len();
+                    }
                     // A pong may cross the server's last word (the session over): no error.
                     Ok(Some(Frame::Ping { seq })) => {
                         let _ = link.send(&Frame::Pong { seq }).await;
                     }
                     Ok(Some(Frame::Go { .. })) => link.send(&Frame::Answer).await.unwrap(),
-                    Ok(Some(Frame::Outcome(_))) => results += 1,
-                    Ok(Some(Frame::Over { .. })) => return Ok((results, true)),
+                    Ok(Some(Frame::Outcome(outcome))) => {
+                        let own = |names: Vec<&String>| names.contains(&&name);
+                        assert!(own(outcome.order.iter().map(|p| &p.name).collect()));
+                        assert!(own(outcome.scores.iter().map(|s| &s.name).collect()));
+                        longest = longest.max(outcome.order.len()).max(outcome.scores.len());
+                        results += 1;
+                    }
+                    Ok(Some(Frame::Over { scores, .. })) => {
+                        assert!(scores.iter().any(|s| s.name == name));
+                        let longest = longest.max(scores.len()).max(lineup_len);
+                        return Ok((results, true, longest));
+                    }
                     Ok(Some(Frame::Error { kind, message })) => return Err((kind, message)),
                     other => panic!("player {i}: {other:?}"),
                 }
@@ -745,11 +764,13 @@ fn big_session(players: usize, rounds: u64) -> BigSession {
     }
 }
 
-fn check_big_session(players: usize, rounds: u64) {
-    let most = arrival::session::fitting_parties();
-    let s = big_session(players, rounds);
+/// Checks a session of `players` on a server seating `seats`: the rest refused with the reason,
+/// every result delivered to every admitted player, each list within what one frame carries.
+fn check_big_session(players: usize, seats: usize, rounds: u64) {
+    let fits = arrival::session::fitting_parties();
+    let s = big_session(players, seats, rounds);
     println!(
-        "{players} players: {} admitted ({most} at most), {} refused; server RSS {} KiB idle, \
+        "{players} players: {} admitted ({seats} seats), {} refused; server RSS {} KiB idle, \
          {} KiB peak, {} KiB after all left; {} encode errors",
         s.admitted.len(),
         s.refused.len(),
@@ -758,13 +779,23 @@ fn check_big_session(players: usize, rounds: u64) {
         s.after_kib,
         s.encode_errors
     );
-    assert_eq!(s.admitted.len(), most.min(players));
+    assert_eq!(s.admitted.len(), seats.min(players));
     assert!(
-        s.admitted.iter().all(|&a| a == (rounds, true)),
+        s.admitted
+            .iter()
+            .all(|&(r, over, _)| (r, over) == (rounds, true)),
         "{:?}",
         s.admitted
     );
-    assert_eq!(s.refused.len(), players.saturating_sub(most));
+    // A room that fits one frame lists everyone; a bigger one each player's window.
+    let window = if seats.min(players) <= fits {
+        seats.min(players)
+    } else {
+        arrival::session::TOP_PLACES + 1
+    };
+    assert!(s.admitted.iter().all(|&(_, _, longest)| longest <= window));
+    assert!(s.admitted.iter().any(|&(_, _, longest)| longest == window));
+    assert_eq!(s.refused.len(), players.saturating_sub(seats));
     for (kind, message) in &s.refused {
         assert_eq!(*kind, ErrorKind::RoundFull);
         assert!(message.contains("is full"), "{message}");
@@ -782,14 +813,20 @@ fn check_big_session(players: usize, rounds: u64) {
 }
 
 #[test]
-fn case15_a_session_beyond_what_its_results_carry_refuses_the_rest_and_delivers_every_result() {
-    check_big_session(arrival::session::fitting_parties() + 5, 2);
+fn case15_a_session_beyond_one_frame_sends_windows_and_refuses_past_its_seats() {
+    let fits = arrival::session::fitting_parties();
+    check_big_session(fits + 10, fits + 5, 2);
+}
+
+#[test]
+fn case15_a_session_that_fits_one_frame_lists_everyone() {
+    check_big_session(12, 10, 2);
 }
 
 #[test]
 #[ignore = "long: make attack (release mode)"]
 fn case15_long_nine_hundred_players_in_one_session() {
-    check_big_session(900, 3);
+    check_big_session(900, 900, 3);
 }
 
 // 16. One address denying everyone their rounds --------------------------------------------------

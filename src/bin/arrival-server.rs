@@ -92,17 +92,30 @@ fn main() {
     exit(code);
 }
 
+/// Descriptors the server keeps beside its connections (listener, logs, the runtime's own).
+const OPEN_FILES_SPARE: u64 = 64;
+
+/// The open-file limit asked for at start-up, when allowed: Linux's default ceiling.
+const OPEN_FILES_WANTED: u64 = 1 << 20;
+
 /// Runs the server; its exit status, and the summary line to print last.
 async fn serve(service: Service) -> (i32, Option<String>) {
     let config = &service.config;
-    // Every held connection is a descriptor; ask for the connection limit plus headroom.
-    let want = config.max_connections as u64 + 64;
+    // Every held connection is a descriptor: take all the system allows (a room of thousands
+    // needs thousands), and say what that holds.
+    let want = (config.max_connections as u64 + OPEN_FILES_SPARE).max(OPEN_FILES_WANTED);
     match raise_open_files(want) {
-        Ok(got) if got < want => log::warn!(
-            "open-file limit is {got}: fewer than --max-connections {} can be held",
+        Ok(got) if got < config.max_connections as u64 + OPEN_FILES_SPARE => log::warn!(
+            "open-file limit is {got}: at most {} connections (players) can be held, fewer than \
+             --max-connections {}",
+            got.saturating_sub(OPEN_FILES_SPARE),
             config.max_connections
         ),
-        Ok(_) => {}
+        Ok(got) => log::info!(
+            "open-file limit is {got}: room for {} connections (players); --max-connections {}",
+            got.saturating_sub(OPEN_FILES_SPARE),
+            config.max_connections
+        ),
         Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }
     let listener = match server::bind(&service.addr) {

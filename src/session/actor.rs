@@ -2,7 +2,6 @@
 //! and the host's word, measure round trips, the wait before `Go`, the open round, its result).
 //! Each phase is a method; the state and its rules are `state`'s.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use futures::channel::mpsc;
@@ -13,8 +12,9 @@ use super::buzz::{csv_rows, CSV_HEADER};
 use super::config::{SessionConfig, HOSTED_MEASURE_EVERY};
 use super::event::{SessionEvent, SessionReport};
 use super::state::{HostAsk, Session};
-use super::text::{over_text, result_text};
-use crate::protocol::{Change, OverReason, RoundOutcome, Score};
+use super::text::{listed, over_text, result_text};
+use super::view;
+use crate::protocol::{Change, OverReason, RoundOutcome};
 use crate::round::{Outbound, Style};
 use crate::rt;
 use crate::stop::{Stop, Stopped};
@@ -76,17 +76,26 @@ impl Actor {
     }
 
     /// Waits for the next event, the timer at `until` (if any), or the stop.
+    /// A big room's coalesced updates go out as they fall due, whatever the phase.
     async fn wake(&mut self, until: Option<Instant>) -> Wake {
-        let timer = async move {
-            match until {
-                Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
-                None => futures::future::pending().await,
+        loop {
+            let due = self.session.due();
+            let timer = async move {
+                match [until, due].into_iter().flatten().min() {
+                    Some(t) => rt::sleep(t.saturating_duration_since(Instant::now())).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            let wake = futures::select_biased! {
+                () = &mut self.stopped => Wake::Stop,
+                e = self.events.next() => Wake::Event(e),
+                () = timer.fuse() => Wake::Timer,
+            };
+            let now = Instant::now();
+            if !matches!(wake, Wake::Timer) || until.is_some_and(|t| t <= now) {
+                return wake;
             }
-        };
-        futures::select_biased! {
-            () = &mut self.stopped => Wake::Stop,
-            e = self.events.next() => Wake::Event(e),
-            () = timer.fuse() => Wake::Timer,
+            self.session.flush(now);
         }
     }
 
@@ -215,23 +224,34 @@ impl Actor {
         let queue = self.session.close_buzz();
         let flags = self.session.flags();
         let order = self.session.result(go, queue.as_ref());
-        if let Some(queue) = &queue {
-            self.record(queue);
-        }
         let scores = self.session.scores();
         let mut text = result_text(round, &order, self.session.config.order);
         if !flags.is_empty() {
-            text.push_str(&format!("; for the host to check: {}", flags.join(", ")));
+            text.push_str(&format!("; for the host to check: {}", listed(flags, ", ")));
         }
         self.say(&text);
-        let result = Arc::new(RoundOutcome {
+        if !self.session.small() {
+            // A big room's operator sees how long its Go took to reach every socket.
+            let (written, spread) = self.session.gos_written();
+            self.say(&format!(
+                "round {round}: Go written to {written} players over {:.1} ms, first to last",
+                spread.as_secs_f64() * 1e3
+            ));
+        }
+        if let Some(queue) = &queue {
+            // The record is what the host saw: in a big room, the top of the queue.
+            if self.session.small() {
+                self.record(queue);
+            } else {
+                self.record(&view::queue(queue, view::host_places(), (None, None)));
+            }
+        }
+        self.session.send_result(RoundOutcome {
             round,
             text,
             order,
             scores,
         });
-        self.session
-            .players_and_hosts(|| Outbound::RoundResult(Arc::clone(&result)));
         self.session.close_round(Instant::now());
     }
 
@@ -269,12 +289,7 @@ impl Actor {
         // `Session [quiz] over after ...`: the transcript names the session already.
         let over = over_text(why, rounds, &scores);
         self.say(over.trim_start_matches("Session "));
-        let shared: Arc<[Score]> = scores.clone().into();
-        self.session.everyone(|| Outbound::SessionOver {
-            why,
-            rounds,
-            scores: Arc::clone(&shared),
-        });
+        self.session.send_over(why, rounds, &scores);
         SessionReport {
             room: self.session.config.room.clone(),
             rounds,

@@ -18,11 +18,23 @@ pub const TAP_GRACE: Duration = Duration::from_millis(500);
 pub const HOSTED_MEASURE_EVERY: Duration = Duration::from_secs(2);
 
 /// While a round waits for answers, each player still to answer is pinged this often (while
-/// [`ANSWER_PINGS_IN_FLIGHT`] allows), so the segment that carries its `Answer` also
+/// [`ANSWER_PINGS_IN_FLIGHT`] allows; less often in a big room, see [`answer_ping_every`]), so the segment that carries its `Answer` also
 /// acknowledges a recent `Ping`: the kernel's round trip read at the answer then measures the
 /// answer's own path, however the player delayed its other packets. A player can hide at most
 /// the age of that `Ping` (plus `rtt_slack`) of its path.
 pub const ANSWER_PING_EVERY: Duration = Duration::from_millis(5);
+
+/// The most answer pings a session sends a second, all players together: a big room's players
+/// are pinged less often than [`ANSWER_PING_EVERY`] (10,000 players: every 500 ms), so the pings
+/// do not crowd out the answers. Those players can hide more of their path, up to the cap.
+pub const ANSWER_PINGS_PER_SECOND: u32 = 20_000;
+
+/// How often each of `players` still to answer is pinged.
+pub fn answer_ping_every(players: usize) -> Duration {
+    let spread = Duration::from_secs(1) * u32::try_from(players).unwrap_or(u32::MAX)
+        / ANSWER_PINGS_PER_SECOND;
+    spread.max(ANSWER_PING_EVERY)
+}
 
 /// The most of a player's pings that may await their `Pong` before it is sent another while a
 /// round waits. Pings to a far player are then spread over its round trip (80 ms away: one every
@@ -155,7 +167,7 @@ impl std::fmt::Display for Jitter {
 }
 
 /// How a session is set up. Its `Default`, the server's defaults, is in the session module's
-/// root: it needs `fitting_parties`, which renders results.
+/// root.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub room: Option<String>,
@@ -182,8 +194,7 @@ pub struct SessionConfig {
     pub rtt_slack: Duration,
     /// The most a round-trip estimate may be where the kernel gives no figure.
     pub max_compensation: Duration,
-    /// Parties a session holds at most: by default the most whose results fit one frame with
-    /// the longest names allowed (`fitting_parties`).
+    /// Players a session seats at most (held seats count).
     pub max_parties: usize,
     /// What the session prints: each round's result and the final scores (nothing when quiet).
     pub style: Style,

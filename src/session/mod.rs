@@ -86,6 +86,7 @@ mod event;
 mod party;
 mod state;
 pub mod text;
+pub mod view;
 
 use futures::channel::mpsc;
 
@@ -96,10 +97,14 @@ pub use config::{
 };
 pub use event::{PlayerSeat, Seat, SessionEvent, SessionReport};
 pub use text::{fitting_parties, over_text, result_text, scores_text, TEXT_NAMES};
+pub use view::{QUEUE_EVERY, ROSTER_EVERY, TOP_PLACES};
 
 use crate::round::Style;
 use crate::stop::Stop;
 use crate::transcript::Transcript;
+
+/// Players a session seats at most unless the server says otherwise (`--max-players`).
+pub const MAX_PLAYERS: usize = 100_000;
 
 impl Default for SessionConfig {
     /// The server's defaults; docs/operations.md says why each is what it is.
@@ -126,7 +131,7 @@ impl Default for SessionConfig {
             min_reaction: Duration::from_millis(100),
             rtt_slack: Duration::from_millis(5),
             max_compensation: Duration::from_millis(150),
-            max_parties: fitting_parties(),
+            max_parties: MAX_PLAYERS,
             style: Style::Assignment,
             buzz: true,
         }

@@ -4,6 +4,7 @@
 //! (open a round, close it, rank it). Every send is a `try_send` into a connection's outbox; it
 //! never waits, and it reads no clock of arrival (instants come in the events).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,14 +12,16 @@ use futures::channel::oneshot;
 
 use super::buzz::{BuzzRound, Entry};
 use super::config::{
-    Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, ANSWER_PING_EVERY, LATE_GRACE, MAX_BARRED,
+    answer_ping_every, Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, LATE_GRACE, MAX_BARRED,
     MAX_POINTS,
 };
 use super::event::{PlayerSeat, Seat, SessionEvent};
 use super::party::{fresh_secret, offer, Party, Play};
+use super::view::{self, Throttle, QUEUE_EVERY, ROSTER_EVERY, TOP_PLACES};
 use crate::names::skeleton;
 use crate::protocol::{
-    BuzzQueue, Change, Contestant, Control, ErrorKind, Judgement, Lineup, Placing, Score, Standing,
+    BuzzQueue, Change, Contestant, Control, ErrorKind, Judgement, Lineup, OverReason, Placing,
+    Roster, RoundOutcome, Score, Standing,
 };
 use crate::round::{ConnId, Outbound, Outbox};
 
@@ -62,6 +65,9 @@ pub(crate) struct Session {
     /// The latest instant a connection reported writing the running round's `Go`: no player
     /// still to answer saw its `Go` much later (its connection says so as soon as it wrote).
     last_go: Option<Instant>,
+    /// The first `Go` written this round, and how many were.
+    first_go: Option<Instant>,
+    gos_written: usize,
     /// The open question, in buzz mode.
     buzz: Option<BuzzRound>,
     /// Points for a correct answer and taken for a wrong one.
@@ -71,6 +77,13 @@ pub(crate) struct Session {
     early: u64,
     /// Skeletons of the names the host removed from this game.
     barred: Vec<String>,
+    /// The seat of each connection: an event finds its party without a pass over ten thousand.
+    /// Checked on use (a seat's connection may have changed), rebuilt when a seat is removed.
+    by_id: HashMap<ConnId, usize>,
+    /// A big room's coalesced updates: the roster (with the latest change) and the queue.
+    roster_change: Option<Change>,
+    roster_throttle: Throttle,
+    queue_throttle: Throttle,
 }
 
 type Admitted = oneshot::Sender<Result<(), (ErrorKind, String)>>;
@@ -90,10 +103,16 @@ impl Session {
             game: 1,
             go: None,
             last_go: None,
+            first_go: None,
+            gos_written: 0,
             buzz: None,
             correct: 1,
             penalty: 0,
             barred: Vec::new(),
+            by_id: HashMap::new(),
+            roster_change: None,
+            roster_throttle: Throttle::default(),
+            queue_throttle: Throttle::default(),
         }
     }
 
@@ -132,7 +151,7 @@ impl Session {
                 written,
             } => {
                 let window = self.config.rtt_window;
-                if let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) {
+                if let Some(p) = self.seat_of(id).map(|i| &mut self.parties[i]) {
                     p.note_kernel(kernel_rtt);
                     p.ponged(seq, at, written, window);
                 }
@@ -146,6 +165,24 @@ impl Session {
     /// What a joiner is told of the session's rules.
     fn rules(&self) -> Outbound {
         Outbound::Rules(self.config.order.into())
+    }
+
+    /// The seat connection `id` is present in.
+    fn seat_of(&self, id: ConnId) -> Option<usize> {
+        let i = *self.by_id.get(&id)?;
+        let p = self.parties.get(i)?;
+        (p.id == id && !p.gone()).then_some(i)
+    }
+
+    /// Rebuilds the seats' index after a seat was removed.
+    fn reindex(&mut self) {
+        self.by_id = self
+            .parties
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.gone())
+            .map(|(i, p)| (p.id, i))
+            .collect();
     }
 
     fn is_host(&self, id: ConnId) -> bool {
@@ -206,8 +243,8 @@ impl Session {
             return Err((
                 ErrorKind::RoundFull,
                 format!(
-                    "the session in this room is full: {} players, the most whose results fit \
-                     one frame",
+                    "the session in this room is full: {} players, the most the server seats in \
+                     one room",
                     self.config.max_parties
                 ),
             ));
@@ -246,6 +283,7 @@ impl Session {
         let team = seat.team.unwrap_or_default();
         let mut party = Party::new(id, seat.name.clone(), team, reply, self.round + 1);
         party.secret = secret;
+        self.by_id.insert(id, self.parties.len());
         self.parties.push(party);
         self.tell_roster(Change::Joined { name: seat.name });
     }
@@ -260,6 +298,8 @@ impl Session {
             ErrorKind::Protocol,
             "this seat was taken back by a new connection with its secret",
         ));
+        self.by_id.remove(&p.id);
+        self.by_id.insert(id, i);
         p.back(id, reply);
         if let (Some(sent), Play::Waiting) = (go, p.play) {
             p.tell(Outbound::Go { round, sent });
@@ -290,6 +330,7 @@ impl Session {
                 if let Some(i) = self.parties.iter().position(|p| p.name == name && p.gone()) {
                     if !self.parties[i].in_round() {
                         self.parties.remove(i);
+                        self.reindex();
                         self.tell_roster(Change::Left { name, round: 0 });
                     }
                 }
@@ -340,6 +381,7 @@ impl Session {
             return;
         };
         let mut p = self.parties.remove(i);
+        self.reindex();
         p.tell(Outbound::ended(
             ErrorKind::Forbidden,
             "the host removed you from this game",
@@ -376,19 +418,21 @@ impl Session {
         if self.go.is_none() || round != self.round {
             return;
         }
-        let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) else {
+        let Some(p) = self.seat_of(id).map(|i| &mut self.parties[i]) else {
             return;
         };
         if p.go.is_none() {
             p.go = Some(at);
             self.last_go = self.last_go.max(Some(at));
+            self.first_go = Some(self.first_go.map_or(at, |first| first.min(at)));
+            self.gos_written += 1;
         }
     }
 
     /// A party pressed its buzzer; its answer arrived at `at`.
     fn answer(&mut self, id: ConnId, at: Instant, kernel_rtt: Option<Duration>) {
         let (go, next) = (self.go, self.round + 1);
-        let Some(i) = self.parties.iter().position(|p| p.id == id && !p.gone()) else {
+        let Some(i) = self.seat_of(id) else {
             return;
         };
         let p = &mut self.parties[i];
@@ -514,15 +558,51 @@ impl Session {
     }
 
     /// Offers the queue to the players in the round and to the hosts: a snapshot, so one that
-    /// finds an outbox full is skipped (the next says all of it).
+    /// finds an outbox full is skipped (the next says all of it). A big room's queue waits for
+    /// the next update due (see `view`).
     fn tell_buzzes(&mut self) {
-        let Some(queue) = self.buzz_queue() else {
+        if self.buzz.is_none() {
+            return;
+        }
+        let now = Instant::now();
+        if view::small(self.parties.len()) || self.queue_throttle.want(now, QUEUE_EVERY) {
+            self.send_buzzes();
+        }
+    }
+
+    /// Sends the queue now: one shared copy in a small room; in a big one, each player the top
+    /// buzzes and its own, each host the top that fit.
+    fn send_buzzes(&mut self) {
+        let Some(all) = self.buzz_queue() else {
             return;
         };
-        let queue = Arc::new(queue);
-        let event = || Outbound::Buzzes(Arc::clone(&queue));
-        self.reach(|p| !p.in_round() || p.offer(event()));
-        self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
+        let event = |queue: &Arc<BuzzQueue>| Outbound::Buzzes(Arc::clone(queue));
+        if view::small(self.parties.len()) {
+            let all = Arc::new(all);
+            self.reach(|p| !p.in_round() || p.offer(event(&all)));
+            self.hosts.retain_mut(|h| offer(&mut h.reply, event(&all)));
+            return;
+        }
+        let top = Arc::new(view::queue(&all, TOP_PLACES, (None, None)));
+        let buzzed = view::places(&all.buzzes, |b| &b.name);
+        let locked = view::places(&all.locked, |name| name);
+        self.reach(|p| {
+            if !p.in_round() {
+                return true;
+            }
+            let own = (
+                buzzed.get(p.name.as_str()).copied(),
+                locked.get(p.name.as_str()).copied(),
+            );
+            if own.0.unwrap_or(0) < TOP_PLACES && own.1.unwrap_or(0) < TOP_PLACES {
+                p.offer(event(&top))
+            } else {
+                p.offer(event(&Arc::new(view::queue(&all, TOP_PLACES, own))))
+            }
+        });
+        let hosts = Arc::new(view::queue(&all, view::host_places(), (None, None)));
+        self.hosts
+            .retain_mut(|h| offer(&mut h.reply, event(&hosts)));
     }
 
     fn left(&mut self, id: ConnId) {
@@ -534,9 +614,10 @@ impl Session {
             return;
         }
         let round = if self.go.is_some() { self.round } else { 0 };
-        let Some(p) = self.parties.iter_mut().find(|p| p.id == id && !p.gone()) else {
+        let Some(p) = self.seat_of(id).map(|i| &mut self.parties[i]) else {
             return;
         };
+        self.by_id.remove(&id);
         p.leave();
         let name = p.name.clone();
         self.tell_roster(Change::Away { name, round });
@@ -545,8 +626,13 @@ impl Session {
     /// Runs `send` for every seat; a seat whose connection could not take what it was sent
     /// loses its connection, not the seat: its player is away, as if it had left.
     fn reach(&mut self, mut send: impl FnMut(&mut Party) -> bool) {
-        for p in &mut self.parties {
-            if !send(p) {
+        self.reach_each(|_, p| send(p));
+    }
+
+    /// [`reach`](Self::reach), told each seat's place.
+    fn reach_each(&mut self, mut send: impl FnMut(usize, &mut Party) -> bool) {
+        for (i, p) in self.parties.iter_mut().enumerate() {
+            if !send(i, p) {
                 log::info!(
                     "{}: its connection cannot take the session's events",
                     p.name
@@ -617,20 +703,129 @@ impl Session {
         }
     }
 
-    /// Tells everyone the roster, with `change` as the reason (one shared copy for all). A
-    /// roster is a snapshot: one that finds an outbox full is skipped, since the next says all of
-    /// it, and only a closed outbox costs its party the seat. Joins that come in a burst would
-    /// otherwise fill the outbox of a connection not yet scheduled, and drop it.
+    /// Tells everyone the roster, with `change` as the reason. A roster is a snapshot: one that
+    /// finds an outbox full is skipped, since the next says all of it, and only a closed outbox
+    /// costs its party the seat. Joins that come in a burst would otherwise fill the outbox of a
+    /// connection not yet scheduled, and drop it. A big room's joins, leaves and figures wait
+    /// for the next update due (see `view`); a change of phase or game goes at once.
     pub(crate) fn tell_roster(&mut self, change: Change) {
-        let lineup = self.lineup(change);
-        let roster = Arc::new(lineup.to_roster());
-        let lineup = Arc::new(lineup);
-        let event = || Outbound::Roster {
-            roster: Arc::clone(&roster),
-            lineup: Arc::clone(&lineup),
+        let now = Instant::now();
+        let coalesces = matches!(
+            change,
+            Change::Update
+                | Change::Joined { .. }
+                | Change::Left { .. }
+                | Change::Away { .. }
+                | Change::Back { .. }
+                | Change::Kicked { .. }
+        );
+        if view::small(self.parties.len()) || !coalesces {
+            self.roster_throttle.sent(now);
+            self.roster_change = None;
+            return self.send_roster(change);
+        }
+        if self.roster_throttle.want(now, ROSTER_EVERY) {
+            self.send_roster(change);
+        } else {
+            self.roster_change = Some(change);
+        }
+    }
+
+    /// Sends the roster: one shared copy for all in a small room; in a big one, each player its
+    /// own seat and each host the first seats that fit.
+    fn send_roster(&mut self, change: Change) {
+        let all = self.lineup(change);
+        let shared = |lineup: Lineup| (Arc::new(lineup.to_roster()), Arc::new(lineup));
+        let event = |(roster, lineup): &(Arc<Roster>, Arc<Lineup>)| Outbound::Roster {
+            roster: Arc::clone(roster),
+            lineup: Arc::clone(lineup),
         };
-        self.reach(|p| p.offer(event()));
-        self.hosts.retain_mut(|h| offer(&mut h.reply, event()));
+        if view::small(all.players.len()) {
+            let all = shared(all);
+            self.reach(|p| p.offer(event(&all)));
+            self.hosts.retain_mut(|h| offer(&mut h.reply, event(&all)));
+            return;
+        }
+        self.reach_each(|i, p| p.offer(event(&shared(view::lineup(&all, 0, Some(i))))));
+        let hosts = shared(view::lineup(&all, view::host_places(), None));
+        self.hosts
+            .retain_mut(|h| offer(&mut h.reply, event(&hosts)));
+    }
+
+    /// When a big room's coalesced update is next due, if one is.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        let roster = self.roster_change.as_ref().and(self.roster_throttle.due());
+        [roster, self.queue_throttle.due()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Sends the coalesced updates due by `now`.
+    pub(crate) fn flush(&mut self, now: Instant) {
+        if self.roster_throttle.due().is_some_and(|d| d <= now) {
+            self.roster_throttle.sent(now);
+            if let Some(change) = self.roster_change.take() {
+                self.send_roster(change);
+            }
+        }
+        if self.queue_throttle.due().is_some_and(|d| d <= now) {
+            self.queue_throttle.sent(now);
+            self.send_buzzes();
+        }
+    }
+
+    /// Sends round `outcome` to the parties that played it and to the hosts: one shared copy in
+    /// a small room; in a big one each player its window and each host the top places that fit.
+    pub(crate) fn send_result(&mut self, outcome: RoundOutcome) {
+        if view::small(self.parties.len()) {
+            let shared = Arc::new(outcome);
+            return self.players_and_hosts(|| Outbound::RoundResult(Arc::clone(&shared)));
+        }
+        let top = Arc::new(view::outcome(&outcome, TOP_PLACES, (None, None)));
+        let order = view::places(&outcome.order, |p| &p.name);
+        let scores = view::places(&outcome.scores, |s| &s.name);
+        for p in &mut self.parties {
+            if p.gone() || !p.in_round() {
+                continue;
+            }
+            let own = (
+                order.get(p.name.as_str()).copied(),
+                scores.get(p.name.as_str()).copied(),
+            );
+            let result = if own.0.unwrap_or(0) < TOP_PLACES && own.1.unwrap_or(0) < TOP_PLACES {
+                Arc::clone(&top)
+            } else {
+                Arc::new(view::outcome(&outcome, TOP_PLACES, own))
+            };
+            if !p.tell(Outbound::RoundResult(result)) {
+                log::info!("{}: its connection cannot take its result", p.name);
+                p.leave();
+            }
+        }
+        let hosts = Arc::new(view::outcome(&outcome, view::host_places(), (None, None)));
+        self.send_hosts(|| Outbound::RoundResult(Arc::clone(&hosts)));
+    }
+
+    /// Tells everyone the session is over, why, and the final `scores` (windowed in a big room).
+    pub(crate) fn send_over(&mut self, why: OverReason, rounds: u64, scores: &[Score]) {
+        let over = |scores: &Arc<[Score]>| Outbound::SessionOver {
+            why,
+            rounds,
+            scores: Arc::clone(scores),
+        };
+        if view::small(self.parties.len()) {
+            let shared: Arc<[Score]> = scores.to_vec().into();
+            return self.everyone(|| over(&shared));
+        }
+        let top = view::scores(scores, TOP_PLACES, None);
+        let at = view::places(scores, |s| &s.name);
+        self.send_all(|p| match at.get(p.name.as_str()) {
+            Some(&i) if i >= TOP_PLACES => over(&view::scores(scores, TOP_PLACES, Some(i))),
+            _ => over(&top),
+        });
+        let hosts = view::scores(scores, view::host_places(), None);
+        self.send_hosts(|| over(&hosts));
     }
 
     fn present(&self) -> usize {
@@ -675,6 +870,8 @@ impl Session {
         self.played += 1;
         self.go = Some(go);
         self.last_go = None;
+        self.first_go = None;
+        self.gos_written = 0;
         self.ask = HostAsk::Nothing;
         self.buzz = self.buzz_mode().then(BuzzRound::default);
         for p in &mut self.parties {
@@ -708,7 +905,8 @@ impl Session {
     /// queue, which is returned for the record.
     pub(crate) fn close_buzz(&mut self) -> Option<BuzzQueue> {
         self.buzz.as_mut()?.close();
-        self.tell_buzzes();
+        self.queue_throttle.sent(Instant::now());
+        self.send_buzzes();
         self.buzz_queue()
     }
 
@@ -727,7 +925,21 @@ impl Session {
         self.parties
             .iter()
             .any(|p| p.play == Play::Waiting)
-            .then(|| last + ANSWER_PING_EVERY)
+            .then(|| last + answer_ping_every(self.present()))
+    }
+
+    /// The open round's `Go`s as written: how many, and from the first to the last.
+    pub(crate) fn gos_written(&self) -> (usize, Duration) {
+        let spread = match (self.first_go, self.last_go) {
+            (Some(first), Some(last)) => last.saturating_duration_since(first),
+            _ => Duration::ZERO,
+        };
+        (self.gos_written, spread)
+    }
+
+    /// Whether every list of this session fits one frame (see `view`).
+    pub(crate) fn small(&self) -> bool {
+        view::small(self.parties.len())
     }
 
     /// The game this round belongs to.

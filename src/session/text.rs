@@ -16,7 +16,7 @@ use crate::protocol::{
 pub const TEXT_NAMES: usize = 8;
 
 /// Joins `items` with `sep`, listing at most [`TEXT_NAMES`] and counting the rest.
-fn listed(items: Vec<String>, sep: &str) -> String {
+pub(crate) fn listed(items: Vec<String>, sep: &str) -> String {
     let more = items.len().saturating_sub(TEXT_NAMES);
     let mut text = items
         .into_iter()
@@ -251,11 +251,15 @@ pub fn over_text(why: OverReason, rounds: u64, scores: &[Score]) -> String {
     }
 }
 
-/// `Final scores: Ann 3, Ben 1, Dot 1`.
+/// `Final scores: Ann 3, Ben 1, Dot 1`: everyone in a room whose lists fit one frame, else the
+/// top [`TEXT_NAMES`] and a count of the rest.
 pub fn scores_text(scores: &[Score]) -> String {
     let list: Vec<String> = scores
         .iter()
         .map(|s| format!("{} {}", s.name, s.points))
         .collect();
+    if scores.len() > fitting_parties() {
+        return format!("Final scores: {}", listed(list, ", "));
+    }
     format!("Final scores: {}", list.join(", "))
 }
