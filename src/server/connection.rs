@@ -198,7 +198,10 @@ async fn browser<W: Wire>(conn: Connection<W>) {
         handshake_timeout: ctx.config.handshake_timeout,
         frame_timeout: ctx.config.frame_timeout,
     };
-    let Some((input, rest)) = http::answer(&out, input, head, peer, deadlines).await else {
+    // Boxed: the request's state is gone once the WebSocket plays, which it does in this future
+    // for as long as the player stays.
+    let Some((input, rest)) = Box::pin(http::answer(&out, input, head, peer, deadlines)).await
+    else {
         return;
     };
     let wire = WebSocket::new(input, rest, ctx.config.frame_timeout)

@@ -356,6 +356,7 @@ pub(crate) async fn answer(
     config: Deadlines,
 ) -> Option<(StampedStream, Vec<u8>)> {
     let read = rt::bounded(config.handshake_timeout, read_head(&mut input, &mut head)).await;
+    let mut rest = Vec::new();
     let route = match read {
         None => Route::Answer(Response::error(
             408,
@@ -373,9 +374,8 @@ pub(crate) async fn answer(
             return None;
         }
         Some(Ok(len)) => {
-            let route = route(&head[..len]);
-            head.drain(..len);
-            route
+            rest = head[len..].to_vec();
+            route(&head[..len])
         }
     };
     match route {
@@ -386,7 +386,9 @@ pub(crate) async fn answer(
                 return None;
             }
             log::debug!("{peer}: WebSocket");
-            Some((input, head))
+            // Only what came after the head, in an allocation of its own: the head's buffer
+            // would stay with the connection as long as it plays.
+            Some((input, rest))
         }
         Route::Answer(response) => {
             if response.status == 200 {

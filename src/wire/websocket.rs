@@ -51,6 +51,9 @@ const MAX_WS_HEADER: usize = 14;
 const MAX_CONTROL: usize = 125;
 
 /// A browser connection's read half, and the WebSocket framing of what it is sent.
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 256;
+
 pub(crate) struct WebSocket {
     input: StampedStream,
     /// Bytes received and not yet taken, starting at a WebSocket frame boundary.
@@ -151,6 +154,10 @@ impl WebSocket {
             *byte ^= mask[i % 4];
         }
         self.buf.drain(..end);
+        if self.buf.is_empty() {
+            // An idle player keeps no buffer: a burst's capacity would stay with it otherwise.
+            self.buf = Vec::new();
+        }
         self.deadline = (!self.buf.is_empty()).then(|| Instant::now() + self.frame_timeout);
         Ok(Some((header, payload)))
     }
@@ -237,7 +244,9 @@ impl Wire for WebSocket {
                 Ok(None) => {}
                 Err(refusal) => return self.refuse(refusal),
             }
-            let mut chunk = [0u8; 1024];
+            // Small: it is part of every waiting player's future, and a player's messages are
+            // a few bytes (a bigger one takes a few reads).
+            let mut chunk = [0u8; READ_CHUNK];
             let read = match self.deadline {
                 None => Some(self.input.read(&mut chunk).await),
                 Some(deadline) => {
