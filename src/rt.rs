@@ -175,6 +175,30 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// Connects to `addr` from the local address `source` (a loopback alias, say) without blocking
+/// the executor; the connected `std` stream, for [`stream`].
+pub async fn connect_from(source: SocketAddr, addr: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&source.into())?;
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    let stream = async_io::Async::new(std::net::TcpStream::from(socket))?;
+    stream.writable().await?;
+    let stream = stream.into_inner()?;
+    match stream.take_error()? {
+        Some(e) => Err(e),
+        None => Ok(stream),
+    }
+}
+
 /// Runs `future` as a task of its own.
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where

@@ -271,6 +271,43 @@ pub struct SpawnedServer {
     child: Child,
     pub addr: String,
     drain: std::thread::JoinHandle<()>,
+    /// Its latest transcript lines.
+    pub lines: ServerLines,
+}
+
+/// A spawned server's latest lines on the figures only it knows (at most [`ServerLines::KEPT`]).
+#[derive(Clone, Default)]
+pub struct ServerLines(std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<String>>>);
+
+impl ServerLines {
+    const KEPT: usize = 1024;
+
+    /// Keeps `line` if it is one the bench reads (a big room's `Go`).
+    fn push(&self, line: String) {
+        if !line.contains(" Go written to ") {
+            return;
+        }
+        if let Ok(mut lines) = self.0.lock() {
+            if lines.len() == Self::KEPT {
+                lines.pop_front();
+            }
+            lines.push_back(line);
+        }
+    }
+
+    /// What a big room's session said of each question's `Go`: first to last written, in ms.
+    pub fn go_spreads(&self) -> Vec<f64> {
+        let Ok(lines) = self.0.lock() else {
+            return Vec::new();
+        };
+        lines
+            .iter()
+            .filter_map(|l| {
+                let (_, rest) = l.split_once("players over ")?;
+                rest.split_once(" ms, first to last")?.0.parse().ok()
+            })
+            .collect()
+    }
 }
 
 impl SpawnedServer {
@@ -307,12 +344,20 @@ impl SpawnedServer {
             .ok_or_else(|| io::Error::other(format!("unexpected first line: {first}")))?
             .to_owned();
         // Drained so the server never blocks on a full pipe.
+        let kept = ServerLines::default();
+        let keep = kept.clone();
         let drain = std::thread::spawn(move || {
             for line in lines.map_while(Result::ok) {
                 eprintln!("server: {line}");
+                keep.push(line);
             }
         });
-        Ok(SpawnedServer { child, addr, drain })
+        Ok(SpawnedServer {
+            child,
+            addr,
+            drain,
+            lines: kept,
+        })
     }
 
     pub fn pid(&self) -> u32 {

@@ -22,6 +22,7 @@ pub mod idle;
 pub mod link;
 pub mod quiz;
 mod report;
+pub mod room;
 pub mod rounds;
 mod run;
 pub mod sessions;

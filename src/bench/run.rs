@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::common::*;
 use super::report::Run;
-use super::{echo, fairness, idle, quiz, rounds, sessions};
+use super::{echo, fairness, idle, quiz, room, rounds, sessions};
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -30,6 +30,7 @@ pub enum Job {
         plan: sessions::SessionsPlan,
         rounds: u64,
     },
+    Room(room::RoomPlan),
 }
 
 impl Job {
@@ -42,6 +43,7 @@ impl Job {
             Job::Fairness { .. } => 2,
             Job::Quiz { .. } => 8,
             Job::Sessions { plan, .. } => plan.sessions * plan.parties,
+            Job::Room(plan) => plan.players + 1,
         }) as u64
     }
 }
@@ -102,6 +104,20 @@ impl rounds::Args {
             rounds: self.rounds,
         };
         (self.common, Job::Rounds(plan))
+    }
+}
+
+impl room::Args {
+    /// The options every mode takes, and what to measure.
+    pub fn into_job(self) -> (Common, Job) {
+        let plan = room::RoomPlan {
+            players: self.players,
+            wire: self.wire,
+            rounds: self.rounds,
+            per_source: self.per_source,
+            parallel: self.parallel,
+        };
+        (self.common, Job::Room(plan))
     }
 }
 
@@ -177,6 +193,10 @@ pub async fn run(options: &Common, job: Job) -> Ended {
             scenarios,
         } => quiz::run_quiz(run.json, rounds, delay_ms, scenarios).await,
         Job::Sessions { plan, rounds } => sessions::run_sessions(&run, &plan, rounds).await,
+        Job::Room(plan) => {
+            let lines = server.as_ref().map(|s| &s.lines);
+            room::run_room(&run, &plan, lines).await
+        }
         Job::Echo(plan) => echo::run_echo(&run, &plan).await,
     };
     if let Some(server) = server {
@@ -204,14 +224,21 @@ fn spawn_server(options: &Common, job: &Job, needed: u64) -> Result<SpawnedServe
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find arrival-server: {e}"))?
         .with_file_name("arrival-server");
-    // --quiet: one line per round would be thousands of lines a second.
-    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--rounds", "0", "--quiet"]
+    // --quiet: one line per round would be thousands of lines a second. A room has a few, and
+    // says how long its Go took to write.
+    let mut args: Vec<String> = ["--addr", "127.0.0.1:0", "--rounds", "0"]
         .iter()
         .map(|s| s.to_string())
         .collect();
-    // Every bench connection comes from one address.
+    if !matches!(job, Job::Room(_)) {
+        args.push("--quiet".into());
+    }
     args.extend(["--max-connections".into(), (needed + 1024).to_string()]);
-    args.extend(["--max-per-address".into(), "0".into()]);
+    // Every bench connection comes from one address, but a room's come from many and keep
+    // the server's own limit.
+    if !matches!(job, Job::Room(_)) {
+        args.extend(["--max-per-address".into(), "0".into()]);
+    }
     if let Some(t) = options.server_threads {
         args.extend(["--threads".into(), t.to_string()]);
     }
@@ -220,6 +247,7 @@ fn spawn_server(options: &Common, job: &Job, needed: u64) -> Result<SpawnedServe
         Job::Echo(_) => args.extend(["--mode".into(), "echo".into()]),
         Job::Idle { .. } => args.extend(["--round-timeout".into(), "3600".into()]),
         Job::Fairness { .. } | Job::Quiz { .. } => {}
+        Job::Room(_) => args.extend(["--host-key".into(), room::HOST_KEY.into()]),
         Job::Sessions { plan, rounds } => {
             let session = [
                 "--session-rounds",

@@ -46,6 +46,10 @@ enum Mode {
     /// Quiz sessions: C sessions of P parties held open, every party answering at once; rounds
     /// per second (the server's --session-rounds ends them)
     Sessions(bench::sessions::Args),
+    /// One quiz session of N players (WebSocket, framed or mixed, from several addresses) and a
+    /// host: the join storm, memory per idle player, the spread of Go, buzz to every screen,
+    /// the result's delivery, CPU per question per player
+    Room(bench::room::Args),
 }
 
 impl Mode {
@@ -57,12 +61,15 @@ impl Mode {
             Mode::Fairness(args) => args.into_job(),
             Mode::Quiz(args) => args.into_job(),
             Mode::Sessions(args) => args.into_job(),
+            Mode::Room(args) => args.into_job(),
         }
     }
 }
 
 /// The modes' names: options may come before the mode or after it.
-const MODES: [&str; 6] = ["rounds", "idle", "echo", "fairness", "quiz", "sessions"];
+const MODES: [&str; 7] = [
+    "rounds", "idle", "echo", "fairness", "quiz", "sessions", "room",
+];
 
 fn main() {
     // Every option is the mode's (the shared ones are flattened into each), so the mode goes
