@@ -28,10 +28,13 @@ use std::time::{Duration, Instant};
 
 use bincode::Options;
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
 mod version;
+mod window;
 pub use version::{Version, OLDEST_VERSION, PROTOCOL_VERSION};
+pub use window::{window, Cut};
 
 /// Largest payload a frame may carry, in bytes (the length prefix excluded).
 pub const MAX_FRAME_LEN: u32 = 64 * 1024;
@@ -812,18 +815,21 @@ pub enum FrameRef<'a> {
         text: &'a str,
         order: &'a [Arrival],
     },
-    Outcome(&'a RoundOutcome),
+    /// A session's frames carry lists shared by the room; each reader is sent its [`Cut`].
+    Outcome(&'a RoundOutcome, Cut),
     SessionOver {
         scores: &'a [Score],
+        cut: Cut,
     },
     Over {
         why: OverReason,
         rounds: u64,
         scores: &'a [Score],
+        cut: Cut,
     },
     Roster(&'a Roster),
-    Lineup(&'a Lineup),
-    Buzzes(&'a BuzzQueue),
+    Lineup(&'a Lineup, Cut),
+    Buzzes(&'a BuzzQueue, Cut),
 }
 
 impl Serialize for FrameRef<'_> {
@@ -843,34 +849,173 @@ impl Serialize for FrameRef<'_> {
                 v.serialize_field("order", order)?;
                 v.end()
             }
-            FrameRef::SessionOver { scores } => {
+            FrameRef::SessionOver { scores, cut } => {
                 let mut v = serializer.serialize_struct_variant("Frame", 16, "SessionOver", 1)?;
-                v.serialize_field("scores", scores)?;
+                v.serialize_field("scores", &ScoresCut(scores, cut))?;
                 v.end()
             }
-            FrameRef::Outcome(outcome) => {
-                serializer.serialize_newtype_variant("Frame", 17, "Outcome", outcome)
-            }
+            FrameRef::Outcome(outcome, cut) => serializer.serialize_newtype_variant(
+                "Frame",
+                17,
+                "Outcome",
+                &OutcomeCut(outcome, cut),
+            ),
             FrameRef::Roster(roster) => {
                 serializer.serialize_newtype_variant("Frame", 20, "Roster", roster)
             }
-            FrameRef::Lineup(lineup) => {
-                serializer.serialize_newtype_variant("Frame", 27, "Lineup", lineup)
+            FrameRef::Lineup(lineup, cut) => {
+                serializer.serialize_newtype_variant("Frame", 27, "Lineup", &LineupCut(lineup, cut))
             }
-            FrameRef::Buzzes(queue) => {
-                serializer.serialize_newtype_variant("Frame", 28, "Buzzes", queue)
+            FrameRef::Buzzes(queue, cut) => {
+                serializer.serialize_newtype_variant("Frame", 28, "Buzzes", &QueueCut(queue, cut))
             }
             FrameRef::Over {
                 why,
                 rounds,
                 scores,
+                cut,
             } => {
                 let mut v = serializer.serialize_struct_variant("Frame", 23, "Over", 3)?;
                 v.serialize_field("why", &why)?;
                 v.serialize_field("rounds", &rounds)?;
-                v.serialize_field("scores", scores)?;
+                v.serialize_field("scores", &ScoresCut(scores, cut))?;
                 v.end()
             }
+        }
+    }
+}
+
+// A big room's frames through one reader's window (see `window`).
+
+/// A result as one reader is sent it (the order's window, then the scores').
+struct OutcomeCut<'a>(&'a RoundOutcome, Cut);
+
+impl Serialize for OutcomeCut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (o, cut) = (self.0, self.1);
+        let mut s = serializer.serialize_struct("RoundOutcome", 4)?;
+        s.serialize_field("round", &o.round)?;
+        s.serialize_field("text", &o.text)?;
+        s.serialize_field("order", &cut.list(&o.order, 0))?;
+        s.serialize_field("scores", &cut.list(&o.scores, 1))?;
+        s.end()
+    }
+}
+
+/// A lineup as one reader is sent it (the seats' window).
+struct LineupCut<'a>(&'a Lineup, Cut);
+
+impl Serialize for LineupCut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (l, cut) = (self.0, self.1);
+        let mut s = serializer.serialize_struct("Lineup", 12)?;
+        s.serialize_field("round", &l.round)?;
+        s.serialize_field("open", &l.open)?;
+        s.serialize_field("needed", &l.needed)?;
+        s.serialize_field("hosted", &l.hosted)?;
+        s.serialize_field("answer_micros", &l.answer_micros)?;
+        s.serialize_field("players", &cut.list(&l.players, 0))?;
+        s.serialize_field("change", &l.change)?;
+        s.serialize_field("game", &l.game)?;
+        s.serialize_field("buzz", &l.buzz)?;
+        s.serialize_field("correct", &l.correct)?;
+        s.serialize_field("penalty", &l.penalty)?;
+        s.serialize_field("early", &l.early)?;
+        s.end()
+    }
+}
+
+/// A buzz queue as one reader is sent it (the buzzes' window, then the locked players').
+struct QueueCut<'a>(&'a BuzzQueue, Cut);
+
+impl Serialize for QueueCut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let (q, cut) = (self.0, self.1);
+        let mut s = serializer.serialize_struct("BuzzQueue", 5)?;
+        s.serialize_field("round", &q.round)?;
+        s.serialize_field("open", &q.open)?;
+        s.serialize_field("buzzes", &cut.list(&q.buzzes, 0))?;
+        s.serialize_field("up", &q.up)?;
+        s.serialize_field("locked", &cut.list(&q.locked, 1))?;
+        s.end()
+    }
+}
+
+/// Final scores as one reader is sent them.
+struct ScoresCut<'a>(&'a [Score], Cut);
+
+impl Serialize for ScoresCut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.1.list(self.0, 0).serialize(serializer)
+    }
+}
+
+impl RoundOutcome {
+    /// A copy with `cut`'s lines only, for a peer whose version needs its own copy.
+    pub fn cut(&self, cut: Cut) -> RoundOutcome {
+        RoundOutcome {
+            round: self.round,
+            text: self.text.clone(),
+            order: cut.list(&self.order, 0).iter().cloned().collect(),
+            scores: cut.list(&self.scores, 1).iter().cloned().collect(),
+        }
+    }
+}
+
+impl Lineup {
+    /// A copy with `cut`'s seats only.
+    pub fn cut(&self, cut: Cut) -> Lineup {
+        Lineup {
+            players: cut.list(&self.players, 0).iter().cloned().collect(),
+            change: self.change.clone(),
+            ..self.head()
+        }
+    }
+
+    /// Its fields but its seats.
+    fn head(&self) -> Lineup {
+        Lineup {
+            round: self.round,
+            open: self.open,
+            needed: self.needed,
+            hosted: self.hosted,
+            answer_micros: self.answer_micros,
+            players: Vec::new(),
+            change: Change::Update,
+            game: self.game,
+            buzz: self.buzz,
+            correct: self.correct,
+            penalty: self.penalty,
+            early: self.early,
+        }
+    }
+}
+
+impl Roster {
+    /// A copy with `cut`'s players only. A roster lists only the players who are here, so the
+    /// reader's own line in it is `own[1]` (`own[0]` is its seat in the lineup).
+    pub fn cut(&self, cut: Cut) -> Roster {
+        Roster {
+            round: self.round,
+            open: self.open,
+            needed: self.needed,
+            hosted: self.hosted,
+            answer_micros: self.answer_micros,
+            players: cut.list(&self.players, 1).iter().cloned().collect(),
+            change: self.change.clone(),
+        }
+    }
+}
+
+impl BuzzQueue {
+    /// A copy with `cut`'s buzzes and locked players only.
+    pub fn cut(&self, cut: Cut) -> BuzzQueue {
+        BuzzQueue {
+            round: self.round,
+            open: self.open,
+            buzzes: cut.list(&self.buzzes, 0).iter().cloned().collect(),
+            up: self.up.clone(),
+            locked: cut.list(&self.locked, 1).iter().cloned().collect(),
         }
     }
 }

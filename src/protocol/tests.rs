@@ -816,7 +816,7 @@ fn borrowed_frames_encode_as_their_frames() {
     };
     assert_same_bytes(&connected, &owned);
     assert_same_bytes(
-        &FrameRef::Outcome(&outcome()),
+        &FrameRef::Outcome(&outcome(), Cut::ALL),
         &Frame::Outcome(Box::new(outcome())),
     );
 }
@@ -834,12 +834,20 @@ fn borrowed_session_frames_encode_as_their_frames() {
     let over = Frame::SessionOver {
         scores: scores.clone(),
     };
-    assert_same_bytes(&FrameRef::SessionOver { scores: &scores }, &over);
+    let cut = Cut::ALL;
+    assert_same_bytes(
+        &FrameRef::SessionOver {
+            scores: &scores,
+            cut,
+        },
+        &over,
+    );
     let why = OverReason::HostEnded;
     let over = FrameRef::Over {
         why,
         rounds: 3,
         scores: &scores,
+        cut,
     };
     let owned = Frame::Over {
         why,
@@ -867,6 +875,46 @@ fn borrowed_session_frames_encode_as_their_frames() {
     };
     let owned = Frame::Roster(Box::new(roster.clone()));
     assert_same_bytes(&FrameRef::Roster(&roster), &owned);
+}
+
+/// A big room's frames, encoded through a reader's window from the room's one copy, are
+/// exactly the frames of the cut lists: the top places, then the reader's own line.
+#[test]
+fn a_window_encodes_as_the_cut_list_it_stands_for() {
+    let result = crate::session::text::worst_result(30);
+    let (lineup, queue) = crate::session::text::worst_room(30);
+    for cut in [
+        Cut::top_and(10, [Some(25), Some(3)]),
+        Cut::top_and(10, [None, Some(29)]),
+        Cut::top_and(0, [Some(7), None]),
+        Cut::top_and(40, [Some(1), Some(2)]),
+    ] {
+        let cut_result = result.cut(cut);
+        assert_same_bytes(
+            &FrameRef::Outcome(&result, cut),
+            &Frame::Outcome(Box::new(cut_result)),
+        );
+        assert_same_bytes(
+            &FrameRef::Lineup(&lineup, cut),
+            &Frame::Lineup(Box::new(lineup.cut(cut))),
+        );
+        assert_same_bytes(
+            &FrameRef::Buzzes(&queue, cut),
+            &Frame::Buzzes(Box::new(queue.cut(cut))),
+        );
+        let scores = &result.scores;
+        assert_same_bytes(
+            &FrameRef::SessionOver { scores, cut },
+            &Frame::SessionOver {
+                scores: window(scores, cut.top, cut.own[0]),
+            },
+        );
+    }
+    let cut = Cut::top_and(10, [Some(25), None]);
+    let windowed = result.cut(cut);
+    assert_eq!(windowed.order.len(), 11);
+    assert_eq!(windowed.order[10], result.order[25]);
+    assert_eq!(windowed.scores.len(), 10);
 }
 
 /// A frame that arrives whole (a WebSocket message) decodes only if its prefix says its length.

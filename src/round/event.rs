@@ -81,6 +81,12 @@ pub enum Outbound {
         rounds: u64,
         scores: Arc<[crate::protocol::Score]>,
     },
+    /// Sessions in a big room: `shared` (a result, a roster, a buzz queue or the final scores,
+    /// one copy for the room) as this reader is sent it, cut to its window.
+    Cut {
+        shared: Arc<Outbound>,
+        cut: crate::protocol::Cut,
+    },
 }
 
 impl Outbound {
@@ -92,10 +98,18 @@ impl Outbound {
         }
     }
 
+    /// The event itself, whatever window of it a reader is sent.
+    pub fn shared(&self) -> &Outbound {
+        match self {
+            Outbound::Cut { shared, .. } => shared,
+            other => other,
+        }
+    }
+
     /// After this event nothing more is sent and the connection closes.
     pub fn is_final(&self) -> bool {
         matches!(
-            self,
+            self.shared(),
             Outbound::Verdict { last: true, .. }
                 | Outbound::ChatOver { .. }
                 | Outbound::Ended { .. }

@@ -190,7 +190,9 @@ impl Actor {
     async fn answers(&mut self, until: Instant) -> Result<(), Ended> {
         // The players still to answer are pinged all along (see `ANSWER_PING_EVERY`).
         let mut pinged = Instant::now();
-        self.session.ping_waiting();
+        if self.session.small() {
+            self.session.ping_waiting();
+        }
         while !self.session.round_over() && self.session.ask != HostAsk::Finish {
             let buzzing = self.session.buzzing();
             let deadline = if buzzing {
@@ -243,7 +245,7 @@ impl Actor {
             if self.session.small() {
                 self.record(queue);
             } else {
-                self.record(&view::queue(queue, view::host_places(), (None, None)));
+                self.record(&queue.cut(view::host_cut()));
             }
         }
         self.session.send_result(RoundOutcome {

@@ -19,9 +19,10 @@ use super::event::{PlayerSeat, Seat, SessionEvent};
 use super::party::{fresh_secret, offer, Party, Play};
 use super::view::{self, Throttle, QUEUE_EVERY, ROSTER_EVERY, TOP_PLACES};
 use crate::names::skeleton;
+use crate::protocol::Cut;
 use crate::protocol::{
     BuzzQueue, Change, Contestant, Control, ErrorKind, Judgement, Lineup, OverReason, Placing,
-    Roster, RoundOutcome, Score, Standing,
+    RoundOutcome, Score, Standing,
 };
 use crate::round::{ConnId, Outbound, Outbox};
 
@@ -576,33 +577,25 @@ impl Session {
         let Some(all) = self.buzz_queue() else {
             return;
         };
-        let event = |queue: &Arc<BuzzQueue>| Outbound::Buzzes(Arc::clone(queue));
-        if view::small(self.parties.len()) {
-            let all = Arc::new(all);
-            self.reach(|p| !p.in_round() || p.offer(event(&all)));
-            self.hosts.retain_mut(|h| offer(&mut h.reply, event(&all)));
-            return;
-        }
-        let top = Arc::new(view::queue(&all, TOP_PLACES, (None, None)));
-        let buzzed = view::places(&all.buzzes, |b| &b.name);
-        let locked = view::places(&all.locked, |name| name);
-        self.reach(|p| {
-            if !p.in_round() {
-                return true;
-            }
-            let own = (
-                buzzed.get(p.name.as_str()).copied(),
-                locked.get(p.name.as_str()).copied(),
-            );
-            if own.0.unwrap_or(0) < TOP_PLACES && own.1.unwrap_or(0) < TOP_PLACES {
-                p.offer(event(&top))
-            } else {
-                p.offer(event(&Arc::new(view::queue(&all, TOP_PLACES, own))))
-            }
+        let small = view::small(self.parties.len());
+        let cuts: Vec<Cut> = if small {
+            Vec::new()
+        } else {
+            let buzzed = view::places(&all.buzzes, |b| &b.name);
+            let locked = view::places(&all.locked, |name| name);
+            let own = |at: &HashMap<&str, usize>, p: &Party| at.get(p.name.as_str()).copied();
+            self.parties
+                .iter()
+                .map(|p| Cut::top_and(TOP_PLACES, [own(&buzzed, p), own(&locked, p)]))
+                .collect()
+        };
+        let event = Arc::new(Outbound::Buzzes(Arc::new(all)));
+        self.reach_each(|i, p| {
+            !p.in_round() || p.offer(view::cut(&event, cuts.get(i).copied().unwrap_or(Cut::ALL)))
         });
-        let hosts = Arc::new(view::queue(&all, view::host_places(), (None, None)));
+        let host = if small { Cut::ALL } else { view::host_cut() };
         self.hosts
-            .retain_mut(|h| offer(&mut h.reply, event(&hosts)));
+            .retain_mut(|h| offer(&mut h.reply, view::cut(&event, host)));
     }
 
     fn left(&mut self, id: ConnId) {
@@ -734,22 +727,22 @@ impl Session {
     /// Sends the roster: one shared copy for all in a small room; in a big one, each player its
     /// own seat and each host the first seats that fit.
     fn send_roster(&mut self, change: Change) {
-        let all = self.lineup(change);
-        let shared = |lineup: Lineup| (Arc::new(lineup.to_roster()), Arc::new(lineup));
-        let event = |(roster, lineup): &(Arc<Roster>, Arc<Lineup>)| Outbound::Roster {
-            roster: Arc::clone(roster),
-            lineup: Arc::clone(lineup),
-        };
-        if view::small(all.players.len()) {
-            let all = shared(all);
-            self.reach(|p| p.offer(event(&all)));
-            self.hosts.retain_mut(|h| offer(&mut h.reply, event(&all)));
-            return;
-        }
-        self.reach_each(|i, p| p.offer(event(&shared(view::lineup(&all, 0, Some(i))))));
-        let hosts = shared(view::lineup(&all, view::host_places(), None));
+        let lineup = self.lineup(change);
+        let small = view::small(lineup.players.len());
+        let event = Arc::new(Outbound::Roster {
+            roster: Arc::new(lineup.to_roster()),
+            lineup: Arc::new(lineup),
+        });
+        let host = if small { Cut::ALL } else { view::host_cut() };
+        // A roster lists the players who are here; a lineup every seat.
+        let mut here = 0;
+        self.reach_each(|i, p| {
+            let cut = Cut::top_and(0, [Some(i), Some(here)]);
+            here += usize::from(!p.gone());
+            p.offer(view::cut(&event, if small { Cut::ALL } else { cut }))
+        });
         self.hosts
-            .retain_mut(|h| offer(&mut h.reply, event(&hosts)));
+            .retain_mut(|h| offer(&mut h.reply, view::cut(&event, host)));
     }
 
     /// When a big room's coalesced update is next due, if one is.
@@ -782,50 +775,41 @@ impl Session {
             let shared = Arc::new(outcome);
             return self.players_and_hosts(|| Outbound::RoundResult(Arc::clone(&shared)));
         }
-        let top = Arc::new(view::outcome(&outcome, TOP_PLACES, (None, None)));
         let order = view::places(&outcome.order, |p| &p.name);
         let scores = view::places(&outcome.scores, |s| &s.name);
-        for p in &mut self.parties {
-            if p.gone() || !p.in_round() {
-                continue;
-            }
-            let own = (
-                order.get(p.name.as_str()).copied(),
-                scores.get(p.name.as_str()).copied(),
-            );
-            let result = if own.0.unwrap_or(0) < TOP_PLACES && own.1.unwrap_or(0) < TOP_PLACES {
-                Arc::clone(&top)
-            } else {
-                Arc::new(view::outcome(&outcome, TOP_PLACES, own))
-            };
-            if !p.tell(Outbound::RoundResult(result)) {
-                log::info!("{}: its connection cannot take its result", p.name);
-                p.leave();
-            }
-        }
-        let hosts = Arc::new(view::outcome(&outcome, view::host_places(), (None, None)));
-        self.send_hosts(|| Outbound::RoundResult(Arc::clone(&hosts)));
+        let cuts: Vec<Cut> = self
+            .parties
+            .iter()
+            .map(|p| {
+                let own = |at: &HashMap<&str, usize>| at.get(p.name.as_str()).copied();
+                Cut::top_and(TOP_PLACES, [own(&order), own(&scores)])
+            })
+            .collect();
+        drop((order, scores));
+        let event = Arc::new(Outbound::RoundResult(Arc::new(outcome)));
+        self.reach_each(|i, p| p.gone() || !p.in_round() || p.tell(view::cut(&event, cuts[i])));
+        self.send_hosts(|| view::cut(&event, view::host_cut()));
     }
 
     /// Tells everyone the session is over, why, and the final `scores` (windowed in a big room).
     pub(crate) fn send_over(&mut self, why: OverReason, rounds: u64, scores: &[Score]) {
-        let over = |scores: &Arc<[Score]>| Outbound::SessionOver {
+        let event = Arc::new(Outbound::SessionOver {
             why,
             rounds,
-            scores: Arc::clone(scores),
-        };
-        if view::small(self.parties.len()) {
-            let shared: Arc<[Score]> = scores.to_vec().into();
-            return self.everyone(|| over(&shared));
-        }
-        let top = view::scores(scores, TOP_PLACES, None);
-        let at = view::places(scores, |s| &s.name);
-        self.send_all(|p| match at.get(p.name.as_str()) {
-            Some(&i) if i >= TOP_PLACES => over(&view::scores(scores, TOP_PLACES, Some(i))),
-            _ => over(&top),
+            scores: scores.to_vec().into(),
         });
-        let hosts = view::scores(scores, view::host_places(), None);
-        self.send_hosts(|| over(&hosts));
+        if view::small(self.parties.len()) {
+            return self.everyone(|| view::cut(&event, Cut::ALL));
+        }
+        let at = view::places(scores, |s| &s.name);
+        let cuts: Vec<Cut> = self
+            .parties
+            .iter()
+            .map(|p| Cut::top_and(TOP_PLACES, [at.get(p.name.as_str()).copied(), None]))
+            .collect();
+        drop(at);
+        self.reach_each(|i, p| p.gone() || p.tell(view::cut(&event, cuts[i])));
+        self.send_hosts(|| view::cut(&event, view::host_cut()));
     }
 
     fn present(&self) -> usize {

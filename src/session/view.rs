@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::text::fitting_parties;
-use crate::protocol::{BuzzQueue, Change, Lineup, RoundOutcome, Score};
+use crate::protocol::Cut;
+use crate::round::Outbound;
 
 /// Places of each list a player of a big room is sent, before its own line.
 pub const TOP_PLACES: usize = 10;
@@ -32,18 +33,9 @@ pub(crate) fn small(players: usize) -> bool {
     players <= fitting_parties()
 }
 
-/// The places a host of a big room is sent: as many as fit one frame.
-pub(crate) fn host_places() -> usize {
-    fitting_parties()
-}
-
-/// `all`'s first `top` entries, then entry `own` if it is not among them.
-pub(crate) fn window<T: Clone>(all: &[T], top: usize, own: Option<usize>) -> Vec<T> {
-    let mut cut: Vec<T> = all.iter().take(top).cloned().collect();
-    if let Some(own) = own.filter(|&i| i >= top) {
-        cut.extend(all.get(own).cloned());
-    }
-    cut
+/// What a host of a big room is sent of each list: the top places that fit one frame.
+pub(crate) fn host_cut() -> Cut {
+    Cut::top_and(fitting_parties(), [None, None])
 }
 
 /// Where each name stands in a list of named entries.
@@ -58,61 +50,33 @@ where
     at
 }
 
-/// A result cut to the top `top` places of its order and scores and one reader's own lines.
-pub(crate) fn outcome(
-    all: &RoundOutcome,
-    top: usize,
-    own: (Option<usize>, Option<usize>),
-) -> RoundOutcome {
-    RoundOutcome {
-        round: all.round,
-        text: all.text.clone(),
-        order: window(&all.order, top, own.0),
-        scores: window(&all.scores, top, own.1),
+/// `event` (one copy for the room) as a reader with window `cut` is sent it: the shared event
+/// itself when the reader sees every line.
+pub(crate) fn cut(event: &Arc<Outbound>, cut: Cut) -> Outbound {
+    match (cut == Cut::ALL, &**event) {
+        (true, Outbound::RoundResult(r)) => Outbound::RoundResult(Arc::clone(r)),
+        (true, Outbound::Buzzes(q)) => Outbound::Buzzes(Arc::clone(q)),
+        (true, Outbound::Roster { roster, lineup }) => Outbound::Roster {
+            roster: Arc::clone(roster),
+            lineup: Arc::clone(lineup),
+        },
+        (
+            true,
+            Outbound::SessionOver {
+                why,
+                rounds,
+                scores,
+            },
+        ) => Outbound::SessionOver {
+            why: *why,
+            rounds: *rounds,
+            scores: Arc::clone(scores),
+        },
+        _ => Outbound::Cut {
+            shared: Arc::clone(event),
+            cut,
+        },
     }
-}
-
-/// A lineup cut to its first `top` seats and the reader's own.
-pub(crate) fn lineup(all: &Lineup, top: usize, own: Option<usize>) -> Lineup {
-    Lineup {
-        players: window(&all.players, top, own),
-        change: all.change.clone(),
-        ..lineup_head(all)
-    }
-}
-
-/// A lineup's fields but its lists.
-fn lineup_head(all: &Lineup) -> Lineup {
-    Lineup {
-        round: all.round,
-        open: all.open,
-        needed: all.needed,
-        hosted: all.hosted,
-        answer_micros: all.answer_micros,
-        players: Vec::new(),
-        change: Change::Update,
-        game: all.game,
-        buzz: all.buzz,
-        correct: all.correct,
-        penalty: all.penalty,
-        early: all.early,
-    }
-}
-
-/// A buzz queue cut to its top `top` buzzes and locked players, and the reader's own.
-pub(crate) fn queue(all: &BuzzQueue, top: usize, own: (Option<usize>, Option<usize>)) -> BuzzQueue {
-    BuzzQueue {
-        round: all.round,
-        open: all.open,
-        buzzes: window(&all.buzzes, top, own.0),
-        up: all.up.clone(),
-        locked: window(&all.locked, top, own.1),
-    }
-}
-
-/// Final scores cut to the top `top` and the reader's own.
-pub(crate) fn scores(all: &[Score], top: usize, own: Option<usize>) -> Arc<[Score]> {
-    window(all, top, own).into()
 }
 
 /// When a big room's coalesced update is next due: at once after a quiet spell, then at most
@@ -155,15 +119,6 @@ impl Throttle {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_window_is_the_top_and_the_readers_own_line() {
-        let all: Vec<u32> = (0..100).collect();
-        assert_eq!(window(&all, 3, None), [0, 1, 2]);
-        assert_eq!(window(&all, 3, Some(1)), [0, 1, 2]);
-        assert_eq!(window(&all, 3, Some(57)), [0, 1, 2, 57]);
-        assert_eq!(window(&all[..2], 3, Some(5)), [0, 1]);
-    }
 
     #[test]
     fn a_throttle_sends_at_once_after_a_quiet_spell_then_at_most_once_per_period() {

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use super::codec::JoinRequest;
 use super::codec::{Inbound, Wire};
 use crate::close::Discard;
-use crate::protocol::{self, ErrorKind, Frame, FrameReader, FrameRef, ReadError, Version};
+use crate::protocol::{
+    self, window, Cut, ErrorKind, Frame, FrameReader, FrameRef, ReadError, SessionResult, Version,
+};
 use crate::round::Outbound;
 use crate::session::{PlayerSeat, Seat};
 use crate::stamp::StampedStream;
@@ -59,6 +61,7 @@ pub fn to_frame(event: &Outbound) -> Frame {
 /// The frame that says `event` to a peer speaking protocol `version`.
 pub fn to_frame_in(event: &Outbound, version: Version) -> Frame {
     match event {
+        Outbound::Cut { shared, cut } => cut_frame(to_frame_in(shared, version), *cut),
         Outbound::Admitted => Frame::Welcome {
             version: version.number(),
         },
@@ -107,6 +110,34 @@ pub fn to_frame_in(event: &Outbound, version: Version) -> Frame {
             scores: scores.to_vec(),
         },
         Outbound::Rules(ranking) => Frame::Rules { ranking: *ranking },
+    }
+}
+
+/// `frame`'s lists cut to one reader's window.
+fn cut_frame(frame: Frame, cut: Cut) -> Frame {
+    match frame {
+        Frame::Outcome(o) => Frame::Outcome(Box::new(o.cut(cut))),
+        Frame::Result(r) => Frame::Result(Box::new(SessionResult {
+            order: window(&r.order, cut.top, cut.own[0]),
+            scores: window(&r.scores, cut.top, cut.own[1]),
+            ..*r
+        })),
+        Frame::Lineup(l) => Frame::Lineup(Box::new(l.cut(cut))),
+        Frame::Roster(r) => Frame::Roster(Box::new(r.cut(cut))),
+        Frame::Buzzes(q) => Frame::Buzzes(Box::new(q.cut(cut))),
+        Frame::Over {
+            why,
+            rounds,
+            scores,
+        } => Frame::Over {
+            why,
+            rounds,
+            scores: window(&scores, cut.top, cut.own[0]),
+        },
+        Frame::SessionOver { scores } => Frame::SessionOver {
+            scores: window(&scores, cut.top, cut.own[0]),
+        },
+        other => other,
     }
 }
 
@@ -194,41 +225,14 @@ pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>
             protocol::encode_into(&FrameRef::Ack { text, order }, out)
         }
         // A session's result, roster and final scores are shared by every party: encoded from
-        // the shared copy, not from a copy each.
-        Outbound::RoundResult(r) if version.has_standings() && r.fits(version) => {
-            protocol::encode_into(&FrameRef::Outcome(r), out)
-        }
-        Outbound::SessionOver {
-            why,
-            rounds,
-            scores,
-        } if version.has_hosts() => {
-            let (why, rounds) = (*why, *rounds);
-            protocol::encode_into(
-                &FrameRef::Over {
-                    why,
-                    rounds,
-                    scores,
-                },
-                out,
-            )
-        }
-        Outbound::SessionOver { scores, .. } => {
-            protocol::encode_into(&FrameRef::SessionOver { scores }, out)
-        }
-        Outbound::Roster { lineup, .. } if version.has_buzz() => {
-            protocol::encode_into(&FrameRef::Lineup(lineup), out)
-        }
-        Outbound::Roster { roster, .. } if version.has_hosts() => {
-            protocol::encode_into(&FrameRef::Roster(roster), out)
-        }
-        // Older clients have no frame for the roster: they play as before.
-        Outbound::Roster { .. } => return,
-        Outbound::Buzzes(q) if version.has_buzz() => {
-            protocol::encode_into(&FrameRef::Buzzes(q), out)
-        }
-        // Older clients have no frames for buzz mode, nor a secret to keep.
-        Outbound::Buzzes(_) | Outbound::Seated { .. } if !version.has_buzz() => return,
+        // the shared copy, not from a copy each, through each reader's window in a big room.
+        Outbound::Cut { shared, cut } => return render_shared(shared, *cut, version, out),
+        Outbound::RoundResult(_)
+        | Outbound::SessionOver { .. }
+        | Outbound::Roster { .. }
+        | Outbound::Buzzes(_) => return render_shared(event, Cut::ALL, version, out),
+        // Older clients have no secret to keep.
+        Outbound::Seated { .. } if !version.has_buzz() => return,
         // A version-2 client has no frame for an early buzz: its next result says it.
         Outbound::Early { .. } if !version.has_standings() => return,
         // Older clients have no frame for the rules: they read the result's sentence.
@@ -237,6 +241,50 @@ pub(crate) fn render_frame(event: &Outbound, version: Version, out: &mut Vec<u8>
     };
     // Only a frame over the size limit fails; the limits on names and parties make every
     // verdict fit (checked at start-up), so this is a bug worth a log line, not a panic.
+    if let Err(e) = encoded {
+        log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name());
+    }
+}
+
+/// Appends the frame that says `event`, a session's shared list, to a client of `version`
+/// through its window `cut`.
+fn render_shared(event: &Outbound, cut: Cut, version: Version, out: &mut Vec<u8>) {
+    let encoded = match event {
+        Outbound::RoundResult(r) if version.has_standings() && r.fits(version) => {
+            protocol::encode_into(&FrameRef::Outcome(r, cut), out)
+        }
+        Outbound::SessionOver {
+            why,
+            rounds,
+            scores,
+        } if version.has_hosts() => {
+            let (why, rounds) = (*why, *rounds);
+            let over = FrameRef::Over {
+                why,
+                rounds,
+                scores,
+                cut,
+            };
+            protocol::encode_into(&over, out)
+        }
+        Outbound::SessionOver { scores, .. } => {
+            protocol::encode_into(&FrameRef::SessionOver { scores, cut }, out)
+        }
+        Outbound::Roster { lineup, .. } if version.has_buzz() => {
+            protocol::encode_into(&FrameRef::Lineup(lineup, cut), out)
+        }
+        Outbound::Roster { roster, .. } if version.has_hosts() && cut == Cut::ALL => {
+            protocol::encode_into(&FrameRef::Roster(roster), out)
+        }
+        // Older clients have no frame for the roster: they play as before.
+        Outbound::Roster { .. } if !version.has_hosts() => return,
+        Outbound::Buzzes(q) if version.has_buzz() => {
+            protocol::encode_into(&FrameRef::Buzzes(q, cut), out)
+        }
+        // Older clients have no frames for buzz mode.
+        Outbound::Buzzes(_) => return,
+        other => protocol::encode_into(&cut_frame(to_frame_in(other, version), cut), out),
+    };
     if let Err(e) = encoded {
         log::error!("cannot encode {:?}: {e}", to_frame(event).kind_name());
     }

@@ -251,7 +251,8 @@ impl Wire for Text {
     }
 
     fn render(&mut self, event: &Outbound, out: &mut Vec<u8>) {
-        match event {
+        // A sentence says the whole room already: a reader's window changes nothing here.
+        match event.shared() {
             // Text has no handshake to answer.
             Outbound::Admitted => {}
             Outbound::Started { label, .. } => {
@@ -277,7 +278,9 @@ impl Wire for Text {
             Outbound::Early { round } => out
                 .extend_from_slice(format!("Too early: locked out of round {round}\n").as_bytes()),
             Outbound::RoundResult(r) => out.extend_from_slice(format!("{}\n", r.text).as_bytes()),
-            Outbound::Roster { .. }
+            // `shared` is never itself cut.
+            Outbound::Cut { .. }
+            | Outbound::Roster { .. }
             | Outbound::Rules(_)
             | Outbound::Seated { .. }
             | Outbound::Buzzes(_) => {}

@@ -313,7 +313,7 @@ impl Wire for WebSocket {
         if !frame.is_empty() {
             frame_into(Frame::message(frame, OpCode::Data(Data::Binary), true), out);
         }
-        match event {
+        match event.shared() {
             Outbound::Ended { kind, message } => {
                 self.close
                     .get_or_insert_with(|| (close_code(*kind), message.clone()));
