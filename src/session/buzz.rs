@@ -47,11 +47,10 @@ impl BuzzRound {
         if self.is_locked(&entry) {
             entry.judgement = Judgement::Void;
         }
+        // Undecided entries are in key order: a big room's thousands of buzzes are placed by
+        // halving, not by a pass each.
         let decided = self.decided();
-        let at = self.entries[decided..]
-            .iter()
-            .position(|e| e.key > entry.key)
-            .map_or(self.entries.len(), |i| decided + i);
+        let at = decided + self.entries[decided..].partition_point(|e| e.key <= entry.key);
         self.entries.insert(at, entry);
     }
 
@@ -76,6 +75,11 @@ impl BuzzRound {
         self.entries
             .iter()
             .position(|e| e.judgement == Judgement::Waiting)
+    }
+
+    /// Whether a buzz waits to be named up (nobody is up, the question is open).
+    pub(crate) fn settling(&self) -> bool {
+        self.next_candidate().is_some()
     }
 
     /// When the next buzz to judge can be named up: `None` if there is none, or someone is up.
@@ -146,6 +150,9 @@ impl BuzzRound {
 
     /// Whether `team` (or the player, without a team) is locked out.
     pub(crate) fn locks(&self, name: &str, team: &str) -> bool {
+        if self.locked.is_empty() {
+            return false;
+        }
         let key = if team.is_empty() {
             format!("player:{name}")
         } else {

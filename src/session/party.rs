@@ -41,8 +41,9 @@ pub(crate) struct Party {
     /// `None` while its player is away (its connection gone): the seat and its points are
     /// held until the player comes back with the secret, or the host frees the seat.
     pub(crate) reply: Option<Outbox>,
-    /// Recent round-trip samples, newest last.
-    rtts: VecDeque<Duration>,
+    /// Recent round-trip samples in microseconds, newest last (a big room holds thousands of
+    /// these windows; a `Duration` each would be four times the memory).
+    rtts: VecDeque<u32>,
     /// Pings sent and not yet answered: (seq, when sent).
     pings: Vec<(u32, Instant)>,
     /// The kernel's latest minimum round trip for the connection.
@@ -145,7 +146,11 @@ impl Party {
     /// The round trip as measured, before the cap: the least `Ping`/`Pong` sample, bounded by
     /// the kernel's figure plus the slack where the kernel has one.
     fn measured(&self, config: &SessionConfig) -> (Option<Duration>, RttSource) {
-        let pinged = self.rtts.iter().min().copied();
+        let pinged = self
+            .rtts
+            .iter()
+            .min()
+            .map(|&micros| Duration::from_micros(micros.into()));
         match (self.kernel_rtt, pinged) {
             (Some(kernel), pinged) => {
                 let bound = kernel + config.rtt_slack;
@@ -234,7 +239,8 @@ impl Party {
         if let Some(i) = self.pings.iter().position(|&(s, _)| s == seq) {
             let (_, sent) = self.pings.swap_remove(i);
             let sent = written.map_or(sent, |w| w.max(sent));
-            self.rtts.push_back(at.saturating_duration_since(sent));
+            let rtt = at.saturating_duration_since(sent).as_micros();
+            self.rtts.push_back(u32::try_from(rtt).unwrap_or(u32::MAX));
             while self.rtts.len() > window.max(1) {
                 self.rtts.pop_front();
             }

@@ -534,12 +534,21 @@ impl Session {
     /// When the next buzz can be named up, if one waits for that.
     pub(crate) fn settles_at(&self) -> Option<Instant> {
         let (b, go) = (self.buzz.as_ref()?, self.settle_base()?);
+        if !b.settling() {
+            return None;
+        }
         b.settles_at(go, self.slowest())
     }
 
     /// Names the next buzz up if it has settled by `now`, and tells everyone the queue.
     pub(crate) fn settle(&mut self, now: Instant) {
-        let (slowest, base) = (self.slowest(), self.settle_base());
+        // The largest round trip is a pass over every player: only when a buzz waits for it.
+        let settling = self.buzz.as_ref().is_some_and(BuzzRound::settling);
+        let (slowest, base) = if settling {
+            (self.slowest(), self.settle_base())
+        } else {
+            (Duration::ZERO, None)
+        };
         if let (Some(b), Some(go)) = (self.buzz.as_mut(), base) {
             b.settle(go, slowest, now);
         }
@@ -990,7 +999,9 @@ impl Session {
         let queued: Vec<Placing> = queue
             .map(|q| q.buzzes.iter().map(judged).collect())
             .unwrap_or_default();
-        let is_queued = |name: &str| queued.iter().any(|p| p.name == name);
+        let queued_names: std::collections::HashSet<&str> =
+            queued.iter().map(|p| p.name.as_str()).collect();
+        let is_queued = |name: &str| queued_names.contains(name);
         // (false start, key, party, placing) for the answers; the rest in party order.
         let mut answered: Vec<(bool, i128, usize, Placing)> = Vec::new();
         let mut silent = Vec::new();
