@@ -129,6 +129,7 @@ compare: build
 ## session, the four griefers. About two minutes.
 attack:
 	$(CARGO) test --release --test attacks -- --include-ignored --nocapture --test-threads 1 2>&1 | grep -E '^(test |[0-9].*:|server exited|test result)'
+	$(CARGO) test --release --test quiz room_of -- --include-ignored --nocapture 2>&1 | grep -E '^(test |[0-9].*:|test result)'
 
 ## arrival behind HAProxy (deploy/haproxy.cfg): installs HAProxy if it is missing (as root,
 ## from Debian), starts instances and the balancer on loopback ports, runs the checks and prints

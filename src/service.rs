@@ -161,6 +161,10 @@ pub struct ServerArgs {
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     pub max_connections: usize,
+    /// Quiz sessions: players present before a round opens by itself (without a host): a
+    /// lecture hall's quiz starts once its room is full [default: --parties, else 2]
+    #[structopt(long)]
+    pub min_players: Option<usize>,
     /// Quiz sessions: players one room seats at most (held seats count); the next is refused
     /// with the reason. Each is a connection too: --max-connections bounds them all
     #[structopt(long, default_value = "100000")]
@@ -344,10 +348,11 @@ impl ServerArgs {
 
     fn session(&self) -> SessionConfig {
         SessionConfig {
-            // At least two parties, or as many as --parties asks for, or as many as a session
-            // seats if that is fewer.
+            // At least two players, or as many as --min-players (else --parties) asks for, or
+            // as many as a session seats if that is fewer.
             min_parties: self
-                .parties
+                .min_players
+                .or(self.parties)
                 .unwrap_or(2)
                 .max(2)
                 .min(self.max_players.max(2)),

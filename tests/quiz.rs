@@ -341,3 +341,117 @@ fn stack_cheat(name: &'static str, hold: Hold) -> Player {
         ..honest(name, 230)
     }
 }
+
+// A room of hundreds: the player whose Go is written last -------------------------------------
+
+/// One frame from a blocking socket: its length prefix, then its payload.
+fn read_frame(stream: &mut std::net::TcpStream) -> Frame {
+    use std::io::Read;
+    let mut prefix = [0u8; 4];
+    stream.read_exact(&mut prefix).unwrap();
+    let mut payload = vec![0u8; u32::from_be_bytes(prefix) as usize];
+    stream.read_exact(&mut payload).unwrap();
+    arrival::protocol::decode(&payload).unwrap()
+}
+
+fn write_frame(stream: &mut std::net::TcpStream, frame: &Frame) {
+    use std::io::Write;
+    stream
+        .write_all(&arrival::protocol::encode(frame).unwrap())
+        .unwrap();
+}
+
+/// `players` join one reaction-order session; the last to join is sent `Go` last of all, tens
+/// of milliseconds after the first (the server, on its one thread, writes `Go` to one socket
+/// after another in the order the seats were taken). Every other player answers 100 ms after
+/// its `Go` arrives; the last one, on a thread of its own so that nothing delays it, 20 ms
+/// quicker: its answer arrives after the first players' do, but its reaction counts from its
+/// own `Go`, and it wins. (Timed from the first `Go` written, it loses whenever `Go` reached it
+/// more than 20 ms after the first: the check failed so.)
+fn the_last_go_written(players: usize) {
+    use std::time::Instant;
+    const REACTION: Duration = Duration::from_millis(100);
+    const QUICKER: Duration = Duration::from_millis(20);
+    // Each player is a descriptor here and one in the server.
+    arrival::cli::raise_open_files(players as u64 + 256).unwrap();
+    let (parties, connections) = (players.to_string(), (players + 64).to_string());
+    let (srv, addr) = common::server(&[
+        "--rounds",
+        "0",
+        "--min-players",
+        &parties,
+        "--session-rounds",
+        "1",
+        "--session-pause",
+        "0.05",
+        "--order",
+        "reaction",
+        "--go-jitter",
+        "0",
+        "--min-reaction",
+        "0",
+        // The kernel's own figure, exactly: no player's round trip looks longer than it is.
+        "--rtt-slack",
+        "0",
+        "--max-per-address",
+        "0",
+        "--max-connections",
+        &connections,
+        "--quiet",
+    ]);
+    let others: Vec<_> = rt::block_on(futures::future::join_all((0..players - 1).map(|i| {
+        let addr = addr.clone();
+        async move { join(&addr, 6, &format!("p{i}")).await }
+    })));
+    let playing: Vec<_> = others
+        .into_iter()
+        .map(|link| rt::spawn(one_round(link, REACTION, false)))
+        .collect();
+    // The last player, on a thread of its own that runs as soon as its Go arrives (real-time
+    // priority where the test may take it): the thousands of others keep both cores busy then.
+    // SAFETY: `param` is plain data; the call changes only this thread's scheduling.
+    let realtime = unsafe {
+        let param = libc::sched_param { sched_priority: 1 };
+        libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) == 0
+    };
+    let mut last = std::net::TcpStream::connect(&addr).unwrap();
+    last.set_nodelay(true).unwrap();
+    let join = Frame::Join {
+        version: 6,
+        room: Some("quiz".into()),
+        name: "Last".into(),
+    };
+    write_frame(&mut last, &join);
+    let outcome = loop {
+        match read_frame(&mut last) {
+            Frame::Ping { seq } => write_frame(&mut last, &Frame::Pong { seq }),
+            Frame::Go { .. } => {
+                let go = Instant::now();
+                std::thread::sleep((REACTION - QUICKER).saturating_sub(go.elapsed()));
+                write_frame(&mut last, &Frame::Answer);
+            }
+            Frame::Outcome(outcome) => break *outcome,
+            _ => {}
+        }
+    };
+    rt::block_on(futures::future::join_all(playing));
+    srv.signal("INT");
+    srv.finish();
+    let line = |name: &str| outcome.order.iter().find(|p| p.name == name).unwrap();
+    let first = &outcome.order[0];
+    println!(
+        "{players} players (real-time last player: {realtime}): Last {:?} µs after its Go; \
+         first {} ({:?} µs); slowest {:?} µs",
+        line("Last").after_go_micros,
+        first.name,
+        first.reaction_micros,
+        outcome.order.iter().filter_map(|p| p.reaction_micros).max()
+    );
+    assert_eq!(first.name, "Last", "{}", outcome.text);
+}
+
+#[test]
+#[ignore = "long: make attack (a room of 2,000 on two cores)"]
+fn in_a_room_of_two_thousand_the_player_sent_go_last_wins_by_its_own_reaction() {
+    the_last_go_written(2000);
+}
