@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
 use futures::stream::{self, StreamExt};
 use futures::FutureExt;
 use hdrhistogram::Histogram;
@@ -300,9 +301,16 @@ async fn play(mut conn: Conn, i: usize, mut seen: Seen, rounds: u64) -> Result<S
     }
 }
 
-/// The host: waits for `seated` players, opens each question, judges the first buzz correct
-/// once every reaction is in, and ends the session. Returns when it judged each question.
-async fn host(addr: SocketAddr, players: usize, rounds: u64) -> Result<Vec<Instant>, String> {
+/// The host, as a quiz host does it: in the room before the players, so no question opens by
+/// itself; once `start` says the room is seated it opens each question, judges the first buzz
+/// correct once every reaction is in, and ends the session. `ready` says it is in the room.
+/// Returns when it judged each question.
+async fn host(
+    addr: SocketAddr,
+    rounds: u64,
+    ready: oneshot::Sender<()>,
+    start: oneshot::Receiver<()>,
+) -> Result<Vec<Instant>, String> {
     let link = Link::connect(&addr.to_string())
         .await
         .map_err(|e| format!("host connect: {e}"))?;
@@ -313,11 +321,17 @@ async fn host(addr: SocketAddr, players: usize, rounds: u64) -> Result<Vec<Insta
         key: HOST_KEY.into(),
     };
     conn.send(&hello).await.map_err(|e| e.to_string())?;
-    if rounds == 0 {
-        conn.send(&Frame::Finish).await.map_err(|e| e.to_string())?;
+    loop {
+        match next(&mut conn).await? {
+            Frame::Welcome { .. } => break,
+            Frame::Error { kind, message } => return Err(format!("host: {kind}: {message}")),
+            _ => {}
+        }
     }
+    let _ = ready.send(());
+    let mut start = start.fuse();
+    let (mut seated, mut open, mut up, mut go_at) = (false, false, false, None::<Instant>);
     let mut judged = Vec::new();
-    let (mut open, mut up, mut go_at) = (false, false, None::<Instant>);
     loop {
         let timer = async {
             match go_at {
@@ -330,6 +344,13 @@ async fn host(addr: SocketAddr, players: usize, rounds: u64) -> Result<Vec<Insta
         let frame = futures::select_biased! {
             frame = next(&mut conn).fuse() => Some(frame?),
             () = timer.fuse() => None,
+            _ = start => {
+                seated = true;
+                if rounds == 0 {
+                    conn.send(&Frame::Finish).await.map_err(|e| e.to_string())?;
+                }
+                Some(Frame::Answer)
+            }
         };
         match frame {
             None => {
@@ -356,7 +377,7 @@ async fn host(addr: SocketAddr, players: usize, rounds: u64) -> Result<Vec<Insta
             Some(Frame::Error { kind, message }) => return Err(format!("host: {kind}: {message}")),
             _ => {}
         }
-        if !open && (judged.len() as u64) < rounds && go_at.is_none() && players > 0 {
+        if seated && !open && (judged.len() as u64) < rounds && go_at.is_none() {
             open = true;
             conn.send(&Frame::Open).await.map_err(|e| e.to_string())?;
         }
@@ -374,6 +395,17 @@ pub(super) async fn run_room(
     };
     let pid = run.server_pid;
     let before = pid.and_then(proc_stats);
+    // The host first, as a quiz host opens the room before the players come.
+    let (ready_tx, ready) = oneshot::channel();
+    let (start, start_rx) = oneshot::channel();
+    let hosting = rt::spawn(host(addr, plan.rounds, ready_tx, start_rx));
+    if ready.await.is_err() {
+        let why = match hosting.await {
+            Err(e) => e,
+            Ok(_) => "the host left".into(),
+        };
+        return Ended::CannotRun(format!("the host could not join: {why}"));
+    }
     // The storm: every player joins, `parallel` at a time; each plays on once seated.
     let seated = Arc::new(AtomicU64::new(0));
     let progress = Progress::start(
@@ -422,7 +454,8 @@ pub(super) async fn run_room(
     };
     // The questions.
     let cpu_before = pid.and_then(proc_stats);
-    let judged = host(addr, playing.len(), rounds).await;
+    let _ = start.send(());
+    let judged = hosting.await;
     let cpu_after = pid.and_then(proc_stats);
     let mut seen = Vec::new();
     for handle in playing {

@@ -16,7 +16,7 @@
 //! that half-closes before it has left. A framed connection whose first bytes are an HTTP
 //! request is a browser: the same task lends its socket to `web::http`, which answers the
 //! request, and for a WebSocket upgrade plays on as a new connection actor over the WebSocket
-//! wire.
+//! wire, in a task of its own (the framed one ends).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -162,28 +162,50 @@ impl<W: Wire> Connection<W> {
     }
 }
 
-/// Serves one connection to its end.
+/// A browser's connection once its WebSocket upgrade is answered: it plays on as a connection
+/// of its own, in a task of its own (the spawner's), so nothing of the framed connection it
+/// started as is kept while it plays.
+pub(crate) type Upgraded = Connection<WebSocket>;
+
+/// Serves one connection to its end, or to its WebSocket upgrade (then the upgraded connection
+/// is returned, for its own task).
 ///
 /// An `async` block rather than an `async fn`, and over a connection made beforehand: an
 /// `async fn` keeps its arguments beside the locals made from them, and an idle connection's
 /// future is held as long as it waits, so it should hold its state once.
 #[allow(clippy::manual_async_fn)] // deliberately not an `async fn`: see above
-pub(crate) fn connection_loop<W: Wire>(mut conn: Connection<W>) -> impl Future<Output = ()> {
+pub(crate) fn connection_loop<W: Wire>(
+    mut conn: Connection<W>,
+) -> impl Future<Output = Option<Upgraded>> {
     async move {
         let end = conn.serve().await;
         if let End::Web = end {
             // Boxed: a browser's state is not an idle framed connection's.
-            Box::pin(browser(conn)).await;
-            return;
+            return Box::pin(browser(conn)).await;
         }
         // Boxed, like the handshake and the join: the closing state is not needed while waiting.
         Box::pin(conn.finish(end)).await;
+        None
     }
 }
 
-/// A connection whose first bytes were an HTTP request: `web::http` answers it, and an upgrade
-/// plays on over the WebSocket wire, in this same task.
-async fn browser<W: Wire>(conn: Connection<W>) {
+/// Serves a connection and, after an upgrade, the WebSocket connection it became, in a task of
+/// its own; `done` runs when the last of them ends.
+pub(crate) fn serve_connection<W: Wire>(
+    conn: Connection<W>,
+    done: impl FnOnce() + Send + 'static,
+) -> impl Future<Output = ()> {
+    connection_loop(conn).map(move |upgraded| match upgraded {
+        Some(ws) => {
+            rt::spawn(connection_loop(ws).map(move |_| done()));
+        }
+        None => done(),
+    })
+}
+
+/// A connection whose first bytes were an HTTP request: `web::http` answers it; an upgrade is
+/// returned as the WebSocket connection it becomes.
+async fn browser<W: Wire>(conn: Connection<W>) -> Option<Upgraded> {
     let Connection {
         id,
         peer,
@@ -192,24 +214,15 @@ async fn browser<W: Wire>(conn: Connection<W>) {
         ctx,
         ..
     } = conn;
-    let Some((input, head)) = wire.into_web() else {
-        return;
-    };
+    let (input, head) = wire.into_web()?;
     let deadlines = http::Deadlines {
         handshake_timeout: ctx.config.handshake_timeout,
         frame_timeout: ctx.config.frame_timeout,
     };
-    // Boxed: the request's state is gone once the WebSocket plays, which it does in this future
-    // for as long as the player stays.
-    let Some((input, rest)) = Box::pin(http::answer(&out, input, head, peer, deadlines)).await
-    else {
-        return;
-    };
+    let (input, rest) = Box::pin(http::answer(&out, input, head, peer, deadlines)).await?;
     let wire = WebSocket::new(input, rest, ctx.config.frame_timeout)
         .with_kernel_rtt(ctx.config.players_kernel_rtt());
-    let conn = Connection::new(out, wire, peer, id, ctx);
-    // Boxed: the WebSocket connection's future is inside the framed one's.
-    Box::pin(connection_loop(conn)).await;
+    Some(Connection::new(out, wire, peer, id, ctx))
 }
 
 /// What woke the playing connection.
@@ -1005,7 +1018,7 @@ mod race {
     fn a_departure_that_races_the_barrier_reaches_the_round() {
         crate::rt::block_on(async {
             let (conn, mut client, mut requests) = on_loopback(7).await;
-            let conn = crate::rt::spawn(connection_loop(conn));
+            let conn = crate::rt::spawn(connection_loop(conn).map(drop));
 
             let hello = Frame::Hello {
                 version: crate::protocol::PROTOCOL_VERSION,

@@ -12,7 +12,7 @@ use futures::channel::mpsc;
 use futures::FutureExt;
 
 use super::config::{Config, Mode};
-use super::connection::{connection_loop, Connection, Ctx};
+use super::connection::{serve_connection, Connection, Ctx};
 use super::echo;
 use super::stats::Stats;
 use crate::close::{close_with, LINGER};
@@ -85,12 +85,12 @@ impl Door {
                     .with_kernel_rtt(ctx.config.players_kernel_rtt())
                     .with_web(ctx.config.web);
                 let conn = Connection::new(stream, wire, peer, id, ctx);
-                rt::spawn(connection_loop(conn).map(move |()| drop(held)))
+                rt::spawn(serve_connection(conn, move || drop(held)))
             }
             (Mode::Arbiter, WireKind::Text) => {
                 let wire = Text::new(StampedStream::new(stream.clone()), timeout);
                 let conn = Connection::new(stream, wire, peer, id, ctx);
-                rt::spawn(connection_loop(conn).map(move |()| drop(held)))
+                rt::spawn(serve_connection(conn, move || drop(held)))
             }
         };
     }

@@ -37,7 +37,12 @@ pub(crate) struct Actor {
     transcript: Transcript,
     /// The record's header is on the transcript.
     recorded: bool,
+    /// Wakes since the task last let others run.
+    in_a_row: usize,
 }
+
+/// Events the session handles before it lets the executor run other tasks.
+const EVENTS_PER_TURN: usize = 64;
 
 impl Actor {
     pub(crate) fn new(
@@ -52,6 +57,7 @@ impl Actor {
             stopped: stop.wait().fuse(),
             transcript,
             recorded: false,
+            in_a_row: 0,
         }
     }
 
@@ -76,8 +82,16 @@ impl Actor {
     }
 
     /// Waits for the next event, the timer at `until` (if any), or the stop.
-    /// A big room's coalesced updates go out as they fall due, whatever the phase.
+    /// A big room's coalesced updates go out as they fall due, whatever the phase. After
+    /// [`EVENTS_PER_TURN`] events in a row the task lets the executor run others: a big room's
+    /// events come faster than one task handles them, and the connections that write what it
+    /// sends run on the same threads.
     async fn wake(&mut self, until: Option<Instant>) -> Wake {
+        self.in_a_row += 1;
+        if self.in_a_row >= EVENTS_PER_TURN {
+            self.in_a_row = 0;
+            rt::yield_now().await;
+        }
         loop {
             let due = self.session.due();
             let timer = async move {

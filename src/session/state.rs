@@ -655,8 +655,20 @@ impl Session {
     }
 
     /// Sends `event()` to every host; drops those that cannot take it.
+    ///
+    /// A host whose outbox is full (its connection not scheduled while a big room's thousands
+    /// of connections run) misses this event, not its seat: the next roster, queue or result
+    /// says all it needs, and a session without a host that judges would stop playing buzz mode.
+    /// Only a closed outbox, or one too full for the last word, drops it.
     pub(crate) fn send_hosts(&mut self, mut event: impl FnMut() -> Outbound) {
-        self.hosts.retain_mut(|h| h.reply.try_send(event()).is_ok());
+        self.hosts.retain_mut(|h| {
+            let event = event();
+            if event.is_final() {
+                h.reply.try_send(event).is_ok()
+            } else {
+                offer(&mut h.reply, event)
+            }
+        });
     }
 
     /// Everyone but a party that is away: players and hosts.
