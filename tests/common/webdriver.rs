@@ -44,22 +44,39 @@ pub struct Driver {
 
 impl Driver {
     pub fn start() -> Driver {
-        let mut child = Command::new("/usr/bin/chromedriver")
-            .arg("--port=0")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start chromedriver");
-        let stdout = child.stdout.take().unwrap();
-        let mut port = None;
-        for line in BufReader::new(stdout).lines() {
-            let line = line.expect("chromedriver's output");
-            if let Some(rest) = line.split("started successfully on port ").nth(1) {
-                port = rest.trim_end_matches('.').parse::<u16>().ok();
-                break;
+        // A chromedriver that exits before it says its port (it happens on a loaded machine,
+        // rarely) is started again; what it said instead is kept for the failure.
+        let mut said = String::new();
+        for _ in 0..3 {
+            let mut child = Command::new("/usr/bin/chromedriver")
+                .arg("--port=0")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("cannot start chromedriver");
+            let stdout = child.stdout.take().unwrap();
+            let mut port = None;
+            for line in BufReader::new(stdout).lines() {
+                let line = line.expect("chromedriver's output");
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    port = rest.trim_end_matches('.').parse::<u16>().ok();
+                    break;
+                }
+                said.push_str(&line);
+                said.push('\n');
+            }
+            match port {
+                Some(port) => return Driver::on(child, port),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
             }
         }
-        let port = port.expect("chromedriver did not say its port");
+        panic!("chromedriver did not say its port: {said}");
+    }
+
+    fn on(child: Child, port: u16) -> Driver {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(60)))
             .http_status_as_error(false)
