@@ -13,7 +13,7 @@
 //! Layout: [`config`] its settings; `party` one seat and where it stands in the open round;
 //! `buzz` one question in buzz mode; `state` the state machine and its rules; `actor` the task's
 //! loop, a method per phase; [`text`] the sentences it says and the most parties whose results
-//! and rooms fit one frame.
+//! and rooms fit one frame; [`view`] what each screen of a bigger room is sent, and when.
 //!
 //! Seats: a player's seat comes with a secret (`Seated`). While its player is away the seat and
 //! its points are held; a join under its name takes it back only with the secret, and is
@@ -35,10 +35,13 @@
 //!    opens the round, in `hosted_jitter`; the operating system's random source), so nobody can
 //!    time an answer to a `Go` they have not seen.
 //! 4. `Go` goes to every party present at the same instant (one pass over the channels, all
-//!    `try_send`), and that instant is recorded. A party locked out of this round is in it but
-//!    cannot answer.
+//!    `try_send`), and that instant is recorded; each connection then reports when it wrote its
+//!    own `Go` (`GoWritten`), and a player's reaction counts from there, so in a big room the
+//!    order in which the sockets were written decides nothing. A party locked out of this round
+//!    is in it but cannot answer.
 //! 5. While the round waits, every party still to answer is pinged every [`ANSWER_PING_EVERY`]
-//!    (while fewer than `ANSWER_PINGS_IN_FLIGHT` of its pings await a `Pong`), so the segment that carries
+//!    (less often in a big room: `config::answer_ping_every`), while fewer than
+//!    `ANSWER_PINGS_IN_FLIGHT` of its pings await a `Pong`, so the segment that carries
 //!    its `Answer` acknowledges a recent `Ping`, and the kernel's figure read at the `Answer`
 //!    measures the answer's own path: a player that delays its own packets (its ACKs, its
 //!    `Pong`s, all but its `Answer`) to look farther away is compensated for the path it has, and
