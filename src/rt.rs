@@ -176,7 +176,7 @@ impl<T> Future for JoinHandle<T> {
 }
 
 /// Connects to `addr` from the local address `source` (a loopback alias, say) without blocking
-/// the executor; the connected `std` stream, for [`stream`].
+/// the executor; the connected `std` stream, to wrap as a client connection.
 pub async fn connect_from(source: SocketAddr, addr: SocketAddr) -> io::Result<std::net::TcpStream> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
