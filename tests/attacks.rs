@@ -669,7 +669,7 @@ fn big_session(players: usize, seats: usize, rounds: u64) -> BigSession {
         "0",
         "--max-players",
         &seats,
-        "--parties",
+        "--min-players",
         &most,
         "--session-rounds",
         &rounds_arg,
