@@ -30,11 +30,11 @@
 //! | module | owns | must not |
 //! |---|---|---|
 //! | [`rt`] | the async runtime (async-std, and async-io for readiness): tasks, timers, sockets, stdin | know about rounds, frames or wires |
-//! | [`protocol`] | the wire protocol, versions 1 to 5: frames, their bytes, the length prefix, and [`protocol::Version`] with its capabilities | know about rounds, labels or names |
+//! | [`protocol`] | the wire protocol, versions 1 to 6: frames, their bytes, the length prefix, [`protocol::Version`] with its capabilities, and a reader's window ([`protocol::Cut`]) onto a big room's lists | know about rounds, labels or names |
 //! | [`stamp`] | kernel receive timestamps (Linux), which decide arrival order, and the kernel's round trip of a connection | interpret bytes |
 //! | [`names`], [`stop`], [`transcript`], [`cli`] | what a name may be; the stop broadcast; where user-facing lines go; what the binaries share | — |
 //! | [`round`] | one round: its events (`round::event`, including the [`round::Outbound`] events every connection is told), its state machine, the filling round and the `Coordinator` actor ([`round::coordinator`]), the verdict, the chat | touch sockets, bytes or clocks |
-//! | [`session`] | the quiz session: its settings, a seat (held while its player is away, given back only with its secret), buzz mode's queue and the host's judgements, the state machine and its rules against modified clients, the actor (a method per phase), its sentences | touch sockets, bytes or clocks of arrival |
+//! | [`session`] | the quiz session: its settings, a seat (held while its player is away, given back only with its secret), buzz mode's queue and the host's judgements, the state machine and its rules against modified clients, the actor (a method per phase), its sentences, what each screen of a room of thousands is sent | touch sockets, bytes or clocks of arrival |
 //! | `close` | the one way a server connection closes: last write, half-close, drain (linger) | decide what to say |
 //! | [`wire`] | how a server connection speaks: [`wire::framed`], [`wire::text`] and [`wire::websocket`] read inbound events and render outbound ones | write to sockets or decide round rules |
 //! | [`web`] | browsers on the framed port: one HTTP request answered ([`web::http`]: a page, a status, or the upgrade), the embedded pages, the printed links and the host key | know the server, decide round rules |
@@ -59,10 +59,12 @@
 //!   senders: `run` returns only after every task has ended.
 //! - **Rounds and sessions speak domain events** ([`round::Outbound`]); wires alone turn them
 //!   into bytes, and inbound bytes into [`wire`] events. The framed, text and WebSocket wires
-//!   share one connection actor. Protocol versions 1 to 5 share it too: a client never sees a
-//!   frame of a later version than its own.
+//!   share one connection actor. Protocol versions 1 to 6 share it too: a client never sees a
+//!   frame of a later version than its own. A big room's lists are shared by all and cut per
+//!   reader ([`round::Outbound::Cut`]) as they are encoded.
 //! - **Order is by arrival instant only** (kernel receive time where the platform gives it),
-//!   never by connection order, label or event order.
+//!   never by connection order, label or event order; a quiz player's reaction counts from its
+//!   own `Go`, as its connection wrote it.
 //! - **Only [`rt`] names the runtime**; public signatures take `std` types.
 //! - **stdout is the transcript** ([`transcript`]); diagnostics go through `log` to stderr.
 
