@@ -17,6 +17,7 @@ use super::config::{
 };
 use super::event::{PlayerSeat, Seat, SessionEvent};
 use super::party::{fresh_secret, offer, Party, Play};
+use super::text::fitting_parties;
 use super::view::{self, Throttle, QUEUE_EVERY, ROSTER_EVERY, TOP_PLACES};
 use crate::names::skeleton;
 use crate::protocol::Cut;
@@ -750,11 +751,15 @@ impl Session {
     fn send_roster(&mut self, change: Change) {
         let lineup = self.lineup(change);
         let small = view::small(lineup.players.len());
-        let event = Arc::new(Outbound::Roster {
-            roster: Arc::new(lineup.to_roster()),
-            lineup: Arc::new(lineup),
-        });
-        let host = if small { Cut::ALL } else { view::host_cut() };
+        let roster = |lineup: Lineup| {
+            Arc::new(Outbound::Roster {
+                roster: Arc::new(lineup.to_roster()),
+                lineup: Arc::new(lineup),
+            })
+        };
+        let hosts = (!small).then(|| roster(top_scorers(&lineup, fitting_parties())));
+        let event = roster(lineup);
+        let hosts = hosts.unwrap_or_else(|| Arc::clone(&event));
         // A roster lists the players who are here; a lineup every seat.
         let mut here = 0;
         self.reach_each(|i, p| {
@@ -763,7 +768,7 @@ impl Session {
             p.offer(view::cut(&event, if small { Cut::ALL } else { cut }))
         });
         self.hosts
-            .retain_mut(|h| offer(&mut h.reply, view::cut(&event, host)));
+            .retain_mut(|h| offer(&mut h.reply, view::cut(&hosts, Cut::ALL)));
     }
 
     /// When a big room's coalesced update is next due, if one is.
@@ -1083,6 +1088,23 @@ impl Session {
             Order::Arrival => at.saturating_duration_since(go).as_micros() as i128,
         };
         (false_start, key)
+    }
+}
+
+/// A big room's lineup as its hosts are sent it: the `most` seats with the most points (ties by
+/// name, as the scores are ordered), so the projector's scoreboard is the room's, whatever seats
+/// its leaders took.
+fn top_scorers(all: &Lineup, most: usize) -> Lineup {
+    let mut order: Vec<usize> = (0..all.players.len()).collect();
+    let players = &all.players;
+    order.sort_by(|&a, &b| {
+        (players[b].points.cmp(&players[a].points))
+            .then_with(|| players[a].name.cmp(&players[b].name))
+    });
+    order.truncate(most);
+    Lineup {
+        players: order.into_iter().map(|i| players[i].clone()).collect(),
+        ..all.cut(Cut::top_and(0, [None, None]))
     }
 }
 

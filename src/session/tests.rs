@@ -1341,3 +1341,62 @@ fn in_buzz_mode_the_host_judges_each_buzz_and_a_wrong_one_locks_out_the_team() {
         assert_eq!(report.rounds, 1);
     })
 }
+
+/// A host of a room bigger than one frame is sent the room's top scorers, whatever seats they
+/// took, and a player its own seat.
+#[test]
+fn a_host_of_a_big_room_sees_its_top_scorers() {
+    use crate::protocol::Control;
+    block_on(async {
+        let (mut sim, _session) = Sim::start(config(1, Order::Arrival));
+        let mut host = sim.host().await;
+        let players = fitting_parties() + 5;
+        let names: Vec<&'static str> = (0..players)
+            .map(|i| &*Box::leak(format!("P{i:03}").into_boxed_str()))
+            .collect();
+        for name in &names {
+            assert!(sim.join(name, ms(1)).await);
+        }
+        let last = names[players - 1];
+        host.control(
+            &mut sim,
+            Control::SetScore {
+                name: last.into(),
+                points: 7,
+            },
+        )
+        .await;
+        // Bounded: without the rule the host never sees it, and the test must fail, not hang.
+        let seen = host.until(|e| match e {
+            Outbound::Roster { lineup, .. }
+                if lineup
+                    .players
+                    .iter()
+                    .any(|p| p.name == last && p.points == 7) =>
+            {
+                Some(Arc::clone(lineup))
+            }
+            _ => None,
+        });
+        let (_, lineup) = rt::timeout(Duration::from_secs(30), seen)
+            .await
+            .expect("the host was never sent the room's top scorer");
+        assert_eq!(lineup.players.len(), fitting_parties());
+        assert_eq!(lineup.players[0].name, last);
+        // The last seat's own phone is sent its own seat alone.
+        let own = &mut sim.parties[players - 1].rx;
+        loop {
+            match own.next().await {
+                Some(Outbound::Cut { shared, cut }) => {
+                    if let Outbound::Roster { lineup, .. } = &*shared {
+                        assert_eq!(lineup.cut(cut).players.len(), 1);
+                        assert_eq!(lineup.cut(cut).players[0].name, last);
+                        break;
+                    }
+                }
+                Some(_) => {}
+                None => panic!("the session ended early"),
+            }
+        }
+    })
+}

@@ -3,8 +3,8 @@
 //! A room whose lists all fit one frame (up to [`fitting_parties`] players with the longest
 //! names) sends every list whole, one shared copy for all. A bigger room sends each player the
 //! top [`TOP_PLACES`] of a result, its scores and the buzz queue with its own line after them,
-//! and of the roster its own seat; each host gets as many top places as fit. No frame lists
-//! every player. Its screens are told of joins and leaves at most every
+//! and of the roster its own seat; each host gets as many top places as fit (of the roster, the
+//! seats with the most points, which the session picks). No frame lists every player. Its screens are told of joins and leaves at most every
 //! [`ROSTER_EVERY`] and of the buzz queue at most every [`QUEUE_EVERY`], so a join storm or ten
 //! thousand buzzes do not cost a frame per player each.
 //!
