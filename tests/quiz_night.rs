@@ -478,6 +478,57 @@ fn sixty_players_fit_the_projector_and_the_night_ends_on_a_podium() {
     assert_eq!(srv.finish().code, Some(0));
 }
 
+/// A room bigger than one frame lists: the host page's list holds the seats with the most
+/// points, and the host reaches a player beyond it by name; its score puts it on the projector.
+#[test]
+fn in_a_room_past_one_frame_the_host_reaches_any_player_by_name() {
+    if no_chromium("in_a_room_past_one_frame_the_host_reaches_any_player_by_name") {
+        return;
+    }
+    let (srv, addr) = quiz_server(&[]);
+    let base = format!("http://{addr}");
+    let driver = Driver::start();
+    let host = projector(&driver, &base);
+    let listed = arrival::session::fitting_parties();
+    let players: Vec<_> = (0..listed + 5)
+        .map(|i| {
+            let mut p = std::net::TcpStream::connect(&addr).unwrap();
+            let seat = Frame::Seat {
+                version: PROTOCOL_VERSION,
+                room: Some("quiz".into()),
+                name: format!("Player {i:03}"),
+                team: None,
+                secret: None,
+            };
+            p.write_all(&protocol::encode(&seat).unwrap()).unwrap();
+            std::thread::spawn(move || std::io::copy(&mut p, &mut std::io::sink()))
+        })
+        .collect();
+    let last = format!("Player {:03}", listed + 4);
+    host.wait_text("#count", |t| {
+        t.starts_with(&format!("Players: {listed} players"))
+    });
+    manage(&host);
+    assert_eq!(host.rows("roster").len(), listed);
+    host.type_into("#any-name", &last);
+    host.type_into("#any-points", "42");
+    host.run("document.querySelector('#any-player button[type=submit]').click()");
+    host.wait_for("the last seat on the scoreboard", |h| {
+        h.rows("scores")
+            .first()
+            .is_some_and(|r| r == &format!("{last}\t42"))
+            .then_some(())
+    });
+    host.click("#finish");
+    host.wait_text("#status", |t| t == format!("{last} wins!"));
+    for p in players {
+        p.join().unwrap().unwrap();
+    }
+    drop(host);
+    srv.signal("TERM");
+    assert_eq!(srv.finish().code, Some(0));
+}
+
 #[test]
 fn every_page_loads_after_the_browsers_spare_connections_time_out() {
     if no_chromium("every_page_loads_after_the_browsers_spare_connections_time_out") {

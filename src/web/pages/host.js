@@ -272,6 +272,14 @@ $("scoring").addEventListener("submit", (e) => {
   const points = (id) => Math.max(0, Number($(id).value) || 0);
   send(A.control.scoring(points("points-correct"), points("points-penalty"), points("points-early")));
 });
+// Any player by name: in a room bigger than the list above, the host still reaches every seat.
+const anyName = () => $("any-name").value;
+$("any-player").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (anyName()) send(A.control.setScore(anyName(), Math.max(0, Number($("any-points").value) || 0)));
+});
+$("any-remove").addEventListener("click", () => { if (anyName()) send(A.control.kick(anyName())); });
+$("any-free").addEventListener("click", () => { if (anyName()) send(A.control.free(anyName())); });
 $("csv").addEventListener("click", () => {
   const blob = new Blob([[CSV_HEADER, ...record].join("\n") + "\n"], { type: "text/csv" });
   const a = A.el("a");
