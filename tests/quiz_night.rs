@@ -106,6 +106,28 @@ fn join_from_elsewhere(addr: &str, name: &str) -> (ErrorKind, String) {
 }
 
 /// Opens the host's player list (a folded section under the scoreboard).
+/// Players of the terminal protocol, one per name, each taking its seat in the room and reading
+/// everything the server sends until the end, on a thread of its own.
+fn terminal_players(
+    addr: &str,
+    names: impl Iterator<Item = String>,
+) -> Vec<std::thread::JoinHandle<std::io::Result<u64>>> {
+    names
+        .map(|name| {
+            let mut p = std::net::TcpStream::connect(addr).unwrap();
+            let seat = Frame::Seat {
+                version: PROTOCOL_VERSION,
+                room: Some("quiz".into()),
+                name,
+                team: None,
+                secret: None,
+            };
+            p.write_all(&protocol::encode(&seat).unwrap()).unwrap();
+            std::thread::spawn(move || std::io::copy(&mut p, &mut std::io::sink()))
+        })
+        .collect()
+}
+
 fn manage(host: &Browser) {
     host.run("document.getElementById('manage').open = true");
 }
@@ -379,26 +401,16 @@ fn sixty_players_fit_the_projector_and_the_night_ends_on_a_podium() {
     let host = projector(&driver, &base);
     // Sixty players from the terminal protocol, one with the longest name there is.
     let long = "W".repeat(arrival::names::MAX_NAME_CHARS);
-    // Each reads everything the server sends until the end, on a thread of its own.
-    let players: Vec<_> = (0..60)
-        .map(|i| {
-            let name = if i == 0 {
+    let players = terminal_players(
+        &addr,
+        (0..60).map(|i| {
+            if i == 0 {
                 long.clone()
             } else {
                 format!("Player {i:02}")
-            };
-            let mut p = std::net::TcpStream::connect(&addr).unwrap();
-            let seat = Frame::Seat {
-                version: PROTOCOL_VERSION,
-                room: Some("quiz".into()),
-                name,
-                team: None,
-                secret: None,
-            };
-            p.write_all(&protocol::encode(&seat).unwrap()).unwrap();
-            std::thread::spawn(move || std::io::copy(&mut p, &mut std::io::sink()))
-        })
-        .collect();
+            }
+        }),
+    );
     host.wait_text("#count", |t| t.starts_with("Players: 60 players"));
     // Scores to rank: the host gives each a different score, and the long name the most.
     manage(&host);
@@ -490,20 +502,7 @@ fn in_a_room_past_one_frame_the_host_reaches_any_player_by_name() {
     let driver = Driver::start();
     let host = projector(&driver, &base);
     let listed = arrival::session::fitting_parties();
-    let players: Vec<_> = (0..listed + 5)
-        .map(|i| {
-            let mut p = std::net::TcpStream::connect(&addr).unwrap();
-            let seat = Frame::Seat {
-                version: PROTOCOL_VERSION,
-                room: Some("quiz".into()),
-                name: format!("Player {i:03}"),
-                team: None,
-                secret: None,
-            };
-            p.write_all(&protocol::encode(&seat).unwrap()).unwrap();
-            std::thread::spawn(move || std::io::copy(&mut p, &mut std::io::sink()))
-        })
-        .collect();
+    let players = terminal_players(&addr, (0..listed + 5).map(|i| format!("Player {i:03}")));
     let last = format!("Player {:03}", listed + 4);
     host.wait_text("#count", |t| {
         t.starts_with(&format!("Players: {listed} players"))
