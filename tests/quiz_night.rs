@@ -518,6 +518,18 @@ fn in_a_room_past_one_frame_the_host_reaches_any_player_by_name() {
             .is_some_and(|r| r == &format!("{last}\t42"))
             .then_some(())
     });
+    // Every name in the list is on screen, not cut to nothing by the other columns, and every
+    // row's buttons are within the page.
+    let shown = host.run(
+        "return [...document.querySelectorAll('#roster tr')].every(tr => { \
+           const name = tr.querySelector('td'); \
+           const last = tr.querySelector('td:last-child button:last-child'); \
+           return name.clientWidth > 0 && name.scrollWidth <= name.clientWidth \
+             && last.getBoundingClientRect().right <= innerWidth; })",
+    );
+    assert_eq!(shown, true, "a player's name or buttons are off the page");
+    host.run("document.getElementById('any-player').scrollIntoView()");
+    save("host-any-player.png", &host.screenshot());
     host.click("#finish");
     host.wait_text("#status", |t| t == format!("{last} wins!"));
     for p in players {

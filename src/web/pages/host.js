@@ -128,11 +128,9 @@ function showRoster(f) {
   rounds = f.round;
   $("count").textContent = "Players: " + A.headCount(f) + " · game " + (f.game || 1);
   showManage(f.players);
-  if (document.activeElement && !document.activeElement.closest("#scoring")) {
-    $("points-correct").value = String(f.correct ?? 1);
-    $("points-penalty").value = String(f.penalty ?? 0);
-    $("points-early").value = String(f.early ?? 1);
-  }
+  // The server's points, except in a field the host has typed into and not yet set.
+  const points = { "points-correct": f.correct ?? 1, "points-penalty": f.penalty ?? 0, "points-early": f.early ?? 1 };
+  for (const [id, value] of Object.entries(points)) if (!scoringTyped.has(id)) $(id).value = String(value);
   showScores([...f.players].map((p) => ({ name: p.name, points: p.points }))
     .sort((a, b) => b.points - a.points || (a.name < b.name ? -1 : 1)));
   if (f.change.kind === "newGame") { $("result-box").hidden = true; show("join-box"); }
@@ -267,8 +265,12 @@ $("wrong").addEventListener("click", () => send(A.control.wrong()));
 $("next").addEventListener("click", () => send(A.control.next()));
 $("new-game").addEventListener("click", () => send(A.control.newGame()));
 $("finish").addEventListener("click", () => send(A.encode.finish()));
+// Points typed but not yet set survive the roster updates that come every few seconds.
+const scoringTyped = new Set();
+for (const id of ["points-correct", "points-penalty", "points-early"]) $(id).addEventListener("input", () => scoringTyped.add(id));
 $("scoring").addEventListener("submit", (e) => {
   e.preventDefault();
+  scoringTyped.clear();
   const points = (id) => Math.max(0, Number($(id).value) || 0);
   send(A.control.scoring(points("points-correct"), points("points-penalty"), points("points-early")));
 });
