@@ -34,6 +34,7 @@ pub(crate) struct Actor {
     session: Session,
     events: mpsc::Receiver<SessionEvent>,
     stopped: Fuse<Stopped>,
+    stop: Stop,
     transcript: Transcript,
     /// The record's header is on the transcript.
     recorded: bool,
@@ -55,6 +56,7 @@ impl Actor {
             session: Session::new(config),
             events,
             stopped: stop.wait().fuse(),
+            stop: stop.clone(),
             transcript,
             recorded: false,
             in_a_row: 0,
@@ -91,6 +93,16 @@ impl Actor {
         if self.in_a_row >= EVENTS_PER_TURN {
             self.in_a_row = 0;
             rt::yield_now().await;
+        }
+        // An event already queued is taken without arming a timer: a big room's bursts (every
+        // connection's `GoWritten`, its pongs) would otherwise register and drop one per event.
+        let next = [until, self.session.due()].into_iter().flatten().min();
+        if next.is_none_or(|t| t > Instant::now()) && !self.stop.is_stopped() {
+            match self.events.try_recv() {
+                Ok(event) => return Wake::Event(Some(event)),
+                Err(mpsc::TryRecvError::Closed) => return Wake::Event(None),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
         }
         loop {
             let due = self.session.due();

@@ -12,8 +12,8 @@ use futures::channel::oneshot;
 
 use super::buzz::{BuzzRound, Entry};
 use super::config::{
-    answer_ping_every, Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, LATE_GRACE, MAX_BARRED,
-    MAX_POINTS,
+    answer_ping_every, Order, SessionConfig, ANSWER_PINGS_IN_FLIGHT, ANSWER_PING_EVERY, LATE_GRACE,
+    MAX_BARRED, MAX_POINTS,
 };
 use super::event::{PlayerSeat, Seat, SessionEvent};
 use super::party::{fresh_secret, offer, Party, Play};
@@ -70,6 +70,9 @@ pub(crate) struct Session {
     /// The first `Go` written this round, and how many were.
     first_go: Option<Instant>,
     gos_written: usize,
+    /// How often the open round's players still to answer are pinged: set at `Go` from the
+    /// players present, so the pacing costs no pass over a big room per event.
+    answer_ping_every: Duration,
     /// The open question, in buzz mode.
     buzz: Option<BuzzRound>,
     /// Points for a correct answer and taken for a wrong one.
@@ -107,6 +110,7 @@ impl Session {
             last_go: None,
             first_go: None,
             gos_written: 0,
+            answer_ping_every: ANSWER_PING_EVERY,
             buzz: None,
             correct: 1,
             penalty: 0,
@@ -882,6 +886,7 @@ impl Session {
         self.last_go = None;
         self.first_go = None;
         self.gos_written = 0;
+        self.answer_ping_every = answer_ping_every(self.present());
         self.ask = HostAsk::Nothing;
         self.buzz = self.buzz_mode().then(BuzzRound::default);
         for p in &mut self.parties {
@@ -935,7 +940,7 @@ impl Session {
         self.parties
             .iter()
             .any(|p| p.play == Play::Waiting)
-            .then(|| last + answer_ping_every(self.present()))
+            .then(|| last + self.answer_ping_every)
     }
 
     /// The open round's `Go`s as written: how many, and from the first to the last.
