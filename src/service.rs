@@ -154,10 +154,25 @@ pub struct ServerArgs {
     /// The room the printed player and host links open
     #[structopt(long, default_value = "quiz")]
     pub web_room: String,
-    /// The key the host page (or any quiz host) must give to open rounds and end sessions
-    /// [default: a random one, printed with the host link]
-    #[structopt(long)]
+    /// The key the host page (or any quiz host) must give to open rounds and end sessions: 16
+    /// to 128 letters, digits, `-` or `_`. A flag is visible to every user of the machine
+    /// (`ps`); a service takes it from the environment or --host-key-file [default: a random
+    /// one, shown in the host link only when standard output is a terminal]
+    #[structopt(long, env = "ARRIVAL_HOST_KEY", hide_env_values = true)]
     pub host_key: Option<String>,
+    /// Where players reach the server, as the printed links and QR codes should say:
+    /// `https://quiz.example.org` (a balancer's or TLS name, with a port if not the scheme's);
+    /// its name is one the pages are served under (see --allow-host) [default: the bound address]
+    #[structopt(long)]
+    pub public_url: Option<PublicUrl>,
+    /// A name the pages and their WebSocket may be asked for under, besides the server's
+    /// addresses, `localhost` and --public-url's name; any other `Host` is refused (421, 403), so
+    /// a site rebinding its name to this server's address gets nothing. Repeat for more names
+    #[structopt(long, number_of_values = 1)]
+    pub allow_host: Vec<String>,
+    /// A file whose first line is the host key (see --host-key)
+    #[structopt(long, parse(from_os_str))]
+    pub host_key_file: Option<std::path::PathBuf>,
     /// Connections held at once; further ones are told the server is busy and closed
     #[structopt(long, default_value = "1024")]
     pub max_connections: usize,
@@ -234,8 +249,12 @@ pub struct Service {
     pub config: Config,
     /// The room the printed links open.
     pub web_room: String,
-    /// The host key, also in `config`; printed in the host's link.
+    /// The host key, also in `config`.
     pub host_key: String,
+    /// Whether the server drew the key itself: nobody knows it but whoever sees the host link.
+    pub host_key_drawn: bool,
+    /// What the printed links start with, if not the bound address.
+    pub public_url: Option<PublicUrl>,
     /// Executor threads, and how much to log.
     pub threads: usize,
     pub verbose: u8,
@@ -249,13 +268,17 @@ impl ServerArgs {
         check_verdict_fits(&labels)?;
         let web = self.web()?;
         crate::names::validate(&self.web_room).map_err(|e| format!("--web-room {e}"))?;
-        let host_key = host_key(self.host_key.clone())?;
+        let given = given_host_key(self.host_key.clone(), self.host_key_file.as_deref())?;
+        let host_key_drawn = given.is_none();
+        let host_key = host_key(given)?;
         let config = self.config(labels, web, &host_key, transcript);
         Ok(Service {
             addr: self.addr,
             config,
             web_room: self.web_room,
             host_key,
+            host_key_drawn,
+            public_url: self.public_url.clone(),
             threads: self.threads,
             verbose: self.verbose,
         })
@@ -279,6 +302,18 @@ impl ServerArgs {
         }
         check_labels(&labels)?;
         Ok(labels)
+    }
+
+    /// The names pages are served under besides addresses and `localhost`: the listed ones and
+    /// the public URL's.
+    fn web_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .allow_host
+            .iter()
+            .map(|n| n.trim().trim_end_matches('.').to_ascii_lowercase())
+            .collect();
+        names.extend(self.public_url.as_ref().map(PublicUrl::name));
+        names
     }
 
     /// Whether browsers are served: `auto` is on for a service on the framed wire.
@@ -336,6 +371,7 @@ impl ServerArgs {
             proxy_protocol: self.proxy_protocol,
             web,
             host_key: Some(key.to_owned()),
+            web_names: self.web_names(),
             cooldown: CooldownConfig {
                 strikes: self.cooldown_strikes,
                 first: self.cooldown,
@@ -374,16 +410,109 @@ impl ServerArgs {
     }
 }
 
-/// The host key: the one given (1 to 64 letters and digits), or a fresh one from the operating
-/// system's random source; without that source no key is made up, and the server does not start.
+/// Where players reach the server: `http://` or `https://`, a name or address, maybe a port; no
+/// path (the pages and the WebSocket are at the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl(String);
+
+impl PublicUrl {
+    /// The URL, without a trailing slash.
+    pub fn base(&self) -> &str {
+        &self.0
+    }
+
+    /// Its host name, lowercase, without a port.
+    pub fn name(&self) -> String {
+        let authority = self.0.split_once("://").map_or("", |(_, a)| a);
+        let name = if authority.starts_with('[') {
+            authority
+                .split_once(']')
+                .map_or(authority, |(n, _)| n)
+                .to_owned()
+                + "]"
+        } else {
+            authority.split(':').next().unwrap_or("").to_owned()
+        };
+        name.to_ascii_lowercase()
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<PublicUrl, String> {
+        let url = s.trim().trim_end_matches('/');
+        let bad = || {
+            format!(
+                "{s:?} is not a server's URL: http:// or https://, a name, maybe a port, no path"
+            )
+        };
+        let (scheme, authority) = url.split_once("://").ok_or_else(bad)?;
+        if scheme != "http" && scheme != "https" {
+            return Err(bad());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !authority.ends_with(']') => (h, Some(p)),
+            _ => (authority, None),
+        };
+        let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            v6.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        };
+        let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !host_ok || !port_ok {
+            return Err(bad());
+        }
+        Ok(PublicUrl(url.to_owned()))
+    }
+}
+
+/// The shortest host key taken: 16 characters of an alphabet of 64 are 96 bits, far beyond
+/// guessing at the few tries an hour an address gets (a 2-character key fell in under a second).
+pub const MIN_HOST_KEY: usize = 16;
+
+/// The host key given by flag or environment (`--host-key`), or by file (`--host-key-file`),
+/// not both; `None` if neither.
+pub fn given_host_key(
+    key: Option<String>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    match (key, file) {
+        (Some(_), Some(_)) => Err(
+            "the host key is given twice: --host-key (or ARRIVAL_HOST_KEY) and --host-key-file"
+                .into(),
+        ),
+        (Some(key), None) => Ok(Some(key)),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--host-key-file {}: {e}", path.display()))?;
+            Ok(Some(text.lines().next().unwrap_or("").trim().to_owned()))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// The host key: the one given ([`MIN_HOST_KEY`] to 128 letters, digits, `-` or `_`), or a
+/// fresh one from the operating system's random source; without that source no key is made up,
+/// and the server does not start.
 pub fn host_key(given: Option<String>) -> Result<String, String> {
     match given {
         Some(key)
-            if key.is_empty()
-                || key.len() > 64
-                || !key.chars().all(|c| c.is_ascii_alphanumeric()) =>
+            if key.len() < MIN_HOST_KEY
+                || key.len() > 128
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
         {
-            Err("--host-key takes 1 to 64 letters and digits".into())
+            Err(format!(
+                "the host key takes {MIN_HOST_KEY} to 128 letters, digits, - or _ (one of {} \
+                 characters was given)",
+                key.chars().count()
+            ))
         }
         Some(key) => Ok(key),
         None => crate::web::random_key()
@@ -506,13 +635,29 @@ mod tests {
     #[test]
     fn host_keys_are_checked_or_drawn_from_the_os() {
         let drawn = host_key(None).unwrap();
-        assert_eq!(drawn.len(), 16);
+        assert_eq!(drawn.len(), 32);
         assert!(drawn.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(drawn, host_key(None).unwrap(), "two draws differ");
-        assert_eq!(host_key(Some("abc123".into())).unwrap(), "abc123");
-        for bad in ["", "with space", &"k".repeat(65)] {
+        let good = "quiz-night_2026-k3y";
+        assert_eq!(host_key(Some(good.into())).unwrap(), good);
+        for bad in [
+            "",
+            "k3y",
+            "fifteen-chars15",
+            "with space in the key",
+            &"k".repeat(129),
+        ] {
             assert!(host_key(Some(bad.to_owned())).is_err(), "{bad:?}");
         }
+        let file = std::env::temp_dir().join(format!("arrival-key-{}", std::process::id()));
+        std::fs::write(&file, format!("{good}\nignored\n")).unwrap();
+        assert_eq!(
+            given_host_key(None, Some(&file)).unwrap().as_deref(),
+            Some(good)
+        );
+        assert!(given_host_key(Some(good.into()), Some(&file)).is_err());
+        std::fs::remove_file(&file).unwrap();
+        assert!(given_host_key(None, Some(&file)).is_err(), "a missing file");
     }
 
     #[test]

@@ -1029,7 +1029,7 @@ fn web_server(extra: &[&str]) -> (Proc, String) {
 
 /// The server still serves a page and a framed round.
 fn still_serving(addr: &str) {
-    let page = common::ws::http(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let page = common::ws::http(addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(page.status, 200);
     assert!(page.body.contains("arrival buzzer"));
     good_pair(addr, Some("after"));
@@ -1058,19 +1058,19 @@ fn case17_bad_http_requests_get_a_status_with_the_reason() {
         ),
         (
             "a POST",
-            b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
+            b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n\r\nabc".to_vec(),
             405,
             "POST is not served here",
         ),
         (
             "a DELETE",
-            b"DELETE /host HTTP/1.1\r\n\r\n".to_vec(),
+            b"DELETE /host HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
             405,
             "DELETE is not served here",
         ),
         (
             "no such page",
-            b"GET /admin HTTP/1.1\r\n\r\n".to_vec(),
+            b"GET /admin HTTP/1.1\r\nHost: localhost\r\n\r\n".to_vec(),
             404,
             "no page at /admin",
         ),
@@ -1094,7 +1094,7 @@ fn case17_bad_http_requests_get_a_status_with_the_reason() {
         assert!(answer.head.contains("Connection: close"), "{what}");
     }
     // HEAD: the headers of the page, no body.
-    let head = common::ws::http(&addr, b"HEAD / HTTP/1.1\r\n\r\n");
+    let head = common::ws::http(&addr, b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!((head.status, head.body.as_str()), (200, ""));
     assert!(head
         .head
@@ -1107,7 +1107,8 @@ fn case17_a_request_that_never_completes_is_answered_408_in_the_handshake_time()
     let (_srv, addr) = web_server(&[]);
     let mut s = TcpStream::connect(&addr).unwrap();
     s.set_read_timeout(Some(common::GUARD)).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n")
+        .unwrap();
     let started = Instant::now();
     let answer = common::ws::read_answer(&mut s);
     assert_eq!(answer.status, 408, "{answer:?}");
@@ -1289,7 +1290,7 @@ fn case17_a_flood_of_page_loads_is_bounded_by_the_address_limit_and_answered() {
         .collect();
     eventually("the four held", || stats.live_connections() == 4);
     // Every further load from the address is told why, in HTTP, and when to come back.
-    let refused = common::ws::http(&addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let refused = common::ws::http(&addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
     assert_eq!(refused.status, 503, "{refused:?}");
     assert!(refused.head.contains("Retry-After: 10"));
     assert!(refused
@@ -1303,7 +1304,10 @@ fn case17_a_flood_of_page_loads_is_bounded_by_the_address_limit_and_answered() {
             .map(|_| {
                 scope.spawn(|| {
                     (0..25)
-                        .map(|_| common::ws::http(&addr, b"GET / HTTP/1.1\r\n\r\n").status)
+                        .map(|_| {
+                            common::ws::http(&addr, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                                .status
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -1468,4 +1472,257 @@ fn case18_a_name_that_looks_like_a_players_is_refused() {
     }
     // A name of its own is welcome (from an address whose refusals have not cooled it down).
     assert!(seat_from([127, 0, 0, 3], &addr, "Vic", None).is_ok());
+}
+
+// 19. The web side closed, and the host key kept -------------------------------------------------
+
+/// The host key of the servers of case 19.
+const KEY19: &str = "case-nineteen-host-key";
+
+#[test]
+fn case19_a_page_or_upgrade_under_a_foreign_host_is_refused() {
+    let (_srv, addr) = web_server(&["--allow-host", "Quiz.Example.org"]);
+    let port = addr.rsplit(':').next().unwrap();
+    let get = |host: &str| {
+        let request = format!("GET /?room=quiz HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        common::ws::http(&addr, request.as_bytes())
+    };
+    // DNS rebinding: a site's own name, pointed at this server's address.
+    let rebound = get(&format!("rebind.test:{port}"));
+    assert_eq!(rebound.status, 421, "{rebound:?}");
+    assert!(rebound
+        .body
+        .contains("this server has no page for the name \"rebind.test:"));
+    let upgrade = common::ws::upgrade_request(&addr).replace(&addr, &format!("rebind.test:{port}"));
+    assert!(upgrade.contains("Origin: http://rebind.test:"));
+    let refused = common::ws::http(&addr, upgrade.as_bytes());
+    assert_eq!(refused.status, 403, "{refused:?}");
+    assert!(refused.body.contains("no connection for the name"));
+    // The server's addresses, localhost and the names the operator listed are served.
+    for host in [
+        addr.clone(),
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("quiz.example.org:{port}"),
+        "QUIZ.example.org.".to_owned(),
+    ] {
+        assert_eq!(get(&host).status, 200, "{host}");
+    }
+    let no_host = common::ws::http(&addr, b"GET / HTTP/1.1\r\n\r\n");
+    assert_eq!(no_host.status, 400, "{no_host:?}");
+    still_serving(&addr);
+}
+
+#[test]
+fn case19_an_unknown_method_is_answered_in_http() {
+    let (_srv, addr) = web_server(&[]);
+    for (method, status) in [
+        ("BREW", 501),
+        ("PROPFIND", 501),
+        ("QUERY", 501),
+        ("PUT", 405),
+    ] {
+        let request = format!("{method} / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        let answer = common::ws::http(&addr, request.as_bytes());
+        assert_eq!(answer.status, status, "{method}: {answer:?}");
+        assert!(answer.head.starts_with("HTTP/1.1 "), "{method}: {answer:?}");
+        assert!(answer.body.starts_with(method), "{method}: {answer:?}");
+    }
+    // No page allows an inline script.
+    let page = common::ws::http(&addr, b"GET /host HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let policy = page
+        .head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Security-Policy: "))
+        .unwrap();
+    assert!(policy.contains("script-src 'self';"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(!page.body.contains("<script>"), "an inline script");
+    still_serving(&addr);
+}
+
+#[test]
+fn case19_a_short_operator_key_stops_the_server_at_start() {
+    let file = std::env::temp_dir().join(format!("arrival-case19-{}", std::process::id()));
+    std::fs::write(&file, "abc\n").unwrap();
+    let file_arg = file.to_str().unwrap();
+    let starts: [(&[&str], Option<&str>); 3] = [
+        (&["--host-key", "ab"], None),
+        (&["--host-key-file", file_arg], None),
+        (&[], Some("fifteen-chars15")),
+    ];
+    for (args, env) in starts {
+        let mut all = vec!["--addr", "127.0.0.1:0", "--rounds", "0"];
+        all.extend_from_slice(args);
+        let out = Proc::spawn_with("server", SERVER, &all, |c| {
+            c.env_remove("ARRIVAL_HOST_KEY");
+            if let Some(key) = env {
+                c.env("ARRIVAL_HOST_KEY", key);
+            }
+        })
+        .finish();
+        assert_eq!(out.code, Some(2), "{args:?} {env:?}: {out:?}");
+        assert!(
+            out.stderr
+                .starts_with("arrival-server: the host key takes 16 to 128 letters"),
+            "{args:?} {env:?}: {}",
+            out.stderr
+        );
+        assert_eq!(out.stderr.lines().count(), 1, "{}", out.stderr);
+    }
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn case19_key_guessing_from_one_address_cools_down_and_the_key_is_in_no_log() {
+    let file = std::env::temp_dir().join(format!("arrival-case19-key-{}", std::process::id()));
+    std::fs::write(&file, format!("{KEY19}\n")).unwrap();
+    let (mut srv, addr) = server(&[
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--host-key-file",
+        file.to_str().unwrap(),
+        "-vvv",
+    ]);
+    let links = [srv.next_line(), srv.next_line()];
+    assert!(links[1].ends_with("/host?room=quiz and types the host key"));
+    let guess = |key: &str| {
+        let mut s = connect_from([127, 0, 0, 2], &addr);
+        let frame = Frame::Host {
+            version: PROTOCOL_VERSION,
+            room: Some("guess".into()),
+            key: key.into(),
+        };
+        s.write_all(&protocol::encode(&frame).unwrap()).unwrap();
+        match read_frame(&mut s) {
+            Some(Frame::Error { kind, message }) => (kind, message),
+            other => panic!("{other:?}"),
+        }
+    };
+    // A host's typos are forgiven; guessing is not.
+    for k in 0..4 {
+        let wrong = format!("{KEY19}-{k}");
+        assert_eq!(
+            guess(&wrong),
+            (ErrorKind::Forbidden, "wrong host key".to_owned())
+        );
+    }
+    let (kind, message) = guess(KEY19);
+    assert_eq!(kind, ErrorKind::Busy);
+    assert!(
+        message.starts_with("connections from 127.0.0.2 offered 4 wrong host keys; refused for "),
+        "{message}"
+    );
+    // Another address hosts with the key, and a player joins.
+    let mut host = Raw::connect(&addr);
+    host.send(&Frame::Host {
+        version: PROTOCOL_VERSION,
+        room: Some("quiz".into()),
+        key: KEY19.into(),
+    });
+    assert!(matches!(host.recv(), Some(Frame::Welcome { .. })));
+    srv.wait_for_stderr("the cooldown's log line", |l| {
+        l.contains("127.0.0.2: offered 4 wrong host keys; refused for 10 s")
+    });
+    drop(host);
+    srv.signal("TERM");
+    let out = srv.finish();
+    std::fs::remove_file(&file).unwrap();
+    assert!(!out.stderr.contains(KEY19), "the key in the log");
+    assert!(
+        !out.stdout.iter().any(|l| l.contains(KEY19)),
+        "the key in the transcript"
+    );
+}
+
+#[test]
+fn case19_the_three_stages_of_a_handshake_share_one_deadline() {
+    // Framed sniffing, an HTTP request, a WebSocket's first frame: each stage used to start a
+    // fresh timeout (3 s each here), so holding the first two for a second each kept the
+    // connection 5 s. Now it is closed at its one deadline, 3 s after it was accepted.
+    let (mut srv, addr) = server(&["--rounds", "0", "--web", "on", "--handshake-timeout", "3"]);
+    srv.next_line(); // the players' link
+    srv.next_line(); // the host's link
+    let started = Instant::now();
+    let mut s = TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(common::GUARD)).unwrap();
+    // The attacker's own pacing, not a wait for the server.
+    std::thread::sleep(Duration::from_secs(1));
+    let request = common::ws::upgrade_request(&addr);
+    let (first, rest) = request.split_at(20);
+    s.write_all(first.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    s.write_all(rest.as_bytes()).unwrap();
+    let mut ws = common::ws::RawWs::after_upgrade(s);
+    // No first frame: the server ends the connection at the deadline, and says why.
+    let (_, _, frames) = ws.expect_close();
+    let held = started.elapsed();
+    assert!(
+        matches!(
+            frames.as_slice(),
+            [Frame::Error { kind: ErrorKind::Timeout, message }] if message == "no handshake within 3 s"
+        ),
+        "{frames:?}"
+    );
+    println!(
+        "a handshake held in three stages: closed {:.1} s after connecting (the deadline: 3 s)",
+        held.as_secs_f64()
+    );
+    assert!(
+        held < Duration::from_millis(4500),
+        "held {held:?}: a fresh timeout per stage"
+    );
+    still_serving(&addr);
+}
+
+#[test]
+fn case19_a_ping_flood_that_never_reads_its_pongs_is_dropped() {
+    let (_srv, addr) = web_server(&[]);
+    let mut ws = common::ws::RawWs::connect(&addr);
+    // Seated in a quiet room: nothing but pongs is owed to it.
+    ws.send(&Frame::Join {
+        version: PROTOCOL_VERSION,
+        room: Some("flood".into()),
+        name: "Flo".into(),
+    });
+    assert!(matches!(ws.recv(), Some(Frame::Welcome { .. })));
+    ws.stream
+        .set_write_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let until = Instant::now() + common::GUARD;
+    let mut sent = 0usize;
+    let ping = {
+        let mut frame = vec![0x89, 0x80 | 125, 1, 2, 3, 4];
+        frame.extend(std::iter::repeat_n(0x55, 125));
+        frame
+    };
+    let dropped = loop {
+        assert!(
+            Instant::now() < until,
+            "still open after {sent} bytes of pings"
+        );
+        match ws.stream.write(&ping) {
+            Ok(n) => sent += n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(
+            dropped.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{dropped:?}"
+    );
+    println!(
+        "a ping flood that never reads: dropped after {} KiB of pings",
+        sent / 1024
+    );
+    still_serving(&addr);
 }

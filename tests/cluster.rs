@@ -568,7 +568,7 @@ fn browsers_meet_their_rooms_terminal_players() {
     // And the pages load through it.
     let page = common::ws::http(
         &cluster.front,
-        b"GET /?room=quiz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /?room=quiz HTTP/1.1\r\nHost: localhost\r\n\r\n",
     );
     assert_eq!(page.status, 200);
     println!("browsers and terminal players through HAProxy: {met} of 12 rooms met");

@@ -31,7 +31,15 @@ fn no_chromium(test: &str) -> bool {
 
 /// A server for a hosted quiz with its pages on; its address.
 fn quiz_server(extra: &[&str]) -> (Proc, String) {
-    let mut args = vec!["--rounds", "0", "--web", "on", "--host-key", "k3y", "-v"];
+    let mut args = vec![
+        "--rounds",
+        "0",
+        "--web",
+        "on",
+        "--host-key",
+        "quiz-night-k3y-2026",
+        "-v",
+    ];
     args.extend_from_slice(extra);
     let (mut srv, addr) = server(&args);
     // The players' and the host's links.
@@ -43,7 +51,7 @@ fn quiz_server(extra: &[&str]) -> (Proc, String) {
 /// The host page on a 1280x720 projector, waiting for players.
 fn projector<'d>(driver: &'d Driver, base: &str) -> Browser<'d> {
     let host = driver.browser(1280, 720);
-    host.open(&format!("{base}/host?room=quiz#key=k3y"));
+    host.open(&format!("{base}/host?room=quiz#key=quiz-night-k3y-2026"));
     host.wait_text("#status", |t| t == "Waiting for players");
     host
 }

@@ -26,7 +26,10 @@ fn host(room: &str, key: &str) -> Frame {
     }
 }
 
-/// A service with the web side on and the host key `k`.
+/// The host key of the servers these tests start.
+const KEY: &str = "web-tests-host-key";
+
+/// A service with the web side on and the host key [`KEY`].
 fn web_server() -> (common::Proc, String) {
     let (mut srv, addr) = common::server(&[
         "--rounds",
@@ -34,7 +37,7 @@ fn web_server() -> (common::Proc, String) {
         "--web",
         "on",
         "--host-key",
-        "k",
+        KEY,
         "--answer-timeout",
         "2",
         // Races, as without a host: the host's judgements are the browser test's.
@@ -52,7 +55,7 @@ fn web_server() -> (common::Proc, String) {
 fn a_websocket_player_plays_with_a_framed_player_under_a_websocket_host() {
     let (_srv, addr) = web_server();
     let mut boss = RawWs::connect(&addr);
-    boss.send(&host("mixed", "k"));
+    boss.send(&host("mixed", KEY));
     assert_eq!(
         boss.recv(),
         Some(Frame::Welcome {
@@ -178,7 +181,7 @@ fn a_wrong_host_key_and_a_player_acting_as_host_are_refused() {
     old.send(&Frame::Host {
         version: 3,
         room: None,
-        key: "k".into(),
+        key: KEY.into(),
     });
     let (kind, message) = old.expect_error();
     assert_eq!(kind, ErrorKind::Version);
@@ -190,7 +193,7 @@ fn a_wrong_host_key_and_a_player_acting_as_host_are_refused() {
 fn a_player_who_leaves_during_a_round_is_named_in_its_result() {
     let (_srv, addr) = web_server();
     let mut boss = RawWs::connect(&addr);
-    boss.send(&host("leave", "k"));
+    boss.send(&host("leave", KEY));
     assert_eq!(
         boss.recv(),
         Some(Frame::Welcome {

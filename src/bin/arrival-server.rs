@@ -137,8 +137,19 @@ async fn serve(service: Service) -> (i32, Option<String>) {
         Ok(addr) => {
             transcript.line(format!("arrival-server listening on {addr}"));
             if config.web {
-                let qr = std::io::IsTerminal::is_terminal(&std::io::stdout());
-                let links = arrival::web::links(addr, &service.web_room, &service.host_key, qr);
+                // A drawn key is known only from the host link: shown on a terminal, never
+                // written to a log or a file standing in for one.
+                let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+                let key = (service.host_key_drawn && terminal).then_some(&*service.host_key);
+                if service.host_key_drawn && !terminal {
+                    eprintln!(
+                        "arrival-server: the host key was drawn at random and there is no \
+                         terminal to show it on: nobody can host; give one with --host-key-file \
+                         or ARRIVAL_HOST_KEY"
+                    );
+                }
+                let public = service.public_url.as_ref().map(|u| u.base());
+                let links = arrival::web::links(addr, public, &service.web_room, key, terminal);
                 links.into_iter().for_each(|line| transcript.line(line));
             }
         }

@@ -59,6 +59,9 @@ pub struct Config {
     pub web: bool,
     /// The key a quiz host (protocol 4's `Host`) must offer; `None`: nobody can host.
     pub host_key: Option<String>,
+    /// The names, besides addresses and `localhost`, pages and WebSocket upgrades may be asked
+    /// for under (lowercase, no port): see `web::http::host_allowed`.
+    pub web_names: Vec<String>,
     /// How quiz sessions (protocol 2's `Join`) run; `room` and `style` are filled in per session.
     pub session: SessionConfig,
 }
@@ -107,6 +110,7 @@ impl Default for Config {
             proxy_protocol: false,
             web: false,
             host_key: None,
+            web_names: Vec::new(),
             session: SessionConfig::default(),
         }
     }

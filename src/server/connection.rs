@@ -21,7 +21,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, SinkExt, StreamExt};
@@ -56,6 +56,9 @@ pub(crate) struct Ctx {
     pub(crate) config: Config,
     pub(crate) stop: Stop,
     pub(crate) lobby: mpsc::Sender<ToLobby>,
+    /// Where a connection reports its address offering a wrong host key (the accept loop's
+    /// cooldowns).
+    pub(crate) wrong_keys: mpsc::Sender<std::net::IpAddr>,
 }
 
 /// Why a connection's play ended.
@@ -101,8 +104,12 @@ impl End {
 
 /// Where a connection is in its life.
 enum Phase {
-    /// Handshaking, or waiting for its place.
-    Entering,
+    /// Handshaking, or waiting for its place, until `deadline`: one deadline from the
+    /// connection's accept to its first frame, whatever it goes through (a PROXY header, an HTTP
+    /// request, a WebSocket upgrade). Here, not in the connection: every idle one would carry it.
+    Entering { deadline: Instant },
+    /// It told whoever held its place that it is gone.
+    Gone,
     /// Seated in a round the lobby holds until it fills.
     Filling { room: RoomKey, round: u64 },
     /// Playing in a started round: whether its one message has gone to the round, and whether
@@ -132,6 +139,9 @@ struct Entry {
     seat: Option<Seat>,
 }
 
+/// Why a connection whose pongs could not be written is dropped.
+const STALLED_PONG: &str = "reads nothing: a pong could not be written in time";
+
 /// One connection's state, made by [`Connection::new`] and driven only by [`connection_loop`].
 pub(crate) struct Connection<W> {
     id: ConnId,
@@ -147,7 +157,14 @@ pub(crate) struct Connection<W> {
 }
 
 impl<W: Wire> Connection<W> {
-    pub(crate) fn new(out: Socket, wire: W, peer: SocketAddr, id: ConnId, ctx: Arc<Ctx>) -> Self {
+    pub(crate) fn new(
+        out: Socket,
+        wire: W,
+        peer: SocketAddr,
+        id: ConnId,
+        ctx: Arc<Ctx>,
+        deadline: Instant,
+    ) -> Self {
         let (outbox_tx, outbox) = mpsc::channel(OUTBOX_CAPACITY);
         Connection {
             id,
@@ -157,7 +174,7 @@ impl<W: Wire> Connection<W> {
             ctx,
             outbox_tx,
             outbox,
-            phase: Phase::Entering,
+            phase: Phase::Entering { deadline },
         }
     }
 }
@@ -212,17 +229,25 @@ async fn browser<W: Wire>(conn: Connection<W>) -> Option<Upgraded> {
         out,
         wire,
         ctx,
+        phase,
         ..
     } = conn;
+    // Only an entering connection meets a browser's request; any other has no time left.
+    let deadline = match phase {
+        Phase::Entering { deadline } => deadline,
+        _ => Instant::now(),
+    };
     let (input, head) = wire.into_web()?;
     let deadlines = http::Deadlines {
+        handshake: deadline,
         handshake_timeout: ctx.config.handshake_timeout,
         frame_timeout: ctx.config.frame_timeout,
     };
-    let (input, rest) = Box::pin(http::answer(&out, input, head, peer, deadlines)).await?;
+    let names = &ctx.config.web_names;
+    let (input, rest) = Box::pin(http::answer(&out, input, head, peer, deadlines, names)).await?;
     let wire = WebSocket::new(input, rest, ctx.config.frame_timeout)
         .with_kernel_rtt(ctx.config.players_kernel_rtt());
-    Some(Connection::new(out, wire, peer, id, ctx))
+    Some(Connection::new(out, wire, peer, id, ctx, deadline))
 }
 
 /// What woke the playing connection.
@@ -243,9 +268,13 @@ impl<W: Wire> Connection<W> {
     }
 
     /// Handshake (framed only), then placement in a round or a session, together bounded by the
-    /// handshake timeout: one deadline, so one timer per connection rather than one per phase.
+    /// connection's handshake deadline: one timer per connection rather than one per phase, and
+    /// no fresh time for a connection that spent its own on a request or an upgrade.
     async fn enter(&mut self) -> Result<(), End> {
-        let limit = self.ctx.config.handshake_timeout;
+        let limit = match self.phase {
+            Phase::Entering { deadline } => deadline.saturating_duration_since(Instant::now()),
+            _ => Duration::ZERO,
+        };
         let mut handshaken = !W::HANDSHAKE;
         let entered = rt::bounded(limit, async {
             let entry = if W::HANDSHAKE {
@@ -270,7 +299,10 @@ impl<W: Wire> Connection<W> {
                 Err(End::Idle)
             }
             None if !handshaken => {
-                let message = format!("no handshake within {} s", limit.as_secs_f64());
+                let message = format!(
+                    "no handshake within {} s",
+                    self.ctx.config.handshake_timeout.as_secs_f64()
+                );
                 Err(End::told(
                     ErrorKind::Timeout,
                     message,
@@ -318,11 +350,16 @@ impl<W: Wire> Connection<W> {
                 "this server takes no host",
                 "asked to host a server that takes no host",
             )),
-            _ => Err(End::told(
-                ErrorKind::Forbidden,
-                "wrong host key",
-                "offered a wrong host key",
-            )),
+            _ => {
+                // A full channel (a flood of guesses) drops the report: the cooldown already
+                // running for that flood refuses its next connections.
+                let _ = self.ctx.wrong_keys.clone().try_send(self.peer.ip());
+                Err(End::told(
+                    ErrorKind::Forbidden,
+                    "wrong host key",
+                    "offered a wrong host key",
+                ))
+            }
         }
     }
 
@@ -335,7 +372,11 @@ impl<W: Wire> Connection<W> {
                 next = self.wire.next().fuse() => next,
             };
             match next {
-                Inbound::Owed => self.write_owed().await,
+                Inbound::Owed => {
+                    if !self.write_owed().await {
+                        return Err(End::quiet(STALLED_PONG));
+                    }
+                }
                 next => return Ok(next),
             }
         }
@@ -527,21 +568,26 @@ impl<W: Wire> Connection<W> {
         (!written).then(|| End::quiet("could not be written to"))
     }
 
-    /// Writes what the wire owes the peer (a WebSocket pong), bounded like any write.
-    async fn write_owed(&mut self) {
+    /// Writes what the wire owes the peer (a WebSocket pong), bounded like any write; false if
+    /// it could not be written in time: a peer that sends pings and reads no pongs stalls its
+    /// own writes, and is dropped like any peer that stops reading.
+    async fn write_owed(&mut self) -> bool {
         let mut bytes = Vec::new();
         self.wire.owed(&mut bytes);
-        if !bytes.is_empty() {
-            let limit = self.ctx.config.frame_timeout;
-            let _ = rt::bounded(limit, write_all(&self.out, &bytes)).await;
+        if bytes.is_empty() {
+            return true;
         }
+        let limit = self.ctx.config.frame_timeout;
+        matches!(
+            rt::bounded(limit, write_all(&self.out, &bytes)).await,
+            Some(Ok(()))
+        )
     }
 
     /// Handles what the client said; `Some` ends the connection.
     async fn inbound(&mut self, inbound: Inbound) -> Option<End> {
         if let Inbound::Owed = inbound {
-            self.write_owed().await;
-            return None;
+            return (!self.write_owed().await).then(|| End::quiet(STALLED_PONG));
         }
         if let Phase::Session { .. } = self.phase {
             return self.session_inbound(inbound).await;
@@ -825,7 +871,7 @@ impl<W: Wire> Connection<W> {
     /// is gone, and `why`.
     async fn leave(&mut self, why: String) {
         let limit = self.ctx.config.frame_timeout;
-        match std::mem::replace(&mut self.phase, Phase::Entering) {
+        match std::mem::replace(&mut self.phase, Phase::Gone) {
             Phase::Filling { room, round } => {
                 Box::pin(self.leave_lobby(room, round, why)).await;
             }
@@ -837,7 +883,7 @@ impl<W: Wire> Connection<W> {
                 let left = SessionEvent::Left { id: self.id };
                 let _ = rt::bounded(limit, session.send(left)).await;
             }
-            Phase::Entering => {}
+            Phase::Entering { .. } | Phase::Gone => {}
         }
     }
 
@@ -996,10 +1042,18 @@ async fn on_loopback(
         config: Config::default(),
         stop: crate::stop::Stop::never(),
         lobby,
+        wrong_keys: mpsc::channel(1).0,
     });
     let wire = Framed::new(StampedStream::new(socket.clone()), Duration::from_secs(1));
     (
-        Connection::new(socket, wire, peer, id, ctx),
+        Connection::new(
+            socket,
+            wire,
+            peer,
+            id,
+            ctx,
+            Instant::now() + Duration::from_secs(10),
+        ),
         client,
         requests,
     )

@@ -1,8 +1,9 @@
-//! Cooldowns for addresses whose connections abort rounds.
+//! Cooldowns for addresses whose connections abort rounds, or guess host keys.
 //!
-//! Owns the table of addresses with offences: a connection that leaves a started round before
-//! sending its message, or sends none in time, is an offence of its address (the round reports
-//! it). After `strikes` offences an address is refused new connections for `first`, doubled with
+//! Owns a table of addresses with offences of one kind ([`Offence`]): a connection that leaves
+//! a started round before sending its message, or sends none in time, is an offence of its
+//! address (the round reports it); so, in a table of its own, is a wrong host key (the
+//! connection reports it). After `strikes` offences an address is refused new connections for `first`, doubled with
 //! each further offence up to `max`; a round it completes, or `forget` without an offence, wipes
 //! its record. So a person whose connection drops once is never refused, and one address cannot
 //! keep pairing itself with strangers and walking away.
@@ -53,22 +54,49 @@ struct Record {
     until: Option<Instant>,
 }
 
+/// What a table counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offence {
+    /// A round left before sending its message, or no message in time.
+    AbortedRound,
+    /// A host key that is not the server's.
+    WrongHostKey,
+}
+
+impl CooldownConfig {
+    /// Wrong host keys: three are forgiven (a host's typos), then the address waits 10 s,
+    /// doubled with each further one up to 10 minutes: about a dozen guesses an hour.
+    pub const HOST_KEYS: CooldownConfig = CooldownConfig {
+        strikes: 4,
+        first: Duration::from_secs(10),
+        max: Duration::from_secs(600),
+        forget: Duration::from_secs(600),
+    };
+}
+
 /// A refusal: how long is left, and the offences behind it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refusal {
     pub left: Duration,
     pub offences: u32,
+    pub kind: Offence,
 }
 
 impl Refusal {
     /// The one line a refused client is told.
     pub fn message(&self, ip: IpAddr) -> String {
         let secs = self.left.as_secs_f64().ceil() as u64;
-        format!(
-            "connections from {ip} left {} rounds before sending their message; refused for \
-             {secs} s more",
-            self.offences
-        )
+        match self.kind {
+            Offence::AbortedRound => format!(
+                "connections from {ip} left {} rounds before sending their message; refused for \
+                 {secs} s more",
+                self.offences
+            ),
+            Offence::WrongHostKey => format!(
+                "connections from {ip} offered {} wrong host keys; refused for {secs} s more",
+                self.offences
+            ),
+        }
     }
 }
 
@@ -76,13 +104,15 @@ impl Refusal {
 #[derive(Debug)]
 pub struct Cooldowns {
     config: CooldownConfig,
+    kind: Offence,
     table: HashMap<IpAddr, Record>,
 }
 
 impl Cooldowns {
-    pub fn new(config: CooldownConfig) -> Cooldowns {
+    pub fn new(config: CooldownConfig, kind: Offence) -> Cooldowns {
         Cooldowns {
             config,
+            kind,
             table: HashMap::new(),
         }
     }
@@ -167,6 +197,7 @@ impl Cooldowns {
         Some(Refusal {
             left: until - now,
             offences: record.offences,
+            kind: self.kind,
         })
     }
 
@@ -201,7 +232,7 @@ mod tests {
 
     #[test]
     fn one_drop_is_never_refused_and_a_second_starts_a_cooldown_that_doubles() {
-        let mut c = Cooldowns::new(CooldownConfig::default());
+        let mut c = Cooldowns::new(CooldownConfig::default(), Offence::AbortedRound);
         let t = Instant::now();
         let a = ip(0x7f00_0002);
         assert_eq!(c.offence(a, t), None);
@@ -212,7 +243,8 @@ mod tests {
             refusal,
             Refusal {
                 left: 9 * S,
-                offences: 2
+                offences: 2,
+                kind: Offence::AbortedRound,
             }
         );
         assert_eq!(
@@ -231,8 +263,25 @@ mod tests {
     }
 
     #[test]
+    fn three_wrong_host_keys_are_forgiven_and_the_fourth_starts_a_cooldown() {
+        let mut c = Cooldowns::new(CooldownConfig::HOST_KEYS, Offence::WrongHostKey);
+        let t = Instant::now();
+        let a = ip(0x7f00_0003);
+        for k in 0..3 {
+            assert_eq!(c.offence(a, t + k * S), None, "wrong key {k}");
+        }
+        assert_eq!(c.offence(a, t + 3 * S), Some(10 * S));
+        let refusal = c.refused_at(a, t + 4 * S).unwrap();
+        assert_eq!(
+            refusal.message(a),
+            "connections from 127.0.0.3 offered 4 wrong host keys; refused for 9 s more"
+        );
+        assert_eq!(c.offence(a, t + 14 * S), Some(20 * S));
+    }
+
+    #[test]
     fn a_completed_round_or_a_quiet_while_forgives() {
-        let mut c = Cooldowns::new(CooldownConfig::default());
+        let mut c = Cooldowns::new(CooldownConfig::default(), Offence::AbortedRound);
         let t = Instant::now();
         let a = ip(1);
         c.offence(a, t);
@@ -250,10 +299,13 @@ mod tests {
 
     #[test]
     fn no_strikes_means_no_cooldowns() {
-        let mut c = Cooldowns::new(CooldownConfig {
-            strikes: 0,
-            ..CooldownConfig::default()
-        });
+        let mut c = Cooldowns::new(
+            CooldownConfig {
+                strikes: 0,
+                ..CooldownConfig::default()
+            },
+            Offence::AbortedRound,
+        );
         let t = Instant::now();
         for _ in 0..10 {
             assert_eq!(c.offence(ip(1), t), None);
@@ -263,7 +315,7 @@ mod tests {
 
     #[test]
     fn the_table_stays_bounded_whatever_the_number_of_addresses() {
-        let mut c = Cooldowns::new(CooldownConfig::default());
+        let mut c = Cooldowns::new(CooldownConfig::default(), Offence::AbortedRound);
         let t = Instant::now();
         for n in 0..(MAX_ADDRESSES as u32 + 1000) {
             c.offence(ip(n), t + Duration::from_micros(u64::from(n)));

@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures::channel::mpsc;
 use futures::FutureExt;
@@ -39,7 +40,8 @@ impl Door {
     }
 
     /// Starts a connection task, or refuses the connection when the server is at its limit.
-    pub(crate) fn admit(&self, stream: Socket, peer: SocketAddr, id: ConnId) {
+    /// `accepted`: when the accept loop took it, where its handshake deadline starts.
+    pub(crate) fn admit(&self, stream: Socket, peer: SocketAddr, id: ConnId, accepted: Instant) {
         let _ = stream.get_ref().set_nodelay(true);
         let config = self.config();
         let live = if self.stats.live_connections() >= config.max_connections {
@@ -64,6 +66,7 @@ impl Door {
         };
         let ctx = Arc::clone(&self.ctx);
         let timeout = ctx.config.frame_timeout;
+        let deadline = accepted + ctx.config.handshake_timeout;
         // The task's future is the connection's own, built before the spawn, with the guards
         // riding along in `map` (dropped when it ends, the live count before the drain sender):
         // an async block around it would hold its arguments a second time, and one task for all
@@ -84,12 +87,12 @@ impl Door {
                 let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
                     .with_kernel_rtt(ctx.config.players_kernel_rtt())
                     .with_web(ctx.config.web);
-                let conn = Connection::new(stream, wire, peer, id, ctx);
+                let conn = Connection::new(stream, wire, peer, id, ctx, deadline);
                 rt::spawn(serve_connection(conn, move || drop(held)))
             }
             (Mode::Arbiter, WireKind::Text) => {
                 let wire = Text::new(StampedStream::new(stream.clone()), timeout);
-                let conn = Connection::new(stream, wire, peer, id, ctx);
+                let conn = Connection::new(stream, wire, peer, id, ctx, deadline);
                 rt::spawn(serve_connection(conn, move || drop(held)))
             }
         };

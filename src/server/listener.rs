@@ -15,7 +15,7 @@ use futures::{FutureExt, SinkExt, StreamExt};
 
 use super::config::Config;
 use super::connection::Ctx;
-use super::cooldown::Cooldowns;
+use super::cooldown::{CooldownConfig, Cooldowns, Offence};
 use super::door::{busy_bytes, Door};
 use super::lobby::{lobby_loop, LOBBY_CAPACITY};
 use super::proxy;
@@ -141,15 +141,18 @@ impl Server {
             Arc::clone(&stats),
         ));
         let (drain, drained) = mpsc::channel::<Infallible>(1);
+        let (wrong_keys_tx, wrong_keys) = mpsc::channel(64);
         let ctx = Arc::new(Ctx {
             config,
             stop,
             lobby: lobby_tx,
+            wrong_keys: wrong_keys_tx,
         });
         let (proxied_tx, proxied) = mpsc::channel::<Proxied>(64);
         let acceptor = Acceptor {
             listener,
-            cooldowns: Cooldowns::new(ctx.config.cooldown),
+            cooldowns: Cooldowns::new(ctx.config.cooldown, Offence::AbortedRound),
+            key_cooldowns: Cooldowns::new(CooldownConfig::HOST_KEYS, Offence::WrongHostKey),
             door: Door { ctx, stats, drain },
             summary: Summary::default(),
             pending: 0,
@@ -161,6 +164,7 @@ impl Server {
             trigger,
             reports,
             proxied,
+            wrong_keys,
             lobby,
             drained,
         };
@@ -190,6 +194,7 @@ struct Acceptor {
     listener: Listener,
     door: Door,
     cooldowns: Cooldowns,
+    key_cooldowns: Cooldowns,
     summary: Summary,
     /// Connections whose PROXY header is being read, and where their readers report.
     pending: usize,
@@ -203,6 +208,7 @@ struct Ends {
     trigger: StopTrigger,
     reports: mpsc::Receiver<Report>,
     proxied: mpsc::Receiver<Proxied>,
+    wrong_keys: mpsc::Receiver<std::net::IpAddr>,
     lobby: rt::JoinHandle<()>,
     /// Every connection task holds a sender; when all are dropped, all connections are done.
     drained: mpsc::Receiver<Infallible>,
@@ -226,6 +232,7 @@ impl Acceptor {
                 }
                 report = ends.reports.next() => self.on_report(report),
                 header = ends.proxied.next() => self.on_header(header),
+                ip = ends.wrong_keys.next() => self.on_wrong_key(ip),
                 accepted = self.listener.accept().fuse() => self.on_accept(accepted).await,
             };
             if let Next::Stop = next {
@@ -252,19 +259,38 @@ impl Acceptor {
         Next::Continue
     }
 
+    /// A connection from `ip` offered a wrong host key.
+    fn on_wrong_key(&mut self, ip: Option<std::net::IpAddr>) -> Next {
+        let Some(ip) = ip else {
+            return Next::Continue;
+        };
+        let now = Instant::now();
+        if let Some(length) = self.key_cooldowns.offence(ip, now) {
+            log::warn!(
+                "{ip}: offered {} wrong host keys; refused for {} s",
+                self.key_cooldowns
+                    .refused_at(ip, now)
+                    .map_or(0, |r| r.offences),
+                length.as_secs_f64()
+            );
+        }
+        Next::Continue
+    }
+
     /// A connection's PROXY header was read (or could not be).
     fn on_header(&mut self, header: Option<Proxied>) -> Next {
         let Some(Proxied {
             stream,
             balancer,
             origin,
+            accepted,
         }) = header
         else {
             return Next::Continue;
         };
         self.pending -= 1;
         match origin {
-            Ok(proxy::Origin::Client(peer)) => self.admit_unless_cooling(stream, peer),
+            Ok(proxy::Origin::Client(peer)) => self.admit_unless_cooling(stream, peer, accepted),
             Ok(proxy::Origin::Balancer) => {
                 log::debug!("{balancer}: the balancer's own connection (a health check)");
                 self.door.answer_health_check(stream);
@@ -279,10 +305,11 @@ impl Acceptor {
             Ok((stream, peer)) => {
                 self.summary.connections += 1;
                 self.door.stats.accepted.fetch_add(1, Ordering::SeqCst);
+                let accepted = Instant::now();
                 if self.door.ctx.config.proxy_protocol {
-                    self.read_header(stream, peer);
+                    self.read_header(stream, peer, accepted);
                 } else {
-                    self.admit_unless_cooling(stream, peer);
+                    self.admit_unless_cooling(stream, peer, accepted);
                 }
             }
             Err(e) => {
@@ -306,7 +333,7 @@ impl Acceptor {
     }
 
     /// Starts a short task that reads a connection's PROXY header, unless the server is full.
-    fn read_header(&mut self, stream: Socket, peer: SocketAddr) {
+    fn read_header(&mut self, stream: Socket, peer: SocketAddr, accepted: Instant) {
         let config = &self.door.ctx.config;
         if self.door.stats.live_connections() + self.pending >= config.max_connections {
             let message = format!(
@@ -319,6 +346,7 @@ impl Acceptor {
         rt::spawn(read_proxy_header(
             stream,
             peer,
+            accepted,
             config.handshake_timeout,
             self.door.ctx.stop.clone(),
             self.proxied_tx.clone(),
@@ -328,15 +356,16 @@ impl Acceptor {
 
     /// Admits a connection from `peer` (its client's own address, behind a balancer too), unless
     /// that address is cooling down, in which case it is told so.
-    fn admit_unless_cooling(&mut self, stream: Socket, peer: SocketAddr) {
-        match self.cooldowns.refused(peer.ip()) {
+    fn admit_unless_cooling(&mut self, stream: Socket, peer: SocketAddr, accepted: Instant) {
+        let refused = self.cooldowns.refused(peer.ip());
+        match refused.or_else(|| self.key_cooldowns.refused(peer.ip())) {
             Some(refusal) => {
                 let message = refusal.message(peer.ip());
                 self.door.refuse_busy(stream, peer, message)
             }
             None => {
                 self.next_id += 1;
-                self.door.admit(stream, peer, self.next_id)
+                self.door.admit(stream, peer, self.next_id, accepted)
             }
         }
     }
@@ -380,6 +409,8 @@ struct Proxied {
     /// The balancer's end of the connection.
     balancer: SocketAddr,
     origin: Result<proxy::Origin, String>,
+    /// When it was accepted: its handshake deadline counts from there, header included.
+    accepted: Instant,
 }
 
 /// Reads a connection's PROXY header (within the handshake timeout, or until the server stops)
@@ -387,6 +418,7 @@ struct Proxied {
 async fn read_proxy_header(
     stream: Socket,
     balancer: SocketAddr,
+    accepted: Instant,
     limit: Duration,
     stop: Stop,
     mut report: mpsc::Sender<Proxied>,
@@ -401,6 +433,7 @@ async fn read_proxy_header(
             stream,
             balancer,
             origin,
+            accepted,
         })
         .await;
 }

@@ -11,7 +11,9 @@
 //! | head not complete within the handshake timeout | `408` |
 //! | head over [`MAX_HEAD`] bytes | `431` |
 //! | not HTTP | `400` |
-//! | a method other than `GET` / `HEAD` | `405` |
+//! | a `Host` that is not one of the server's names ([`host_allowed`]) | `421` (`/ws`: `403`) |
+//! | another method HTTP defines than `GET` / `HEAD` | `405` |
+//! | a method HTTP does not define | `501` |
 //! | a path the server has no page for | `404` |
 //! | `/ws` without a valid upgrade (headers, key) | `400` |
 //! | `/ws` with a WebSocket version other than 13 | `426` |
@@ -49,9 +51,12 @@ const STYLE: &str = include_str!("pages/arrival.css");
 const PLAYER_SCRIPT: &str = include_str!("pages/player.js");
 const HOST_SCRIPT: &str = include_str!("pages/host.js");
 
-/// How long a browser has to send its request head, and a write may take.
+/// When a browser's request head must be in (the connection's one handshake deadline, which
+/// its WebSocket's first frame shares), the time that deadline allowed, and how long a write may
+/// take.
 #[derive(Debug, Clone, Copy)]
 pub struct Deadlines {
+    pub handshake: std::time::Instant,
     pub handshake_timeout: Duration,
     pub frame_timeout: Duration,
 }
@@ -129,8 +134,10 @@ fn status_text(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        421 => "Misdirected Request",
         426 => "Upgrade Required",
         431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Error",
     }
@@ -179,8 +186,40 @@ async fn read_head(input: &mut StampedStream, buf: &mut Vec<u8>) -> Result<usize
     }
 }
 
-/// What the request in `head` gets. `Upgrade` only for a valid WebSocket handshake to `/ws`.
-pub fn route(head: &[u8]) -> Route {
+/// Whether a request's `Host` header names this server: an address (a page served from an
+/// address is its own origin, which no other site can take over), `localhost` (which browsers
+/// resolve to this machine themselves), or one of the names the operator listed (`names`,
+/// lowercase, without ports). Any other name may be an attacker's, rebound to this server's
+/// address to let its pages in (DNS rebinding): they are refused. Ports are not compared: a
+/// balancer in front may listen on another.
+pub fn host_allowed(host: &str, names: &[String]) -> bool {
+    let host = host.trim();
+    if host.starts_with('[') {
+        // An IPv6 literal, the only form with brackets.
+        return host
+            .split_once(']')
+            .is_some_and(|(ip, _)| ip[1..].parse::<std::net::Ipv6Addr>().is_ok());
+    }
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    };
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || names.contains(&name)
+}
+
+/// The methods HTTP defines (RFC 9110, and PATCH): one of them other than GET and HEAD is not
+/// allowed here (`405`); any other is not a method this server knows (`501`).
+const HTTP_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// What the request in `head` gets, from a server whose names are `names` (see
+/// [`host_allowed`]). `Upgrade` only for a valid WebSocket handshake to `/ws`.
+pub fn route(head: &[u8], names: &[String]) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
@@ -206,11 +245,33 @@ pub fn route(head: &[u8]) -> Route {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
     };
+    if !HTTP_METHODS.contains(&method) {
+        return Route::Answer(Response::error(
+            501,
+            &format!("{method} is not an HTTP method this server knows; pages take GET"),
+        ));
+    }
     if method != "GET" && method != "HEAD" {
         return Route::Answer(
             Response::error(405, &format!("{method} is not served here; pages take GET"))
                 .with_header("Allow: GET, HEAD"),
         );
+    }
+    match header("host") {
+        Some(host) if host_allowed(&host, names) => {}
+        Some(host) => {
+            let (status, what) = if path == "/ws" {
+                (403, "connection")
+            } else {
+                (421, "page")
+            };
+            let reason = format!(
+                "this server has no {what} for the name {host:?}; open it by the address or \
+                 name its operator gave"
+            );
+            return Route::Answer(Response::error(status, &reason));
+        }
+        None => return Route::Answer(Response::error(400, "the request has no Host header")),
     }
     let page = match path {
         "/" | "/index.html" => Some(Response::page("text/html; charset=utf-8", PLAYER_PAGE)),
@@ -354,8 +415,12 @@ pub(crate) async fn answer(
     mut head: Vec<u8>,
     peer: SocketAddr,
     config: Deadlines,
+    names: &[String],
 ) -> Option<(StampedStream, Vec<u8>)> {
-    let read = rt::bounded(config.handshake_timeout, read_head(&mut input, &mut head)).await;
+    let left = config
+        .handshake
+        .saturating_duration_since(std::time::Instant::now());
+    let read = rt::bounded(left, read_head(&mut input, &mut head)).await;
     let mut rest = Vec::new();
     let route = match read {
         None => Route::Answer(Response::error(
@@ -375,7 +440,7 @@ pub(crate) async fn answer(
         }
         Some(Ok(len)) => {
             rest = head[len..].to_vec();
-            route(&head[..len])
+            route(&head[..len], names)
         }
     };
     match route {

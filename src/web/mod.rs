@@ -27,10 +27,14 @@ pub mod http;
 
 use std::net::SocketAddr;
 
-/// A fresh host key: 16 hex digits from the operating system's random source, or the error
-/// where it has none (a key guessed from the clock would be no key).
+/// A fresh host key: 32 hex digits (128 bits) from the operating system's random source, or the
+/// error where it has none (a key guessed from the clock would be no key).
 pub fn random_key() -> Result<String, getrandom::Error> {
-    Ok(format!("{:016x}", getrandom::u64()?))
+    Ok(format!(
+        "{:016x}{:016x}",
+        getrandom::u64()?,
+        getrandom::u64()?
+    ))
 }
 
 /// The address players can reach the server at: the bound one, or, for a server bound to every
@@ -56,16 +60,27 @@ pub fn reachable(bound: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, bound.port())
 }
 
-/// The player and host links for a server bound to `bound`, for `room`; with `qr`, a QR code of
-/// the player link drawn in text below them.
-pub fn links(bound: SocketAddr, room: &str, key: &str, qr: bool) -> Vec<String> {
-    let base = format!("http://{}", reachable(bound));
+/// The player and host links for a server bound to `bound` (or reached at `public`, a URL
+/// without a trailing slash), for `room`. The host link carries `key` only if given: a screen's
+/// link, never a log's (the page takes the key out of its address bar at once). With `qr`, a QR
+/// code of the player link drawn in text below them.
+pub fn links(
+    bound: SocketAddr,
+    public: Option<&str>,
+    room: &str,
+    key: Option<&str>,
+    qr: bool,
+) -> Vec<String> {
+    let base = public.map_or_else(|| format!("http://{}", reachable(bound)), str::to_owned);
     let room = encode_query(room);
     let player = format!("{base}/?room={room}");
-    let mut lines = vec![
-        format!("Players open {player}"),
-        format!("The host opens {base}/host?room={room}#key={key} (keep it to yourself)"),
-    ];
+    let host = match key {
+        Some(key) => {
+            format!("The host opens {base}/host?room={room}#key={key} (keep it to yourself)")
+        }
+        None => format!("The host opens {base}/host?room={room} and types the host key"),
+    };
+    let mut lines = vec![format!("Players open {player}"), host];
     if qr {
         if let Ok(code) = qrcode::QrCode::new(player.as_bytes()) {
             let drawn = code

@@ -291,12 +291,12 @@ fn render_shared(event: &Outbound, cut: Cut, version: Version, out: &mut Vec<u8>
 }
 
 /// The first four bytes of an HTTP request, as a frame reader sees them (a length no frame
-/// has): a browser on the framed port.
+/// has): a method's capital letters, or a short one and its space. Any method, known or not, goes
+/// to the web side, which answers what it does not serve in HTTP (`405`, `501`).
 pub(crate) fn is_http_method(head: &str) -> bool {
-    matches!(
-        head,
-        "GET " | "HEAD" | "POST" | "PUT " | "DELE" | "OPTI" | "PATC" | "CONN" | "TRAC"
-    )
+    let method = head.strip_suffix(' ').unwrap_or(head);
+    let method = method.strip_suffix(' ').unwrap_or(method);
+    !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 impl Wire for Framed {

@@ -96,6 +96,12 @@ impl RawWs {
         stream
             .write_all(upgrade_request_to(addr, path).as_bytes())
             .unwrap();
+        RawWs::after_upgrade(stream)
+    }
+
+    /// Reads the `101` to an upgrade request already sent on `stream`; panics unless the server
+    /// switches protocols with the right key.
+    pub fn after_upgrade(mut stream: TcpStream) -> RawWs {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 1024];
         let end = loop {

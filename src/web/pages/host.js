@@ -8,7 +8,13 @@ const A = Arrival;
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const room = params.has("room") ? (params.get("room") || null) : "quiz";
+// The key leaves the address bar at once (it would show on a shared screen, in the history and
+// in a bookmark); the tab keeps it in its session storage, so a reload still hosts.
+const KEY_ITEM = "arrival-host-key";
 const hashKey = new URLSearchParams(location.hash.slice(1)).get("key");
+if (location.hash) history.replaceState(null, "", location.pathname + location.search);
+function savedKey() { try { return sessionStorage.getItem(KEY_ITEM); } catch (e) { return null; } }
+function saveKey(k) { try { if (k) sessionStorage.setItem(KEY_ITEM, k); else sessionStorage.removeItem(KEY_ITEM); } catch (e) { /* no storage: the key lives in this page only */ } }
 $("title").textContent = "arrival host · room " + (room || "(anonymous)");
 
 // Places the scoreboard shows before "and N more": what fits 1280x720 with the stage beside it.
@@ -232,7 +238,7 @@ function onFrame(f) {
     case "Error":
       over = true;
       setStatus("Refused", f.message);
-      if (f.kind === "Forbidden") { key = null; $("key-box").hidden = false; }
+      if (f.kind === "Forbidden") { key = null; saveKey(null); $("key-box").hidden = false; }
       break;
   }
   refreshButtons();
@@ -249,6 +255,7 @@ function onClose(code, reason) {
 let key = null;
 function start(k) {
   key = k;
+  saveKey(k);
   over = false; open = false; roster = null; rounds = 0; queue = null;
   $("again").hidden = true;
   $("key-box").hidden = true;
@@ -299,4 +306,5 @@ document.addEventListener("keydown", (e) => {
 // A new session in the same room (after the last one ended, or the connection was lost).
 $("again").addEventListener("click", () => { if (key) start(key); });
 $("key-form").addEventListener("submit", (e) => { e.preventDefault(); const k = $("key").value.trim(); if (k) start(k); });
-if (hashKey) start(hashKey); else { $("key-box").hidden = false; setStatus("Host key needed", "Open the host link the server printed, or type its key."); }
+const firstKey = hashKey || savedKey();
+if (firstKey) start(firstKey); else { $("key-box").hidden = false; setStatus("Host key needed", "Type the host key, or open the host link the server showed."); }
