@@ -139,12 +139,14 @@ pub struct ServerArgs {
     /// it completes a round with another address)
     #[structopt(long, default_value = "10m", parse(try_from_str = parse_seconds))]
     pub cooldown_forget: Duration,
-    /// Every connection starts with a PROXY protocol v2 header (HAProxy's send-proxy-v2): the
-    /// client's address is the one it names (transcript, logs, --max-per-address, cooldowns);
-    /// a connection without a valid one is closed with a log line; quiz round trips come from
-    /// pings alone (the kernel sees the balancer)
-    #[structopt(long)]
-    pub proxy_protocol: bool,
+    /// Behind balancers at these addresses or networks (`127.0.0.1`, `10.0.0.0/8`, comma
+    /// separated): every connection starts with a PROXY protocol v2 header (HAProxy's
+    /// send-proxy-v2) and the client's address is the one it names (transcript, logs,
+    /// --max-per-address, cooldowns); a connection from any other peer is refused with a log
+    /// line before a byte is read, and one without a valid header is closed with a log line;
+    /// quiz round trips come from pings alone (the kernel sees the balancer)
+    #[structopt(long, use_delimiter = true, min_values = 1)]
+    pub proxy_protocol: Vec<crate::server::Network>,
     /// Browsers on the same port: the player page (/), the host page (/host) and their
     /// WebSocket. `auto` is on for a service (--rounds other than 1) on the framed wire, where a
     /// quiz night wants phones to join with no install; off for the assignment's one round,
@@ -368,7 +370,7 @@ impl ServerArgs {
             chat: self.chat,
             kernel_timestamps: true,
             kernel_rtt: self.rtt_source == RttPolicy::Kernel,
-            proxy_protocol: self.proxy_protocol,
+            proxy_protocol: self.proxy_protocol.clone(),
             web,
             host_key: Some(key.to_owned()),
             web_names: self.web_names(),

@@ -32,7 +32,7 @@ fn behind_a_balancer(
     let server = Server::new(
         listener,
         Config {
-            proxy_protocol: true,
+            proxy_protocol: vec!["127.0.0.1".parse().unwrap()],
             transcript: transcript.clone(),
             ..config
         },
@@ -266,4 +266,38 @@ fn quiz_round_trips_behind_a_balancer_come_from_pings() {
             .all(|p| p.rtt_source == RttSource::Ping),
         "{outcome:?}"
     );
+}
+
+/// Only the listed balancers may send the header: straight to the instance, one socket could
+/// otherwise claim any address (ten seats past a per-address limit of 2, a cooled-down leaver
+/// back as another address, a forged abort charged to a real player's address).
+#[test]
+fn a_header_from_a_peer_that_is_not_a_trusted_proxy_is_refused_unread() {
+    let (addr, transcript, _stop) = behind_a_balancer(Config {
+        rounds: 0,
+        ..Config::default()
+    });
+    for claimed in 1..=3u8 {
+        let mut forger = common::connect_from([127, 0, 0, 2], &addr);
+        let mut bytes = header(Command::Proxy, [10, 9, 8, claimed], 40000);
+        bytes.extend(
+            arrival::protocol::encode(&Frame::Hello {
+                version: PROTOCOL_VERSION,
+                room: Some("r".into()),
+            })
+            .unwrap(),
+        );
+        // The server may close before the bytes are all written: either way nothing comes back.
+        let _ = std::io::Write::write_all(&mut forger, &bytes);
+        forger.set_read_timeout(Some(common::GUARD)).unwrap();
+        let mut got = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut forger, &mut got);
+        assert!(got.is_empty(), "answered: {got:?}");
+    }
+    // The balancer's relayed clients are served as before.
+    rt::block_on(async {
+        let mut x = relayed(&addr, [127, 0, 0, 4], 1).await;
+        assert!(matches!(x.recv().await, Ok(Some(Frame::Welcome { .. }))));
+    });
+    assert!(transcript.lines().iter().all(|l| !l.contains("10.9.8.")));
 }

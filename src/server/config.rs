@@ -50,10 +50,11 @@ pub struct Config {
     pub kernel_rtt: bool,
     /// When an address whose connections abort rounds is refused, and for how long.
     pub cooldown: CooldownConfig,
-    /// Every connection starts with a PROXY v2 header from a balancer: the client's address is
-    /// the one it names (for the transcript, the logs, `max_per_address` and cooldowns), and the
+    /// Not empty: every connection starts with a PROXY v2 header from a balancer at one of these
+    /// networks (any other peer is refused before a byte is read): the client's address is the
+    /// one it names (for the transcript, the logs, `max_per_address` and cooldowns), and the
     /// kernel's round trip is the balancer's, so sessions take round trips from pings alone.
-    pub proxy_protocol: bool,
+    pub proxy_protocol: Vec<super::Network>,
     /// Serve the player and host pages, and browsers over WebSocket, on the framed port (see
     /// `web`): a connection whose first bytes are an HTTP request is a browser.
     pub web: bool,
@@ -107,7 +108,7 @@ impl Default for Config {
             kernel_timestamps: true,
             kernel_rtt: true,
             cooldown: CooldownConfig::default(),
-            proxy_protocol: false,
+            proxy_protocol: Vec::new(),
             web: false,
             host_key: None,
             web_names: Vec::new(),
@@ -120,7 +121,7 @@ impl Config {
     /// Whether a connection's kernel round trip is its player's: not behind a balancer, whose
     /// kernel figure is the balancer's own.
     pub(crate) fn players_kernel_rtt(&self) -> bool {
-        self.kernel_rtt && !self.proxy_protocol
+        self.kernel_rtt && self.proxy_protocol.is_empty()
     }
 }
 

@@ -306,8 +306,12 @@ impl Acceptor {
                 self.summary.connections += 1;
                 self.door.stats.accepted.fetch_add(1, Ordering::SeqCst);
                 let accepted = Instant::now();
-                if self.door.ctx.config.proxy_protocol {
+                let proxies = &self.door.ctx.config.proxy_protocol;
+                if proxies.iter().any(|n| n.contains(peer.ip())) {
                     self.read_header(stream, peer, accepted);
+                } else if !proxies.is_empty() {
+                    // Anyone else could claim any address in a header: not a byte is read.
+                    log::warn!("{peer}: refused: not a trusted proxy (--proxy-protocol)");
                 } else {
                     self.admit_unless_cooling(stream, peer, accepted);
                 }

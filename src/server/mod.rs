@@ -39,5 +39,6 @@ mod summary;
 pub use crate::wire::WireKind as Wire;
 pub use config::{check_verdict_fits, Config, Mode};
 pub use listener::{bind, run, Server, LISTEN_BACKLOG};
+pub use proxy::Network;
 pub use stats::Stats;
 pub use summary::Summary;
