@@ -56,7 +56,7 @@ impl Cluster {
     /// `n` instances (with `extra` arguments each) behind HAProxy; returns once a client is
     /// welcomed through it.
     fn start(n: usize, extra: &[&str]) -> Cluster {
-        let mut args = vec!["--rounds", "0", "--proxy-protocol"];
+        let mut args = vec!["--rounds", "0", "--proxy-protocol", "127.0.0.1"];
         args.extend_from_slice(extra);
         let instances: Vec<(Proc, String)> = (0..n).map(|_| common::server(&args)).collect();
         let shipped =

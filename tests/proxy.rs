@@ -301,3 +301,45 @@ fn a_header_from_a_peer_that_is_not_a_trusted_proxy_is_refused_unread() {
     });
     assert!(transcript.lines().iter().all(|l| !l.contains("10.9.8.")));
 }
+
+/// A full instance is not a dead one: at its connection limit it still answers the balancer's
+/// health check, and refuses the next client in words.
+#[test]
+fn a_full_instance_answers_its_health_check_and_refuses_clients_in_words() {
+    let (addr, _transcript, _stop) = behind_a_balancer(Config {
+        rounds: 0,
+        max_connections: 2,
+        ..Config::default()
+    });
+    rt::block_on(async {
+        let mut held = Vec::new();
+        for (i, source) in [[127, 0, 0, 2], [127, 0, 0, 3]].into_iter().enumerate() {
+            let mut link = relayed(&addr, source, i as u16 + 1).await;
+            assert!(matches!(link.recv().await, Ok(Some(Frame::Welcome { .. }))));
+            held.push(link);
+        }
+        let mut check = Link::connect(&addr).await.unwrap();
+        check
+            .send_bytes(&header(Command::Local, [0, 0, 0, 0], 0))
+            .await
+            .unwrap();
+        assert_eq!(
+            check.recv().await.unwrap(),
+            Some(Frame::Welcome {
+                version: PROTOCOL_VERSION
+            })
+        );
+        let mut third = relayed(&addr, [127, 0, 0, 4], 3).await;
+        match third.recv().await.unwrap() {
+            Some(Frame::Error { kind, message }) => {
+                assert_eq!(kind, ErrorKind::Busy);
+                assert_eq!(
+                    message,
+                    "the server is at its limit of 2 connections; try again later"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(held);
+    });
+}

@@ -156,6 +156,7 @@ impl Server {
             door: Door { ctx, stats, drain },
             summary: Summary::default(),
             pending: 0,
+            pending_from: std::collections::HashMap::new(),
             proxied_tx,
             next_id: 0,
             spare: Spare::open(),
@@ -196,8 +197,10 @@ struct Acceptor {
     cooldowns: Cooldowns,
     key_cooldowns: Cooldowns,
     summary: Summary,
-    /// Connections whose PROXY header is being read, and where their readers report.
+    /// Connections whose PROXY header is being read, in all and per balancer address, and where
+    /// their readers report.
     pending: usize,
+    pending_from: std::collections::HashMap<std::net::IpAddr, usize>,
     proxied_tx: mpsc::Sender<Proxied>,
     next_id: ConnId,
     spare: Spare,
@@ -289,6 +292,12 @@ impl Acceptor {
             return Next::Continue;
         };
         self.pending -= 1;
+        if let Some(n) = self.pending_from.get_mut(&balancer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_from.remove(&balancer.ip());
+            }
+        }
         match origin {
             Ok(proxy::Origin::Client(peer)) => self.admit_unless_cooling(stream, peer, accepted),
             Ok(proxy::Origin::Balancer) => {
@@ -336,10 +345,18 @@ impl Acceptor {
         Next::Continue
     }
 
-    /// Starts a short task that reads a connection's PROXY header, unless the server is full.
+    /// Starts a short task that reads a connection's PROXY header. A full server still reads a
+    /// few ([`HEADER_SPARE`]): the balancer's health check is answered whatever the load (a full
+    /// instance is not a dead one), and a client is refused in words once its header says who
+    /// it is. A connection waiting for its header counts toward its address's limit.
     fn read_header(&mut self, stream: Socket, peer: SocketAddr, accepted: Instant) {
         let config = &self.door.ctx.config;
-        if self.door.stats.live_connections() + self.pending >= config.max_connections {
+        let waiting = self.pending_from.get(&peer.ip()).copied().unwrap_or(0);
+        let full = self.door.stats.live_connections() + self.pending
+            >= config.max_connections + HEADER_SPARE;
+        let per_address = config.max_per_address != 0
+            && self.door.stats.held(peer.ip()) + waiting >= config.max_per_address;
+        if full || per_address {
             let message = format!(
                 "the server is at its limit of {} connections; try again later",
                 config.max_connections
@@ -347,6 +364,7 @@ impl Acceptor {
             return self.door.refuse_busy(stream, peer, message);
         }
         self.pending += 1;
+        *self.pending_from.entry(peer.ip()).or_default() += 1;
         rt::spawn(read_proxy_header(
             stream,
             peer,
@@ -406,6 +424,10 @@ impl Acceptor {
         summary
     }
 }
+
+/// Connections whose PROXY header is read beyond `max_connections`: room for the balancers'
+/// health checks, and for clients to be refused in words.
+const HEADER_SPARE: usize = 64;
 
 /// A connection whose PROXY header was read, for the accept loop to admit (or not).
 struct Proxied {

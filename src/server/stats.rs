@@ -52,6 +52,12 @@ impl Stats {
         Some(LiveGuard(Arc::clone(self), ip))
     }
 
+    /// Connections `ip` holds now.
+    pub(crate) fn held(&self, ip: IpAddr) -> usize {
+        let table = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
+        table.get(&ip).copied().unwrap_or(0)
+    }
+
     /// Rounds whose coordinator task is running.
     pub fn rounds_live(&self) -> usize {
         self.rounds_live.load(Ordering::SeqCst)
