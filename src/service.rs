@@ -172,6 +172,11 @@ pub struct ServerArgs {
     /// a site rebinding its name to this server's address gets nothing. Repeat for more names
     #[structopt(long, number_of_values = 1)]
     pub allow_host: Vec<String>,
+    /// Answer the balancer's agent check (HAProxy `agent-check`) on this address: `ready up N%`
+    /// with the share of --max-connections still free (0% when full: no new rooms, and still
+    /// up), or `drain` after SIGUSR1
+    #[structopt(long)]
+    pub agent_addr: Option<String>,
     /// A file whose first line is the host key (see --host-key)
     #[structopt(long, parse(from_os_str))]
     pub host_key_file: Option<std::path::PathBuf>,
@@ -257,6 +262,8 @@ pub struct Service {
     pub host_key_drawn: bool,
     /// What the printed links start with, if not the bound address.
     pub public_url: Option<PublicUrl>,
+    /// Where the balancer's agent check is answered.
+    pub agent_addr: Option<String>,
     /// Executor threads, and how much to log.
     pub threads: usize,
     pub verbose: u8,
@@ -281,6 +288,7 @@ impl ServerArgs {
             host_key,
             host_key_drawn,
             public_url: self.public_url.clone(),
+            agent_addr: self.agent_addr.clone(),
             threads: self.threads,
             verbose: self.verbose,
         })

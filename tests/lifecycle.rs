@@ -99,3 +99,63 @@ fn without_kernel_timestamps_a_round_is_ordered_by_read_time() {
         Some("Sent acknowledgment to both X and Y")
     );
 }
+
+/// A drain (an upgrade's first step): the running round is finished, no new one starts, and
+/// then `run` returns on its own; the agent check says `drain` meanwhile.
+#[test]
+fn a_drained_server_finishes_its_rounds_starts_none_and_stops() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let agent_addr = agent.local_addr().unwrap().to_string();
+    let config = Config {
+        rounds: 0,
+        ..Config::default()
+    };
+    let server = Server::new(listener, config).with_agent(agent);
+    let addr = server.local_addr().unwrap().to_string();
+    let (stats, drain) = (server.stats(), server.drain());
+    let running = task::spawn(server.run(futures::future::pending()));
+    let agent_line = || {
+        let mut s = std::net::TcpStream::connect(&agent_addr).unwrap();
+        s.set_read_timeout(Some(common::GUARD)).unwrap();
+        let mut line = String::new();
+        std::io::Read::read_to_string(&mut s, &mut line).unwrap();
+        line
+    };
+    assert_eq!(agent_line(), "ready up 100%\n");
+    let hello = |room: &str| Frame::Hello {
+        version: arrival::protocol::PROTOCOL_VERSION,
+        room: Some(room.into()),
+    };
+    // A room whose round waits for its second party.
+    let mut x = Raw::connect(&addr);
+    x.send(&hello("running"));
+    assert!(matches!(x.recv(), Some(Frame::Welcome { .. })));
+    drain.start();
+    assert!(stats.draining());
+    assert_eq!(agent_line(), "drain\n");
+    // A new room is sent elsewhere; the running one still takes its party.
+    let mut new = Raw::connect(&addr);
+    new.send(&hello("new"));
+    assert_eq!(
+        new.expect_error(),
+        (
+            ErrorKind::Busy,
+            "this server is draining: new rooms start on another; try again".to_owned()
+        )
+    );
+    let mut y = Raw::connect(&addr);
+    y.send(&hello("running"));
+    assert!(matches!(y.recv(), Some(Frame::Welcome { .. })));
+    for (raw, name) in [(&mut x, "Xena"), (&mut y, "Yann")] {
+        while !matches!(raw.recv(), Some(Frame::Connected { .. })) {}
+        raw.send(&Frame::Message { name: name.into() });
+    }
+    for raw in [&mut x, &mut y] {
+        assert!(matches!(raw.recv(), Some(Frame::Ack { .. })));
+    }
+    // The last round ended: the server stops by itself.
+    let summary = task::block_on(running).unwrap();
+    assert_eq!(summary.rounds_completed, 1);
+    assert_eq!(stats.live_connections(), 0);
+}

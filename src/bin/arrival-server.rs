@@ -10,7 +10,7 @@ use arrival::server;
 use arrival::service::{signal_name, ServerArgs, Service, EXIT_CANNOT_START, EXIT_USAGE};
 use arrival::transcript::Transcript;
 use futures::channel::oneshot;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 
 /// The signal that stopped us, if any: 0 until one arrives.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -63,6 +63,19 @@ fn shutdown_on_signals(
     Ok(async move {
         let _ = rx.await;
     })
+}
+
+/// Drains `server` on SIGUSR1: no new rooms, the running ones finish, then it stops (see
+/// [`server::Drain`]); the upgrade procedure in deploy/README.md.
+fn drain_on_signal(drain: server::Drain) -> std::io::Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGUSR1])?;
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            eprintln!("arrival-server: SIGUSR1, draining: no new rooms; exits when the last ends");
+            drain.start();
+        }
+    });
+    Ok(())
 }
 
 fn main() {
@@ -132,8 +145,23 @@ async fn serve(service: Service) -> (i32, Option<String>) {
             return (EXIT_CANNOT_START, None);
         }
     };
+    // Before the first line: whoever reads it may drain the server at once.
+    let mut server = server::Server::new(listener, service.config.clone());
+    if let Some(addr) = &service.agent_addr {
+        match server::bind(addr) {
+            Ok(agent) => server = server.with_agent(agent),
+            Err(e) => {
+                eprintln!("arrival-server: cannot listen for agent checks on {addr}: {e}");
+                return (EXIT_CANNOT_START, None);
+            }
+        }
+    }
+    if let Err(e) = drain_on_signal(server.drain()) {
+        eprintln!("arrival-server: cannot install signal handlers: {e}");
+        return (EXIT_CANNOT_START, None);
+    }
     let transcript = config.transcript.clone();
-    match listener.local_addr() {
+    match server.local_addr() {
         Ok(addr) => {
             transcript.line(format!("arrival-server listening on {addr}"));
             if config.web {
@@ -158,7 +186,7 @@ async fn serve(service: Service) -> (i32, Option<String>) {
             return (EXIT_CANNOT_START, None);
         }
     }
-    let summary = match server::run(listener, service.config.clone(), shutdown).await {
+    let summary = match server.run(shutdown).await {
         Ok(summary) => summary,
         Err(e) => {
             eprintln!("arrival-server: {e}");

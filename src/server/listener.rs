@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 
+use super::agent;
 use super::config::Config;
 use super::connection::Ctx;
 use super::cooldown::{CooldownConfig, Cooldowns, Offence};
@@ -32,6 +33,26 @@ pub struct Server {
     listener: std::net::TcpListener,
     config: Config,
     stats: Arc<Stats>,
+    drain: (mpsc::Sender<()>, mpsc::Receiver<()>),
+    /// Where the balancer's agent check is answered (see `agent`).
+    agent: Option<std::net::TcpListener>,
+}
+
+/// Starts a running server's drain: it starts no new round or session (those joins are told
+/// `Busy`, and a balancer's agent check reads `drain`), lets the running ones finish, and then
+/// stops as it would at the end of its rounds. An upgrade's first step.
+#[derive(Clone)]
+pub struct Drain {
+    stats: Arc<Stats>,
+    wake: mpsc::Sender<()>,
+}
+
+impl Drain {
+    pub fn start(&self) {
+        self.stats.draining.store(true, Ordering::SeqCst);
+        // Full: a wake is pending already.
+        let _ = self.wake.clone().try_send(());
+    }
 }
 
 /// Pending connections the kernel queues before `accept`; std's fixed 128 overflows under a burst
@@ -96,6 +117,22 @@ impl Server {
             listener,
             config,
             stats: Arc::default(),
+            drain: mpsc::channel(1),
+            agent: None,
+        }
+    }
+
+    /// Answers the balancer's agent check on `listener` while the server runs (see `agent`).
+    pub fn with_agent(mut self, listener: std::net::TcpListener) -> Server {
+        self.agent = Some(listener);
+        self
+    }
+
+    /// What starts this server's drain, while it runs.
+    pub fn drain(&self) -> Drain {
+        Drain {
+            stats: Arc::clone(&self.stats),
+            wake: self.drain.0.clone(),
         }
     }
 
@@ -115,6 +152,8 @@ impl Server {
             listener,
             config,
             stats,
+            drain: (_, drain_wake),
+            agent,
         } = self;
         if config.labels.is_empty() {
             return Err(io::Error::new(
@@ -131,6 +170,20 @@ impl Server {
         }
         let listener = Listener::new(listener)?;
         let (trigger, stop) = Stop::new();
+        let agent = match agent {
+            Some(listener) => {
+                log::info!("answering agent checks on {}", listener.local_addr()?);
+                let agent = Listener::new(listener)?;
+                let max = config.max_connections;
+                Some(rt::spawn(agent::agent_loop(
+                    agent,
+                    Arc::clone(&stats),
+                    max,
+                    stop.clone(),
+                )))
+            }
+            None => None,
+        };
         let (reports_tx, reports) = mpsc::channel::<Report>(64);
         let (lobby_tx, lobby_rx) = mpsc::channel(LOBBY_CAPACITY);
         let lobby = rt::spawn(lobby_loop(
@@ -166,7 +219,9 @@ impl Server {
             reports,
             proxied,
             wrong_keys,
+            drain_wake,
             lobby,
+            agent,
             drained,
         };
         Ok(acceptor.run(shutdown, ends).await)
@@ -212,7 +267,10 @@ struct Ends {
     reports: mpsc::Receiver<Report>,
     proxied: mpsc::Receiver<Proxied>,
     wrong_keys: mpsc::Receiver<std::net::IpAddr>,
+    /// A drain was started.
+    drain_wake: mpsc::Receiver<()>,
     lobby: rt::JoinHandle<()>,
+    agent: Option<rt::JoinHandle<()>>,
     /// Every connection task holds a sender; when all are dropped, all connections are done.
     drained: mpsc::Receiver<Infallible>,
 }
@@ -236,6 +294,7 @@ impl Acceptor {
                 report = ends.reports.next() => self.on_report(report),
                 header = ends.proxied.next() => self.on_header(header),
                 ip = ends.wrong_keys.next() => self.on_wrong_key(ip),
+                _ = ends.drain_wake.next() => self.on_drain(),
                 accepted = self.listener.accept().fuse() => self.on_accept(accepted).await,
             };
             if let Next::Stop = next {
@@ -257,6 +316,25 @@ impl Acceptor {
         }
         let rounds = self.door.ctx.config.rounds;
         if rounds != 0 && self.summary.rounds_played >= rounds {
+            return Next::Stop;
+        }
+        self.drained()
+    }
+
+    /// The drain started: nothing new starts; the server stops once nothing runs.
+    fn on_drain(&mut self) -> Next {
+        log::warn!(
+            "draining: no new rooms; stopping once the {} rounds and sessions here end",
+            self.door.stats.rounds_live()
+        );
+        self.drained()
+    }
+
+    /// Stops a draining server once its last round or session has ended.
+    fn drained(&self) -> Next {
+        let stats = &self.door.stats;
+        if stats.draining() && stats.rounds_live() == 0 {
+            log::warn!("drained: every round and session here has ended");
             return Next::Stop;
         }
         Next::Continue
@@ -419,6 +497,9 @@ impl Acceptor {
             summary.record(&report);
         }
         ends.lobby.await;
+        if let Some(agent) = ends.agent {
+            agent.await;
+        }
         drop(drain);
         while ends.drained.next().await.is_some() {}
         summary

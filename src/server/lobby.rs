@@ -7,7 +7,8 @@
 //! so costs a table entry. It also owns the table of running sessions (protocol 2's `Join`),
 //! keyed by room, and creates them (one session task each): a joiner is handed its room's
 //! session, and joins it itself. A session counts as one round of the server's budget; a party
-//! may join a running session whatever the budget.
+//! may join a running session whatever the budget. While the server drains (see
+//! [`Stats::draining`]) it starts no round or session: joins to the running ones go on.
 //!
 //! Invariants:
 //! - A round leaves the table the moment it is full, is abandoned (its last party left) or
@@ -243,6 +244,16 @@ struct Sessions {
     swept_at: usize,
 }
 
+impl Sessions {
+    /// Whether `room` has a session running.
+    fn running(&self, room: &Option<String>) -> bool {
+        self.table.get(room).is_some_and(|s| !s.is_closed())
+    }
+}
+
+/// What a join that would start a round or a session is told while the server drains.
+pub(crate) const DRAINING: &str = "this server is draining: new rooms start on another; try again";
+
 /// The lobby's state; see the module docs.
 struct Lobby {
     config: Config,
@@ -331,6 +342,18 @@ impl Lobby {
 
     /// Places a joining connection; returns the report of a round that this ended.
     fn join(&mut self, join: Join) -> Vec<RoundReport> {
+        let room: RoomKey = join.room.as_deref().map(Arc::from);
+        let new = if join.session {
+            !self.sessions.running(&join.room)
+        } else {
+            !self.rounds.filling.contains_key(&room)
+        };
+        if new && self.stats.draining() {
+            let _ = join
+                .placed
+                .send(Err((ErrorKind::Busy, DRAINING.to_owned())));
+            return Vec::new();
+        }
         if join.session {
             let placed = self.session_for(join.room);
             let _ = join.placed.send(placed.map(Placement::Session));

@@ -24,6 +24,7 @@
 //!
 //! This module must not interpret bytes (wires do) or round rules (rounds do).
 
+mod agent;
 mod config;
 mod connection;
 pub mod cooldown;
@@ -38,7 +39,7 @@ mod summary;
 
 pub use crate::wire::WireKind as Wire;
 pub use config::{check_verdict_fits, Config, Mode};
-pub use listener::{bind, run, Server, LISTEN_BACKLOG};
+pub use listener::{bind, run, Drain, Server, LISTEN_BACKLOG};
 pub use proxy::Network;
 pub use stats::Stats;
 pub use summary::Summary;

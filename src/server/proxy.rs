@@ -40,11 +40,15 @@ impl Network {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -63,7 +67,11 @@ impl std::str::FromStr for Network {
         let addr: IpAddr = addr.parse().map_err(|_| bad())?;
         let most = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
-            Some(p) => p.parse::<u8>().ok().filter(|&p| p <= most).ok_or_else(bad)?,
+            Some(p) => p
+                .parse::<u8>()
+                .ok()
+                .filter(|&p| p <= most)
+                .ok_or_else(bad)?,
             None => most,
         };
         Ok(Network { addr, prefix })
@@ -167,7 +175,10 @@ mod network_tests {
     fn networks_hold_their_addresses_and_no_others() {
         let net: Network = "10.1.0.0/16".parse().unwrap();
         assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(net.contains("::ffff:10.1.0.9".parse().unwrap()), "IPv4-mapped");
+        assert!(
+            net.contains("::ffff:10.1.0.9".parse().unwrap()),
+            "IPv4-mapped"
+        );
         assert!(!net.contains("10.2.0.1".parse().unwrap()));
         assert!(!net.contains("::1".parse().unwrap()));
         let one: Network = "127.0.0.1".parse().unwrap();

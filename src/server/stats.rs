@@ -20,6 +20,8 @@ pub struct Stats {
     pub(crate) rounds_live: AtomicUsize,
     /// Rounds still filling, and sessions, in the lobby's tables.
     pub(crate) rooms_filling: AtomicUsize,
+    /// The server drains: it starts no round or session, and stops once its last one ends.
+    pub(crate) draining: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
@@ -32,6 +34,10 @@ impl Stats {
     }
     pub fn refused_busy(&self) -> u64 {
         self.refused_busy.load(Ordering::SeqCst)
+    }
+    /// Whether the server is draining (see [`Drain`](super::Drain)).
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 }
 
