@@ -15,11 +15,19 @@ use arrival::rt;
 use arrival::transcript::Transcript;
 use common::Proc;
 
-/// Instances and the balancer in front of them; all stopped on drop.
+/// Instances and the balancer nodes in front of them; all stopped on drop.
 struct Cluster {
-    instances: Vec<(Proc, String)>,
+    /// Each instance (`None` while it is down) and its address.
+    instances: Vec<(Option<Proc>, String)>,
+    /// Each instance's agent port, and the arguments it was started with (to start it again).
+    agents: Vec<u16>,
+    args: Vec<String>,
+    /// The first node, and any others; each node's front address and runtime API socket.
     haproxy: Proc,
+    nodes: Vec<Proc>,
     front: String,
+    fronts: Vec<String>,
+    sockets: Vec<std::path::PathBuf>,
     _config: tempfile_path::Dir,
 }
 
@@ -52,13 +60,55 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts an instance on `addr` (a free port if it ends in `:0`) answering agent checks on
+/// `agent`, with `args`; returns it and its address.
+fn instance(addr: &str, agent: u16, args: &[String]) -> (Proc, String) {
+    let agent = format!("127.0.0.1:{agent}");
+    let mut all: Vec<&str> = vec![
+        "--rounds",
+        "0",
+        "--proxy-protocol",
+        "127.0.0.1",
+        "--agent-addr",
+        &agent,
+        "--addr",
+        addr,
+        "--web",
+        "on",
+        "--host-key",
+        "cluster-tests-host-key",
+    ];
+    all.extend(args.iter().map(String::as_str));
+    let mut proc = Proc::spawn("instance", common::SERVER, &all);
+    let first = proc.next_line();
+    let bound = first
+        .strip_prefix("arrival-server listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {first}"))
+        .to_owned();
+    proc.next_line(); // the players' link
+    proc.next_line(); // the host's link
+    (proc, bound)
+}
+
 impl Cluster {
-    /// `n` instances (with `extra` arguments each) behind HAProxy; returns once a client is
-    /// welcomed through it.
+    /// `n` instances (with `extra` arguments each) behind one HAProxy node; returns once a
+    /// client is welcomed through it.
     fn start(n: usize, extra: &[&str]) -> Cluster {
-        let mut args = vec!["--rounds", "0", "--proxy-protocol", "127.0.0.1"];
-        args.extend_from_slice(extra);
-        let instances: Vec<(Proc, String)> = (0..n).map(|_| common::server(&args)).collect();
+        Cluster::start_nodes(n, extra, 1, &[])
+    }
+
+    /// As [`start`](Self::start), behind `nodes` balancer nodes (1 or 2) sharing their tables,
+    /// with `env` besides the addresses in the balancers' environment.
+    fn start_nodes(n: usize, extra: &[&str], nodes: usize, env: &[(&str, &str)]) -> Cluster {
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let agents: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let instances: Vec<(Option<Proc>, String)> = agents
+            .iter()
+            .map(|&agent| {
+                let (proc, addr) = instance("127.0.0.1:0", agent, &args);
+                (Some(proc), addr)
+            })
+            .collect();
         let shipped =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/haproxy.cfg"))
                 .unwrap();
@@ -84,31 +134,64 @@ impl Cluster {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
-        let front = format!("127.0.0.1:{}", free_port());
-        let env: Vec<(String, String)> =
-            std::iter::once(("ARRIVAL_FRONT".to_owned(), front.clone()))
-                .chain(
-                    instances
-                        .iter()
-                        .enumerate()
-                        .map(|(i, (_, addr))| (format!("ARRIVAL_{}", i + 1), addr.clone())),
-                )
-                .collect();
-        let haproxy =
-            Proc::spawn_with("haproxy", "haproxy", &["-f", path.to_str().unwrap()], |c| {
+        let peers = [free_port(), free_port()];
+        let env_extra = env;
+        let mut procs = Vec::new();
+        let (mut fronts, mut sockets) = (Vec::new(), Vec::new());
+        for node in 1..=nodes {
+            let front = format!("127.0.0.1:{}", free_port());
+            let socket = dir.join(format!("lb{node}.sock"));
+            let mut env: Vec<(String, String)> = vec![
+                ("ARRIVAL_FRONT".into(), front.clone()),
+                ("ARRIVAL_STATS".into(), socket.to_str().unwrap().into()),
+                ("ARRIVAL_LOG".into(), "stdout".into()),
+                // Every client here comes from loopback: the balancer's per-address limit has
+                // a test of its own.
+                ("ARRIVAL_MAX_PER_ADDRESS".into(), "100000".into()),
+                ("ARRIVAL_NODE_1".into(), format!("127.0.0.1:{}", peers[0])),
+                ("ARRIVAL_NODE_2".into(), format!("127.0.0.1:{}", peers[1])),
+            ];
+            env.extend(
+                env_extra
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+            for (i, (_, addr)) in instances.iter().enumerate() {
+                env.push((format!("ARRIVAL_{}", i + 1), addr.clone()));
+                env.push((format!("ARRIVAL_AGENT_{}", i + 1), agents[i].to_string()));
+            }
+            let name = format!("lb{node}");
+            let args = ["-f", path.to_str().unwrap(), "-L", &name];
+            procs.push(Proc::spawn_with(&name, "haproxy", &args, |c| {
                 c.envs(env);
-            });
+            }));
+            fronts.push(front);
+            sockets.push(socket);
+        }
+        let haproxy = procs.remove(0);
         let cluster = Cluster {
             instances,
+            agents,
+            args,
             haproxy,
-            front,
+            nodes: procs,
+            front: fronts[0].clone(),
+            fronts,
+            sockets,
             _config: tempfile_path::Dir(dir),
         };
-        // Ready once a connection in a room is welcomed through it (whatever the parties).
+        for front in &cluster.fronts {
+            cluster.wait_welcomed(front);
+        }
+        cluster
+    }
+
+    /// Returns once a connection in a room is welcomed through `front` (whatever the parties).
+    fn wait_welcomed(&self, front: &str) {
         let until = Instant::now() + common::GUARD;
         loop {
             let welcomed = rt::block_on(async {
-                let mut link = Link::connect(&cluster.front).await.ok()?;
+                let mut link = Link::connect(front).await.ok()?;
                 let hello = Frame::Hello {
                     version: PROTOCOL_VERSION,
                     room: Some("ready".into()),
@@ -117,7 +200,7 @@ impl Cluster {
                 rt::timeout(Duration::from_secs(1), link.recv()).await
             });
             if matches!(welcomed, Some(Ok(Some(Frame::Welcome { .. })))) {
-                break;
+                return;
             }
             assert!(
                 Instant::now() < until,
@@ -125,7 +208,59 @@ impl Cluster {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        cluster
+    }
+
+    /// A command to node `node`'s runtime API (0: the first); its answer.
+    fn runtime(&self, node: usize, command: &str) -> String {
+        use std::io::{Read, Write};
+        let mut api = std::os::unix::net::UnixStream::connect(&self.sockets[node]).unwrap();
+        api.set_read_timeout(Some(common::GUARD)).unwrap();
+        api.write_all(format!("{command}\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        api.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// Waits until node `node` sees server `server` (`a1`...) in `state` (HAProxy's
+    /// `show servers state` operational state: 0 down, 2 up; admin state 0 ready, 8 drain).
+    fn wait_server(&self, node: usize, server: &str, what: &str, check: impl Fn(&[&str]) -> bool) {
+        let until = Instant::now() + common::GUARD;
+        loop {
+            let state = self.runtime(node, "show servers state arrival");
+            let found = state.lines().find_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f.get(3) == Some(&server)).then(|| check(&f))
+            });
+            if found == Some(true) {
+                return;
+            }
+            assert!(Instant::now() < until, "{server} never {what}: {state}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Instance `i`, running.
+    fn instance(&mut self, i: usize) -> &mut Proc {
+        self.instances[i].0.as_mut().expect("the instance runs")
+    }
+
+    /// Kills instance `i` (SIGKILL), as a crash would.
+    fn kill(&mut self, i: usize) {
+        let victim = self.instances[i].0.take().expect("the instance runs");
+        let status = std::process::Command::new("kill")
+            .args(["-KILL", &victim.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = victim.finish();
+    }
+
+    /// Starts instance `i` again, on the address it had.
+    fn restart(&mut self, i: usize) {
+        let addr = self.instances[i].1.clone();
+        let (fresh, bound) = instance(&addr, self.agents[i], &self.args);
+        assert_eq!(bound, addr);
+        self.instances[i].0 = Some(fresh);
     }
 
     /// Stops everything; returns each instance's transcript.
@@ -133,11 +268,18 @@ impl Cluster {
         let transcripts = self
             .instances
             .into_iter()
-            .map(|(p, _)| {
-                p.signal("TERM");
-                p.finish().stdout
+            .map(|(p, _)| match p {
+                Some(p) => {
+                    p.signal("TERM");
+                    p.finish().stdout
+                }
+                None => Vec::new(),
             })
             .collect();
+        for node in self.nodes {
+            node.signal("TERM");
+            let _ = node.finish();
+        }
         self.haproxy.signal("TERM");
         let haproxy = self.haproxy.finish().stderr;
         (transcripts, haproxy)
@@ -391,7 +533,7 @@ fn a_dead_instance_fails_only_its_rooms_which_then_play_elsewhere() {
         .into_iter()
         .map(|(r, link)| rt::spawn(async move { (r, play_on(link, format!("First{r}")).await) }))
         .collect();
-    let (victim, _) = cluster.instances.remove(0);
+    let victim = cluster.instances[0].0.take().unwrap();
     let killed = Instant::now();
     let status = std::process::Command::new("kill")
         .args(["-KILL", &victim.pid().to_string()])
@@ -529,7 +671,7 @@ fn browsers_meet_their_rooms_terminal_players() {
     if haproxy_missing() {
         return;
     }
-    let cluster = Cluster::start(3, &["--web", "on"]);
+    let cluster = Cluster::start(3, &[]);
     let rooms: Vec<String> = (0..12).map(|i| format!("mixed-{i}")).collect();
     let mut met = 0;
     for room in &rooms {
@@ -573,4 +715,417 @@ fn browsers_meet_their_rooms_terminal_players() {
     assert_eq!(page.status, 200);
     println!("browsers and terminal players through HAProxy: {met} of 12 rooms met");
     cluster.stop();
+}
+
+/// A framed connection straight to `addr` from `source`, opening with `bytes`.
+fn raw_from(source: [u8; 4], addr: &str, bytes: &[u8]) -> TcpStream {
+    use std::io::Write;
+    let mut s = common::connect_from(source, addr);
+    s.set_read_timeout(Some(common::GUARD)).unwrap();
+    let _ = s.write_all(bytes);
+    s
+}
+
+/// Everything `s` receives until the peer closes.
+fn rest_of(mut s: TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut got);
+    got
+}
+
+fn hello_bytes(room: &str) -> Vec<u8> {
+    arrival::protocol::encode(&Frame::Hello {
+        version: PROTOCOL_VERSION,
+        room: Some(room.into()),
+    })
+    .unwrap()
+}
+
+/// A first party waiting in `room`, seated through `front`: its link, once welcomed.
+fn waiting_in(front: &str, room: &str) -> Result<Link, String> {
+    rt::block_on(async {
+        let mut link = Link::connect(front).await.map_err(|e| e.to_string())?;
+        link.send(&Frame::Hello {
+            version: PROTOCOL_VERSION,
+            room: Some(room.into()),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        match link.recv().await {
+            Ok(Some(Frame::Welcome { .. })) => Ok(link),
+            Ok(Some(Frame::Error { message, .. })) => Err(message),
+            other => Err(format!("{other:?}")),
+        }
+    })
+}
+
+/// The instance (0-based) node 0's room table sends `room` to, if it has an entry.
+fn stuck_to(cluster: &Cluster, room: &str) -> Option<usize> {
+    let table = cluster.runtime(0, "show table arrival");
+    let key = format!("key={room} ");
+    table.lines().find(|l| l.contains(&key)).and_then(|l| {
+        let id = l.split("server_id=").nth(1)?.split_whitespace().next()?;
+        id.parse::<usize>().ok().map(|id| id - 1)
+    })
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn a_forged_header_straight_to_an_instance_is_refused() {
+    if haproxy_missing() {
+        return;
+    }
+    let mut cluster = Cluster::start(2, &["--max-per-address", "2", "-v"]);
+    let instance = cluster.instances[0].1.clone();
+    // One socket claiming other addresses, past the balancer: not a byte is read, none answered.
+    for claimed in 1..=10u8 {
+        use ppp::v2::{Builder, Command, IPv4, Protocol, Version};
+        let addresses = IPv4::new([10, 0, 0, claimed], [127, 0, 0, 1], 4000, 12000);
+        let mut bytes =
+            Builder::with_addresses(Version::Two | Command::Proxy, Protocol::Stream, addresses)
+                .build()
+                .unwrap();
+        bytes.extend(hello_bytes("forged"));
+        let answer = rest_of(raw_from([127, 0, 0, 2], &instance, &bytes));
+        assert!(answer.is_empty(), "answered {answer:?}");
+    }
+    let refused = cluster
+        .instance(0)
+        .wait_for_stderr("the refusal's log line", |l| {
+            l.contains("127.0.0.2") && l.contains("refused: not a trusted proxy")
+        });
+    // Through the balancer, the same address plays.
+    let link = waiting_in(&cluster.front, "forged");
+    assert!(link.is_ok(), "{:?}", link.err());
+    println!("10 forged headers straight to an instance: none answered; logged: {refused}");
+    let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn a_full_instance_stays_up_and_gets_no_new_room() {
+    if haproxy_missing() {
+        return;
+    }
+    let cluster = Cluster::start(2, &["--max-connections", "30", "--max-per-address", "0"]);
+    let front = cluster.front.clone();
+    // Rooms until instance a1 holds its 30 connections (its agent says so).
+    let agent = |i: usize| {
+        let s = TcpStream::connect(("127.0.0.1", cluster.agents[i])).unwrap();
+        s.set_read_timeout(Some(common::GUARD)).unwrap();
+        String::from_utf8(rest_of(s)).unwrap()
+    };
+    let mut held = Vec::new();
+    for r in 0.. {
+        if agent(0) == "ready up 0%\n" {
+            break;
+        }
+        assert!(r < 200, "a1 never filled");
+        let room = format!("full-{r}");
+        // Kept only on a1: a2 must keep room for the new rooms.
+        if let Ok(link) = waiting_in(&front, &room) {
+            if stuck_to(&cluster, &room) == Some(0) {
+                held.push(link);
+            }
+        }
+    }
+    cluster.wait_server(0, "a1", "weighed 0", |f| f[7] == "0");
+    // Two more checks a second apart: full, it is still up.
+    std::thread::sleep(Duration::from_millis(2500));
+    cluster.wait_server(0, "a1", "up", |f| f[5] == "2");
+    // Twenty new rooms: every one welcomed, so none went to the full instance (which would
+    // have refused it, Busy).
+    let fresh: Vec<Result<Link, String>> = (0..20)
+        .map(|r| waiting_in(&front, &format!("fresh-{r}")))
+        .collect();
+    let refused: Vec<&String> = fresh.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!((0..20).all(|r| stuck_to(&cluster, &format!("fresh-{r}")) == Some(1)));
+    println!(
+        "a1 full ({} rooms held, agent 'ready up 0%'): still UP; 20 new rooms all went to a2",
+        held.len()
+    );
+    drop(held);
+    let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn a_first_frame_later_than_the_deadline_is_refused_not_placed_at_random() {
+    if haproxy_missing() {
+        return;
+    }
+    let cluster = Cluster::start_nodes(
+        3,
+        &["--handshake-timeout", "2"],
+        1,
+        &[("ARRIVAL_HANDSHAKE", "2s")],
+    );
+    let late: Vec<_> = (0..12)
+        .map(|r| {
+            let front = cluster.front.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut s = TcpStream::connect(&front).unwrap();
+                s.set_read_timeout(Some(common::GUARD)).unwrap();
+                // Past the balancer's deadline: the client's own pacing.
+                std::thread::sleep(Duration::from_millis(2500));
+                let _ = s.write_all(&hello_bytes(&format!("late-{r}")));
+                rest_of(s)
+            })
+        })
+        .collect();
+    let answers: Vec<Vec<u8>> = late.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(answers.iter().all(Vec::is_empty), "{answers:?}");
+    let (transcripts, _) = cluster.stop();
+    assert!(
+        transcripts.iter().flatten().all(|l| !l.contains("late-")),
+        "a late client reached an instance"
+    );
+    println!("12 clients naming their room after the 2 s deadline: all refused by the balancer, none placed");
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn a_returning_instance_takes_back_no_running_room() {
+    if haproxy_missing() {
+        return;
+    }
+    let mut cluster = Cluster::start(2, &["--max-per-address", "0"]);
+    let front = cluster.front.clone();
+    let rooms: Vec<String> = (0..20).map(|r| format!("stay-{r}")).collect();
+    // Rooms the first instance held, for rooms played after it died and came back.
+    let on_a1: Vec<&String> = rooms
+        .iter()
+        .filter(|room| {
+            let _ = waiting_in(&front, room);
+            stuck_to(&cluster, room) == Some(0)
+        })
+        .collect();
+    assert!(!on_a1.is_empty());
+    cluster.kill(0);
+    cluster.wait_server(0, "a1", "down", |f| f[5] == "0");
+    // Its rooms start again elsewhere: a first party each, waiting.
+    let waiting: Vec<(String, Link)> = on_a1
+        .iter()
+        .map(|room| (room.to_string(), waiting_in(&front, room).unwrap()))
+        .collect();
+    assert!(on_a1.iter().all(|room| stuck_to(&cluster, room) == Some(1)));
+    // The instance returns, on its address.
+    cluster.restart(0);
+    cluster.wait_server(0, "a1", "up", |f| f[5] == "2");
+    // Each room's second party meets its first: the room stayed where it was running.
+    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
+        let firsts: Vec<_> = waiting
+            .into_iter()
+            .map(|(room, link)| {
+                rt::spawn(async move { play_on(link, format!("First-{room}")).await })
+            })
+            .collect();
+        let seconds: Vec<_> = on_a1
+            .iter()
+            .map(|room| {
+                rt::spawn(round(
+                    front.clone(),
+                    Some(room.to_string()),
+                    "Second".into(),
+                ))
+            })
+            .collect();
+        let mut all = futures::future::join_all(firsts).await;
+        all.extend(futures::future::join_all(seconds).await);
+        all
+    });
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    println!(
+        "{} rooms restarted on a2 while a1 was down: after a1 came back, every one still met on a2",
+        on_a1.len()
+    );
+    let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn a_drained_instance_finishes_its_rooms_takes_no_new_one_and_exits() {
+    if haproxy_missing() {
+        return;
+    }
+    let mut cluster = Cluster::start(2, &["--max-per-address", "0"]);
+    let front = cluster.front.clone();
+    // First parties of rooms, until a few wait on a1.
+    let mut on_a1 = Vec::new();
+    for r in 0..40 {
+        let room = format!("drain-{r}");
+        let link = waiting_in(&front, &room).unwrap();
+        if stuck_to(&cluster, &room) == Some(0) {
+            on_a1.push((room, link));
+        }
+    }
+    assert!(on_a1.len() >= 3, "{}", on_a1.len());
+    // The upgrade's first step: SIGUSR1 to a1, and HAProxy sees it drain through its agent.
+    cluster.instance(0).signal("USR1");
+    cluster.wait_server(0, "a1", "drained", |f| {
+        f[6].parse::<u32>().is_ok_and(|admin| admin & 8 != 0)
+    });
+    // New rooms: every one welcomed on a2 (a1 would refuse it, Busy, draining).
+    let fresh: Vec<Result<Link, String>> = (0..20)
+        .map(|r| waiting_in(&front, &format!("after-{r}")))
+        .collect();
+    let refused: Vec<&String> = fresh.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!((0..20).all(|r| stuck_to(&cluster, &format!("after-{r}")) == Some(1)));
+    // a1's rooms are finished there: their second parties still reach it.
+    let rooms: Vec<String> = on_a1.iter().map(|(room, _)| room.clone()).collect();
+    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
+        let firsts: Vec<_> = on_a1
+            .into_iter()
+            .map(|(room, link)| {
+                rt::spawn(async move { play_on(link, format!("First-{room}")).await })
+            })
+            .collect();
+        let seconds: Vec<_> = rooms
+            .iter()
+            .map(|room| rt::spawn(round(front.clone(), Some(room.clone()), "Second".into())))
+            .collect();
+        let mut all = futures::future::join_all(firsts).await;
+        all.extend(futures::future::join_all(seconds).await);
+        all
+    });
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // Then it exits by itself, 0.
+    let drained = cluster.instances[0].0.take().unwrap().finish();
+    assert_eq!(drained.code, Some(0), "{drained:?}");
+    assert!(
+        drained.stderr.contains("SIGUSR1, draining"),
+        "{}",
+        drained.stderr
+    );
+    println!(
+        "a1 drained (SIGUSR1): its {} waiting rooms finished there, 20 new rooms went to a2, then it exited 0",
+        rooms.len()
+    );
+    drop(fresh);
+    let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn an_address_over_its_limit_across_instances_is_refused_at_the_balancer() {
+    if haproxy_missing() {
+        return;
+    }
+    let cluster = Cluster::start_nodes(
+        3,
+        &["--max-per-address", "2"],
+        1,
+        &[("ARRIVAL_MAX_PER_ADDRESS", "3")],
+    );
+    let front = cluster.front.clone();
+    // One room on each instance (learnt with another address's connections).
+    let mut rooms: BTreeMap<usize, String> = BTreeMap::new();
+    for r in 0..100 {
+        let room = format!("spread-{r}");
+        drop(waiting_in(&front, &room));
+        if let Some(i) = stuck_to(&cluster, &room) {
+            rooms.entry(i).or_insert(room);
+        }
+        if rooms.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(rooms.len(), 3, "{rooms:?}");
+    // One connection from 127.0.0.2 on each: no instance's own limit (2) is reached.
+    let mut held = Vec::new();
+    for room in rooms.values() {
+        let mut link = from([127, 0, 0, 2], &front, room);
+        assert!(matches!(
+            rt::block_on(link.recv()),
+            Ok(Some(Frame::Welcome { .. }))
+        ));
+        held.push(link);
+    }
+    // The fourth from the address: refused by the balancer, whatever its room.
+    // Reset at once: the Hello may not even be written.
+    let fourth = raw_from([127, 0, 0, 2], &front, &hello_bytes(&rooms[&0]));
+    assert!(rest_of(fourth).is_empty(), "a fourth connection was let in");
+    let mut other = from([127, 0, 0, 3], &front, "spread-9");
+    assert!(matches!(
+        rt::block_on(other.recv()),
+        Ok(Some(Frame::Welcome { .. }))
+    ));
+    println!(
+        "127.0.0.2 held 3 connections, one on each instance (each allowing it 2), and was \
+         refused a fourth at the balancer (ARRIVAL_MAX_PER_ADDRESS 3); 127.0.0.3 was let in"
+    );
+    drop(held);
+    let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn two_balancer_nodes_route_a_room_alike() {
+    if haproxy_missing() {
+        return;
+    }
+    let mut cluster = Cluster::start_nodes(3, &["--max-per-address", "0"], 2, &[]);
+    let (lb1, lb2) = (cluster.fronts[0].clone(), cluster.fronts[1].clone());
+    // Each room's first party through one node, its second through the other.
+    let rooms: Vec<String> = (0..30).map(|r| format!("nodes-{r}")).collect();
+    let played = |rooms: &[String]| -> Vec<Result<(), String>> {
+        rt::block_on(async {
+            let mut tasks = Vec::new();
+            for room in rooms {
+                tasks.push(rt::spawn(round(
+                    lb1.clone(),
+                    Some(room.clone()),
+                    "ViaOne".into(),
+                )));
+                tasks.push(rt::spawn(round(
+                    lb2.clone(),
+                    Some(room.clone()),
+                    "ViaTwo".into(),
+                )));
+            }
+            futures::future::join_all(tasks).await
+        })
+    };
+    let outcomes = played(&rooms);
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    // After an instance dies and its rooms move, both nodes still agree: the table is shared.
+    let moved: Vec<String> = rooms
+        .iter()
+        .filter(|room| stuck_to(&cluster, room) == Some(0))
+        .cloned()
+        .collect();
+    cluster.kill(0);
+    cluster.wait_server(0, "a1", "down", |f| f[5] == "0");
+    cluster.wait_server(1, "a1", "down", |f| f[5] == "0");
+    let first: Vec<(String, Link)> = moved
+        .iter()
+        .map(|room| (room.clone(), waiting_in(&lb1, room).unwrap()))
+        .collect();
+    cluster.restart(0);
+    cluster.wait_server(1, "a1", "up", |f| f[5] == "2");
+    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
+        let firsts: Vec<_> = first
+            .into_iter()
+            .map(|(room, link)| {
+                rt::spawn(async move { play_on(link, format!("One-{room}")).await })
+            })
+            .collect();
+        let seconds: Vec<_> = moved
+            .iter()
+            .map(|room| rt::spawn(round(lb2.clone(), Some(room.clone()), "Two".into())))
+            .collect();
+        let mut all = futures::future::join_all(firsts).await;
+        all.extend(futures::future::join_all(seconds).await);
+        all
+    });
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    println!(
+        "30 rooms, each party through a different node: all met; {} rooms moved while an \
+         instance was down, and after it came back both nodes still sent them to where they moved",
+        moved.len()
+    );
+    let _ = cluster.stop();
 }
