@@ -11,7 +11,7 @@ NAMES ?= Alice Bob
 TARGET_DIR := $(or $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'),target)
 BIN   := $(TARGET_DIR)/release
 
-.PHONY: build run-server run-clients demo quiz test bench bench-echo compare attack cluster-test
+.PHONY: build run-server run-clients demo quiz test bench bench-echo compare attack cluster-test dist dist-check
 
 ## Cargo shows its progress: the first build takes about a minute.
 build:
@@ -143,3 +143,36 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
 	$(CARGO) test
+
+## arrival as one file each for a machine without Rust: dist/arrival-server and
+## dist/arrival-client, statically linked (glibc's static library, from Debian's libc6-dev).
+## Addresses given as IP addresses need nothing at run time but /dev/urandom; host names need
+## the machine's own glibc name-service libraries. About two minutes.
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+dist:
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --release --bins --target $(HOST_TRIPLE)
+	mkdir -p dist
+	cp $(TARGET_DIR)/$(HOST_TRIPLE)/release/arrival-server $(TARGET_DIR)/$(HOST_TRIPLE)/release/arrival-client dist/
+	@echo "dist/arrival-server and dist/arrival-client: $$(file -b dist/arrival-server | cut -d, -f1-4)" >&2
+
+## The dist binaries on a bare system: a chroot holding nothing but them and /dev's random
+## and null devices plays the assignment's round and a quiz, and serves the player page. As root.
+dist-check: dist
+	@root=$$(mktemp -d); trap 'kill $$(jobs -p) 2>/dev/null || true; rm -rf "$$root"' EXIT
+	cp dist/arrival-server dist/arrival-client "$$root/"
+	mkdir "$$root/dev"; mknod -m 444 "$$root/dev/random" c 1 8; mknod -m 444 "$$root/dev/urandom" c 1 9; mknod -m 666 "$$root/dev/null" c 1 3
+	echo "dist-check: in a chroot with $$(ls "$$root" | tr '\n' ' ')"
+	mkfifo "$$root/out"
+	timeout 30 chroot "$$root" /arrival-server --addr 127.0.0.1:0 > "$$root/out" &
+	exec 3< "$$root/out"; read -r line <&3; addr=$${line##* }
+	timeout 10 chroot "$$root" /arrival-client --addr "$$addr" --name Alice > /dev/null &
+	sleep 0.3; timeout 10 chroot "$$root" /arrival-client --addr "$$addr" --name Bob > /dev/null
+	while read -r line <&3; do echo "dist-check: $$line"; done
+	rm "$$root/out"; mkfifo "$$root/out"
+	timeout 30 chroot "$$root" /arrival-server --addr 127.0.0.1:0 --rounds 0 --session-rounds 1 --order reaction --session-pause 0.2 --go-jitter 0.1s..0.2s --web on --host-key dist-check-host-key-0 > "$$root/out" & server=$$!
+	exec 3< "$$root/out"; read -r line <&3; addr=$${line##* }
+	python3 -c "import urllib.request,sys; r=urllib.request.urlopen('http://$$addr/?room=quiz'); sys.exit(0 if r.status == 200 and b'arrival' in r.read() else 1)"
+	echo "dist-check: the player page is served"
+	for name in Ann Ben; do (sleep 2; echo) | timeout 20 chroot "$$root" /arrival-client --addr "$$addr" --stay --room quiz --name $$name > /dev/null & done
+	while read -r line <&3; do case "$$line" in *over\ after*) echo "dist-check: $$line"; break;; esac; done
+	kill $$server; wait $$server 2>/dev/null || true
