@@ -81,6 +81,7 @@ pub mod service;
 pub mod session;
 pub mod stamp;
 pub mod stop;
+pub mod tls;
 pub mod transcript;
 pub mod web;
 pub mod wire;

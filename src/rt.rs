@@ -28,15 +28,44 @@ pub(crate) type TcpListener = async_std::net::TcpListener;
 /// A server connection on the runtime's reactor (async-io's, which async-std's own sockets sit
 /// on). Unlike async-std's stream it can wait for readability without reading, so the
 /// timestamping reader (`stamp`) goes straight from readiness to one `recvmsg`. Cheap to clone:
-/// clones share the socket.
+/// clones share the socket, and its TLS session if it has one (see `tls`): then what is written
+/// is encrypted, and the timestamping reader decrypts.
 #[derive(Clone)]
-pub(crate) struct Socket(Arc<async_io::Async<std::net::TcpStream>>);
+pub(crate) struct Socket(Arc<SocketInner>);
+
+struct SocketInner {
+    io: async_io::Async<std::net::TcpStream>,
+    /// Boxed: a plain connection pays a pointer for it, not a session.
+    tls: Option<Box<crate::tls::Session>>,
+}
 
 impl Socket {
     /// Ready once the reactor has seen the socket readable since this task last got `Pending`.
     /// Readiness can be stale: the read that follows may still find nothing.
     pub(crate) fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.0.poll_readable(cx)
+        self.0.io.poll_readable(cx)
+    }
+
+    /// Its TLS session, if it speaks TLS.
+    pub(crate) fn tls(&self) -> Option<&crate::tls::Session> {
+        self.0.tls.as_deref()
+    }
+
+    /// This socket, from now on encrypting and decrypting with `session`; itself back if a clone
+    /// of it is still held (a session must be the only one of its connection).
+    pub(crate) fn with_tls(self, session: Box<crate::tls::Session>) -> Result<Socket, Socket> {
+        match Arc::try_unwrap(self.0) {
+            Ok(inner) => Ok(Socket(Arc::new(SocketInner {
+                io: inner.io,
+                tls: Some(session),
+            }))),
+            Err(shared) => Err(Socket(shared)),
+        }
+    }
+
+    /// Reads into `buf` without taking the bytes off the socket.
+    pub(crate) async fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.io.peek(buf).await
     }
 
     /// Reads into `buf`, trying the socket at once only if the last read did not find it
@@ -51,7 +80,7 @@ impl Socket {
         use std::io::Read;
         loop {
             if !*drained {
-                match (&mut self.0.get_ref()).read(buf) {
+                match (&mut self.0.io.get_ref()).read(buf) {
                     Ok(n) => {
                         *drained = n < buf.len();
                         return Poll::Ready(Ok(n));
@@ -62,7 +91,7 @@ impl Socket {
                 }
             }
             if *drained {
-                match self.0.poll_readable(cx) {
+                match self.0.io.poll_readable(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(())) => *drained = false,
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -72,12 +101,15 @@ impl Socket {
     }
 
     pub(crate) fn get_ref(&self) -> &std::net::TcpStream {
-        self.0.get_ref()
+        self.0.io.get_ref()
     }
 
     /// Wraps a connected `std` stream; it must already be non-blocking.
     fn from_nonblocking(stream: std::net::TcpStream) -> io::Result<Socket> {
-        Ok(Socket(Arc::new(async_io::Async::new_nonblocking(stream)?)))
+        Ok(Socket(Arc::new(SocketInner {
+            io: async_io::Async::new_nonblocking(stream)?,
+            tls: None,
+        })))
     }
 
     /// Wraps a connected `std` stream for the reactor.
@@ -90,17 +122,19 @@ impl Socket {
 
 impl std::os::fd::AsRawFd for Socket {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
-        self.0.as_raw_fd()
+        self.0.io.as_raw_fd()
     }
 }
 
+/// The socket's bytes as they arrive: records, for a TLS socket (its timestamping reader
+/// decrypts them).
 impl futures::AsyncRead for &Socket {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_read(cx, buf)
+        Pin::new(&mut &self.0.io).poll_read(cx, buf)
     }
 }
 
@@ -110,15 +144,27 @@ impl futures::AsyncWrite for &Socket {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut &*self.0).poll_write(cx, buf)
+        match &self.0.tls {
+            Some(session) => crate::tls::poll_write(session, &self.0.io, cx, buf),
+            None => Pin::new(&mut &self.0.io).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_flush(cx)
+        match &self.0.tls {
+            Some(session) => crate::tls::poll_flush(session, &self.0.io, cx),
+            None => Pin::new(&mut &self.0.io).poll_flush(cx),
+        }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut &*self.0).poll_close(cx)
+        if let Some(session) = &self.0.tls {
+            match crate::tls::poll_flush(session, &self.0.io, cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            }
+        }
+        Pin::new(&mut &self.0.io).poll_close(cx)
     }
 }
 

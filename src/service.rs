@@ -177,6 +177,15 @@ pub struct ServerArgs {
     /// up), or `drain` after SIGUSR1
     #[structopt(long)]
     pub agent_addr: Option<String>,
+    /// TLS on the server's port: the certificate chain (PEM) it presents. A client that opens
+    /// with a TLS handshake speaks everything over it (pages over https, the WebSocket over wss,
+    /// frames over TLS); plain clients are served as before. Round trips and arrival times stay
+    /// the kernel's (docs/fairness.md). Needs --tls-key
+    #[structopt(long, parse(from_os_str))]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[structopt(long, parse(from_os_str))]
+    pub tls_key: Option<std::path::PathBuf>,
     /// A file whose first line is the host key (see --host-key)
     #[structopt(long, parse(from_os_str))]
     pub host_key_file: Option<std::path::PathBuf>,
@@ -280,7 +289,17 @@ impl ServerArgs {
         let given = given_host_key(self.host_key.clone(), self.host_key_file.as_deref())?;
         let host_key_drawn = given.is_none();
         let host_key = host_key(given)?;
-        let config = self.config(labels, web, &host_key, transcript);
+        let mut config = self.config(labels, web, &host_key, transcript);
+        config.tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) if self.wire == Wire::Framed && self.mode == Mode::Arbiter => {
+                Some(crate::tls::load(cert, key)?)
+            }
+            (Some(_), Some(_)) => {
+                return Err("--tls-cert needs the framed wire and --mode arbiter".into())
+            }
+            (None, None) => None,
+            _ => return Err("--tls-cert and --tls-key go together".into()),
+        };
         Ok(Service {
             addr: self.addr,
             config,
@@ -382,6 +401,7 @@ impl ServerArgs {
             web,
             host_key: Some(key.to_owned()),
             web_names: self.web_names(),
+            tls: None,
             cooldown: CooldownConfig {
                 strikes: self.cooldown_strikes,
                 first: self.cooldown,

@@ -78,11 +78,17 @@ mod other {
 
     impl AsyncRead for StampedStream {
         fn poll_read(
-            mut self: Pin<&mut Self>,
+            self: Pin<&mut Self>,
             cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
-            Pin::new(&mut &self.stream).poll_read(cx, buf)
+            let socket = self.stream.clone();
+            let mut raw =
+                |cx: &mut Context<'_>, buf: &mut [u8]| Pin::new(&mut &socket).poll_read(cx, buf);
+            match self.stream.tls() {
+                Some(session) => crate::tls::poll_read(session, cx, buf, raw),
+                None => raw(cx, buf),
+            }
         }
     }
 }
@@ -262,15 +268,36 @@ mod linux {
     }
 
     impl AsyncRead for StampedStream {
+        /// What arrived, stamped; decrypted first on a TLS connection (see `tls`), stamped with
+        /// the arrival of the records that carried it.
         fn poll_read(
             mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            let this = &mut *self;
+            match this.stream.tls() {
+                Some(_) => {
+                    let socket = this.stream.clone();
+                    let session = socket.tls().expect("a TLS socket");
+                    crate::tls::poll_read(session, cx, buf, |cx, raw| this.poll_read_raw(cx, raw))
+                }
+                None => this.poll_read_raw(cx, buf),
+            }
+        }
+    }
+
+    impl StampedStream {
+        /// The socket's own bytes, stamped.
+        fn poll_read_raw(
+            &mut self,
             cx: &mut Context<'_>,
             buf: &mut [u8],
         ) -> Poll<io::Result<usize>> {
             if buf.is_empty() {
                 return Poll::Ready(Ok(0));
             }
-            let this = &mut *self;
+            let this = self;
             let fd = this.stream.as_raw_fd();
             loop {
                 if !this.drained {

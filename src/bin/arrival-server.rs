@@ -177,7 +177,9 @@ async fn serve(service: Service) -> (i32, Option<String>) {
                     );
                 }
                 let public = service.public_url.as_ref().map(|u| u.base());
-                let links = arrival::web::links(addr, public, &service.web_room, key, terminal);
+                let tls = config.tls.is_some();
+                let room = &service.web_room;
+                let links = arrival::web::links(addr, tls, public, room, key, terminal);
                 links.into_iter().for_each(|line| transcript.line(line));
             }
         }

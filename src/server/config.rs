@@ -60,6 +60,9 @@ pub struct Config {
     pub web: bool,
     /// The key a quiz host (protocol 4's `Host`) must offer; `None`: nobody can host.
     pub host_key: Option<String>,
+    /// TLS on the framed port (see `tls`): a client whose first byte opens a TLS handshake
+    /// speaks everything over TLS (pages, WebSocket, frames); others as before.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// The names, besides addresses and `localhost`, pages and WebSocket upgrades may be asked
     /// for under (lowercase, no port): see `web::http::host_allowed`.
     pub web_names: Vec<String>,
@@ -112,6 +115,7 @@ impl Default for Config {
             web: false,
             host_key: None,
             web_names: Vec::new(),
+            tls: None,
             session: SessionConfig::default(),
         }
     }

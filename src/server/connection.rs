@@ -242,6 +242,7 @@ async fn browser<W: Wire>(conn: Connection<W>) -> Option<Upgraded> {
         handshake: deadline,
         handshake_timeout: ctx.config.handshake_timeout,
         frame_timeout: ctx.config.frame_timeout,
+        https: out.tls().is_some(),
     };
     let names = &ctx.config.web_names;
     let (input, rest) = Box::pin(http::answer(&out, input, head, peer, deadlines, names)).await?;

@@ -83,11 +83,11 @@ impl Door {
                     }
                 }))
             }
+            (Mode::Arbiter, WireKind::Framed) if ctx.config.tls.is_some() => {
+                rt::spawn(serve_tls(stream, peer, id, ctx, deadline, held))
+            }
             (Mode::Arbiter, WireKind::Framed) => {
-                let wire = Framed::new(StampedStream::new(stream.clone()), timeout)
-                    .with_kernel_rtt(ctx.config.players_kernel_rtt())
-                    .with_web(ctx.config.web);
-                let conn = Connection::new(stream, wire, peer, id, ctx, deadline);
+                let conn = framed(stream, peer, id, ctx, deadline);
                 rt::spawn(serve_connection(conn, move || drop(held)))
             }
             (Mode::Arbiter, WireKind::Text) => {
@@ -150,6 +150,50 @@ impl Door {
             refuse(stream, wire, Outbound::Admitted, timeout).await
         });
     }
+}
+
+/// A framed connection (a browser's, if its first bytes are a request).
+fn framed(
+    stream: Socket,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<Ctx>,
+    deadline: Instant,
+) -> Connection<Framed> {
+    let wire = Framed::new(StampedStream::new(stream.clone()), ctx.config.frame_timeout)
+        .with_kernel_rtt(ctx.config.players_kernel_rtt())
+        .with_web(ctx.config.web);
+    Connection::new(stream, wire, peer, id, ctx, deadline)
+}
+
+/// A connection to a server with TLS: its handshake first if it opens one (within its handshake
+/// deadline), then served like any framed connection, over TLS or not. `held` (its places in the
+/// limits) is given back when it ends.
+async fn serve_tls(
+    stream: Socket,
+    peer: SocketAddr,
+    id: ConnId,
+    ctx: Arc<Ctx>,
+    deadline: Instant,
+    held: impl Send + 'static,
+) {
+    let Some(config) = ctx.config.tls.clone() else {
+        return;
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let stream = match crate::tls::accept(stream, config, left).await {
+        Ok(crate::tls::Accepted::Tls(stream)) => {
+            log::debug!("{peer}: TLS");
+            stream
+        }
+        Ok(crate::tls::Accepted::Plain(stream)) => stream,
+        Err(why) => {
+            log::info!("{peer}: {why}");
+            return;
+        }
+    };
+    let conn = framed(stream, peer, id, ctx, deadline);
+    serve_connection(conn, move || drop(held)).await;
 }
 
 fn busy(message: String) -> Outbound {

@@ -59,6 +59,8 @@ pub struct Deadlines {
     pub handshake: std::time::Instant,
     pub handshake_timeout: Duration,
     pub frame_timeout: Duration,
+    /// The request came over TLS: links it gives (the QR code's) are `https`.
+    pub https: bool,
 }
 
 /// An answer that ends the connection.
@@ -219,7 +221,7 @@ const HTTP_METHODS: [&str; 9] = [
 
 /// What the request in `head` gets, from a server whose names are `names` (see
 /// [`host_allowed`]). `Upgrade` only for a valid WebSocket handshake to `/ws`.
-pub fn route(head: &[u8], names: &[String]) -> Route {
+pub fn route(head: &[u8], names: &[String], https: bool) -> Route {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(head) {
@@ -286,7 +288,7 @@ pub fn route(head: &[u8], names: &[String]) -> Route {
             HOST_SCRIPT,
         )),
         "/arrival.css" => Some(Response::page("text/css; charset=utf-8", STYLE)),
-        "/qr.svg" => Some(join_code(target, header("host").as_deref())),
+        "/qr.svg" => Some(join_code(target, header("host").as_deref(), https)),
         "/ws" => None,
         _ => {
             return Route::Answer(Response::error(
@@ -315,7 +317,7 @@ pub fn route(head: &[u8], names: &[String]) -> Route {
 /// the host the browser asked for: the projector shows it for phones to scan. The link is
 /// built from characters a URL carries as they are, so the code says exactly what the page
 /// shows.
-fn join_code(target: &str, host: Option<&str>) -> Response {
+fn join_code(target: &str, host: Option<&str>, https: bool) -> Response {
     let query = target.split_once('?').map_or("", |(_, q)| q);
     let room = query
         .split('&')
@@ -334,7 +336,8 @@ fn join_code(target: &str, host: Option<&str>) -> Response {
     if room.len() > 200 || !plain(room, b"") {
         return Response::error(400, "the room must be percent-encoded, at most 200 bytes");
     }
-    let link = format!("http://{host}/?room={room}");
+    let scheme = if https { "https" } else { "http" };
+    let link = format!("{scheme}://{host}/?room={room}");
     match qrcode::QrCode::new(link.as_bytes()) {
         Ok(code) => {
             let svg = code
@@ -440,7 +443,7 @@ pub(crate) async fn answer(
         }
         Some(Ok(len)) => {
             rest = head[len..].to_vec();
-            route(&head[..len], names)
+            route(&head[..len], names, config.https)
         }
     };
     match route {

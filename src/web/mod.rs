@@ -60,18 +60,20 @@ pub fn reachable(bound: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, bound.port())
 }
 
-/// The player and host links for a server bound to `bound` (or reached at `public`, a URL
-/// without a trailing slash), for `room`. The host link carries `key` only if given: a screen's
+/// The player and host links for a server bound to `bound` (over https if `tls`), or reached at
+/// `public` (a URL without a trailing slash), for `room`. The host link carries `key` only if given: a screen's
 /// link, never a log's (the page takes the key out of its address bar at once). With `qr`, a QR
 /// code of the player link drawn in text below them.
 pub fn links(
     bound: SocketAddr,
+    tls: bool,
     public: Option<&str>,
     room: &str,
     key: Option<&str>,
     qr: bool,
 ) -> Vec<String> {
-    let base = public.map_or_else(|| format!("http://{}", reachable(bound)), str::to_owned);
+    let scheme = if tls { "https" } else { "http" };
+    let base = public.map_or_else(|| format!("{scheme}://{}", reachable(bound)), str::to_owned);
     let room = encode_query(room);
     let player = format!("{base}/?room={room}");
     let host = match key {

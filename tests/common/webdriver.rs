@@ -133,6 +133,8 @@ impl Driver {
                     }},
                 },
                 "goog:loggingPrefs": { "performance": "ALL" },
+                // The TLS test's server presents a certificate the test made.
+                "acceptInsecureCerts": true,
             }}
         });
         let session = self.call("POST", "/session", Some(caps));
