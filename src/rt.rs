@@ -2,7 +2,8 @@
 //!
 //! Owns every use of async-std, and of async-io (the reactor under async-std's sockets, for the
 //! readiness API and the timer async-std does not expose): spawning and joining tasks, blocking
-//! on a future, timers, sockets, standard input and the executor's thread count. Everything else
+//! on a future, timers, sockets (a TLS connection's records included: its session, set up by
+//! `tls`, rides with the socket), standard input and the executor's thread count. Everything else
 //! goes through these names, so moving to another runtime (smol, say) is a change to this file
 //! alone. Public signatures elsewhere take `std::net` types; the runtime's types stay inside the
 //! crate.
@@ -13,7 +14,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,7 +37,7 @@ pub(crate) struct Socket(Arc<SocketInner>);
 struct SocketInner {
     io: async_io::Async<std::net::TcpStream>,
     /// Boxed: a plain connection pays a pointer for it, not a session.
-    tls: Option<Box<crate::tls::Session>>,
+    tls: Option<Box<TlsSession>>,
 }
 
 impl Socket {
@@ -47,13 +48,13 @@ impl Socket {
     }
 
     /// Its TLS session, if it speaks TLS.
-    pub(crate) fn tls(&self) -> Option<&crate::tls::Session> {
+    pub(crate) fn tls(&self) -> Option<&TlsSession> {
         self.0.tls.as_deref()
     }
 
     /// This socket, from now on encrypting and decrypting with `session`; itself back if a clone
     /// of it is still held (a session must be the only one of its connection).
-    pub(crate) fn with_tls(self, session: Box<crate::tls::Session>) -> Result<Socket, Socket> {
+    pub(crate) fn with_tls(self, session: Box<TlsSession>) -> Result<Socket, Socket> {
         match Arc::try_unwrap(self.0) {
             Ok(inner) => Ok(Socket(Arc::new(SocketInner {
                 io: inner.io,
@@ -145,27 +146,132 @@ impl futures::AsyncWrite for &Socket {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match &self.0.tls {
-            Some(session) => crate::tls::poll_write(session, &self.0.io, cx, buf),
+            Some(session) => tls_poll_write(session, &self.0.io, cx, buf),
             None => Pin::new(&mut &self.0.io).poll_write(cx, buf),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &self.0.tls {
-            Some(session) => crate::tls::poll_flush(session, &self.0.io, cx),
+            Some(session) => tls_poll_flush(session, &self.0.io, cx),
             None => Pin::new(&mut &self.0.io).poll_flush(cx),
         }
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         if let Some(session) = &self.0.tls {
-            match crate::tls::poll_flush(session, &self.0.io, cx) {
+            match tls_poll_flush(session, &self.0.io, cx) {
                 Poll::Ready(Ok(())) => {}
                 other => return other,
             }
         }
         Pin::new(&mut &self.0.io).poll_close(cx)
     }
+}
+
+/// The TLS state of a server connection (see `tls`), shared by its reader and its writer.
+pub(crate) type TlsSession = Mutex<rustls::ServerConnection>;
+
+fn lock<C>(session: &Mutex<C>) -> std::sync::MutexGuard<'_, C> {
+    session.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Reads plaintext into `buf`: what the session holds already, else records read by `read_raw`
+/// (the timestamping reader's read of the socket). 0 at the end of the stream, with or without
+/// the peer's `close_notify` (browsers often leave it out). A client session reads the same way
+/// (`client::secure`).
+pub(crate) fn tls_poll_read<C, D>(
+    session: &Mutex<C>,
+    cx: &mut Context<'_>,
+    buf: &mut [u8],
+    mut read_raw: impl FnMut(&mut Context<'_>, &mut [u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<usize>>
+where
+    C: std::ops::DerefMut<Target = rustls::ConnectionCommon<D>>,
+{
+    loop {
+        match std::io::Read::read(&mut lock(session).reader(), buf) {
+            Ok(n) => return Poll::Ready(Ok(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Poll::Ready(Ok(0)),
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        let mut raw = [0u8; 4096];
+        let n = match read_raw(cx, &mut raw) {
+            Poll::Ready(Ok(n)) => n,
+            other => return other,
+        };
+        if n == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut session = lock(session);
+        let mut records = &raw[..n];
+        while !records.is_empty() {
+            session.read_tls(&mut records)?;
+            session
+                .process_new_packets()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        }
+    }
+}
+
+/// The socket as rustls writes to it: non-blocking, `WouldBlock` when its buffer is full.
+struct RawWriter<'a>(&'a std::net::TcpStream);
+
+impl std::io::Write for RawWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        std::io::Write::write(&mut &*self.0, buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the session's records to the socket until none is left.
+pub(crate) fn tls_poll_flush(
+    session: &TlsSession,
+    socket: &async_io::Async<std::net::TcpStream>,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<()>> {
+    loop {
+        let written = {
+            let mut session = lock(session);
+            if !session.wants_write() {
+                return Poll::Ready(Ok(()));
+            }
+            session.write_tls(&mut RawWriter(socket.get_ref()))
+        };
+        match written {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match socket.poll_writable(cx) {
+                Poll::Ready(Ok(())) => {}
+                other => return other,
+            },
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+    }
+}
+
+/// Encrypts `buf` and writes what the socket takes; the rest goes with the next write or flush.
+/// Waits only while records of earlier writes are still unwritten, so what the session holds
+/// stays bounded.
+pub(crate) fn tls_poll_write(
+    session: &TlsSession,
+    socket: &async_io::Async<std::net::TcpStream>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+) -> Poll<io::Result<usize>> {
+    match tls_poll_flush(session, socket, cx) {
+        Poll::Ready(Ok(())) => {}
+        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+        Poll::Pending => return Poll::Pending,
+    }
+    let n = std::io::Write::write(&mut lock(session).writer(), buf)?;
+    if let Poll::Ready(Err(e)) = tls_poll_flush(session, socket, cx) {
+        return Poll::Ready(Err(e));
+    }
+    Poll::Ready(Ok(n))
 }
 
 /// A server's listening socket on the runtime's reactor.

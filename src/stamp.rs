@@ -86,7 +86,7 @@ mod other {
             let mut raw =
                 |cx: &mut Context<'_>, buf: &mut [u8]| Pin::new(&mut &socket).poll_read(cx, buf);
             match self.stream.tls() {
-                Some(session) => crate::tls::poll_read(session, cx, buf, raw),
+                Some(session) => crate::rt::tls_poll_read(session, cx, buf, raw),
                 None => raw(cx, buf),
             }
         }
@@ -280,7 +280,9 @@ mod linux {
                 Some(_) => {
                     let socket = this.stream.clone();
                     let session = socket.tls().expect("a TLS socket");
-                    crate::tls::poll_read(session, cx, buf, |cx, raw| this.poll_read_raw(cx, raw))
+                    crate::rt::tls_poll_read(session, cx, buf, |cx, raw| {
+                        this.poll_read_raw(cx, raw)
+                    })
                 }
                 None => this.poll_read_raw(cx, buf),
             }

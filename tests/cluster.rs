@@ -100,6 +100,18 @@ impl Cluster {
     /// As [`start`](Self::start), behind `nodes` balancer nodes (1 or 2) sharing their tables,
     /// with `env` besides the addresses in the balancers' environment.
     fn start_nodes(n: usize, extra: &[&str], nodes: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::start_edited(n, extra, nodes, env, |line| line.to_owned())
+    }
+
+    /// As [`start_nodes`](Self::start_nodes), each line of the shipped config passed through
+    /// `edit` first.
+    fn start_edited(
+        n: usize,
+        extra: &[&str],
+        nodes: usize,
+        env: &[(&str, &str)],
+        edit: impl Fn(&str) -> String,
+    ) -> Cluster {
         let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         let agents: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let instances: Vec<(Option<Proc>, String)> = agents
@@ -124,8 +136,9 @@ impl Cluster {
                         .is_some_and(|k| (k as usize) <= n)
                 })
             })
-            .map(|l| format!("{l}\n"))
+            .map(|l| format!("{}\n", edit(l)))
             .collect();
+        let config_has_tls = config.contains(" ssl crt ");
         let dir = std::env::temp_dir().join(format!(
             "arrival-cluster-{}-{}",
             std::process::id(),
@@ -180,18 +193,24 @@ impl Cluster {
             sockets,
             _config: tempfile_path::Dir(dir),
         };
-        for front in &cluster.fronts {
-            cluster.wait_welcomed(front);
+        // A front that ends TLS is waited for by its test, which has the certificate.
+        if !config_has_tls {
+            for front in &cluster.fronts {
+                cluster.wait_welcomed(front, None);
+            }
         }
         cluster
     }
 
     /// Returns once a connection in a room is welcomed through `front` (whatever the parties).
-    fn wait_welcomed(&self, front: &str) {
+    fn wait_welcomed(&self, front: &str, tls: Option<&std::sync::Arc<rustls::ClientConfig>>) {
         let until = Instant::now() + common::GUARD;
         loop {
             let welcomed = rt::block_on(async {
-                let mut link = Link::connect(front).await.ok()?;
+                let mut link = match tls {
+                    Some(tls) => Link::connect_tls(front, tls.clone()).await.ok()?,
+                    None => Link::connect(front).await.ok()?,
+                };
                 let hello = Frame::Hello {
                     version: PROTOCOL_VERSION,
                     room: Some("ready".into()),
@@ -1128,4 +1147,70 @@ fn two_balancer_nodes_route_a_room_alike() {
         moved.len()
     );
     let _ = cluster.stop();
+}
+
+#[test]
+#[ignore = "needs HAProxy: make cluster-test"]
+fn throughput_with_tls_on_arrival_and_at_the_balancer() {
+    if haproxy_missing() {
+        return;
+    }
+    // A certificate for 127.0.0.1, made here: arrival's own TLS, HAProxy's, and what the bench
+    // trusts.
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("arrival-cluster-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _dir = tempfile_path::Dir(dir.clone());
+    let (cert, key, both) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("both.pem"),
+    );
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&both, made.cert.pem() + &made.key_pair.serialize_pem()).unwrap();
+    let (cert, key, both) = (
+        cert.to_str().unwrap().to_owned(),
+        key.to_str().unwrap().to_owned(),
+        both.to_str().unwrap().to_owned(),
+    );
+    let rounds = |addr: &str, tls: bool| {
+        let mut args = vec!["rounds", "--addr", addr, "-c", "64", "-d", "5s"];
+        if tls {
+            args.extend(["--tls-ca", cert.as_str()]);
+        }
+        let report = bench(&args);
+        assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+        report["rounds_per_s"].as_f64().unwrap_or(0.0)
+    };
+    let plain_args = ["--rounds", "0", "--quiet", "--max-per-address", "0"];
+    let (direct_plain, direct_tls) = {
+        let mut args = plain_args.to_vec();
+        args.extend(["--tls-cert", cert.as_str(), "--tls-key", key.as_str()]);
+        let (srv, addr) = common::server(&args);
+        let figures = (rounds(&addr, false), rounds(&addr, true));
+        srv.signal("TERM");
+        let _ = srv.finish();
+        figures
+    };
+    let cluster = Cluster::start(1, &["--max-per-address", "0", "--quiet"]);
+    let balancer_plain = rounds(&cluster.front.clone(), false);
+    let _ = cluster.stop();
+    let cluster = Cluster::start_edited(1, &["--max-per-address", "0", "--quiet"], 1, &[], |l| {
+        if l.trim_start().starts_with("bind ") {
+            format!("{l} ssl crt {both}")
+        } else {
+            l.to_owned()
+        }
+    });
+    let trust = arrival::client::secure::client_config(std::path::Path::new(&cert)).unwrap();
+    cluster.wait_welcomed(&cluster.front, Some(&trust));
+    let balancer_tls = rounds(&cluster.front.clone(), true);
+    let _ = cluster.stop();
+    println!(
+        "rounds/s, concurrency 64, one run on this 2-core machine: direct {direct_plain:.0}, \
+         direct over arrival's TLS {direct_tls:.0}; through HAProxy (one instance) \
+         {balancer_plain:.0}, with TLS ended at HAProxy {balancer_tls:.0}"
+    );
+    assert!(direct_tls > 0.0 && balancer_tls > 0.0);
 }

@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 /// it (the base ones among themselves as they do today).
 const LAYERS: &[&[&str]] = &[
     &["rt"],
-    &["protocol", "stamp", "names", "stop", "transcript", "cli"],
+    &[
+        "protocol",
+        "stamp",
+        "names",
+        "stop",
+        "transcript",
+        "cli",
+        "tls",
+    ],
     &["round"],
     &["session"],
     &["close"],

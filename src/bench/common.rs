@@ -42,6 +42,21 @@ pub struct Common {
     /// Log diagnostics to stderr, with timestamps: -v warnings, -vv info, -vvv debug
     #[structopt(short, long, parse(from_occurrences))]
     pub verbose: u8,
+    /// Speak TLS to the server (its --tls-cert, or a balancer's), trusting the certificates in
+    /// this PEM file (rounds, fairness, idle)
+    #[structopt(long, parse(from_os_str))]
+    pub tls_ca: Option<std::path::PathBuf>,
+}
+
+/// The TLS client configuration of `--tls-ca`, set once before the first connection: every
+/// protocol connection of the run speaks TLS with it.
+static TLS: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+
+/// Makes every protocol connection of this run speak TLS, trusting `ca`.
+pub(super) fn use_tls(ca: &std::path::Path) -> Result<(), String> {
+    let config = crate::client::secure::client_config(ca)?;
+    let _ = TLS.set(config);
+    Ok(())
 }
 
 /// The end of a fairness gap that is timed by spinning rather than sleeping.
@@ -163,9 +178,11 @@ pub(super) struct Peer {
 
 impl Peer {
     pub(super) async fn connect(addr: &str, room: Option<String>) -> Result<Peer, String> {
-        let link = Link::connect(addr)
-            .await
-            .map_err(|e| format!("connect: {e}"))?;
+        let link = match TLS.get() {
+            Some(tls) => Link::connect_tls(addr, tls.clone()).await,
+            None => Link::connect(addr).await,
+        }
+        .map_err(|e| format!("connect: {e}"))?;
         log::debug!("connected to {addr}");
         let mut peer = Peer { link };
         peer.send(&Frame::Hello {

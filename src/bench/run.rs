@@ -140,6 +140,11 @@ impl sessions::Args {
 
 /// Runs `job`, starting a server first if `options` ask for one; prints the report.
 pub async fn run(options: &Common, job: Job) -> Ended {
+    if let Some(ca) = &options.tls_ca {
+        if let Err(message) = super::common::use_tls(ca) {
+            return Ended::CannotRun(message);
+        }
+    }
     let needed = job.connections();
     // Each connection is a descriptor, here and in a spawned server; the margin covers the rest.
     match crate::cli::raise_open_files(needed + 1024) {

@@ -13,6 +13,7 @@
 pub mod args;
 mod exchange;
 mod link;
+pub mod secure;
 pub mod session;
 mod shared;
 pub mod text;

@@ -54,7 +54,7 @@ pub struct Config {
     /// networks (any other peer is refused before a byte is read): the client's address is the
     /// one it names (for the transcript, the logs, `max_per_address` and cooldowns), and the
     /// kernel's round trip is the balancer's, so sessions take round trips from pings alone.
-    pub proxy_protocol: Vec<super::Network>,
+    pub proxy_protocol: Vec<super::proxy::Network>,
     /// Serve the player and host pages, and browsers over WebSocket, on the framed port (see
     /// `web`): a connection whose first bytes are an HTTP request is a browser.
     pub web: bool,
