@@ -29,11 +29,23 @@ use crate::rt::{self, Socket};
 /// A TLS record of type handshake: the first byte of every TLS client's first message.
 const HANDSHAKE_RECORD: u8 = 0x16;
 
+/// The certificates in the PEM file at `path`.
+pub fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The cryptography TLS is done with, on either side. ring rather than aws-lc-rs: no cmake or
+/// clang to build, and it links statically for make dist. The cost: no post-quantum key exchange.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    #[allow(deprecated)]
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// The server's TLS configuration from a certificate chain and its private key, both PEM files.
 pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
-    let certs = CertificateDer::pem_file_iter(cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("--tls-cert {}: {e}", cert.display()))?;
+    let certs = certificates(cert).map_err(|e| format!("--tls-cert {e}"))?;
     if certs.is_empty() {
         return Err(format!(
             "--tls-cert {}: no certificate in it",
@@ -42,11 +54,7 @@ pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("--tls-key {}: {e}", key.display()))?;
-    // ring rather than aws-lc-rs: no cmake or clang to build, and it links statically for
-    // make dist. The cost: no post-quantum key exchange offered.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()

@@ -788,6 +788,39 @@ fn stuck_to(cluster: &Cluster, room: &str) -> Option<usize> {
     })
 }
 
+/// Each waiting first party of `waiting` (its room, its link) plays on, and a second party of
+/// its room joins through `front`: every outcome, firsts then seconds.
+fn meet(waiting: Vec<(String, Link)>, front: &str) -> Vec<Result<(), String>> {
+    let rooms: Vec<String> = waiting.iter().map(|(room, _)| room.clone()).collect();
+    rt::block_on(async {
+        let firsts: Vec<_> = waiting
+            .into_iter()
+            .map(|(room, link)| {
+                rt::spawn(async move { play_on(link, format!("First-{room}")).await })
+            })
+            .collect();
+        let seconds: Vec<_> = rooms
+            .iter()
+            .map(|room| rt::spawn(round(front.to_owned(), Some(room.clone()), "Second".into())))
+            .collect();
+        let mut all = futures::future::join_all(firsts).await;
+        all.extend(futures::future::join_all(seconds).await);
+        all
+    })
+}
+
+/// Twenty new rooms named `prefix-N` through `front`: each welcomed (held until the end of the
+/// caller's check) and on instance `on`. A full or draining instance would have refused one.
+fn new_rooms_all_on(cluster: &Cluster, front: &str, prefix: &str, on: usize) -> Vec<Link> {
+    let fresh: Vec<Result<Link, String>> = (0..20)
+        .map(|r| waiting_in(front, &format!("{prefix}-{r}")))
+        .collect();
+    let refused: Vec<&String> = fresh.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(refused.is_empty(), "{refused:?}");
+    assert!((0..20).all(|r| stuck_to(cluster, &format!("{prefix}-{r}")) == Some(on)));
+    fresh.into_iter().map(Result::unwrap).collect()
+}
+
 #[test]
 #[ignore = "needs HAProxy: make cluster-test"]
 fn a_forged_header_straight_to_an_instance_is_refused() {
@@ -854,12 +887,7 @@ fn a_full_instance_stays_up_and_gets_no_new_room() {
     cluster.wait_server(0, "a1", "up", |f| f[5] == "2");
     // Twenty new rooms: every one welcomed, so none went to the full instance (which would
     // have refused it, Busy).
-    let fresh: Vec<Result<Link, String>> = (0..20)
-        .map(|r| waiting_in(&front, &format!("fresh-{r}")))
-        .collect();
-    let refused: Vec<&String> = fresh.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(refused.is_empty(), "{refused:?}");
-    assert!((0..20).all(|r| stuck_to(&cluster, &format!("fresh-{r}")) == Some(1)));
+    let _fresh = new_rooms_all_on(&cluster, &front, "fresh", 1);
     println!(
         "a1 full ({} rooms held, agent 'ready up 0%'): still UP; 20 new rooms all went to a2",
         held.len()
@@ -934,27 +962,7 @@ fn a_returning_instance_takes_back_no_running_room() {
     cluster.restart(0);
     cluster.wait_server(0, "a1", "up", |f| f[5] == "2");
     // Each room's second party meets its first: the room stayed where it was running.
-    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
-        let firsts: Vec<_> = waiting
-            .into_iter()
-            .map(|(room, link)| {
-                rt::spawn(async move { play_on(link, format!("First-{room}")).await })
-            })
-            .collect();
-        let seconds: Vec<_> = on_a1
-            .iter()
-            .map(|room| {
-                rt::spawn(round(
-                    front.clone(),
-                    Some(room.to_string()),
-                    "Second".into(),
-                ))
-            })
-            .collect();
-        let mut all = futures::future::join_all(firsts).await;
-        all.extend(futures::future::join_all(seconds).await);
-        all
-    });
+    let outcomes = meet(waiting, &front);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     println!(
         "{} rooms restarted on a2 while a1 was down: after a1 came back, every one still met on a2",
@@ -987,29 +995,10 @@ fn a_drained_instance_finishes_its_rooms_takes_no_new_one_and_exits() {
         f[6].parse::<u32>().is_ok_and(|admin| admin & 8 != 0)
     });
     // New rooms: every one welcomed on a2 (a1 would refuse it, Busy, draining).
-    let fresh: Vec<Result<Link, String>> = (0..20)
-        .map(|r| waiting_in(&front, &format!("after-{r}")))
-        .collect();
-    let refused: Vec<&String> = fresh.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(refused.is_empty(), "{refused:?}");
-    assert!((0..20).all(|r| stuck_to(&cluster, &format!("after-{r}")) == Some(1)));
+    let fresh = new_rooms_all_on(&cluster, &front, "after", 1);
     // a1's rooms are finished there: their second parties still reach it.
-    let rooms: Vec<String> = on_a1.iter().map(|(room, _)| room.clone()).collect();
-    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
-        let firsts: Vec<_> = on_a1
-            .into_iter()
-            .map(|(room, link)| {
-                rt::spawn(async move { play_on(link, format!("First-{room}")).await })
-            })
-            .collect();
-        let seconds: Vec<_> = rooms
-            .iter()
-            .map(|room| rt::spawn(round(front.clone(), Some(room.clone()), "Second".into())))
-            .collect();
-        let mut all = futures::future::join_all(firsts).await;
-        all.extend(futures::future::join_all(seconds).await);
-        all
-    });
+    let finished = on_a1.len();
+    let outcomes = meet(on_a1, &front);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     // Then it exits by itself, 0.
     let drained = cluster.instances[0].0.take().unwrap().finish();
@@ -1020,8 +1009,7 @@ fn a_drained_instance_finishes_its_rooms_takes_no_new_one_and_exits() {
         drained.stderr
     );
     println!(
-        "a1 drained (SIGUSR1): its {} waiting rooms finished there, 20 new rooms went to a2, then it exited 0",
-        rooms.len()
+        "a1 drained (SIGUSR1): its {finished} waiting rooms finished there, 20 new rooms went to a2, then it exited 0"
     );
     drop(fresh);
     let _ = cluster.stop();
@@ -1125,21 +1113,7 @@ fn two_balancer_nodes_route_a_room_alike() {
         .collect();
     cluster.restart(0);
     cluster.wait_server(1, "a1", "up", |f| f[5] == "2");
-    let outcomes: Vec<Result<(), String>> = rt::block_on(async {
-        let firsts: Vec<_> = first
-            .into_iter()
-            .map(|(room, link)| {
-                rt::spawn(async move { play_on(link, format!("One-{room}")).await })
-            })
-            .collect();
-        let seconds: Vec<_> = moved
-            .iter()
-            .map(|room| rt::spawn(round(lb2.clone(), Some(room.clone()), "Two".into())))
-            .collect();
-        let mut all = futures::future::join_all(firsts).await;
-        all.extend(futures::future::join_all(seconds).await);
-        all
-    });
+    let outcomes = meet(first, &lb2);
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     println!(
         "30 rooms, each party through a different node: all met; {} rooms moved while an \

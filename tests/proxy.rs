@@ -45,6 +45,22 @@ fn behind_a_balancer(
     (addr, transcript, stop)
 }
 
+/// The balancer's health check (a LOCAL header), answered `Welcome`: the link, to read on.
+async fn health_check(addr: &str) -> Link {
+    let mut check = Link::connect(addr).await.unwrap();
+    check
+        .send_bytes(&header(Command::Local, [0, 0, 0, 0], 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        check.recv().await.unwrap(),
+        Some(Frame::Welcome {
+            version: PROTOCOL_VERSION
+        })
+    );
+    check
+}
+
 /// A connection from the balancer for the client at `source`: the header, then the client's
 /// `Hello`.
 async fn relayed(addr: &str, source: [u8; 4], port: u16) -> Link {
@@ -143,17 +159,7 @@ fn health_checks_join_nothing_and_a_missing_header_is_refused() {
     });
     rt::block_on(async {
         // The balancer's own connection (a LOCAL header): told the server is serving, closed.
-        let mut check = Link::connect(&addr).await.unwrap();
-        check
-            .send_bytes(&header(Command::Local, [0, 0, 0, 0], 0))
-            .await
-            .unwrap();
-        assert_eq!(
-            check.recv().await.unwrap(),
-            Some(Frame::Welcome {
-                version: PROTOCOL_VERSION
-            })
-        );
+        let mut check = health_check(&addr).await;
         assert!(matches!(check.recv().await, Ok(None)), "then closed");
         // A client that reached the server directly, without the header.
         let mut direct = Link::connect(&addr).await.unwrap();
@@ -318,17 +324,7 @@ fn a_full_instance_answers_its_health_check_and_refuses_clients_in_words() {
             assert!(matches!(link.recv().await, Ok(Some(Frame::Welcome { .. }))));
             held.push(link);
         }
-        let mut check = Link::connect(&addr).await.unwrap();
-        check
-            .send_bytes(&header(Command::Local, [0, 0, 0, 0], 0))
-            .await
-            .unwrap();
-        assert_eq!(
-            check.recv().await.unwrap(),
-            Some(Frame::Welcome {
-                version: PROTOCOL_VERSION
-            })
-        );
+        health_check(&addr).await;
         let mut third = relayed(&addr, [127, 0, 0, 4], 3).await;
         match third.recv().await.unwrap() {
             Some(Frame::Error { kind, message }) => {

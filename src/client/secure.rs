@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection};
 
 use crate::rt::TcpStream;
@@ -20,18 +19,12 @@ use crate::rt::TcpStream;
 /// A client configuration that trusts the certificates in the PEM file `ca`, and them only.
 pub fn client_config(ca: &Path) -> Result<Arc<ClientConfig>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e}", ca.display()))?;
-    for cert in certs {
+    for cert in crate::tls::certificates(ca)? {
         roots
             .add(cert)
             .map_err(|e| format!("{}: {e}", ca.display()))?;
     }
-    // As the server's (see `tls`): ring links statically and needs no cmake.
-    #[allow(deprecated)]
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS: {e}"))?
         .with_root_certificates(roots)
