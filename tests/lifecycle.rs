@@ -159,3 +159,57 @@ fn a_drained_server_finishes_its_rounds_starts_none_and_stops() {
     assert_eq!(summary.rounds_completed, 1);
     assert_eq!(stats.live_connections(), 0);
 }
+
+/// A drain with a quiz session running: a new room's session is refused, a player still joins
+/// the running one, and once that session is over the server stops.
+#[test]
+fn a_drained_server_finishes_its_session_starts_none_and_stops() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = Config {
+        rounds: 0,
+        session: arrival::session::SessionConfig {
+            min_parties: 2,
+            ..common::reaction_sessions(1)
+        },
+        ..Config::default()
+    };
+    let server = Server::new(listener, config);
+    let addr = server.local_addr().unwrap().to_string();
+    let drain = server.drain();
+    let running = task::spawn(server.run(futures::future::pending()));
+    let join = |room: &str, name: &str| Frame::Join {
+        version: arrival::protocol::PROTOCOL_VERSION,
+        room: Some(room.into()),
+        name: name.into(),
+    };
+    let mut ann = Raw::connect(&addr);
+    ann.send(&join("night", "Ann"));
+    assert!(matches!(ann.recv(), Some(Frame::Welcome { .. })));
+    drain.start();
+    let mut other = Raw::connect(&addr);
+    other.send(&join("another", "Cy"));
+    assert_eq!(
+        other.expect_error(),
+        (
+            ErrorKind::Busy,
+            "this server is draining: new rooms start on another; try again".to_owned()
+        )
+    );
+    // The running session still seats its player, and plays its one round.
+    let mut ben = Raw::connect(&addr);
+    ben.send(&join("night", "Ben"));
+    assert!(matches!(ben.recv(), Some(Frame::Welcome { .. })));
+    for raw in [&mut ann, &mut ben] {
+        loop {
+            match raw.recv() {
+                Some(Frame::Ping { seq }) => raw.send(&Frame::Pong { seq }),
+                Some(Frame::Go { .. }) => raw.send(&Frame::Answer),
+                Some(Frame::SessionOver { .. } | Frame::Over { .. }) => break,
+                Some(_) => {}
+                None => panic!("closed before the session was over"),
+            }
+        }
+    }
+    let summary = task::block_on(running).unwrap();
+    assert_eq!(summary.sessions, 1, "{summary:?}");
+}
