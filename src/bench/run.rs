@@ -139,13 +139,12 @@ impl sessions::Args {
 }
 
 /// Runs `job`, starting a server first if `options` ask for one; prints the report.
-pub async fn run(options: &Common, job: Job) -> Ended {
+/// What a run needs before its first connection: TLS if asked for, and descriptors for `needed`
+/// connections (a warning if the system gives fewer).
+fn prepare(options: &Common, needed: u64) -> Result<(), String> {
     if let Some(ca) = &options.tls_ca {
-        if let Err(message) = super::common::use_tls(ca) {
-            return Ended::CannotRun(message);
-        }
+        super::common::use_tls(ca)?;
     }
-    let needed = job.connections();
     // Each connection is a descriptor, here and in a spawned server; the margin covers the rest.
     match crate::cli::raise_open_files(needed + 1024) {
         Ok(limit) if limit < needed + 16 => eprintln!(
@@ -153,6 +152,14 @@ pub async fn run(options: &Common, job: Job) -> Ended {
              connections asked for; expect `Too many open files` errors"
         ),
         _ => {}
+    }
+    Ok(())
+}
+
+pub async fn run(options: &Common, job: Job) -> Ended {
+    let needed = job.connections();
+    if let Err(message) = prepare(options, needed) {
+        return Ended::CannotRun(message);
     }
     // The quiz trial starts its own, where its far player can reach it.
     let server = if options.spawn_server && !matches!(job, Job::Quiz { .. }) {

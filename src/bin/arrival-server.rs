@@ -65,6 +65,23 @@ fn shutdown_on_signals(
     })
 }
 
+/// The players' and the host's links, on the transcript. A drawn key is known only from the
+/// host link: shown on a terminal, never written to a log or a file standing in for one.
+fn print_links(service: &Service, addr: std::net::SocketAddr, transcript: &Transcript) {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let key = (service.host_key_drawn && terminal).then_some(&*service.host_key);
+    if service.host_key_drawn && !terminal {
+        eprintln!(
+            "arrival-server: the host key was drawn at random and there is no terminal to show \
+             it on: nobody can host; give one with --host-key-file or ARRIVAL_HOST_KEY"
+        );
+    }
+    let public = service.public_url.as_ref().map(|u| u.base());
+    let tls = service.config.tls.is_some();
+    let links = arrival::web::links(addr, tls, public, &service.web_room, key, terminal);
+    links.into_iter().for_each(|line| transcript.line(line));
+}
+
 /// Drains `server` on SIGUSR1: no new rooms, the running ones finish, then it stops (see
 /// [`server::Drain`]); the upgrade procedure in deploy/README.md.
 fn drain_on_signal(drain: server::Drain) -> std::io::Result<()> {
@@ -165,22 +182,7 @@ async fn serve(service: Service) -> (i32, Option<String>) {
         Ok(addr) => {
             transcript.line(format!("arrival-server listening on {addr}"));
             if config.web {
-                // A drawn key is known only from the host link: shown on a terminal, never
-                // written to a log or a file standing in for one.
-                let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
-                let key = (service.host_key_drawn && terminal).then_some(&*service.host_key);
-                if service.host_key_drawn && !terminal {
-                    eprintln!(
-                        "arrival-server: the host key was drawn at random and there is no \
-                         terminal to show it on: nobody can host; give one with --host-key-file \
-                         or ARRIVAL_HOST_KEY"
-                    );
-                }
-                let public = service.public_url.as_ref().map(|u| u.base());
-                let tls = config.tls.is_some();
-                let room = &service.web_room;
-                let links = arrival::web::links(addr, tls, public, room, key, terminal);
-                links.into_iter().for_each(|line| transcript.line(line));
+                print_links(&service, addr, &transcript);
             }
         }
         Err(e) => {

@@ -247,33 +247,10 @@ pub fn route(head: &[u8], names: &[String], https: bool) -> Route {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map(|h| String::from_utf8_lossy(h.value).trim().to_owned())
     };
-    if !HTTP_METHODS.contains(&method) {
-        return Route::Answer(Response::error(
-            501,
-            &format!("{method} is not an HTTP method this server knows; pages take GET"),
-        ));
-    }
-    if method != "GET" && method != "HEAD" {
-        return Route::Answer(
-            Response::error(405, &format!("{method} is not served here; pages take GET"))
-                .with_header("Allow: GET, HEAD"),
-        );
-    }
-    match header("host") {
-        Some(host) if host_allowed(&host, names) => {}
-        Some(host) => {
-            let (status, what) = if path == "/ws" {
-                (403, "connection")
-            } else {
-                (421, "page")
-            };
-            let reason = format!(
-                "this server has no {what} for the name {host:?}; open it by the address or \
-                 name its operator gave"
-            );
-            return Route::Answer(Response::error(status, &reason));
-        }
-        None => return Route::Answer(Response::error(400, "the request has no Host header")),
+    if let Some(refused) =
+        refused_method(method).or_else(|| misdirected(path, header("host"), names))
+    {
+        return Route::Answer(refused);
     }
     let page = match path {
         "/" | "/index.html" => Some(Response::page("text/html; charset=utf-8", PLAYER_PAGE)),
@@ -311,6 +288,41 @@ pub fn route(head: &[u8], names: &[String], https: bool) -> Route {
         &header("origin"),
         &header("host"),
     )
+}
+
+/// What a request for a method other than `GET` or `HEAD` gets.
+fn refused_method(method: &str) -> Option<Response> {
+    if !HTTP_METHODS.contains(&method) {
+        return Some(Response::error(
+            501,
+            &format!("{method} is not an HTTP method this server knows; pages take GET"),
+        ));
+    }
+    (method != "GET" && method != "HEAD").then(|| {
+        Response::error(405, &format!("{method} is not served here; pages take GET"))
+            .with_header("Allow: GET, HEAD")
+    })
+}
+
+/// What a request for `path` under a `Host` that is missing or not one of the server's `names`
+/// gets (see [`host_allowed`]).
+fn misdirected(path: &str, host: Option<String>, names: &[String]) -> Option<Response> {
+    let Some(host) = host else {
+        return Some(Response::error(400, "the request has no Host header"));
+    };
+    if host_allowed(&host, names) {
+        return None;
+    }
+    let (status, what) = if path == "/ws" {
+        (403, "connection")
+    } else {
+        (421, "page")
+    };
+    let reason = format!(
+        "this server has no {what} for the name {host:?}; open it by the address or name its \
+         operator gave"
+    );
+    Some(Response::error(status, &reason))
 }
 
 /// The QR code of the players' link to the room in `target`'s query (`/qr.svg?room=quiz`), at
