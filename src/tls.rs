@@ -18,7 +18,7 @@
 use std::io;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::Instant;
 
 use rustls::{ServerConfig, ServerConnection};
 use rustls_pki_types::pem::PemObject;
@@ -71,21 +71,22 @@ pub(crate) enum Accepted {
     Plain(Socket),
 }
 
-/// Whether the client on `socket` speaks TLS, from its first byte (waiting at most `limit` for
-/// it); if so, its handshake (within `limit` too).
+/// Whether the client on `socket` speaks TLS, from its first byte; if so, its handshake. Both
+/// by `deadline`, the connection's one handshake deadline.
 pub(crate) async fn accept(
     socket: Socket,
     config: Arc<ServerConfig>,
-    limit: Duration,
+    deadline: Instant,
 ) -> Result<Accepted, String> {
+    let left = || deadline.saturating_duration_since(Instant::now());
     let mut first = [0u8; 1];
-    match rt::timeout(limit, socket.peek(&mut first)).await {
+    match rt::timeout(left(), socket.peek(&mut first)).await {
         Some(Ok(1)) if first[0] == HANDSHAKE_RECORD => {}
         // Plain, closed or silent: the plain path says what it says to those.
         _ => return Ok(Accepted::Plain(socket)),
     }
     let mut session = ServerConnection::new(config).map_err(|e| format!("TLS: {e}"))?;
-    match rt::timeout(limit, handshake(&socket, &mut session)).await {
+    match rt::timeout(left(), handshake(&socket, &mut session)).await {
         Some(Ok(())) => {}
         Some(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
         None => return Err("no TLS handshake in time".into()),

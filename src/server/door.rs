@@ -180,8 +180,7 @@ async fn serve_tls(
     let Some(config) = ctx.config.tls.clone() else {
         return;
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let stream = match crate::tls::accept(stream, config, left).await {
+    let stream = match crate::tls::accept(stream, config, deadline).await {
         Ok(crate::tls::Accepted::Tls(stream)) => {
             log::debug!("{peer}: TLS");
             stream
