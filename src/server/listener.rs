@@ -1,5 +1,6 @@
-//! The listener and the accept loop: binding, accepting, the limits and cooldowns applied at the
-//! door, the PROXY header of a balancer, the tally of finished rounds and sessions, and the
+//! The listener and the accept loop: binding, accepting, the limits and cooldowns (of leavers and
+//! of wrong host keys) applied at the door, the PROXY header of a trusted balancer, the balancer's
+//! agent check (a task of its own), the tally of finished rounds and sessions, the drain, and the
 //! shutdown that ends every task the server started.
 
 use std::convert::Infallible;

@@ -4,18 +4,21 @@
 //!
 //! - `listener`: the accept loop owns the listener, the cooldowns, the PROXY headers being read
 //!   and the tally of finished rounds and sessions; it decides when the server stops (rounds
-//!   done, or the caller's shutdown future). `door` starts each accepted connection's task or
-//!   refuses it at a limit; `spare` is the descriptor held for running out of them.
+//!   done, the caller's shutdown future, or the end of a drain). `door` starts each accepted
+//!   connection's task (after its TLS handshake, with `--tls-cert`) or refuses it at a limit;
+//!   `spare` is the descriptor held for running out of them.
 //! - `config`, `stats`, `summary`: what the server is told, its live counters, what it did.
 //! - `lobby`: the rounds still filling, by room, as state: it alone creates rounds, and gives
 //!   each a task of its own when it fills; it starts each room's session and hands joiners its
 //!   channel.
 //! - `connection`: one task per socket, every wire, its only reader and writer; it lends a
 //!   browser's connection to `web::http`, and plays on over the WebSocket wire after an upgrade.
-//! - `proxy`: the PROXY v2 header a balancer sends first (`--proxy-protocol`): read by a short
-//!   task of its own per connection, which hands the accept loop the client's real address.
-//! - [`cooldown`]: the addresses whose connections abort rounds, refused for a while; the accept
-//!   loop alone holds the table, fed by the rounds' reports.
+//! - `proxy`: the PROXY v2 header a trusted balancer sends first (`--proxy-protocol`): read by a
+//!   short task of its own per connection, which hands the accept loop the client's real address.
+//! - `agent`: the balancer's agent check (`--agent-addr`): how full the server is, or `drain`.
+//! - [`cooldown`]: the addresses whose connections abort rounds, or offer wrong host keys,
+//!   refused for a while; the accept loop alone holds the tables, fed by the rounds' reports and
+//!   the connections' wrong keys.
 //! - `echo`: the RFC 862 echo connection.
 //!
 //! Shutdown: the accept loop fires a [`Stop`](crate::stop::Stop); connections say what they have queued and then
