@@ -3,7 +3,7 @@
 //!
 //! Owns the TLS layer of a server connection, driven by hand over the connection's own socket
 //! (rustls, no TLS runtime of its own): [`load`] reads the certificate and key (PEM),
-//! [`accept`] tells a TLS client from a plain one by its first byte (a TLS record of type
+//! `accept` tells a TLS client from a plain one by its first byte (a TLS record of type
 //! handshake, `0x16`, is no frame's length prefix nor a request's first letter) and shakes hands,
 //! and from then on the socket decrypts what the timestamping reader reads and encrypts what it
 //! writes (`rt::Socket`, which owns socket I/O). The reads still go through the timestamping
