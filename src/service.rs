@@ -172,9 +172,9 @@ pub struct ServerArgs {
     /// a site rebinding its name to this server's address gets nothing. Repeat for more names
     #[structopt(long, number_of_values = 1)]
     pub allow_host: Vec<String>,
-    /// Answer the balancer's agent check (HAProxy `agent-check`) on this address: `ready up N%`
-    /// with the share of --max-connections still free (0% when full: no new rooms, and still
-    /// up), or `drain` after SIGUSR1
+    /// Answer the balancer's agent check (HAProxy `agent-check`) on this address: `ready up 100%`,
+    /// or `ready up 0%` at --max-connections (no new rooms, and still up), or `drain` after
+    /// SIGUSR1
     #[structopt(long)]
     pub agent_addr: Option<String>,
     /// TLS on the server's port: the certificate chain (PEM) it presents. A client that opens
