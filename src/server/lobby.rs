@@ -342,13 +342,9 @@ impl Lobby {
 
     /// Places a joining connection; returns the report of a round that this ended.
     fn join(&mut self, join: Join) -> Vec<RoundReport> {
-        let room: RoomKey = join.room.as_deref().map(Arc::from);
-        let new = if join.session {
-            !self.sessions.running(&join.room)
-        } else {
-            !self.rounds.filling.contains_key(&room)
-        };
-        if new && self.stats.draining() {
+        // Only a draining server asks whether the join starts something: the room's key is not
+        // made twice on every join.
+        if self.stats.draining() && self.starts_new(&join) {
             let _ = join
                 .placed
                 .send(Err((ErrorKind::Busy, DRAINING.to_owned())));
@@ -375,6 +371,15 @@ impl Lobby {
         let (filled, report) = self.rounds.join(join, &mut self.maker);
         self.started += u64::from(filled);
         report.into_iter().collect()
+    }
+
+    /// Whether `join` would start a round or a session rather than join a running one.
+    fn starts_new(&self, join: &Join) -> bool {
+        if join.session {
+            return !self.sessions.running(&join.room);
+        }
+        let room: RoomKey = join.room.as_deref().map(Arc::from);
+        !self.rounds.filling.contains_key(&room)
     }
 
     /// The session of `room`, started if there is none (or the last one has ended) and the
