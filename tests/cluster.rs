@@ -199,6 +199,13 @@ impl Cluster {
                 cluster.wait_welcomed(front, None);
             }
         }
+        // Every node sees every instance up: a node that still counts one down hashes rooms
+        // over the others, and two nodes would send a new room's parties apart.
+        for node in 0..cluster.fronts.len() {
+            for i in 1..=n {
+                cluster.wait_server(node, &format!("a{i}"), "up", |f| f[5] == "2");
+            }
+        }
         cluster
     }
 
@@ -245,6 +252,12 @@ impl Cluster {
     fn wait_server(&self, node: usize, server: &str, what: &str, check: impl Fn(&[&str]) -> bool) {
         let until = Instant::now() + common::GUARD;
         loop {
+            // A node just started may not have made its socket yet.
+            if !self.sockets[node].exists() {
+                assert!(Instant::now() < until, "node {node} has no runtime socket");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
             let state = self.runtime(node, "show servers state arrival");
             let found = state.lines().find_map(|l| {
                 let f: Vec<&str> = l.split_whitespace().collect();
